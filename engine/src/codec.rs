@@ -1,0 +1,382 @@
+//! Conversion between domain events and their wire form, `roster.v1.Event` protobuf. This is the
+//! only place in the engine that knows the generated types.
+
+use prost::Message;
+use roster_proto::v1 as pb;
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::domain::{
+    Actor, ActorKind, Attributes, Event, EventPayload, Role, Source, TenantName, Timestamp,
+    TokenId, UserId, UserProfile,
+};
+
+#[derive(Debug, Error)]
+pub enum CodecError {
+    #[error("malformed event bytes: {0}")]
+    Protobuf(#[from] prost::DecodeError),
+    #[error("event has no payload this version of roster understands")]
+    UnknownPayload,
+    #[error("event field {field} is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+fn invalid(field: &'static str, reason: impl ToString) -> CodecError {
+    CodecError::Invalid {
+        field,
+        reason: reason.to_string(),
+    }
+}
+
+pub fn encode(event: &Event) -> Vec<u8> {
+    to_proto(event).encode_to_vec()
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Event, CodecError> {
+    from_proto(pb::Event::decode(bytes)?)
+}
+
+pub fn timestamp_to_proto(at: Timestamp) -> prost_types::Timestamp {
+    let micros = at.as_micros();
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+    }
+}
+
+pub fn timestamp_from_proto(at: &prost_types::Timestamp) -> Timestamp {
+    Timestamp::from_micros(at.seconds.saturating_mul(1_000_000) + i64::from(at.nanos / 1_000))
+}
+
+pub fn role_to_proto(role: Role) -> pb::Role {
+    match role {
+        Role::Read => pb::Role::Read,
+        Role::Contributor => pb::Role::Contributor,
+        Role::Write => pb::Role::Write,
+        Role::Admin => pb::Role::Admin,
+    }
+}
+
+pub fn role_from_proto(role: i32) -> Option<Role> {
+    match pb::Role::try_from(role).ok()? {
+        pb::Role::Unspecified => None,
+        pb::Role::Read => Some(Role::Read),
+        pb::Role::Contributor => Some(Role::Contributor),
+        pb::Role::Write => Some(Role::Write),
+        pb::Role::Admin => Some(Role::Admin),
+    }
+}
+
+fn attributes_to_json(attributes: &Attributes) -> String {
+    serde_json::Value::Object(attributes.clone()).to_string()
+}
+
+fn attributes_from_json(field: &'static str, json: &str) -> Result<Attributes, CodecError> {
+    if json.is_empty() {
+        return Ok(Attributes::new());
+    }
+    match serde_json::from_str(json).map_err(|error| invalid(field, error))? {
+        serde_json::Value::Object(attributes) => Ok(attributes),
+        _ => Err(invalid(field, "not a JSON object")),
+    }
+}
+
+fn optional(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+fn user_id(value: &str) -> Result<UserId, CodecError> {
+    value.parse().map_err(|error| invalid("user_id", error))
+}
+
+pub fn to_proto(event: &Event) -> pb::Event {
+    use pb::event::Payload as P;
+    let payload = match &event.payload {
+        EventPayload::TenantCreated { default_role } => P::TenantCreated(pb::TenantCreated {
+            default_role: role_to_proto(*default_role).into(),
+        }),
+        EventPayload::TokenIssued {
+            token_id,
+            name,
+            secret_sha256,
+            expires_at,
+        } => P::TokenIssued(pb::TokenIssued {
+            token_id: token_id.0.clone(),
+            name: name.clone(),
+            secret_sha256: secret_sha256.to_vec(),
+            expires_at: expires_at.map(timestamp_to_proto),
+        }),
+        EventPayload::TokenRevoked { token_id } => P::TokenRevoked(pb::TokenRevoked {
+            token_id: token_id.0.clone(),
+        }),
+        EventPayload::UserProvisioned { user_id, profile } => {
+            P::UserProvisioned(pb::UserProvisioned {
+                user_id: user_id.to_string(),
+                user_name: profile.user_name.clone(),
+                external_id: profile.external_id.clone().unwrap_or_default(),
+                active: profile.active,
+                attributes_json: attributes_to_json(&profile.attributes),
+            })
+        }
+        EventPayload::UserUpdated {
+            user_id,
+            user_name,
+            external_id,
+            changed_attributes,
+        } => P::UserUpdated(pb::UserUpdated {
+            user_id: user_id.to_string(),
+            user_name: user_name.clone(),
+            external_id: external_id.clone().map(Option::unwrap_or_default),
+            changed_attributes_json: attributes_to_json(changed_attributes),
+        }),
+        EventPayload::UserDeactivated {
+            user_id,
+            user_name,
+            external_id,
+        } => P::UserDeactivated(pb::UserDeactivated {
+            user_id: user_id.to_string(),
+            user_name: user_name.clone(),
+            external_id: external_id.clone().unwrap_or_default(),
+        }),
+        EventPayload::UserReactivated {
+            user_id,
+            user_name,
+            external_id,
+        } => P::UserReactivated(pb::UserReactivated {
+            user_id: user_id.to_string(),
+            user_name: user_name.clone(),
+            external_id: external_id.clone().unwrap_or_default(),
+        }),
+        EventPayload::UserDeleted {
+            user_id,
+            user_name,
+            external_id,
+        } => P::UserDeleted(pb::UserDeleted {
+            user_id: user_id.to_string(),
+            user_name: user_name.clone(),
+            external_id: external_id.clone().unwrap_or_default(),
+        }),
+    };
+    pb::Event {
+        event_id: event.id.to_string(),
+        tenant: event.tenant.to_string(),
+        sequence: event.sequence,
+        occurred_at: Some(timestamp_to_proto(event.occurred_at)),
+        recorded_at: Some(timestamp_to_proto(event.recorded_at)),
+        actor: Some(pb::Actor {
+            kind: actor_kind_to_proto(event.actor.kind).into(),
+            id: event.actor.id.clone(),
+            display: event.actor.display.clone(),
+        }),
+        source: Some(pb::Source {
+            ip: event.source.ip.clone(),
+            user_agent: event.source.user_agent.clone(),
+            request_id: event.source.request_id.clone(),
+        }),
+        causation_id: event.causation_id.clone(),
+        payload: Some(payload),
+    }
+}
+
+pub fn actor_kind_to_proto(kind: ActorKind) -> pb::ActorKind {
+    match kind {
+        ActorKind::ScimToken => pb::ActorKind::ScimToken,
+        ActorKind::Admin => pb::ActorKind::Admin,
+        ActorKind::Jit => pb::ActorKind::Jit,
+        ActorKind::System => pb::ActorKind::System,
+    }
+}
+
+fn actor_kind_from_proto(kind: i32) -> ActorKind {
+    match pb::ActorKind::try_from(kind) {
+        Ok(pb::ActorKind::ScimToken) => ActorKind::ScimToken,
+        Ok(pb::ActorKind::Admin) => ActorKind::Admin,
+        Ok(pb::ActorKind::Jit) => ActorKind::Jit,
+        Ok(pb::ActorKind::System | pb::ActorKind::Unspecified) | Err(_) => ActorKind::System,
+    }
+}
+
+pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
+    use pb::event::Payload as P;
+    let payload = match event.payload.ok_or(CodecError::UnknownPayload)? {
+        P::TenantCreated(p) => EventPayload::TenantCreated {
+            default_role: role_from_proto(p.default_role).unwrap_or(Role::Read),
+        },
+        P::TokenIssued(p) => EventPayload::TokenIssued {
+            token_id: TokenId(p.token_id),
+            name: p.name,
+            secret_sha256: p
+                .secret_sha256
+                .as_slice()
+                .try_into()
+                .map_err(|_| invalid("secret_sha256", "not 32 bytes"))?,
+            expires_at: p.expires_at.as_ref().map(timestamp_from_proto),
+        },
+        P::TokenRevoked(p) => EventPayload::TokenRevoked {
+            token_id: TokenId(p.token_id),
+        },
+        P::UserProvisioned(p) => EventPayload::UserProvisioned {
+            user_id: user_id(&p.user_id)?,
+            profile: UserProfile {
+                user_name: p.user_name,
+                external_id: optional(&p.external_id),
+                active: p.active,
+                attributes: attributes_from_json("attributes_json", &p.attributes_json)?,
+            },
+        },
+        P::UserUpdated(p) => EventPayload::UserUpdated {
+            user_id: user_id(&p.user_id)?,
+            user_name: p.user_name,
+            external_id: p.external_id.as_deref().map(optional),
+            changed_attributes: attributes_from_json(
+                "changed_attributes_json",
+                &p.changed_attributes_json,
+            )?,
+        },
+        P::UserDeactivated(p) => EventPayload::UserDeactivated {
+            user_id: user_id(&p.user_id)?,
+            user_name: p.user_name,
+            external_id: optional(&p.external_id),
+        },
+        P::UserReactivated(p) => EventPayload::UserReactivated {
+            user_id: user_id(&p.user_id)?,
+            user_name: p.user_name,
+            external_id: optional(&p.external_id),
+        },
+        P::UserDeleted(p) => EventPayload::UserDeleted {
+            user_id: user_id(&p.user_id)?,
+            user_name: p.user_name,
+            external_id: optional(&p.external_id),
+        },
+        _ => return Err(CodecError::UnknownPayload),
+    };
+    let actor = event.actor.unwrap_or_default();
+    let source = event.source.unwrap_or_default();
+    Ok(Event {
+        id: Uuid::parse_str(&event.event_id).map_err(|error| invalid("event_id", error))?,
+        tenant: TenantName::parse(&event.tenant).map_err(|error| invalid("tenant", error))?,
+        sequence: event.sequence,
+        occurred_at: event
+            .occurred_at
+            .as_ref()
+            .map(timestamp_from_proto)
+            .unwrap_or_default(),
+        recorded_at: event
+            .recorded_at
+            .as_ref()
+            .map(timestamp_from_proto)
+            .unwrap_or_default(),
+        actor: Actor {
+            kind: actor_kind_from_proto(actor.kind),
+            id: actor.id,
+            display: actor.display,
+        },
+        source: Source {
+            ip: source.ip,
+            user_agent: source.user_agent,
+            request_id: source.request_id,
+        },
+        causation_id: event.causation_id,
+        payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn envelope(payload: EventPayload) -> Event {
+        Event {
+            id: Uuid::now_v7(),
+            tenant: TenantName::parse("acme").unwrap(),
+            sequence: 42,
+            occurred_at: Timestamp::from_micros(1_700_000_000_123_456),
+            recorded_at: Timestamp::from_micros(1_700_000_000_223_456),
+            actor: Actor {
+                kind: ActorKind::ScimToken,
+                id: "tok".into(),
+                display: "entra".into(),
+            },
+            source: Source {
+                ip: "10.0.0.1".into(),
+                user_agent: "Okta SCIM Client 1.0.0".into(),
+                request_id: "req-1".into(),
+            },
+            causation_id: "req-1".into(),
+            payload,
+        }
+    }
+
+    #[test]
+    fn every_payload_survives_the_wire() {
+        let mut attributes = Attributes::new();
+        attributes.insert(
+            "emails".into(),
+            json!([{"value": "a@x.io", "type": "work"}]),
+        );
+        let mut changed = Attributes::new();
+        changed.insert("title".into(), serde_json::Value::Null);
+        let user_id = UserId(Uuid::now_v7());
+        for payload in [
+            EventPayload::TenantCreated {
+                default_role: Role::Contributor,
+            },
+            EventPayload::TokenIssued {
+                token_id: TokenId("abc".into()),
+                name: "n".into(),
+                secret_sha256: [9; 32],
+                expires_at: Some(Timestamp::from_micros(-1)),
+            },
+            EventPayload::TokenRevoked {
+                token_id: TokenId("abc".into()),
+            },
+            EventPayload::UserProvisioned {
+                user_id,
+                profile: UserProfile {
+                    user_name: "alice".into(),
+                    external_id: Some("e".into()),
+                    active: true,
+                    attributes,
+                },
+            },
+            EventPayload::UserUpdated {
+                user_id,
+                user_name: Some("bob".into()),
+                external_id: Some(None),
+                changed_attributes: changed,
+            },
+            EventPayload::UserUpdated {
+                user_id,
+                user_name: None,
+                external_id: None,
+                changed_attributes: Attributes::new(),
+            },
+            EventPayload::UserDeactivated {
+                user_id,
+                user_name: "bob".into(),
+                external_id: None,
+            },
+            EventPayload::UserReactivated {
+                user_id,
+                user_name: "bob".into(),
+                external_id: Some("e".into()),
+            },
+            EventPayload::UserDeleted {
+                user_id,
+                user_name: "bob".into(),
+                external_id: None,
+            },
+        ] {
+            let event = envelope(payload);
+            assert_eq!(decode(&encode(&event)).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode(b"\xff\xff\xff").is_err());
+        assert!(matches!(decode(&[]), Err(CodecError::UnknownPayload)));
+    }
+}

@@ -1,0 +1,30 @@
+//! The pure domain: a tenant's directory state, the commands it accepts, the events that record
+//! its changes, and the two functions that relate them, [`decide`] and [`apply`].
+//!
+//! **Architecture invariant:** nothing in this module does I/O. No sled, no NATS, no clock, no
+//! randomness: times and new ids arrive inside commands and events.
+
+mod apply;
+mod command;
+mod decide;
+mod event;
+mod ids;
+mod rejection;
+mod state;
+mod user;
+
+#[cfg(test)]
+mod tests;
+
+pub use apply::apply;
+pub use command::{Command, NewToken};
+pub use decide::decide;
+pub use event::{Actor, ActorKind, Event, EventPayload, Source};
+pub use ids::{
+    GroupId, ResourceGroupId, Role, SYSTEM_TENANT, TenantName, Timestamp, TokenId, UserId,
+};
+pub use rejection::{Rejection, RejectionKind};
+pub use state::{Footprint, Journal, State, TenantRecord, TokenRecord, Touched, UserRecord};
+pub use user::{
+    Attributes, USER_NAME_MAX, USER_NAME_MIN, UserNameRule, UserProfile, check_user_name, fold,
+};

@@ -1,0 +1,276 @@
+//! The command pipeline: one actor per tenant decides commands in order against the aggregate
+//! store, appends the events, and answers once they are durable.
+//!
+//! Tenants never wait for each other's decisions: each has its own actor. They meet only at the
+//! log writer, where many tenants' appends share one flush (group commit). A tenant's next
+//! command is decided as soon as the previous one's events are written, before they are durable,
+//! so a busy tenant also benefits from group commit; every reply still waits for durability.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::domain::{
+    Actor, Command, Event, Rejection, Source, State, TenantName, Timestamp, apply, decide,
+};
+use crate::log::{AppendError, AppendRequest, EmbeddedLog, LogError};
+use crate::store::{StateStore, StoreError};
+
+/// Who, when and where, for the envelope of the events a command produces.
+#[derive(Clone, Debug)]
+pub struct CommandContext {
+    pub now: Timestamp,
+    pub actor: Actor,
+    pub source: Source,
+    /// Request id shared by the events of this command.
+    pub causation_id: String,
+}
+
+/// A command's outcome: its durable events and the tenant slice after them.
+#[derive(Debug)]
+pub struct Executed {
+    pub events: Vec<Event>,
+    pub state: State,
+}
+
+impl Executed {
+    /// The sequence of the last event, or `None` when the command changed nothing.
+    pub fn last_sequence(&self) -> Option<u64> {
+        self.events.last().map(|event| event.sequence)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ExecuteError {
+    /// The directory's rules refuse the command.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Infrastructure trouble; nothing was acknowledged. Retry later.
+    #[error("engine unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for ExecuteError {
+    fn from(error: StoreError) -> Self {
+        ExecuteError::Unavailable(error.to_string())
+    }
+}
+
+impl From<AppendError> for ExecuteError {
+    fn from(error: AppendError) -> Self {
+        ExecuteError::Unavailable(error.to_string())
+    }
+}
+
+impl From<LogError> for ExecuteError {
+    fn from(error: LogError) -> Self {
+        ExecuteError::Unavailable(error.to_string())
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+struct Job {
+    command: Command,
+    context: CommandContext,
+    reply: oneshot::Sender<Result<Executed, ExecuteError>>,
+}
+
+struct Inner {
+    log: EmbeddedLog,
+    aggregate: StateStore,
+    actors: RwLock<HashMap<TenantName, mpsc::Sender<Job>>>,
+}
+
+/// The engine; clones share it.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// Events replayed per batch when the aggregate catches up with the log.
+const REPLAY_CHUNK: usize = 1024;
+
+impl Engine {
+    /// Opens the embedded log and the aggregate in `db`, bringing the aggregate up to the log.
+    pub fn open(db: &sled::Db) -> Result<Self, OpenError> {
+        let log = EmbeddedLog::open(db)?;
+        let aggregate = StateStore::open(db, "aggregate")?;
+        catch_up(&log, &aggregate)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                log,
+                aggregate,
+                actors: RwLock::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Decides `command` for `tenant`; on success its events are durable.
+    pub async fn execute(
+        &self,
+        tenant: &TenantName,
+        command: Command,
+        context: CommandContext,
+    ) -> Result<Executed, ExecuteError> {
+        let (reply, answer) = oneshot::channel();
+        self.actor(tenant)
+            .send(Job {
+                command,
+                context,
+                reply,
+            })
+            .await
+            .map_err(|_| ExecuteError::Unavailable("tenant pipeline stopped".into()))?;
+        let executed = answer
+            .await
+            .map_err(|_| ExecuteError::Unavailable("tenant pipeline stopped".into()))??;
+        if let Some(last) = executed.last_sequence() {
+            self.inner.log.wait_durable(last).await?;
+        }
+        Ok(executed)
+    }
+
+    /// The aggregate store, for reads that must see every accepted command (authentication).
+    pub fn aggregate(&self) -> &StateStore {
+        &self.inner.aggregate
+    }
+
+    pub fn log(&self) -> &EmbeddedLog {
+        &self.inner.log
+    }
+
+    /// Flushes and stops the log.
+    pub fn close(&self) {
+        self.inner.log.close();
+    }
+
+    fn actor(&self, tenant: &TenantName) -> mpsc::Sender<Job> {
+        if let Ok(actors) = self.inner.actors.read()
+            && let Some(sender) = actors.get(tenant)
+        {
+            return sender.clone();
+        }
+        let mut actors = match self.inner.actors.write() {
+            Ok(actors) => actors,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        actors
+            .entry(tenant.clone())
+            .or_insert_with(|| {
+                let (sender, jobs) = mpsc::channel(1024);
+                tokio::spawn(run_tenant(self.inner.clone(), tenant.clone(), jobs));
+                sender
+            })
+            .clone()
+    }
+}
+
+async fn run_tenant(inner: Arc<Inner>, tenant: TenantName, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(Job {
+        command,
+        context,
+        reply,
+    }) = jobs.recv().await
+    {
+        let result = handle(&inner, &tenant, command, context).await;
+        let _ = reply.send(result);
+    }
+}
+
+async fn handle(
+    inner: &Inner,
+    tenant: &TenantName,
+    command: Command,
+    context: CommandContext,
+) -> Result<Executed, ExecuteError> {
+    let aggregate = &inner.aggregate;
+    let mut state = aggregate.slice(tenant)?;
+    aggregate.load_into(&mut state, &command.footprint())?;
+    let expected_head = aggregate.tenant_checkpoint(tenant)?;
+    let payloads = decide(&state, command)?;
+    if payloads.is_empty() {
+        return Ok(Executed {
+            events: Vec::new(),
+            state,
+        });
+    }
+    let events: Vec<Event> = payloads
+        .into_iter()
+        .map(|payload| Event {
+            id: Uuid::now_v7(),
+            tenant: tenant.clone(),
+            sequence: 0,
+            occurred_at: context.now,
+            recorded_at: context.now,
+            actor: context.actor.clone(),
+            source: context.source.clone(),
+            causation_id: context.causation_id.clone(),
+            payload,
+        })
+        .collect();
+    for event in &events {
+        apply(&mut state, event);
+    }
+    let mut batch = sled::Batch::default();
+    aggregate.stage(&mut state, &mut batch);
+    let store = aggregate.clone();
+    let owner = tenant.clone();
+    let after_append = Box::new(move |appended: &[Event]| {
+        if let Some(last) = appended.last() {
+            store.stage_checkpoint(&mut batch, &owner, last.sequence);
+        }
+        store.apply_batch(batch).map_err(|error| error.to_string())
+    });
+    let events = inner
+        .log
+        .append(AppendRequest {
+            tenant: tenant.clone(),
+            expected_head,
+            events,
+            after_append: Some(after_append),
+        })
+        .await?;
+    Ok(Executed { events, state })
+}
+
+/// Brings the aggregate up to the log: replays what it misses, or rebuilds it when it claims to
+/// be ahead of the log (it cannot be trusted then).
+fn catch_up(log: &EmbeddedLog, aggregate: &StateStore) -> Result<(), OpenError> {
+    let head = log.durable_head();
+    let mut checkpoint = aggregate.checkpoint()?;
+    if checkpoint > head {
+        warn!(
+            checkpoint,
+            head, "aggregate is ahead of the log; rebuilding it from the log"
+        );
+        aggregate.clear()?;
+        checkpoint = 0;
+    }
+    if checkpoint == head {
+        return Ok(());
+    }
+    info!(
+        from = checkpoint + 1,
+        to = head,
+        "replaying the log into the aggregate"
+    );
+    let mut next = checkpoint + 1;
+    while next <= head {
+        let events = log.read(next, REPLAY_CHUNK)?;
+        let Some(last) = events.last() else { break };
+        next = last.sequence + 1;
+        aggregate.apply_events(&events)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! The event log: the source of truth. Two backends share one contract (see ARCHITECTURE.md):
+//! per-tenant serializable appends checked against the tenant's head, durability before
+//! acknowledgement, idempotent appends, and reads in sequence order of durable events only.
+
+mod embedded;
+
+pub use embedded::EmbeddedLog;
+
+use thiserror::Error;
+
+use crate::domain::{Event, TenantName};
+
+/// Work the embedded backend runs on its writer right after the events are in the log, before
+/// the next append: the engine uses it to write its aggregate in log order.
+pub type AfterAppend = Box<dyn FnOnce(&[Event]) -> Result<(), String> + Send>;
+
+/// Events of one tenant to append together.
+pub struct AppendRequest {
+    pub tenant: TenantName,
+    /// The tenant's last sequence the caller decided against (0: no events yet).
+    pub expected_head: u64,
+    /// Events with `sequence` 0; the log assigns sequences and `recorded_at`.
+    pub events: Vec<Event>,
+    pub after_append: Option<AfterAppend>,
+}
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum AppendError {
+    /// Someone appended to the tenant since `expected_head`; catch up and decide again.
+    #[error("tenant log moved on: head is {actual_head}")]
+    Conflict { actual_head: u64 },
+    /// The log cannot take writes now; nothing was acknowledged.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum LogError {
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+    #[error("event log holds a malformed event at sequence {sequence}: {reason}")]
+    Corrupt { sequence: u64, reason: String },
+}

@@ -1,0 +1,494 @@
+//! The state store: tenants' directory state materialized in one sled tree, with checkpoints.
+//!
+//! The engine keeps its aggregate in one (tree `aggregate`); projectors may keep a copy for reads.
+//! Both are caches of the log: a store's checkpoint says which log sequence it reflects, and
+//! the checkpoint is written in the same atomic sled batch as the changes it covers.
+//!
+//! Key layout (one tree; `tenant` never contains a NUL byte):
+//! `T tenant` → tenant record · `K tenant \0 token-id` → token · `U tenant \0 uuid` → user ·
+//! `N tenant \0 folded-userName` → uuid · `X tenant \0 externalId` → uuid ·
+//! `C tenant` → the tenant's last applied sequence · `#checkpoint` → last applied sequence.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::IVec;
+use thiserror::Error;
+
+use crate::domain::{
+    Event, Footprint, State, TenantName, TenantRecord, TokenId, TokenRecord, Touched, UserId,
+    UserRecord, apply,
+};
+
+const TENANT: u8 = b'T';
+const TOKEN: u8 = b'K';
+const USER: u8 = b'U';
+const USER_NAME: u8 = b'N';
+const USER_EXTERNAL_ID: u8 = b'X';
+const TENANT_CHECKPOINT: u8 = b'C';
+const CHECKPOINT: &[u8] = b"#checkpoint";
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record under key {key:?}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A tenant's directory state in one sled tree.
+#[derive(Clone, Debug)]
+pub struct StateStore {
+    tree: sled::Tree,
+}
+
+fn tenant_key(kind: u8, tenant: &TenantName) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + tenant.as_str().len());
+    key.push(kind);
+    key.extend_from_slice(tenant.as_str().as_bytes());
+    key
+}
+
+fn key(kind: u8, tenant: &TenantName, rest: &[u8]) -> Vec<u8> {
+    let mut key = tenant_key(kind, tenant);
+    key.push(0);
+    key.extend_from_slice(rest);
+    key
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing plain records with string keys to JSON cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: error.to_string(),
+    })
+}
+
+fn decode_id(key: &[u8], bytes: &[u8]) -> StoreResult<UserId> {
+    UserId::from_slice(bytes).ok_or_else(|| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: "not a 16-byte id".to_owned(),
+    })
+}
+
+fn decode_u64(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+impl StateStore {
+    pub fn open(db: &sled::Db, tree: &str) -> StoreResult<Self> {
+        Ok(Self {
+            tree: db.open_tree(tree)?,
+        })
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> StoreResult<Option<T>> {
+        self.tree
+            .get(key)?
+            .map(|bytes| decode(key, &bytes))
+            .transpose()
+    }
+
+    fn get_id(&self, key: &[u8]) -> StoreResult<Option<UserId>> {
+        self.tree
+            .get(key)?
+            .map(|bytes| decode_id(key, &bytes))
+            .transpose()
+    }
+
+    // ---- slices for decide/apply ----------------------------------------------------------
+
+    /// A slice of `tenant` holding its tenant record; load more with [`Self::load_into`].
+    pub fn slice(&self, tenant: &TenantName) -> StoreResult<State> {
+        let mut state = State::new(tenant.clone());
+        state.tenant = self.tenant(tenant)?;
+        Ok(state)
+    }
+
+    /// Loads every entry of `footprint` that `state` does not hold yet. Entries already present
+    /// are newer than the store (changed by `apply` and not written back) and are kept.
+    pub fn load_into(&self, state: &mut State, footprint: &Footprint) -> StoreResult<()> {
+        let tenant = state.name.clone();
+        for id in &footprint.tokens {
+            if !state.tokens.contains_key(id) {
+                let token = self.token(&tenant, id)?;
+                state.tokens.insert(id.clone(), token);
+            }
+        }
+        for id in &footprint.users {
+            if !state.users.contains_key(id) {
+                let user = self.user(&tenant, id)?;
+                state.users.insert(*id, user);
+            }
+        }
+        for name in &footprint.user_names {
+            if !state.user_names.contains_key(name) {
+                let owner = self.user_id_by_name(&tenant, name)?;
+                state.user_names.insert(name.clone(), owner);
+            }
+        }
+        for external_id in &footprint.user_external_ids {
+            if !state.user_external_ids.contains_key(external_id) {
+                let owner = self.user_id_by_external_id(&tenant, external_id)?;
+                state.user_external_ids.insert(external_id.clone(), owner);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves what `apply` journaled in `state` into `batch`.
+    pub fn stage(&self, state: &mut State, batch: &mut sled::Batch) {
+        let tenant = state.name.clone();
+        for touched in state.journal.drain() {
+            match touched {
+                Touched::Tenant => match &state.tenant {
+                    Some(record) => batch.insert(tenant_key(TENANT, &tenant), encode(record)),
+                    None => batch.remove(tenant_key(TENANT, &tenant)),
+                },
+                Touched::Token(id) => {
+                    let key = key(TOKEN, &tenant, id.0.as_bytes());
+                    match state.token(&id) {
+                        Some(record) => batch.insert(key, encode(record)),
+                        None => batch.remove(key),
+                    }
+                }
+                Touched::User(id) => {
+                    let key = key(USER, &tenant, id.as_bytes());
+                    match state.user(&id) {
+                        Some(record) => batch.insert(key, encode(record)),
+                        None => batch.remove(key),
+                    }
+                }
+                Touched::UserName(name) => {
+                    let key = key(USER_NAME, &tenant, name.as_bytes());
+                    match state.user_id_by_name(&name) {
+                        Some(id) => batch.insert(key, id.as_bytes().as_slice()),
+                        None => batch.remove(key),
+                    }
+                }
+                Touched::UserExternalId(external_id) => {
+                    let key = key(USER_EXTERNAL_ID, &tenant, external_id.as_bytes());
+                    match state.user_id_by_external_id(&external_id) {
+                        Some(id) => batch.insert(key, id.as_bytes().as_slice()),
+                        None => batch.remove(key),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records in `batch` that the store reflects the log up to `sequence`, for `tenant` and
+    /// overall.
+    pub fn stage_checkpoint(&self, batch: &mut sled::Batch, tenant: &TenantName, sequence: u64) {
+        batch.insert(
+            tenant_key(TENANT_CHECKPOINT, tenant),
+            sequence.to_be_bytes().as_slice(),
+        );
+        batch.insert(CHECKPOINT, sequence.to_be_bytes().as_slice());
+    }
+
+    pub fn apply_batch(&self, batch: sled::Batch) -> StoreResult<()> {
+        Ok(self.tree.apply_batch(batch)?)
+    }
+
+    /// Folds `events` (in log order, each above the checkpoint) into the store in one atomic
+    /// batch, with the checkpoints. The generic path: recovery, rebuilds and projections.
+    pub fn apply_events(&self, events: &[Event]) -> StoreResult<()> {
+        let mut batch = sled::Batch::default();
+        self.apply_events_into(events, &mut batch, |_, _, _| {})?;
+        self.apply_batch(batch)
+    }
+
+    /// Like [`Self::apply_events`], but leaves the batch to the caller, who may add its own
+    /// writes; `observe` sees each event with the user it concerns as it was before the event,
+    /// and the tenant slice after it.
+    pub fn apply_events_into(
+        &self,
+        events: &[Event],
+        batch: &mut sled::Batch,
+        mut observe: impl FnMut(&Event, Option<&UserRecord>, &State),
+    ) -> StoreResult<()> {
+        let mut slices: BTreeMap<TenantName, (State, u64)> = BTreeMap::new();
+        for event in events {
+            if !slices.contains_key(&event.tenant) {
+                let slice = self.slice(&event.tenant)?;
+                slices.insert(event.tenant.clone(), (slice, 0));
+            }
+            let Some((state, last)) = slices.get_mut(&event.tenant) else {
+                continue;
+            };
+            self.load_into(state, &event.payload.footprint())?;
+            let user_before = event
+                .payload
+                .user_id()
+                .and_then(|id| state.user(&id).cloned());
+            apply(state, event);
+            observe(event, user_before.as_ref(), state);
+            *last = event.sequence;
+        }
+        for (tenant, (mut state, last)) in slices {
+            self.stage(&mut state, batch);
+            batch.insert(
+                tenant_key(TENANT_CHECKPOINT, &tenant),
+                last.to_be_bytes().as_slice(),
+            );
+        }
+        if let Some(last) = events.last() {
+            batch.insert(CHECKPOINT, last.sequence.to_be_bytes().as_slice());
+        }
+        Ok(())
+    }
+
+    /// The last log sequence the store reflects.
+    pub fn checkpoint(&self) -> StoreResult<u64> {
+        Ok(self
+            .tree
+            .get(CHECKPOINT)?
+            .map(|bytes| decode_u64(&bytes))
+            .unwrap_or(0))
+    }
+
+    /// The last sequence of `tenant`'s events the store reflects.
+    pub fn tenant_checkpoint(&self, tenant: &TenantName) -> StoreResult<u64> {
+        Ok(self
+            .tree
+            .get(tenant_key(TENANT_CHECKPOINT, tenant))?
+            .map(|bytes| decode_u64(&bytes))
+            .unwrap_or(0))
+    }
+
+    /// Empties the store (before a rebuild).
+    pub fn clear(&self) -> StoreResult<()> {
+        Ok(self.tree.clear()?)
+    }
+
+    pub fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    // ---- reads ------------------------------------------------------------------------------
+
+    pub fn tenant(&self, tenant: &TenantName) -> StoreResult<Option<TenantRecord>> {
+        self.get(&tenant_key(TENANT, tenant))
+    }
+
+    /// Every tenant, by name.
+    pub fn tenants(&self) -> StoreResult<Vec<(TenantName, TenantRecord)>> {
+        let mut tenants = Vec::new();
+        for entry in self.tree.scan_prefix([TENANT]) {
+            let (key, value) = entry?;
+            let name = String::from_utf8_lossy(&key[1..]).into_owned();
+            if let Ok(name) = TenantName::parse(&name) {
+                tenants.push((name, decode(&key, &value)?));
+            }
+        }
+        Ok(tenants)
+    }
+
+    pub fn token(&self, tenant: &TenantName, id: &TokenId) -> StoreResult<Option<TokenRecord>> {
+        self.get(&key(TOKEN, tenant, id.0.as_bytes()))
+    }
+
+    pub fn tokens(&self, tenant: &TenantName) -> StoreResult<Vec<TokenRecord>> {
+        self.tree
+            .scan_prefix(key(TOKEN, tenant, &[]))
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+
+    pub fn user(&self, tenant: &TenantName, id: &UserId) -> StoreResult<Option<UserRecord>> {
+        self.get(&key(USER, tenant, id.as_bytes()))
+    }
+
+    pub fn user_id_by_name(
+        &self,
+        tenant: &TenantName,
+        folded: &str,
+    ) -> StoreResult<Option<UserId>> {
+        self.get_id(&key(USER_NAME, tenant, folded.as_bytes()))
+    }
+
+    pub fn user_id_by_external_id(
+        &self,
+        tenant: &TenantName,
+        external_id: &str,
+    ) -> StoreResult<Option<UserId>> {
+        self.get_id(&key(USER_EXTERNAL_ID, tenant, external_id.as_bytes()))
+    }
+
+    /// A tenant's users in id order (creation order for UUIDv7 ids), starting after `after`.
+    pub fn users_after(
+        &self,
+        tenant: &TenantName,
+        after: Option<UserId>,
+    ) -> impl Iterator<Item = StoreResult<UserRecord>> + use<> {
+        let prefix = key(USER, tenant, &[]);
+        let mut start = prefix.clone();
+        if let Some(after) = after {
+            start.extend_from_slice(after.as_bytes());
+            start.push(0);
+        }
+        self.tree
+            .range(IVec::from(start)..)
+            .take_while(move |entry| match entry {
+                Ok((key, _)) => key.starts_with(&prefix),
+                Err(_) => true,
+            })
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode(&key, &value)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{Actor, EventPayload, Role, Source, Timestamp, UserProfile, decide};
+    use crate::domain::{Attributes, Command};
+
+    fn event(sequence: u64, tenant: &TenantName, payload: EventPayload) -> Event {
+        Event {
+            id: Uuid::now_v7(),
+            tenant: tenant.clone(),
+            sequence,
+            occurred_at: Timestamp::from_micros(sequence as i64),
+            recorded_at: Timestamp::from_micros(sequence as i64),
+            actor: Actor::system(),
+            source: Source::default(),
+            causation_id: String::new(),
+            payload,
+        }
+    }
+
+    fn profile(name: &str) -> UserProfile {
+        UserProfile {
+            user_name: name.into(),
+            external_id: Some(format!("ext-{name}")),
+            active: true,
+            attributes: Attributes::new(),
+        }
+    }
+
+    #[test]
+    fn a_slice_loaded_from_the_store_decides_like_the_full_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let store = StateStore::open(&db, "aggregate").unwrap();
+        let acme = TenantName::parse("acme").unwrap();
+        let alice = UserId(Uuid::now_v7());
+        let mut full = State::new(acme.clone());
+        let events = vec![
+            event(
+                1,
+                &acme,
+                EventPayload::TenantCreated {
+                    default_role: Role::Read,
+                },
+            ),
+            event(
+                2,
+                &acme,
+                EventPayload::UserProvisioned {
+                    user_id: alice,
+                    profile: profile("Alice"),
+                },
+            ),
+        ];
+        for e in &events {
+            apply(&mut full, e);
+        }
+        store.apply_events(&events).unwrap();
+        assert_eq!(store.checkpoint().unwrap(), 2);
+        assert_eq!(store.tenant_checkpoint(&acme).unwrap(), 2);
+        assert_eq!(store.user_id_by_name(&acme, "alice").unwrap(), Some(alice));
+        assert_eq!(
+            store.user_id_by_external_id(&acme, "ext-Alice").unwrap(),
+            Some(alice)
+        );
+        assert_eq!(store.tenant(&acme).unwrap().unwrap().user_count, 1);
+
+        let bob = Command::ProvisionUser {
+            user_id: UserId(Uuid::now_v7()),
+            profile: profile("ALICE"),
+        };
+        let mut slice = store.slice(&acme).unwrap();
+        store.load_into(&mut slice, &bob.footprint()).unwrap();
+        assert_eq!(decide(&slice, bob.clone()), decide(&full, bob));
+
+        let users: Vec<_> = store
+            .users_after(&acme, None)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(users.len(), 1);
+        assert!(store.users_after(&acme, Some(alice)).next().is_none());
+        assert!(
+            store
+                .users_after(&TenantName::parse("other").unwrap(), None)
+                .next()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn events_in_one_batch_see_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let store = StateStore::open(&db, "aggregate").unwrap();
+        let acme = TenantName::parse("acme").unwrap();
+        let first = UserId(Uuid::now_v7());
+        let second = UserId(Uuid::now_v7());
+        store
+            .apply_events(&[
+                event(
+                    1,
+                    &acme,
+                    EventPayload::TenantCreated {
+                        default_role: Role::Read,
+                    },
+                ),
+                event(
+                    2,
+                    &acme,
+                    EventPayload::UserProvisioned {
+                        user_id: first,
+                        profile: profile("alice"),
+                    },
+                ),
+                event(
+                    3,
+                    &acme,
+                    EventPayload::UserDeleted {
+                        user_id: first,
+                        user_name: "alice".into(),
+                        external_id: None,
+                    },
+                ),
+                event(
+                    4,
+                    &acme,
+                    EventPayload::UserProvisioned {
+                        user_id: second,
+                        profile: profile("alice"),
+                    },
+                ),
+            ])
+            .unwrap();
+        assert_eq!(store.user_id_by_name(&acme, "alice").unwrap(), Some(second));
+        assert!(store.user(&acme, &first).unwrap().is_none());
+        assert_eq!(store.tenant(&acme).unwrap().unwrap().user_count, 1);
+        assert_eq!(store.checkpoint().unwrap(), 4);
+    }
+}

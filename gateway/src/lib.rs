@@ -1,0 +1,7 @@
+//! roster's edges: the SCIM 2.0 gateway over HTTP, the gRPC services, authentication, and the
+//! wiring that starts the whole stack (`app`). The `roster` binary is a thin CLI over this.
+//!
+//! **Architecture invariant:** no directory rule lives here. The gateway translates SCIM JSON and
+//! gRPC messages into engine commands and renders views; the engine decides.
+
+pub mod scim;

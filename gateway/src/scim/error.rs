@@ -1,0 +1,146 @@
+//! SCIM errors (RFC 7644 §3.12): the status, the `scimType`, a detail safe to show, and the
+//! mapping from engine rejections and failures. Every error leaves as a SCIM error body with
+//! `status` as a string.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use roster_engine::domain::{Rejection, RejectionKind};
+use roster_engine::engine::ExecuteError;
+use serde_json::json;
+
+use super::schema::ERROR_SCHEMA;
+
+/// Seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimError {
+    pub status: StatusCode,
+    pub scim_type: Option<&'static str>,
+    pub detail: String,
+}
+
+impl ScimError {
+    pub fn new(
+        status: StatusCode,
+        scim_type: Option<&'static str>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            scim_type,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn invalid_syntax(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some("invalidSyntax"), detail)
+    }
+
+    pub fn invalid_value(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some("invalidValue"), detail)
+    }
+
+    pub fn invalid_filter(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some("invalidFilter"), detail)
+    }
+
+    pub fn invalid_path(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some("invalidPath"), detail)
+    }
+
+    pub fn no_target(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some("noTarget"), detail)
+    }
+
+    pub fn mutability(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some("mutability"), detail)
+    }
+
+    pub fn too_many(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some("tooMany"), detail)
+    }
+
+    pub fn uniqueness(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, Some("uniqueness"), detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, None, detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, None, detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, None, detail)
+    }
+
+    pub fn precondition_failed(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, None, detail)
+    }
+
+    pub fn payload_too_large(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, None, detail)
+    }
+
+    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, None, detail)
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, None, detail)
+    }
+}
+
+impl From<Rejection> for ScimError {
+    fn from(rejection: Rejection) -> Self {
+        let detail = rejection.to_string();
+        match rejection.kind() {
+            RejectionKind::Invalid => Self::invalid_value(detail),
+            RejectionKind::NotFound => Self::not_found(detail),
+            RejectionKind::Conflict => Self::uniqueness(detail),
+            RejectionKind::PreconditionFailed => Self::precondition_failed(detail),
+            RejectionKind::Forbidden => Self::forbidden(detail),
+        }
+    }
+}
+
+impl From<ExecuteError> for ScimError {
+    fn from(error: ExecuteError) -> Self {
+        match error {
+            ExecuteError::Rejected(rejection) => rejection.into(),
+            ExecuteError::Unavailable(reason) => {
+                tracing::warn!(%reason, "command not executed: infrastructure unavailable");
+                Self::unavailable("the directory is temporarily unavailable; retry later")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "schemas": [ERROR_SCHEMA],
+            "status": self.status.as_u16().to_string(),
+            "detail": self.detail,
+        });
+        if let Some(scim_type) = self.scim_type {
+            body["scimType"] = json!(scim_type);
+        }
+        let mut response = (self.status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(super::SCIM_CONTENT_TYPE),
+        );
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

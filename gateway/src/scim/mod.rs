@@ -1,0 +1,11 @@
+//! SCIM 2.0 (RFC 7643/7644) over HTTP.
+
+pub mod error;
+pub mod filter;
+pub mod patch;
+pub mod resource;
+pub mod schema;
+pub mod user;
+
+/// The media type of every SCIM response.
+pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";

@@ -1,0 +1,276 @@
+//! Users as SCIM JSON: turning what an IdP sends (POST, PUT, or a PATCHed document) into the
+//! domain's profile, and rendering a user record back.
+//!
+//! Server-owned attributes (`id`, `meta`, `schemas`, `groups`) are ignored on input; `password`
+//! is accepted and dropped; attributes roster does not model are stored and echoed as sent.
+
+use roster_engine::domain::{Attributes, UserProfile, UserRecord};
+use serde_json::{Map, Value, json};
+
+use super::error::ScimError;
+use super::resource::{
+    KeyTarget, canonical_extension, canonical_value, classify_key, etag, lenient_bool, rfc3339,
+};
+use super::schema::{USER_RESOURCE, USER_SCHEMA};
+
+/// One group a user belongs to, for the read-only `groups` attribute.
+#[derive(Clone, Debug)]
+pub struct UserGroup {
+    pub id: String,
+    pub display: String,
+}
+
+/// Reads a user body. `active` defaults to `default_active` when the body omits it (true on
+/// create; the current value on replace, so a PUT without `active` never suspends anyone).
+pub fn profile_from_json(body: &Value, default_active: bool) -> Result<UserProfile, ScimError> {
+    let Value::Object(fields) = body else {
+        return Err(ScimError::invalid_syntax("a User must be a JSON object"));
+    };
+    let mut user_name = None;
+    let mut external_id = None;
+    let mut active = None;
+    let mut attributes = Attributes::new();
+    for (key, value) in fields {
+        if value.is_null() {
+            continue;
+        }
+        match classify_key(&USER_RESOURCE, key) {
+            KeyTarget::Core(attribute) => match attribute.name {
+                "userName" => match value {
+                    Value::String(text) => user_name = Some(text.clone()),
+                    other => {
+                        return Err(ScimError::invalid_value(format!(
+                            "userName must be a string, not {}",
+                            super::resource::json_kind(other)
+                        )));
+                    }
+                },
+                "externalId" => match value {
+                    Value::String(text) => external_id = Some(text.clone()),
+                    other => {
+                        return Err(ScimError::invalid_value(format!(
+                            "externalId must be a string, not {}",
+                            super::resource::json_kind(other)
+                        )));
+                    }
+                },
+                "active" => {
+                    active = Some(
+                        lenient_bool(value)
+                            .ok_or_else(|| ScimError::invalid_value("active must be a boolean"))?,
+                    );
+                }
+                "id" | "meta" | "schemas" | "groups" | "password" => {}
+                name => {
+                    let value = canonical_value(attribute, value.clone())?;
+                    if !is_empty(&value) {
+                        attributes.insert(name.to_owned(), value);
+                    }
+                }
+            },
+            KeyTarget::Extension(extension) => {
+                let extension_fields = canonical_extension(extension, value.clone())?;
+                merge_extension(&mut attributes, extension.id, extension_fields);
+            }
+            KeyTarget::ExtensionAttribute(extension, attribute) => {
+                let value = canonical_value(attribute, value.clone())?;
+                let mut single = Map::new();
+                if !is_empty(&value) {
+                    single.insert(attribute.name.to_owned(), value);
+                }
+                merge_extension(&mut attributes, extension.id, single);
+            }
+            KeyTarget::Unknown if key.eq_ignore_ascii_case("schemas") => {}
+            KeyTarget::Unknown => {
+                attributes.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    let user_name = user_name.ok_or_else(|| ScimError::invalid_value("userName is required"))?;
+    Ok(UserProfile {
+        user_name,
+        external_id,
+        active: active.unwrap_or(default_active),
+        attributes,
+    })
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(fields) => fields.is_empty(),
+        _ => false,
+    }
+}
+
+fn merge_extension(attributes: &mut Attributes, urn: &str, fields: Map<String, Value>) {
+    if fields.is_empty() {
+        return;
+    }
+    let entry = attributes
+        .entry(urn.to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(existing) = entry {
+        existing.extend(fields);
+    }
+}
+
+/// The SCIM representation of a user. `groups` is `None` when the caller did not load them.
+pub fn render_user(record: &UserRecord, groups: Option<&[UserGroup]>, base_url: &str) -> Value {
+    let profile = &record.profile;
+    let mut schemas = vec![Value::String(USER_SCHEMA.to_owned())];
+    for extension in USER_RESOURCE.extensions {
+        if profile.attributes.contains_key(extension.id) {
+            schemas.push(Value::String(extension.id.to_owned()));
+        }
+    }
+    let location = format!("{base_url}/Users/{}", record.id);
+    let mut user = Map::new();
+    user.insert("schemas".into(), Value::Array(schemas));
+    user.insert("id".into(), Value::String(record.id.to_string()));
+    if let Some(external_id) = &profile.external_id {
+        user.insert("externalId".into(), Value::String(external_id.clone()));
+    }
+    user.insert("userName".into(), Value::String(profile.user_name.clone()));
+    user.insert("active".into(), Value::Bool(profile.active));
+    for (name, value) in &profile.attributes {
+        user.insert(name.clone(), value.clone());
+    }
+    if let Some(groups) = groups {
+        let groups: Vec<Value> = groups
+            .iter()
+            .map(|group| {
+                json!({
+                    "value": group.id,
+                    "display": group.display,
+                    "$ref": format!("{base_url}/Groups/{}", group.id),
+                    "type": "direct",
+                })
+            })
+            .collect();
+        user.insert("groups".into(), Value::Array(groups));
+    }
+    user.insert(
+        "meta".into(),
+        json!({
+            "resourceType": "User",
+            "created": rfc3339(record.created_at),
+            "lastModified": rfc3339(record.modified_at),
+            "location": location,
+            "version": etag(record.version),
+        }),
+    );
+    Value::Object(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::scim::schema::ENTERPRISE_USER_SCHEMA;
+
+    #[test]
+    fn entra_create_body_is_read_leniently() {
+        // reference/scim-interop.md §2.3, with §2.4's string boolean and a string manager.
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+            "userName": "Test-User-1",
+            "active": "True",
+            "emails": [{"primary": true, "type": "work", "value": "Test_User@testuser.com"}],
+            "meta": {"resourceType": "User"},
+            "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"},
+            "roles": [],
+            "addresses": null,
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": "mgr-1", "Department": "R&D"}
+        });
+        let profile = profile_from_json(&body, true).unwrap();
+        assert_eq!(profile.user_name, "Test-User-1");
+        assert!(profile.active);
+        assert_eq!(
+            profile.external_id.as_deref(),
+            Some("0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef")
+        );
+        assert!(!profile.attributes.contains_key("meta"));
+        assert!(!profile.attributes.contains_key("addresses"));
+        assert_eq!(
+            profile.attributes[ENTERPRISE_USER_SCHEMA],
+            json!({"manager": {"value": "mgr-1"}, "department": "R&D"})
+        );
+        assert_eq!(profile.attributes["roles"], json!([]));
+    }
+
+    #[test]
+    fn okta_create_body_drops_the_password() {
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "test-user", "name": {"givenName": "Test", "familyName": "User"},
+            "emails": [{"primary": true, "value": "test.user@okta.local", "type": "work"}],
+            "displayName": "Test User", "locale": "en-US", "externalId": "00ujl29u0le5T6Aj10h7",
+            "groups": [], "password": "1mz050nq", "active": true
+        });
+        let profile = profile_from_json(&body, true).unwrap();
+        assert!(
+            !profile
+                .attributes
+                .keys()
+                .any(|key| key.eq_ignore_ascii_case("password"))
+        );
+        assert!(!profile.attributes.contains_key("groups"));
+        assert_eq!(profile.attributes["displayName"], json!("Test User"));
+    }
+
+    #[test]
+    fn attribute_names_are_canonicalized_and_unknown_ones_kept() {
+        let body = json!({"UserName": "ab", "DISPLAYNAME": "A B", "adreses": "kept as sent",
+                          "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "7"});
+        let profile = profile_from_json(&body, true).unwrap();
+        assert_eq!(profile.user_name, "ab");
+        assert_eq!(profile.attributes["displayName"], json!("A B"));
+        assert_eq!(profile.attributes["adreses"], json!("kept as sent"));
+        assert_eq!(
+            profile.attributes[ENTERPRISE_USER_SCHEMA],
+            json!({"employeeNumber": "7"})
+        );
+    }
+
+    #[test]
+    fn missing_user_name_and_bad_types_are_invalid_values() {
+        assert_eq!(
+            profile_from_json(&json!({}), true).unwrap_err().scim_type,
+            Some("invalidValue")
+        );
+        assert_eq!(
+            profile_from_json(&json!({"userName": 5}), true)
+                .unwrap_err()
+                .scim_type,
+            Some("invalidValue")
+        );
+        assert_eq!(
+            profile_from_json(&json!({"userName": "ab", "active": "maybe"}), true)
+                .unwrap_err()
+                .scim_type,
+            Some("invalidValue")
+        );
+        assert_eq!(
+            profile_from_json(&json!([1]), true).unwrap_err().scim_type,
+            Some("invalidSyntax")
+        );
+    }
+
+    #[test]
+    fn omitted_active_takes_the_default() {
+        assert!(
+            !profile_from_json(&json!({"userName": "ab"}), false)
+                .unwrap()
+                .active
+        );
+        assert!(
+            profile_from_json(&json!({"userName": "ab"}), true)
+                .unwrap()
+                .active
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! roster's read side: projections of the event log into views that SCIM and gRPC read, with
+//! checkpoints stored atomically with each view change, and the runner that keeps them current.
+//!
+//! **Architecture invariant:** nothing here writes events. Projections read the log and write
+//! only their own sled trees, all of which can be deleted and rebuilt from the log.
+
+pub mod directory;
+pub mod runner;
+
+pub use directory::DirectoryView;
+pub use runner::{Projection, ProjectionError, Projector};

@@ -1,0 +1,160 @@
+//! The projector runner: tails the log's durable events into every projection, in order, and
+//! publishes how far the projections got so readers can wait for their own writes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use roster_engine::domain::Event;
+use roster_engine::log::{EmbeddedLog, LogError};
+use roster_engine::store::StoreError;
+use thiserror::Error;
+use tokio::sync::watch;
+use tracing::{debug, error, info};
+
+/// Events read from the log per projection step.
+const CHUNK: usize = 1024;
+
+#[derive(Debug, Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("projections are not running")]
+    Stopped,
+}
+
+/// A view built from the log. `apply` must write the view's changes and its checkpoint (the last
+/// event's sequence) atomically; events at or below the checkpoint are never passed to it.
+pub trait Projection: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn checkpoint(&self) -> Result<u64, ProjectionError>;
+    fn apply(&self, events: &[Event]) -> Result<(), ProjectionError>;
+    /// Empties the view and its checkpoint, for a rebuild.
+    fn reset(&self) -> Result<(), ProjectionError>;
+}
+
+/// Runs projections over the log.
+#[derive(Clone)]
+pub struct Projector {
+    log: EmbeddedLog,
+    projections: Arc<Vec<Arc<dyn Projection>>>,
+    progress: watch::Sender<u64>,
+}
+
+impl Projector {
+    pub fn new(
+        log: EmbeddedLog,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Result<Self, ProjectionError> {
+        let mut lowest = u64::MAX;
+        for projection in &projections {
+            lowest = lowest.min(projection.checkpoint()?);
+        }
+        let (progress, _) = watch::channel(if projections.is_empty() { 0 } else { lowest });
+        Ok(Self {
+            log,
+            projections: Arc::new(projections),
+            progress,
+        })
+    }
+
+    /// The sequence every projection has reached.
+    pub fn progress(&self) -> u64 {
+        *self.progress.borrow()
+    }
+
+    /// Applies every durable event not yet projected; returns the new progress.
+    pub fn step(&self) -> Result<u64, ProjectionError> {
+        let head = self.log.durable_head();
+        loop {
+            let progress = self.progress();
+            if progress >= head {
+                return Ok(progress);
+            }
+            let events = self.log.read(progress + 1, CHUNK)?;
+            let Some(last) = events.last().map(|event| event.sequence) else {
+                return Ok(progress);
+            };
+            for projection in self.projections.iter() {
+                let checkpoint = projection.checkpoint()?;
+                let start = events.partition_point(|event| event.sequence <= checkpoint);
+                if start < events.len() {
+                    projection.apply(&events[start..])?;
+                }
+            }
+            self.progress.send_replace(last);
+        }
+    }
+
+    /// Keeps the projections up with the log until the log stops.
+    pub async fn run(self) {
+        let mut durable = self.log.subscribe();
+        loop {
+            let projector = self.clone();
+            match tokio::task::spawn_blocking(move || projector.step()).await {
+                Ok(Ok(progress)) => debug!(progress, "projections caught up"),
+                Ok(Err(error)) => {
+                    error!(%error, "projection failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(error) => {
+                    error!(%error, "projection task failed");
+                    return;
+                }
+            }
+            if *durable.borrow_and_update() > self.progress() {
+                continue;
+            }
+            if durable.changed().await.is_err() {
+                info!("log closed; projector stopping");
+                return;
+            }
+        }
+    }
+
+    /// Waits until every projection reflects the log up to `sequence`.
+    pub async fn wait_for(&self, sequence: u64) -> Result<(), ProjectionError> {
+        let mut progress = self.progress.subscribe();
+        progress
+            .wait_for(|reached| *reached >= sequence)
+            .await
+            .map(|_| ())
+            .map_err(|_| ProjectionError::Stopped)
+    }
+
+    /// Waits until the projections reflect every write acknowledged before this call: the
+    /// read-your-writes barrier.
+    pub async fn caught_up(&self) -> Result<(), ProjectionError> {
+        self.wait_for(self.log.durable_head()).await
+    }
+
+    /// Empties every projection and replays the whole log into them, reporting progress as
+    /// `(done, total)`.
+    pub fn rebuild(&self, mut report: impl FnMut(u64, u64)) -> Result<u64, ProjectionError> {
+        for projection in self.projections.iter() {
+            projection.reset()?;
+        }
+        self.progress.send_replace(0);
+        let head = self.log.durable_head();
+        let mut applied = 0;
+        let mut next = 1;
+        while next <= head {
+            let events = self.log.read(next, CHUNK)?;
+            let Some(last) = events.last().map(|event| event.sequence) else {
+                break;
+            };
+            for projection in self.projections.iter() {
+                projection.apply(&events)?;
+            }
+            applied += events.len() as u64;
+            next = last + 1;
+            self.progress.send_replace(last);
+            report(last, head);
+        }
+        Ok(applied)
+    }
+}
