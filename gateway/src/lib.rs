@@ -4,4 +4,8 @@
 //! **Architecture invariant:** no directory rule lives here. The gateway translates SCIM JSON and
 //! gRPC messages into engine commands and renders views; the engine decides.
 
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod grpc;
 pub mod scim;

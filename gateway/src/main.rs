@@ -1,1 +1,295 @@
-fn main() {}
+//! The `roster` command: `serve` runs the stack; the other subcommands are admin clients that
+//! talk to a running roster over gRPC with the admin token.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use roster_gateway::app::{self, ADMIN_TOKEN_FILE, Config};
+use roster_proto::v1 as pb;
+use roster_proto::v1::admin_client::AdminClient;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::transport::Channel;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "roster",
+    version,
+    about = "Event-sourced identity lifecycle engine with a SCIM 2.0 gateway"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// Data directory (the embedded log, views, and admin.token).
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_DATA_DIR",
+        default_value = "./roster-data"
+    )]
+    data_dir: PathBuf,
+    /// gRPC address: where `serve` listens, and where the admin commands connect.
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_GRPC",
+        default_value = "127.0.0.1:50051"
+    )]
+    grpc: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run roster: SCIM over HTTP and gRPC, on the embedded event log.
+    Serve {
+        /// SCIM HTTP listen address.
+        #[arg(long, env = "ROSTER_HTTP", default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+    },
+    /// Manage tenants (organizations).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage a tenant's SCIM bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantCommand {
+    /// Create a tenant; prints its first SCIM bearer token as the last line of stdout.
+    Create {
+        name: String,
+        /// Name of the first token.
+        #[arg(long, default_value = "default")]
+        token_name: String,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Issue a new SCIM bearer token; prints it as the last line of stdout.
+    Issue {
+        tenant: String,
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// List a tenant's tokens (never their secrets).
+    List { tenant: String },
+    /// Revoke a token at once.
+    Revoke { tenant: String, token_id: String },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { http } => serve(&cli.common, http).await,
+        Command::Tenant(command) => tenant(&cli.common, command).await,
+        Command::Token(command) => token(&cli.common, command).await,
+    }
+}
+
+async fn serve(common: &Common, http: SocketAddr) -> Result<()> {
+    let grpc: SocketAddr = common
+        .grpc
+        .parse()
+        .with_context(|| format!("--grpc {:?} is not a socket address", common.grpc))?;
+    let running = app::start(Config::new(&common.data_dir, http, grpc)).await?;
+    tracing::info!(path = %running.admin_token_file.display(), "admin token file");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(terminate) => terminate,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Attaches the admin token to every call.
+#[derive(Clone)]
+struct AdminToken(MetadataValue<tonic::metadata::Ascii>);
+
+impl Interceptor for AdminToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+fn admin_token(data_dir: &Path) -> Result<String> {
+    if let Ok(token) = std::env::var("ROSTER_ADMIN_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Ok(token.trim().to_owned());
+    }
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let token = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading the admin token from {} (set ROSTER_ADMIN_TOKEN or --data-dir)",
+            path.display()
+        )
+    })?;
+    Ok(token.trim().to_owned())
+}
+
+async fn admin_client(
+    common: &Common,
+) -> Result<AdminClient<tonic::service::interceptor::InterceptedService<Channel, AdminToken>>> {
+    let token = admin_token(&common.data_dir)?;
+    let header: MetadataValue<_> = format!("Bearer {token}")
+        .parse()
+        .context("the admin token contains characters not allowed in a header")?;
+    let endpoint = if common.grpc.contains("://") {
+        common.grpc.clone()
+    } else {
+        format!("http://{}", common.grpc)
+    };
+    let channel = Channel::from_shared(endpoint.clone())
+        .with_context(|| format!("invalid gRPC address {endpoint:?}"))?
+        .connect()
+        .await
+        .with_context(|| {
+            format!("connecting to roster at {endpoint} (is `roster serve` running?)")
+        })?;
+    Ok(AdminClient::with_interceptor(channel, AdminToken(header)))
+}
+
+fn rpc_error(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+}
+
+fn show_token(token: &pb::TokenInfo) -> String {
+    let state = if token.revoked_at.is_some() {
+        "revoked"
+    } else {
+        "active"
+    };
+    format!("{}\t{}\t{}", token.id, token.name, state)
+}
+
+async fn tenant(common: &Common, command: TenantCommand) -> Result<()> {
+    let mut client = admin_client(common).await?;
+    match command {
+        TenantCommand::Create { name, token_name } => {
+            let response = client
+                .create_tenant(pb::CreateTenantRequest { name, token_name })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            let Some(token) = response.token else {
+                bail!("roster returned no token");
+            };
+            println!("tenant {} created", response.tenant);
+            println!("SCIM base URL path: /scim/v2/{}", response.tenant);
+            println!(
+                "token id {} ({}); the token below is shown only once:",
+                token.id, token.name
+            );
+            println!("{}", response.secret);
+        }
+        TenantCommand::List => {
+            let response = client
+                .list_tenants(pb::ListTenantsRequest {})
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            for tenant in response.tenants {
+                println!(
+                    "{}\tusers={}\tgroups={}",
+                    tenant.name, tenant.users, tenant.groups
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn token(common: &Common, command: TokenCommand) -> Result<()> {
+    let mut client = admin_client(common).await?;
+    match command {
+        TokenCommand::Issue { tenant, name } => {
+            let response = client
+                .issue_token(pb::IssueTokenRequest { tenant, name })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            let Some(token) = response.token else {
+                bail!("roster returned no token");
+            };
+            println!(
+                "token id {} ({}); the token below is shown only once:",
+                token.id, token.name
+            );
+            println!("{}", response.secret);
+        }
+        TokenCommand::List { tenant } => {
+            let response = client
+                .list_tokens(pb::ListTokensRequest { tenant })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            for token in &response.tokens {
+                println!("{}", show_token(token));
+            }
+        }
+        TokenCommand::Revoke { tenant, token_id } => {
+            let response = client
+                .revoke_token(pb::RevokeTokenRequest { tenant, token_id })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            if let Some(token) = response.token {
+                println!("{}", show_token(&token));
+            }
+        }
+    }
+    Ok(())
+}

@@ -2,10 +2,13 @@
 
 pub mod error;
 pub mod filter;
+pub mod http;
+pub mod list;
 pub mod patch;
 pub mod resource;
 pub mod schema;
 pub mod user;
+pub mod users;
 
 /// The media type of every SCIM response.
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";

@@ -1,0 +1,282 @@
+//! Starting and stopping the whole stack: the sled database, the engine, the projections, the
+//! admin token, the SCIM HTTP listener and the gRPC listener. `roster serve` and the tests start
+//! roster through [`start`], so they run exactly the same wiring.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use roster_engine::domain::{Actor, Command, TenantName, Timestamp, TokenRecord};
+use roster_engine::engine::{CommandContext, Engine, ExecuteError, OpenError};
+use roster_projector::{DirectoryView, Projection, ProjectionError, Projector};
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::auth::{self, PresentedToken};
+use crate::clock;
+
+/// Where roster keeps its data and listens.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    /// sled page cache size in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>, http: SocketAddr, grpc: SocketAddr) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            http,
+            grpc,
+            cache_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// The name of the file holding the admin token, inside the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database in {path}: {source}")]
+    Database {
+        path: PathBuf,
+        source: roster_engine::sled::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] OpenError),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the admin token: {0}")]
+    AdminToken(String),
+    #[error("cannot start the gRPC server: {0}")]
+    Grpc(String),
+}
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub directory: DirectoryView,
+    pub projector: Projector,
+}
+
+impl AppState {
+    /// Whether `tenant` exists (as of every accepted command).
+    pub fn tenant_exists(&self, tenant: &TenantName) -> Result<bool, ExecuteError> {
+        Ok(!tenant.is_system()
+            && self
+                .engine
+                .aggregate()
+                .tenant(tenant)
+                .map_err(|error| ExecuteError::Unavailable(error.to_string()))?
+                .is_some())
+    }
+
+    /// The token record `presented` proves possession of in `tenant`, if valid now.
+    pub fn authenticate(
+        &self,
+        tenant: &TenantName,
+        presented: &PresentedToken<'_>,
+        now: Timestamp,
+    ) -> Result<Option<TokenRecord>, ExecuteError> {
+        let record = self
+            .engine
+            .aggregate()
+            .token(tenant, &presented.id)
+            .map_err(|error| ExecuteError::Unavailable(error.to_string()))?;
+        Ok(record.filter(|record| auth::verify(record, presented, now)))
+    }
+}
+
+/// A running roster.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub admin_token_file: PathBuf,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+    projector: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting requests, lets in-flight ones finish, flushes, and stops.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for server in self.servers {
+            let _ = server.await;
+        }
+        self.state.engine.close();
+        self.projector.abort();
+        info!("roster stopped");
+    }
+}
+
+/// Opens the data directory and starts serving.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let db_path = config.data_dir.join("db");
+    let db = roster_engine::open_database(&db_path, config.cache_bytes).map_err(|source| {
+        StartError::Database {
+            path: db_path.clone(),
+            source,
+        }
+    })?;
+    let engine = Engine::open(&db)?;
+    let directory = DirectoryView::open(&db)?;
+    let projections: Vec<Arc<dyn Projection>> = vec![Arc::new(directory.clone())];
+    let projector = Projector::new(engine.log().clone(), projections)?;
+    let progress = {
+        let projector = projector.clone();
+        tokio::task::spawn_blocking(move || projector.step())
+            .await
+            .map_err(|error| {
+                StartError::Projection(ProjectionError::Log(
+                    roster_engine::log::LogError::Unavailable(error.to_string()),
+                ))
+            })??
+    };
+    info!(progress, "projections caught up with the log");
+    let projector_task = tokio::spawn(projector.clone().run());
+    let state = AppState {
+        engine,
+        directory,
+        projector,
+    };
+
+    let admin_token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
+    ensure_admin_token(&state, &admin_token_file).await?;
+
+    let (shutdown, _) = watch::channel(false);
+    let http_listener =
+        TcpListener::bind(config.http)
+            .await
+            .map_err(|source| StartError::Bind {
+                address: config.http,
+                source,
+            })?;
+    let grpc_listener =
+        TcpListener::bind(config.grpc)
+            .await
+            .map_err(|source| StartError::Bind {
+                address: config.grpc,
+                source,
+            })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            address: config.http,
+            source,
+        })?;
+    let grpc_addr = grpc_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            address: config.grpc,
+            source,
+        })?;
+
+    let http_server = {
+        let router = crate::scim::http::router(state.clone());
+        let mut stop = shutdown.subscribe();
+        tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let result = axum::serve(http_listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(error) = result {
+                warn!(%error, "SCIM HTTP server stopped with an error");
+            }
+        })
+    };
+    let grpc_server = crate::grpc::serve(state.clone(), grpc_listener, shutdown.subscribe())
+        .await
+        .map_err(StartError::Grpc)?;
+    info!(address = %http_addr, "SCIM HTTP listening");
+    info!(address = %grpc_addr, "gRPC listening");
+    Ok(Running {
+        http_addr,
+        grpc_addr,
+        admin_token_file,
+        state,
+        shutdown,
+        servers: vec![http_server, grpc_server],
+        projector: projector_task,
+    })
+}
+
+/// Makes sure `path` holds a valid admin token: on first start (or when the file is missing or
+/// no longer valid) issues one, stores only its hash (as an event), and writes the token to
+/// `path` with mode 0600.
+async fn ensure_admin_token(state: &AppState, path: &Path) -> Result<(), StartError> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        if let Some(presented) = auth::parse_token(existing.trim())
+            && matches!(
+                state.authenticate(&TenantName::system(), &presented, clock::now()),
+                Ok(Some(_))
+            )
+        {
+            info!(path = %path.display(), "admin token file found");
+            return Ok(());
+        }
+        warn!(path = %path.display(), "admin token file does not hold a valid token; issuing a new one");
+    }
+    let issued = auth::issue("admin", None);
+    let context = CommandContext {
+        now: clock::now(),
+        actor: Actor::system(),
+        source: Default::default(),
+        causation_id: "first-start".into(),
+    };
+    state
+        .engine
+        .execute(
+            &TenantName::system(),
+            Command::IssueToken(issued.token),
+            context,
+        )
+        .await
+        .map_err(|error| StartError::AdminToken(error.to_string()))?;
+    write_secret_file(path, &issued.bearer)
+        .map_err(|error| StartError::AdminToken(error.to_string()))?;
+    info!(path = %path.display(), "admin token created; it is shown only in this file");
+    Ok(())
+}
+
+/// Writes `secret` to `path` readable by the owner only, replacing it atomically.
+fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let temporary = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(&temporary)?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}

@@ -1,0 +1,71 @@
+//! The gRPC server: roster's services plus tonic-health and tonic-reflection, so generic clients
+//! (grpcurl, grpc_health_probe) work without the .proto files.
+
+mod admin;
+
+use roster_proto::v1::FILE_DESCRIPTOR_SET;
+use roster_proto::v1::admin_server::AdminServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+use roster_engine::domain::{Actor, ActorKind, TenantName};
+
+use crate::app::AppState;
+use crate::auth;
+use crate::clock;
+
+pub use admin::AdminService;
+
+/// Starts serving gRPC on `listener` until `shutdown` turns true.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, String> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<AdminServer<AdminService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|error| error.to_string())?;
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(AdminServer::new(AdminService::new(state)));
+    Ok(tokio::spawn(async move {
+        let incoming = TcpListenerStream::new(listener);
+        let signal = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = router.serve_with_incoming_shutdown(incoming, signal).await {
+            tracing::warn!(%error, "gRPC server stopped with an error");
+        }
+    }))
+}
+
+/// The admin actor behind `authorization: Bearer <admin token>`, or why not.
+pub fn authorize_admin(state: &AppState, metadata: &MetadataMap) -> Result<Actor, Status> {
+    let header = metadata
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| {
+            Status::unauthenticated("missing authorization metadata: send \"Bearer <admin token>\"")
+        })?;
+    let presented = auth::parse_authorization(header)
+        .ok_or_else(|| Status::unauthenticated("authorization must be \"Bearer <admin token>\""))?;
+    let record = state
+        .authenticate(&TenantName::system(), &presented, clock::now())
+        .map_err(|error| Status::unavailable(error.to_string()))?
+        .ok_or_else(|| Status::permission_denied("this token is not a valid admin token"))?;
+    Ok(Actor {
+        kind: ActorKind::Admin,
+        id: record.id.0,
+        display: record.name,
+    })
+}

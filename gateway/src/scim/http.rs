@@ -1,0 +1,228 @@
+//! The SCIM HTTP surface: routes, the extractors that authenticate a tenant's client and read
+//! JSON bodies, and the response helpers. Resource handlers live in `users`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use roster_engine::domain::{Actor, ActorKind, Source, TenantName};
+use roster_engine::engine::CommandContext;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::SCIM_CONTENT_TYPE;
+use super::error::ScimError;
+use super::users;
+use crate::app::AppState;
+use crate::auth;
+use crate::clock;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/scim/v2/{tenant}/Users",
+            get(users::list).post(users::create),
+        )
+        .route(
+            "/scim/v2/{tenant}/Users/{id}",
+            get(users::get)
+                .put(users::replace)
+                .patch(users::patch)
+                .delete(users::delete),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found() -> ScimError {
+    ScimError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ScimError {
+    ScimError::method_not_allowed("method not allowed on this endpoint")
+}
+
+/// An authenticated SCIM client of one tenant, with what its commands need.
+pub struct ScimClient {
+    pub tenant: TenantName,
+    pub context: CommandContext,
+    /// `http://host/scim/v2/<tenant>`, for `Location` and `$ref`.
+    pub base_url: String,
+}
+
+impl FromRequestParts<AppState> for ScimClient {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ScimError::not_found("no such endpoint"))?;
+        let tenant = params
+            .get("tenant")
+            .and_then(|name| TenantName::parse(name).ok())
+            .filter(|name| !name.is_system())
+            .ok_or_else(|| ScimError::not_found("tenant not found"))?;
+        if !state.tenant_exists(&tenant)? {
+            return Err(ScimError::not_found("tenant not found"));
+        }
+        let now = clock::now();
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(auth::parse_authorization)
+            .ok_or_else(|| {
+                ScimError::unauthorized("a valid bearer token for this tenant is required")
+            })?;
+        let token = state
+            .authenticate(&tenant, &presented, now)?
+            .ok_or_else(|| {
+                ScimError::unauthorized("a valid bearer token for this tenant is required")
+            })?;
+        let source = source(parts);
+        let base_url = format!("{}/scim/v2/{tenant}", origin(&parts.headers));
+        Ok(Self {
+            context: CommandContext {
+                now,
+                actor: Actor {
+                    kind: ActorKind::ScimToken,
+                    id: token.id.0,
+                    display: token.name,
+                },
+                causation_id: source.request_id.clone(),
+                source,
+            },
+            tenant,
+            base_url,
+        })
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn source(parts: &Parts) -> Source {
+    let ip = header_text(&parts.headers, "x-forwarded-for")
+        .and_then(|forwarded| forwarded.split(',').next())
+        .map(|ip| ip.trim().to_owned())
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(address)| address.ip().to_string())
+        })
+        .unwrap_or_default();
+    let user_agent = header_text(&parts.headers, header::USER_AGENT)
+        .unwrap_or_default()
+        .chars()
+        .take(512)
+        .collect();
+    let request_id = header_text(&parts.headers, "x-request-id")
+        .filter(|id| !id.is_empty() && id.len() <= 128)
+        .map_or_else(|| Uuid::now_v7().to_string(), str::to_owned);
+    Source {
+        ip,
+        user_agent,
+        request_id,
+    }
+}
+
+fn origin(headers: &HeaderMap) -> String {
+    let scheme = header_text(headers, "x-forwarded-proto")
+        .filter(|scheme| *scheme == "https" || *scheme == "http")
+        .unwrap_or("http");
+    let host = header_text(headers, "x-forwarded-host")
+        .or_else(|| header_text(headers, header::HOST))
+        .filter(|host| {
+            host.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+/// A JSON request body: at most [`MAX_BODY_BYTES`], `application/json` or
+/// `application/scim+json` (the media type is not enforced: IdPs vary).
+pub struct ScimBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for ScimBody {
+    type Rejection = ScimError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let too_large = || {
+            ScimError::payload_too_large(format!(
+                "request bodies are limited to {MAX_BODY_BYTES} bytes"
+            ))
+        };
+        if let Some(length) = header_text(request.headers(), header::CONTENT_LENGTH)
+            .and_then(|length| length.parse::<usize>().ok())
+            && length > MAX_BODY_BYTES
+        {
+            return Err(too_large());
+        }
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| too_large())?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ScimError::invalid_syntax("the request body is empty"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(ScimBody)
+            .map_err(|error| {
+                ScimError::invalid_syntax(format!("the request body is not valid JSON: {error}"))
+            })
+    }
+}
+
+/// A SCIM JSON response.
+pub fn scim_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SCIM_CONTENT_TYPE),
+    );
+    response
+}
+
+/// Adds `ETag` (and `Location` when given) to a response.
+pub fn with_resource_headers(
+    mut response: Response,
+    etag: &str,
+    location: Option<&str>,
+) -> Response {
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    if let Some(location) = location
+        && let Ok(value) = HeaderValue::from_str(location)
+    {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// `304 Not Modified` with the current ETag.
+pub fn not_modified(etag: &str) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    with_resource_headers(response, etag, None)
+}
+
+/// The raw text of a request header.
+pub fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    header_text(headers, name)
+}

@@ -1,0 +1,449 @@
+//! `/Users`: create, read, list with filters, replace, patch and delete.
+//!
+//! Reads come from the directory view after the read-your-writes barrier. Replace and patch are
+//! read-modify-write guarded by the user's version: when another write lands in between, the
+//! handler reads again and retries, unless the client pinned a version with `If-Match`, which then
+//! fails with 412.
+
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use roster_engine::domain::{Command, Rejection, UserId, UserRecord, fold};
+use roster_engine::engine::ExecuteError;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::error::ScimError;
+use super::filter::{self, CompareOp, Filter, Literal};
+use super::http::{
+    ScimBody, ScimClient, header_value, not_modified, scim_response, with_resource_headers,
+};
+use super::list::{ListQuery, Selection, list_response};
+use super::patch;
+use super::resource::{etag, etag_matches};
+use super::schema::USER_RESOURCE;
+use super::user::{profile_from_json, render_user};
+use crate::app::AppState;
+
+/// Attempts of a read-modify-write before giving up under contention.
+const WRITE_ATTEMPTS: usize = 8;
+/// Longest a read waits for the projections to reach the last acknowledged write.
+const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the views reflect every acknowledged write.
+pub(crate) async fn read_barrier(app: &AppState) -> Result<(), ScimError> {
+    match tokio::time::timeout(READ_BARRIER_TIMEOUT, app.projector.caught_up()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "read barrier failed");
+            Err(ScimError::unavailable(
+                "the directory is temporarily unavailable; retry later",
+            ))
+        }
+        Err(_) => Err(ScimError::unavailable(
+            "the directory is catching up; retry later",
+        )),
+    }
+}
+
+fn parse_id(id: &str) -> Result<UserId, ScimError> {
+    Uuid::parse_str(id)
+        .map(UserId)
+        .map_err(|_| ScimError::not_found(format!("user {id} not found")))
+}
+
+fn current_user(app: &AppState, client: &ScimClient, id: UserId) -> Result<UserRecord, ScimError> {
+    app.directory
+        .store()
+        .user(&client.tenant, &id)
+        .map_err(|error| ExecuteError::Unavailable(error.to_string()))?
+        .ok_or_else(|| ScimError::not_found(format!("user {id} not found")))
+}
+
+fn respond_user(
+    status: StatusCode,
+    record: &UserRecord,
+    client: &ScimClient,
+    selection: &Selection,
+    location: bool,
+) -> Response {
+    let rendered = render_user(record, None, &client.base_url);
+    let location_url = format!("{}/Users/{}", client.base_url, record.id);
+    let body = selection.apply(rendered, &USER_RESOURCE);
+    with_resource_headers(
+        scim_response(status, &body),
+        &etag(record.version),
+        location.then_some(location_url.as_str()),
+    )
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    client: ScimClient,
+    RawQuery(query): RawQuery,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let profile = profile_from_json(&body, true)?;
+    let user_id = UserId(Uuid::now_v7());
+    let executed = app
+        .engine
+        .execute(
+            &client.tenant,
+            Command::ProvisionUser { user_id, profile },
+            client.context.clone(),
+        )
+        .await?;
+    let record = executed
+        .state
+        .user(&user_id)
+        .ok_or_else(|| ScimError::unavailable("the created user could not be read back"))?;
+    Ok(respond_user(
+        StatusCode::CREATED,
+        record,
+        &client,
+        &selection,
+        true,
+    ))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let id = parse_id(&id)?;
+    read_barrier(&app).await?;
+    let record = current_user(&app, &client, id)?;
+    if let Some(tags) = header_value(&headers, "if-none-match")
+        && etag_matches(tags, record.version)
+    {
+        return Ok(not_modified(&etag(record.version)));
+    }
+    Ok(respond_user(
+        StatusCode::OK,
+        &record,
+        &client,
+        &selection,
+        false,
+    ))
+}
+
+/// Runs a read-modify-write of user `id`: `modify` turns the current record into a command.
+async fn read_modify_write(
+    app: &AppState,
+    client: &ScimClient,
+    id: UserId,
+    headers: &HeaderMap,
+    modify: impl Fn(&UserRecord) -> Result<Command, ScimError>,
+) -> Result<UserRecord, ScimError> {
+    let if_match = header_value(headers, "if-match");
+    for _ in 0..WRITE_ATTEMPTS {
+        read_barrier(app).await?;
+        let current = current_user(app, client, id)?;
+        if let Some(tags) = if_match
+            && !etag_matches(tags, current.version)
+        {
+            return Err(ScimError::precondition_failed(format!(
+                "user {id} is at version {}",
+                etag(current.version)
+            )));
+        }
+        let command = modify(&current)?;
+        match app
+            .engine
+            .execute(&client.tenant, command, client.context.clone())
+            .await
+        {
+            Ok(executed) => {
+                return executed
+                    .state
+                    .user(&id)
+                    .cloned()
+                    .ok_or_else(|| ScimError::not_found(format!("user {id} not found")));
+            }
+            Err(ExecuteError::Rejected(Rejection::VersionMismatch { actual, .. }))
+                if if_match.is_none() =>
+            {
+                tracing::debug!(%id, actual, "user changed during the update; retrying");
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(ScimError::unavailable(format!(
+        "user {id} is changing too often to update; retry later"
+    )))
+}
+
+pub async fn replace(
+    State(app): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let id = parse_id(&id)?;
+    let record = read_modify_write(&app, &client, id, &headers, |current| {
+        Ok(Command::ReplaceUser {
+            user_id: id,
+            profile: profile_from_json(&body, current.profile.active)?,
+            expected_version: Some(current.version),
+        })
+    })
+    .await?;
+    Ok(respond_user(
+        StatusCode::OK,
+        &record,
+        &client,
+        &selection,
+        false,
+    ))
+}
+
+pub async fn patch(
+    State(app): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let id = parse_id(&id)?;
+    let operations = patch::parse_request(&body, &USER_RESOURCE)?;
+    let record = read_modify_write(&app, &client, id, &headers, |current| {
+        let Value::Object(mut document) = render_user(current, None, &client.base_url) else {
+            return Err(ScimError::unavailable("user could not be rendered"));
+        };
+        patch::apply(&mut document, &operations, &USER_RESOURCE)?;
+        Ok(Command::ReplaceUser {
+            user_id: id,
+            profile: profile_from_json(&Value::Object(document), current.profile.active)?,
+            expected_version: Some(current.version),
+        })
+    })
+    .await?;
+    Ok(respond_user(
+        StatusCode::OK,
+        &record,
+        &client,
+        &selection,
+        false,
+    ))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ScimError> {
+    let id = parse_id(&id)?;
+    let expected_version = match header_value(&headers, "if-match") {
+        Some(tags) => {
+            read_barrier(&app).await?;
+            let current = current_user(&app, &client, id)?;
+            if !etag_matches(tags, current.version) {
+                return Err(ScimError::precondition_failed(format!(
+                    "user {id} is at version {}",
+                    etag(current.version)
+                )));
+            }
+            Some(current.version)
+        }
+        None => None,
+    };
+    app.engine
+        .execute(
+            &client.tenant,
+            Command::DeleteUser {
+                user_id: id,
+                expected_version,
+            },
+            client.context.clone(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How a filter's candidates are found.
+#[derive(Debug, PartialEq)]
+enum Plan {
+    /// Walk every user of the tenant, in id order.
+    Scan,
+    /// Only these users can match.
+    Candidates(Vec<UserId>),
+}
+
+/// Picks an index for a user filter: an `eq` on `id`, `userName`, `externalId` or an email
+/// value, alone or as one term of an `and`.
+fn plan(filter: &Filter, app: &AppState, client: &ScimClient) -> Result<Plan, ScimError> {
+    let store = app.directory.store();
+    let unavailable = |error: roster_engine::store::StoreError| {
+        ScimError::from(ExecuteError::Unavailable(error.to_string()))
+    };
+    match filter {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Literal::String(value),
+        } if path.urn.is_none()
+            || path
+                .urn
+                .as_deref()
+                .is_some_and(|urn| urn.eq_ignore_ascii_case(USER_RESOURCE.core.id)) =>
+        {
+            if path.is("id") && path.sub.is_none() {
+                return Ok(Plan::Candidates(
+                    Uuid::parse_str(value).map(UserId).into_iter().collect(),
+                ));
+            }
+            if path.is("userName") && path.sub.is_none() {
+                let owner = store
+                    .user_id_by_name(&client.tenant, &fold(value))
+                    .map_err(unavailable)?;
+                return Ok(Plan::Candidates(owner.into_iter().collect()));
+            }
+            if path.is("externalId") && path.sub.is_none() {
+                let owner = store
+                    .user_id_by_external_id(&client.tenant, value)
+                    .map_err(unavailable)?;
+                return Ok(Plan::Candidates(owner.into_iter().collect()));
+            }
+            if path.is_sub("emails", "value") {
+                return email_candidates(app, client, value);
+            }
+            Ok(Plan::Scan)
+        }
+        Filter::ValuePath { path, filter } if path.is("emails") => match email_in(filter) {
+            Some(value) => email_candidates(app, client, value),
+            None => Ok(Plan::Scan),
+        },
+        Filter::And(left, right) => match plan(left, app, client)? {
+            Plan::Scan => plan(right, app, client),
+            candidates => Ok(candidates),
+        },
+        _ => Ok(Plan::Scan),
+    }
+}
+
+/// The `value eq "x"` term inside an `emails[...]` filter, if any.
+fn email_in(filter: &Filter) -> Option<&str> {
+    match filter {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Literal::String(value),
+        } if path.is("value") && path.sub.is_none() => Some(value),
+        Filter::And(left, right) => email_in(left).or_else(|| email_in(right)),
+        _ => None,
+    }
+}
+
+fn email_candidates(app: &AppState, client: &ScimClient, email: &str) -> Result<Plan, ScimError> {
+    let mut users: Vec<UserId> = app
+        .directory
+        .users_by_email(&client.tenant, email)
+        .map_err(|error| ScimError::from(ExecuteError::Unavailable(error.to_string())))?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    users.dedup();
+    Ok(Plan::Candidates(users))
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    client: ScimClient,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ScimError> {
+    let query = ListQuery::from_query(&query_pairs(query.as_deref()))?;
+    let filter = match &query.filter {
+        Some(text) => {
+            let parsed = filter::parse(text)?;
+            filter::validate(&parsed, &USER_RESOURCE)?;
+            Some(parsed)
+        }
+        None => None,
+    };
+    read_barrier(&app).await?;
+    let store = app.directory.store();
+    let unavailable = |error: roster_engine::store::StoreError| {
+        ScimError::from(ExecuteError::Unavailable(error.to_string()))
+    };
+    let window = query.window();
+    let mut total = 0usize;
+    let mut page = Vec::new();
+    let mut keep = |rendered: Value, total: &mut usize| {
+        if window.contains(total) {
+            page.push(query.selection.apply(rendered, &USER_RESOURCE));
+        }
+        *total += 1;
+    };
+    match &filter {
+        None => {
+            total = store
+                .tenant(&client.tenant)
+                .map_err(unavailable)?
+                .map_or(0, |tenant| tenant.user_count as usize);
+            if query.count > 0 {
+                for record in store
+                    .users_after(&client.tenant, None)
+                    .skip(window.start)
+                    .take(query.count)
+                {
+                    let record = record.map_err(unavailable)?;
+                    page.push(
+                        query
+                            .selection
+                            .apply(render_user(&record, None, &client.base_url), &USER_RESOURCE),
+                    );
+                }
+            }
+        }
+        Some(filter) => match plan(filter, &app, &client)? {
+            Plan::Candidates(mut ids) => {
+                ids.sort();
+                ids.dedup();
+                for id in ids {
+                    if let Some(record) = store.user(&client.tenant, &id).map_err(unavailable)? {
+                        let rendered = render_user(&record, None, &client.base_url);
+                        if filter::matches(filter, &rendered, &USER_RESOURCE) {
+                            keep(rendered, &mut total);
+                        }
+                    }
+                }
+            }
+            Plan::Scan => {
+                for record in store.users_after(&client.tenant, None) {
+                    let record = record.map_err(unavailable)?;
+                    let rendered = render_user(&record, None, &client.base_url);
+                    if filter::matches(filter, &rendered, &USER_RESOURCE) {
+                        keep(rendered, &mut total);
+                    }
+                }
+            }
+        },
+    }
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(total, query.start_index, page),
+    ))
+}
