@@ -150,8 +150,12 @@ impl Engine {
         &self.inner.log
     }
 
-    /// Flushes and stops the log.
+    /// Stops the tenant actors, then flushes and stops the log.
     pub fn close(&self) {
+        match self.inner.actors.write() {
+            Ok(mut actors) => actors.clear(),
+            Err(poisoned) => poisoned.into_inner().clear(),
+        }
         self.inner.log.close();
     }
 
@@ -169,27 +173,39 @@ impl Engine {
             .entry(tenant.clone())
             .or_insert_with(|| {
                 let (sender, jobs) = mpsc::channel(1024);
-                tokio::spawn(run_tenant(self.inner.clone(), tenant.clone(), jobs));
+                // The actor holds the log and the store, not the engine: it ends when the engine
+                // drops its sender.
+                let pipeline = Pipeline {
+                    log: self.inner.log.clone(),
+                    aggregate: self.inner.aggregate.clone(),
+                };
+                tokio::spawn(run_tenant(pipeline, tenant.clone(), jobs));
                 sender
             })
             .clone()
     }
 }
 
-async fn run_tenant(inner: Arc<Inner>, tenant: TenantName, mut jobs: mpsc::Receiver<Job>) {
+/// What a tenant actor decides and appends with.
+struct Pipeline {
+    log: EmbeddedLog,
+    aggregate: StateStore,
+}
+
+async fn run_tenant(pipeline: Pipeline, tenant: TenantName, mut jobs: mpsc::Receiver<Job>) {
     while let Some(Job {
         command,
         context,
         reply,
     }) = jobs.recv().await
     {
-        let result = handle(&inner, &tenant, command, context).await;
+        let result = handle(&pipeline, &tenant, command, context).await;
         let _ = reply.send(result);
     }
 }
 
 async fn handle(
-    inner: &Inner,
+    inner: &Pipeline,
     tenant: &TenantName,
     command: Command,
     context: CommandContext,

@@ -49,7 +49,9 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open the database in {path}: {source}")]
+    #[error(
+        "cannot open the database in {path} (is another roster using this data directory?): {source}"
+    )]
     Database {
         path: PathBuf,
         source: roster_engine::sled::Error,
@@ -123,8 +125,24 @@ impl Running {
         for server in self.servers {
             let _ = server.await;
         }
-        self.state.engine.close();
         self.projector.abort();
+        let _ = self.projector.await;
+        // Leave the views current with everything acknowledged.
+        let projector = self.state.projector.clone();
+        match tokio::task::spawn_blocking(move || projector.step()).await {
+            Ok(Ok(progress)) => info!(progress, "projections caught up before stopping"),
+            Ok(Err(error)) => warn!(%error, "projections could not catch up before stopping"),
+            Err(error) => warn!(%error, "projection task failed while stopping"),
+        }
+        let released = self.state.engine.log().released();
+        self.state.engine.close();
+        drop(self.state);
+        if tokio::time::timeout(std::time::Duration::from_secs(10), released)
+            .await
+            .is_err()
+        {
+            warn!("the database was not released within 10 s of shutdown");
+        }
         info!("roster stopped");
     }
 }
@@ -136,12 +154,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let db_path = config.data_dir.join("db");
-    let db = roster_engine::open_database(&db_path, config.cache_bytes).map_err(|source| {
-        StartError::Database {
-            path: db_path.clone(),
-            source,
-        }
-    })?;
+    let db = open_database(&db_path, config.cache_bytes).await?;
     let engine = Engine::open(&db)?;
     let directory = DirectoryView::open(&db)?;
     let projections: Vec<Arc<dyn Projection>> = vec![Arc::new(directory.clone())];
@@ -224,6 +237,32 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         servers: vec![http_server, grpc_server],
         projector: projector_task,
     })
+}
+
+/// Opens the database, waiting a little for a previous roster in this process to release it.
+async fn open_database(
+    path: &Path,
+    cache_bytes: u64,
+) -> Result<roster_engine::sled::Db, StartError> {
+    let mut attempts = 0;
+    loop {
+        match roster_engine::open_database(path, cache_bytes) {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock as an `Other` I/O error with this text.
+            Err(roster_engine::sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock") && attempts < 50 =>
+            {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(source) => {
+                return Err(StartError::Database {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
 }
 
 /// Makes sure `path` holds a valid admin token: on first start (or when the file is missing or

@@ -136,11 +136,11 @@ fn adjust_user_count(state: &mut State, delta: i64) {
 
 /// Moves the userName index entry of `user_id` from `old` to `new`.
 fn set_user_name(state: &mut State, user_id: UserId, old: Option<&str>, new: Option<&str>) {
-    if let Some(old) = old.map(fold) {
-        if state.user_id_by_name(&old) == Some(user_id) || !state.user_names.contains_key(&old) {
-            state.user_names.insert(old.clone(), None);
-            state.journal.touch(Touched::UserName(old));
-        }
+    if let Some(old) = old.map(fold)
+        && (state.user_id_by_name(&old) == Some(user_id) || !state.user_names.contains_key(&old))
+    {
+        state.user_names.insert(old.clone(), None);
+        state.journal.touch(Touched::UserName(old));
     }
     if let Some(new) = new.map(fold) {
         state.user_names.insert(new.clone(), Some(user_id));
@@ -150,13 +150,12 @@ fn set_user_name(state: &mut State, user_id: UserId, old: Option<&str>, new: Opt
 
 /// Moves the externalId index entry of `user_id` from `old` to `new`.
 fn set_external_id(state: &mut State, user_id: UserId, old: Option<&str>, new: Option<&str>) {
-    if let Some(old) = old {
-        if state.user_id_by_external_id(old) == Some(user_id)
-            || !state.user_external_ids.contains_key(old)
-        {
-            state.user_external_ids.insert(old.to_owned(), None);
-            state.journal.touch(Touched::UserExternalId(old.to_owned()));
-        }
+    if let Some(old) = old
+        && (state.user_id_by_external_id(old) == Some(user_id)
+            || !state.user_external_ids.contains_key(old))
+    {
+        state.user_external_ids.insert(old.to_owned(), None);
+        state.journal.touch(Touched::UserExternalId(old.to_owned()));
     }
     if let Some(new) = new {
         state

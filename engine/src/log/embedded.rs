@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{oneshot, watch};
@@ -69,7 +68,8 @@ struct Shared {
 pub struct EmbeddedLog {
     shared: Arc<Shared>,
     jobs: Sender<Job>,
-    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Counts the log's threads that have exited (and released the database).
+    exited: watch::Receiver<u8>,
 }
 
 impl EmbeddedLog {
@@ -93,24 +93,35 @@ impl EmbeddedLog {
             durable,
         });
         let (jobs, requests) = std::sync::mpsc::channel();
-        let writer = {
+        let (exit, exited) = watch::channel(0u8);
+        let exit = Arc::new(exit);
+        {
             let shared = shared.clone();
+            let exit = exit.clone();
             std::thread::Builder::new()
                 .name("roster-log-writer".into())
-                .spawn(move || write_loop(&shared, &requests))
-                .map_err(unavailable)?
-        };
-        let flusher = {
+                .spawn(move || {
+                    write_loop(&shared, &requests);
+                    drop(shared);
+                    exit.send_modify(|count| *count += 1);
+                })
+                .map_err(unavailable)?;
+        }
+        {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("roster-log-flusher".into())
-                .spawn(move || flush_loop(&shared))
-                .map_err(unavailable)?
-        };
+                .spawn(move || {
+                    flush_loop(&shared);
+                    drop(shared);
+                    exit.send_modify(|count| *count += 1);
+                })
+                .map_err(unavailable)?;
+        }
         Ok(Self {
             shared,
             jobs,
-            threads: Arc::new(Mutex::new(vec![writer, flusher])),
+            exited,
         })
     }
 
@@ -194,25 +205,26 @@ impl EmbeddedLog {
         Ok(events)
     }
 
-    /// Flushes what is written and stops the writer and flusher threads.
+    /// Flushes what is written and refuses further appends. The flusher thread stops now; the
+    /// writer stops once every handle is dropped: see [`Self::released`].
     pub fn close(&self) {
-        let handles = match self.threads.lock() {
-            Ok(mut threads) => std::mem::take(&mut *threads),
-            Err(_) => return,
-        };
         if let Err(error) = self.shared.db.flush() {
             error!(%error, "final flush of the event log failed");
         }
         self.shared.failed.store(true, Ordering::Release);
-        // Wake the flusher so it sees `failed` and exits; the writer exits when every sender
-        // is gone, so it is detached rather than joined.
         let (lock, wake) = &self.shared.flush_wanted;
         if let Ok(mut wanted) = lock.lock() {
             *wanted = true;
             wake.notify_all();
         }
-        for handle in handles.into_iter().skip(1) {
-            let _ = handle.join();
+    }
+
+    /// A future that resolves once the log's threads have exited, that is once every handle
+    /// is dropped and the database is released. It holds no handle itself.
+    pub fn released(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut exited = self.exited.clone();
+        async move {
+            let _ = exited.wait_for(|count| *count >= 2).await;
         }
     }
 }

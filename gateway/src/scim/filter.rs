@@ -550,10 +550,12 @@ fn evaluate(
             let (values, attribute) = values_at(context, path, schema, parent);
             match op {
                 CompareOp::Ne => {
-                    !values
+                    let equal = values
                         .iter()
-                        .any(|candidate| compare(candidate, CompareOp::Eq, value, attribute))
-                        && !(values.is_empty() && *value == Literal::Null)
+                        .any(|candidate| compare(candidate, CompareOp::Eq, value, attribute));
+                    // `ne null` on a missing attribute is false: absent equals null.
+                    let absent_null = values.is_empty() && *value == Literal::Null;
+                    !(equal || absent_null)
                 }
                 _ if *value == Literal::Null && values.is_empty() => *op == CompareOp::Eq,
                 _ => values

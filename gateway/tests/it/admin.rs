@@ -1,0 +1,193 @@
+//! The admin gRPC service and the `roster` CLI over it.
+
+use tokio::process::Command;
+
+use roster_proto::v1 as pb;
+use tonic::Code;
+
+use crate::support::Stack;
+
+#[tokio::test]
+async fn admin_calls_need_the_admin_token() {
+    let stack = Stack::start().await;
+    let mut admin = stack.admin().await;
+    let missing = admin
+        .list_tenants(pb::ListTenantsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::Unauthenticated);
+    let acme = stack.tenant("acme").await;
+    let mut request = tonic::Request::new(pb::ListTenantsRequest {});
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", acme.token).parse().unwrap(),
+    );
+    let tenant_token = admin.list_tenants(request).await.unwrap_err();
+    assert_eq!(tenant_token.code(), Code::PermissionDenied);
+    let tenants = admin
+        .list_tenants(stack.with_admin_token(pb::ListTenantsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(tenants.tenants.len(), 1);
+    assert_eq!(tenants.tenants[0].name, "acme");
+}
+
+#[tokio::test]
+async fn tenants_are_created_once_with_valid_names() {
+    let stack = Stack::start().await;
+    let mut admin = stack.admin().await;
+    stack.tenant("acme").await;
+    let again = admin
+        .create_tenant(stack.with_admin_token(pb::CreateTenantRequest {
+            name: "acme".into(),
+            token_name: String::new(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    for bad in ["Acme", "a b", "_system", "", "-x"] {
+        let invalid = admin
+            .create_tenant(stack.with_admin_token(pb::CreateTenantRequest {
+                name: bad.into(),
+                token_name: String::new(),
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(invalid.code(), Code::InvalidArgument, "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_issued_listed_without_secrets_and_revoked_at_once() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    let mut admin = stack.admin().await;
+    let issued = admin
+        .issue_token(stack.with_admin_token(pb::IssueTokenRequest {
+            tenant: "acme".into(),
+            name: "okta".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut okta = acme.clone();
+    okta.token = issued.secret.clone();
+    okta.get("/Users").await.expect(200);
+    let listed = admin
+        .list_tokens(stack.with_admin_token(pb::ListTokensRequest {
+            tenant: "acme".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.tokens.len(), 2);
+    let printed = format!("{listed:?}");
+    assert!(
+        !printed.contains(issued.secret.rsplit('_').next().unwrap()),
+        "no secrets listed"
+    );
+    let token_id = issued.token.unwrap().id;
+    let revoked = admin
+        .revoke_token(stack.with_admin_token(pb::RevokeTokenRequest {
+            tenant: "acme".into(),
+            token_id: token_id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(revoked.token.unwrap().revoked_at.is_some());
+    okta.get("/Users").await.expect_error(401, None);
+    acme.get("/Users").await.expect(200);
+    let unknown = admin
+        .revoke_token(stack.with_admin_token(pb::RevokeTokenRequest {
+            tenant: "acme".into(),
+            token_id: "nope".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let no_tenant = admin
+        .issue_token(stack.with_admin_token(pb::IssueTokenRequest {
+            tenant: "ghost".into(),
+            name: String::new(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(no_tenant.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn the_admin_token_file_is_private_and_survives_restarts() {
+    let stack = Stack::start().await;
+    let token = stack.admin_token();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&stack.running.admin_token_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let stack = stack.restart().await;
+    assert_eq!(
+        stack.admin_token(),
+        token,
+        "the token is not replaced on restart"
+    );
+    stack.tenant("acme").await;
+}
+
+async fn roster(stack: &Stack, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(args)
+        .arg("--grpc")
+        .arg(stack.running.grpc_addr.to_string())
+        .arg("--data-dir")
+        .arg(stack.data_dir())
+        .env_remove("ROSTER_ADMIN_TOKEN")
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cli_creates_tenants_and_manages_tokens() {
+    let stack = Stack::start().await;
+    let output = roster(&stack, &["tenant", "create", "acme"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().to_owned();
+    let mut acme = stack.tenant("probe").await;
+    acme.base = acme.base.replace("/probe", "/acme");
+    acme.token = token;
+    acme.get("/Users").await.expect(200);
+
+    let output = roster(&stack, &["token", "issue", "acme", "--name", "entra"]).await;
+    assert!(output.status.success());
+    let listed = roster(&stack, &["token", "list", "acme"]).await;
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert_eq!(listed.lines().count(), 2);
+    let entra_id = listed
+        .lines()
+        .find(|line| line.contains("entra"))
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    let revoked = roster(&stack, &["token", "revoke", "acme", &entra_id]).await;
+    assert!(
+        String::from_utf8(revoked.stdout)
+            .unwrap()
+            .contains("revoked")
+    );
+    let failed = roster(&stack, &["tenant", "create", "acme"]).await;
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("already exists"));
+}

@@ -1,0 +1,12 @@
+//! The gateway's integration tests: one binary, one module per area, all against the real stack
+//! started on port 0 with a temporary data directory (`support`).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod admin;
+mod crash;
+mod interop;
+mod rebuild;
+mod support;
+mod users;
