@@ -192,72 +192,120 @@ struct Pipeline {
     aggregate: StateStore,
 }
 
+/// Commands a tenant actor decides together, at most: they share one append and one flush.
+const DECIDE_BATCH: usize = 128;
+
 async fn run_tenant(pipeline: Pipeline, tenant: TenantName, mut jobs: mpsc::Receiver<Job>) {
-    while let Some(Job {
-        command,
-        context,
-        reply,
-    }) = jobs.recv().await
-    {
-        let result = handle(&pipeline, &tenant, command, context).await;
-        let _ = reply.send(result);
+    let mut batch = Vec::with_capacity(DECIDE_BATCH);
+    while jobs.recv_many(&mut batch, DECIDE_BATCH).await > 0 {
+        handle(&pipeline, &tenant, std::mem::take(&mut batch)).await;
     }
 }
 
-async fn handle(
-    inner: &Pipeline,
-    tenant: &TenantName,
-    command: Command,
-    context: CommandContext,
-) -> Result<Executed, ExecuteError> {
-    let aggregate = &inner.aggregate;
-    let mut state = aggregate.slice(tenant)?;
-    aggregate.load_into(&mut state, &command.footprint())?;
-    let expected_head = aggregate.tenant_checkpoint(tenant)?;
-    let payloads = decide(&state, command)?;
-    if payloads.is_empty() {
-        return Ok(Executed {
-            events: Vec::new(),
-            state,
-        });
-    }
-    let events: Vec<Event> = payloads
-        .into_iter()
-        .map(|payload| Event {
-            id: Uuid::now_v7(),
-            tenant: tenant.clone(),
-            sequence: 0,
-            occurred_at: context.now,
-            recorded_at: context.now,
-            actor: context.actor.clone(),
-            source: context.source.clone(),
-            causation_id: context.causation_id.clone(),
-            payload,
-        })
-        .collect();
-    for event in &events {
-        apply(&mut state, event);
-    }
-    let mut batch = sled::Batch::default();
-    aggregate.stage(&mut state, &mut batch);
-    let store = aggregate.clone();
-    let owner = tenant.clone();
-    let after_append = Box::new(move |appended: &[Event]| {
-        if let Some(last) = appended.last() {
-            store.stage_checkpoint(&mut batch, &owner, last.sequence);
+/// One job's place in a batch: its decision, and where its events sit in the batch's append.
+struct Decided {
+    reply: oneshot::Sender<Result<Executed, ExecuteError>>,
+    outcome: Result<(std::ops::Range<usize>, State), Rejection>,
+}
+
+/// Decides a batch of commands in order against one slice that grows with each command's
+/// footprint and events, then appends all their events at once. Replies wait for the append, so
+/// a rejection that depends on an earlier command of the batch is only sent if that command's
+/// events were written.
+async fn handle(pipeline: &Pipeline, tenant: &TenantName, jobs: Vec<Job>) {
+    let aggregate = &pipeline.aggregate;
+    let prepared = (|| {
+        Ok::<_, StoreError>((
+            aggregate.slice(tenant)?,
+            aggregate.tenant_checkpoint(tenant)?,
+        ))
+    })();
+    let (mut state, expected_head) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            for job in jobs {
+                let _ = job
+                    .reply
+                    .send(Err(ExecuteError::Unavailable(error.to_string())));
+            }
+            return;
         }
-        store.apply_batch(batch).map_err(|error| error.to_string())
-    });
-    let events = inner
-        .log
-        .append(AppendRequest {
-            tenant: tenant.clone(),
-            expected_head,
-            events,
-            after_append: Some(after_append),
-        })
-        .await?;
-    Ok(Executed { events, state })
+    };
+    let mut events: Vec<Event> = Vec::new();
+    let mut decided = Vec::with_capacity(jobs.len());
+    for Job {
+        command,
+        context,
+        reply,
+    } in jobs
+    {
+        let footprint = command.footprint();
+        if let Err(error) = aggregate.load_into(&mut state, &footprint) {
+            let _ = reply.send(Err(ExecuteError::Unavailable(error.to_string())));
+            continue;
+        }
+        let outcome = decide(&state, command).map(|payloads| {
+            let first = events.len();
+            for payload in payloads {
+                let event = Event {
+                    id: Uuid::now_v7(),
+                    tenant: tenant.clone(),
+                    sequence: 0,
+                    occurred_at: context.now,
+                    recorded_at: context.now,
+                    actor: context.actor.clone(),
+                    source: context.source.clone(),
+                    causation_id: context.causation_id.clone(),
+                    payload,
+                };
+                apply(&mut state, &event);
+                events.push(event);
+            }
+            (first..events.len(), state.extract(&footprint))
+        });
+        decided.push(Decided { reply, outcome });
+    }
+    let appended = if events.is_empty() {
+        Ok(Vec::new())
+    } else {
+        let mut batch = sled::Batch::default();
+        aggregate.stage(&mut state, &mut batch);
+        let store = aggregate.clone();
+        let owner = tenant.clone();
+        let after_append = Box::new(move |appended: &[Event]| {
+            if let Some(last) = appended.last() {
+                store.stage_checkpoint(&mut batch, &owner, last.sequence);
+            }
+            store.apply_batch(batch).map_err(|error| error.to_string())
+        });
+        pipeline
+            .log
+            .append(AppendRequest {
+                tenant: tenant.clone(),
+                expected_head,
+                events,
+                after_append: Some(after_append),
+            })
+            .await
+    };
+    match appended {
+        Ok(appended) => {
+            for Decided { reply, outcome } in decided {
+                let result = outcome
+                    .map(|(range, state)| Executed {
+                        events: appended[range].to_vec(),
+                        state,
+                    })
+                    .map_err(ExecuteError::Rejected);
+                let _ = reply.send(result);
+            }
+        }
+        Err(error) => {
+            for Decided { reply, .. } in decided {
+                let _ = reply.send(Err(ExecuteError::from(error.clone())));
+            }
+        }
+    }
 }
 
 /// Brings the aggregate up to the log: replays what it misses, or rebuilds it when it claims to

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod clock;
 pub mod grpc;
 pub mod scim;

@@ -126,6 +126,34 @@ impl State {
         }
     }
 
+    /// A copy of the tenant record and of the entries `footprint` names, as they are now: what
+    /// one command's caller needs to see of a slice that later commands keep changing.
+    pub fn extract(&self, footprint: &Footprint) -> State {
+        let mut copy = State::new(self.name.clone());
+        copy.tenant = self.tenant.clone();
+        for id in &footprint.tokens {
+            if let Some(token) = self.tokens.get(id) {
+                copy.tokens.insert(id.clone(), token.clone());
+            }
+        }
+        for id in &footprint.users {
+            if let Some(user) = self.users.get(id) {
+                copy.users.insert(*id, user.clone());
+            }
+        }
+        for name in &footprint.user_names {
+            if let Some(owner) = self.user_names.get(name) {
+                copy.user_names.insert(name.clone(), *owner);
+            }
+        }
+        for external_id in &footprint.user_external_ids {
+            if let Some(owner) = self.user_external_ids.get(external_id) {
+                copy.user_external_ids.insert(external_id.clone(), *owner);
+            }
+        }
+        copy
+    }
+
     pub fn user(&self, id: &UserId) -> Option<&UserRecord> {
         self.users.get(id).and_then(Option::as_ref)
     }
