@@ -7,8 +7,8 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::domain::{
-    Actor, ActorKind, Attributes, Event, EventPayload, Role, Source, TenantName, Timestamp,
-    TokenId, UserId, UserProfile,
+    Actor, ActorKind, Attributes, Event, EventPayload, GroupId, GroupProfile, ResourceGroupId,
+    Role, Source, TenantName, Timestamp, TokenId, UserId, UserProfile,
 };
 
 #[derive(Debug, Error)]
@@ -89,6 +89,24 @@ fn user_id(value: &str) -> Result<UserId, CodecError> {
     value.parse().map_err(|error| invalid("user_id", error))
 }
 
+fn user_ids(values: &[String]) -> Result<Vec<UserId>, CodecError> {
+    values.iter().map(|value| user_id(value)).collect()
+}
+
+fn group_id(value: &str) -> Result<GroupId, CodecError> {
+    value.parse().map_err(|error| invalid("group_id", error))
+}
+
+fn resource_group_id(value: &str) -> Result<ResourceGroupId, CodecError> {
+    value
+        .parse()
+        .map_err(|error| invalid("resource_group_id", error))
+}
+
+fn role(value: i32) -> Result<Role, CodecError> {
+    role_from_proto(value).ok_or_else(|| invalid("role", format!("unknown role {value}")))
+}
+
 pub fn to_proto(event: &Event) -> pb::Event {
     use pb::event::Payload as P;
     let payload = match &event.payload {
@@ -155,6 +173,112 @@ pub fn to_proto(event: &Event) -> pb::Event {
             user_id: user_id.to_string(),
             user_name: user_name.clone(),
             external_id: external_id.clone().unwrap_or_default(),
+        }),
+        EventPayload::GroupCreated { group_id, profile } => P::GroupCreated(pb::GroupCreated {
+            group_id: group_id.to_string(),
+            display_name: profile.display_name.clone(),
+            external_id: profile.external_id.clone().unwrap_or_default(),
+            attributes_json: attributes_to_json(&profile.attributes),
+        }),
+        EventPayload::GroupRenamed {
+            group_id,
+            display_name,
+        } => P::GroupRenamed(pb::GroupRenamed {
+            group_id: group_id.to_string(),
+            display_name: display_name.clone(),
+        }),
+        EventPayload::GroupUpdated {
+            group_id,
+            external_id,
+            changed_attributes,
+        } => P::GroupUpdated(pb::GroupUpdated {
+            group_id: group_id.to_string(),
+            external_id: external_id.clone().map(Option::unwrap_or_default),
+            changed_attributes_json: attributes_to_json(changed_attributes),
+        }),
+        EventPayload::GroupMembersAdded { group_id, user_ids } => {
+            P::GroupMembersAdded(pb::GroupMembersAdded {
+                group_id: group_id.to_string(),
+                user_ids: user_ids.iter().map(ToString::to_string).collect(),
+            })
+        }
+        EventPayload::GroupMembersRemoved { group_id, user_ids } => {
+            P::GroupMembersRemoved(pb::GroupMembersRemoved {
+                group_id: group_id.to_string(),
+                user_ids: user_ids.iter().map(ToString::to_string).collect(),
+            })
+        }
+        EventPayload::GroupDeleted {
+            group_id,
+            display_name,
+        } => P::GroupDeleted(pb::GroupDeleted {
+            group_id: group_id.to_string(),
+            display_name: display_name.clone(),
+        }),
+        EventPayload::DefaultRoleSet { role } => P::DefaultRoleSet(pb::DefaultRoleSet {
+            role: role_to_proto(*role).into(),
+        }),
+        EventPayload::RoleMappingSet { group_id, role } => P::RoleMappingSet(pb::RoleMappingSet {
+            group_id: group_id.to_string(),
+            role: role_to_proto(*role).into(),
+        }),
+        EventPayload::RoleMappingRemoved { group_id } => {
+            P::RoleMappingRemoved(pb::RoleMappingRemoved {
+                group_id: group_id.to_string(),
+            })
+        }
+        EventPayload::ResourceGroupCreated {
+            resource_group_id,
+            name,
+        } => P::ResourceGroupCreated(pb::ResourceGroupCreated {
+            resource_group_id: resource_group_id.to_string(),
+            name: name.clone(),
+        }),
+        EventPayload::ResourceGroupDeleted { resource_group_id } => {
+            P::ResourceGroupDeleted(pb::ResourceGroupDeleted {
+                resource_group_id: resource_group_id.to_string(),
+            })
+        }
+        EventPayload::ResourceGroupLinked {
+            resource_group_id,
+            group_id,
+            role,
+        } => P::ResourceGroupLinked(pb::ResourceGroupLinked {
+            resource_group_id: resource_group_id.to_string(),
+            group_id: group_id.to_string(),
+            role: role_to_proto(*role).into(),
+        }),
+        EventPayload::ResourceGroupLinkRoleChanged {
+            resource_group_id,
+            group_id,
+            role,
+        } => P::ResourceGroupLinkRoleChanged(pb::ResourceGroupLinkRoleChanged {
+            resource_group_id: resource_group_id.to_string(),
+            group_id: group_id.to_string(),
+            role: role_to_proto(*role).into(),
+        }),
+        EventPayload::ResourceGroupUnlinked {
+            resource_group_id,
+            group_id,
+        } => P::ResourceGroupUnlinked(pb::ResourceGroupUnlinked {
+            resource_group_id: resource_group_id.to_string(),
+            group_id: group_id.to_string(),
+        }),
+        EventPayload::ResourceGroupMemberSet {
+            resource_group_id,
+            user_id,
+            role,
+        } => P::ResourceGroupMemberSet(pb::ResourceGroupMemberSet {
+            resource_group_id: resource_group_id.to_string(),
+            user_id: user_id.to_string(),
+            role: role_to_proto(*role).into(),
+        }),
+        EventPayload::ResourceGroupMemberRemoved {
+            resource_group_id,
+            user_id,
+        } => P::ResourceGroupMemberRemoved(pb::ResourceGroupMemberRemoved {
+            resource_group_id: resource_group_id.to_string(),
+            user_id: user_id.to_string(),
         }),
     };
     pb::Event {
@@ -248,6 +372,78 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
             user_name: p.user_name,
             external_id: optional(&p.external_id),
         },
+        P::GroupCreated(p) => EventPayload::GroupCreated {
+            group_id: group_id(&p.group_id)?,
+            profile: GroupProfile {
+                display_name: p.display_name,
+                external_id: optional(&p.external_id),
+                attributes: attributes_from_json("attributes_json", &p.attributes_json)?,
+            },
+        },
+        P::GroupRenamed(p) => EventPayload::GroupRenamed {
+            group_id: group_id(&p.group_id)?,
+            display_name: p.display_name,
+        },
+        P::GroupUpdated(p) => EventPayload::GroupUpdated {
+            group_id: group_id(&p.group_id)?,
+            external_id: p.external_id.as_deref().map(optional),
+            changed_attributes: attributes_from_json(
+                "changed_attributes_json",
+                &p.changed_attributes_json,
+            )?,
+        },
+        P::GroupMembersAdded(p) => EventPayload::GroupMembersAdded {
+            group_id: group_id(&p.group_id)?,
+            user_ids: user_ids(&p.user_ids)?,
+        },
+        P::GroupMembersRemoved(p) => EventPayload::GroupMembersRemoved {
+            group_id: group_id(&p.group_id)?,
+            user_ids: user_ids(&p.user_ids)?,
+        },
+        P::GroupDeleted(p) => EventPayload::GroupDeleted {
+            group_id: group_id(&p.group_id)?,
+            display_name: p.display_name,
+        },
+        P::DefaultRoleSet(p) => EventPayload::DefaultRoleSet {
+            role: role(p.role)?,
+        },
+        P::RoleMappingSet(p) => EventPayload::RoleMappingSet {
+            group_id: group_id(&p.group_id)?,
+            role: role(p.role)?,
+        },
+        P::RoleMappingRemoved(p) => EventPayload::RoleMappingRemoved {
+            group_id: group_id(&p.group_id)?,
+        },
+        P::ResourceGroupCreated(p) => EventPayload::ResourceGroupCreated {
+            resource_group_id: resource_group_id(&p.resource_group_id)?,
+            name: p.name,
+        },
+        P::ResourceGroupDeleted(p) => EventPayload::ResourceGroupDeleted {
+            resource_group_id: resource_group_id(&p.resource_group_id)?,
+        },
+        P::ResourceGroupLinked(p) => EventPayload::ResourceGroupLinked {
+            resource_group_id: resource_group_id(&p.resource_group_id)?,
+            group_id: group_id(&p.group_id)?,
+            role: role(p.role)?,
+        },
+        P::ResourceGroupLinkRoleChanged(p) => EventPayload::ResourceGroupLinkRoleChanged {
+            resource_group_id: resource_group_id(&p.resource_group_id)?,
+            group_id: group_id(&p.group_id)?,
+            role: role(p.role)?,
+        },
+        P::ResourceGroupUnlinked(p) => EventPayload::ResourceGroupUnlinked {
+            resource_group_id: resource_group_id(&p.resource_group_id)?,
+            group_id: group_id(&p.group_id)?,
+        },
+        P::ResourceGroupMemberSet(p) => EventPayload::ResourceGroupMemberSet {
+            resource_group_id: resource_group_id(&p.resource_group_id)?,
+            user_id: user_id(&p.user_id)?,
+            role: role(p.role)?,
+        },
+        P::ResourceGroupMemberRemoved(p) => EventPayload::ResourceGroupMemberRemoved {
+            resource_group_id: resource_group_id(&p.resource_group_id)?,
+            user_id: user_id(&p.user_id)?,
+        },
         _ => return Err(CodecError::UnknownPayload),
     };
     let actor = event.actor.unwrap_or_default();
@@ -319,6 +515,8 @@ mod tests {
         let mut changed = Attributes::new();
         changed.insert("title".into(), serde_json::Value::Null);
         let user_id = UserId(Uuid::now_v7());
+        let group_id = GroupId(Uuid::now_v7());
+        let resource_group_id = ResourceGroupId(Uuid::now_v7());
         for payload in [
             EventPayload::TenantCreated {
                 default_role: Role::Contributor,
@@ -367,6 +565,69 @@ mod tests {
                 user_id,
                 user_name: "bob".into(),
                 external_id: None,
+            },
+            EventPayload::GroupCreated {
+                group_id,
+                profile: GroupProfile {
+                    display_name: "Engineering".into(),
+                    external_id: Some("g-ext".into()),
+                    attributes: Attributes::new(),
+                },
+            },
+            EventPayload::GroupRenamed {
+                group_id,
+                display_name: "Eng".into(),
+            },
+            EventPayload::GroupUpdated {
+                group_id,
+                external_id: Some(None),
+                changed_attributes: Attributes::new(),
+            },
+            EventPayload::GroupMembersAdded {
+                group_id,
+                user_ids: vec![user_id],
+            },
+            EventPayload::GroupMembersRemoved {
+                group_id,
+                user_ids: vec![user_id],
+            },
+            EventPayload::GroupDeleted {
+                group_id,
+                display_name: "Eng".into(),
+            },
+            EventPayload::DefaultRoleSet { role: Role::Write },
+            EventPayload::RoleMappingSet {
+                group_id,
+                role: Role::Admin,
+            },
+            EventPayload::RoleMappingRemoved { group_id },
+            EventPayload::ResourceGroupCreated {
+                resource_group_id,
+                name: "models".into(),
+            },
+            EventPayload::ResourceGroupDeleted { resource_group_id },
+            EventPayload::ResourceGroupLinked {
+                resource_group_id,
+                group_id,
+                role: Role::Read,
+            },
+            EventPayload::ResourceGroupLinkRoleChanged {
+                resource_group_id,
+                group_id,
+                role: Role::Contributor,
+            },
+            EventPayload::ResourceGroupUnlinked {
+                resource_group_id,
+                group_id,
+            },
+            EventPayload::ResourceGroupMemberSet {
+                resource_group_id,
+                user_id,
+                role: Role::Write,
+            },
+            EventPayload::ResourceGroupMemberRemoved {
+                resource_group_id,
+                user_id,
             },
         ] {
             let event = envelope(payload);

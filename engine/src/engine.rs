@@ -244,26 +244,50 @@ async fn handle(pipeline: &Pipeline, tenant: &TenantName, jobs: Vec<Job>) {
             let _ = reply.send(Err(ExecuteError::Unavailable(error.to_string())));
             continue;
         }
-        let outcome = decide(&state, command).map(|payloads| {
-            let first = events.len();
-            for payload in payloads {
-                let event = Event {
-                    id: Uuid::now_v7(),
-                    tenant: tenant.clone(),
-                    sequence: 0,
-                    occurred_at: context.now,
-                    recorded_at: context.now,
-                    actor: context.actor.clone(),
-                    source: context.source.clone(),
-                    causation_id: context.causation_id.clone(),
-                    payload,
-                };
-                apply(&mut state, &event);
-                events.push(event);
+        let payloads = match decide(&state, command) {
+            Ok(payloads) => payloads,
+            Err(rejection) => {
+                decided.push(Decided {
+                    reply,
+                    outcome: Err(rejection),
+                });
+                continue;
             }
-            (first..events.len(), state.extract(&footprint))
+        };
+        let first = events.len();
+        let mut loaded = Ok(());
+        for payload in payloads {
+            // An event may touch entries the command did not need (a deleted user's groups).
+            loaded = aggregate.load_into(&mut state, &payload.footprint());
+            if loaded.is_err() {
+                break;
+            }
+            let event = Event {
+                id: Uuid::now_v7(),
+                tenant: tenant.clone(),
+                sequence: 0,
+                occurred_at: context.now,
+                recorded_at: context.now,
+                actor: context.actor.clone(),
+                source: context.source.clone(),
+                causation_id: context.causation_id.clone(),
+                payload,
+            };
+            apply(&mut state, &event);
+            events.push(event);
+        }
+        if let Err(error) = loaded {
+            // The slice is half-applied and cannot be written back: fail the whole batch.
+            let _ = reply.send(Err(ExecuteError::Unavailable(error.to_string())));
+            for Decided { reply, .. } in decided {
+                let _ = reply.send(Err(ExecuteError::Unavailable(error.to_string())));
+            }
+            return;
+        }
+        decided.push(Decided {
+            reply,
+            outcome: Ok((first..events.len(), state.extract(&footprint))),
         });
-        decided.push(Decided { reply, outcome });
     }
     let appended = if events.is_empty() {
         Ok(Vec::new())

@@ -4,9 +4,14 @@
 //! Both are caches of the log: a store's checkpoint says which log sequence it reflects, and
 //! the checkpoint is written in the same atomic sled batch as the changes it covers.
 //!
-//! Key layout (one tree; `tenant` never contains a NUL byte):
-//! `T tenant` → tenant record · `K tenant \0 token-id` → token · `U tenant \0 uuid` → user ·
-//! `N tenant \0 folded-userName` → uuid · `X tenant \0 externalId` → uuid ·
+//! Key layout (one tree; `tenant` never contains a NUL byte; ids are 16 raw bytes):
+//! `T tenant` → tenant record · `K tenant \0 token-id` → token · `U tenant \0 user` → user ·
+//! `N tenant \0 folded-userName` → user · `X tenant \0 externalId` → user ·
+//! `G tenant \0 group` → group record · `D tenant \0 folded-displayName` → group ·
+//! `M tenant \0 group user` and `R tenant \0 user group` → membership edge (both directions) ·
+//! `P tenant \0 group` → mapped org role · `Q tenant \0 resource-group` → resource group record ·
+//! `W tenant \0 folded-name` → resource group · `L tenant \0 group resource-group` → link role ·
+//! `V tenant \0 resource-group user` and `Z tenant \0 user resource-group` → manual member role ·
 //! `C tenant` → the tenant's last applied sequence · `#checkpoint` → last applied sequence.
 
 use std::collections::BTreeMap;
@@ -17,8 +22,8 @@ use sled::IVec;
 use thiserror::Error;
 
 use crate::domain::{
-    Event, Footprint, State, TenantName, TenantRecord, TokenId, TokenRecord, Touched, UserId,
-    UserRecord, apply,
+    Event, Footprint, GroupId, GroupRecord, ResourceGroupId, ResourceGroupRecord, Role, State,
+    TenantName, TenantRecord, TokenId, TokenRecord, Touched, UserId, UserRecord, apply,
 };
 
 const TENANT: u8 = b'T';
@@ -26,6 +31,16 @@ const TOKEN: u8 = b'K';
 const USER: u8 = b'U';
 const USER_NAME: u8 = b'N';
 const USER_EXTERNAL_ID: u8 = b'X';
+const GROUP: u8 = b'G';
+const GROUP_NAME: u8 = b'D';
+const MEMBER: u8 = b'M';
+const MEMBER_OF: u8 = b'R';
+const ROLE_MAPPING: u8 = b'P';
+const RESOURCE_GROUP: u8 = b'Q';
+const RESOURCE_GROUP_NAME: u8 = b'W';
+const LINK: u8 = b'L';
+const RESOURCE_GROUP_MEMBER: u8 = b'V';
+const RESOURCE_GROUP_MEMBER_OF: u8 = b'Z';
 const TENANT_CHECKPOINT: u8 = b'C';
 const CHECKPOINT: &[u8] = b"#checkpoint";
 
@@ -38,6 +53,13 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The records an event is about, as they were before it.
+#[derive(Debug, Default)]
+pub struct Before {
+    pub user: Option<UserRecord>,
+    pub group: Option<GroupRecord>,
+}
 
 /// A tenant's directory state in one sled tree.
 #[derive(Clone, Debug)]
@@ -76,6 +98,34 @@ fn decode_id(key: &[u8], bytes: &[u8]) -> StoreResult<UserId> {
         key: String::from_utf8_lossy(key).into_owned(),
         reason: "not a 16-byte id".to_owned(),
     })
+}
+
+fn pair(first: &[u8; 16], second: &[u8; 16]) -> [u8; 32] {
+    let mut bytes = [0; 32];
+    bytes[..16].copy_from_slice(first);
+    bytes[16..].copy_from_slice(second);
+    bytes
+}
+
+fn role_bytes(role: Role) -> &'static [u8] {
+    role.as_str().as_bytes()
+}
+
+fn decode_role(key: &[u8], bytes: &[u8]) -> StoreResult<Role> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: "not a role".to_owned(),
+        })
+}
+
+/// The 16-byte id that ends `key`.
+fn trailing_id(key: &[u8]) -> Option<[u8; 16]> {
+    key.len()
+        .checked_sub(16)
+        .and_then(|start| key[start..].try_into().ok())
 }
 
 fn decode_u64(bytes: &[u8]) -> u64 {
@@ -140,7 +190,138 @@ impl StateStore {
                 state.user_external_ids.insert(external_id.clone(), owner);
             }
         }
+        for id in &footprint.groups {
+            if !state.groups.contains_key(id) {
+                let group = self.group(&tenant, id)?;
+                state.groups.insert(*id, group);
+            }
+        }
+        for name in &footprint.group_names {
+            if !state.group_names.contains_key(name) {
+                let owner = self.group_id_by_name(&tenant, name)?;
+                state.group_names.insert(name.clone(), owner);
+            }
+        }
+        for (group, user) in &footprint.memberships {
+            if !state.memberships.contains_key(&(*group, *user)) {
+                let member = self.is_member(&tenant, group, user)?;
+                state.memberships.insert((*group, *user), member);
+            }
+        }
+        for user in &footprint.groups_of_users {
+            if state.loaded.groups_of_users.insert(*user) {
+                for group in self.groups_of_user(&tenant, user)? {
+                    state.memberships.entry((group, *user)).or_insert(true);
+                }
+            }
+        }
+        for group in &footprint.members_of_groups {
+            if state.loaded.members_of_groups.insert(*group) {
+                for user in self.members_of_group(&tenant, group, None, usize::MAX)? {
+                    state.memberships.entry((*group, user)).or_insert(true);
+                }
+            }
+        }
+        for group in &footprint.role_mappings {
+            if !state.role_mappings.contains_key(group) {
+                let role = self.role_mapping(&tenant, group)?;
+                state.role_mappings.insert(*group, role);
+            }
+        }
+        for id in &footprint.resource_groups {
+            self.load_resource_group(state, &tenant, id)?;
+        }
+        for name in &footprint.resource_group_names {
+            if !state.resource_group_names.contains_key(name) {
+                let owner = self.resource_group_id_by_name(&tenant, name)?;
+                state.resource_group_names.insert(name.clone(), owner);
+            }
+        }
+        for group in &footprint.links_of_groups {
+            if state.loaded.links_of_groups.insert(*group) {
+                for (resource_group, role) in self.links_of_group(&tenant, group)? {
+                    state
+                        .group_links
+                        .entry((*group, resource_group))
+                        .or_insert(Some(role));
+                    self.load_resource_group(state, &tenant, &resource_group)?;
+                }
+            }
+        }
+        for (resource_group, user) in &footprint.resource_group_members {
+            if !state
+                .resource_group_members
+                .contains_key(&(*resource_group, *user))
+            {
+                let role = self.resource_group_member(&tenant, resource_group, user)?;
+                state
+                    .resource_group_members
+                    .insert((*resource_group, *user), role);
+            }
+        }
+        for user in &footprint.resource_groups_of_users {
+            if state.loaded.resource_groups_of_users.insert(*user) {
+                for (resource_group, role) in self.resource_groups_of_user(&tenant, user)? {
+                    state
+                        .resource_group_members
+                        .entry((resource_group, *user))
+                        .or_insert(Some(role));
+                    self.load_resource_group(state, &tenant, &resource_group)?;
+                }
+            }
+        }
+        for resource_group in &footprint.members_of_resource_groups {
+            if state
+                .loaded
+                .members_of_resource_groups
+                .insert(*resource_group)
+            {
+                for (user, role) in self.members_of_resource_group(&tenant, resource_group)? {
+                    state
+                        .resource_group_members
+                        .entry((*resource_group, user))
+                        .or_insert(Some(role));
+                }
+            }
+        }
         Ok(())
+    }
+
+    fn load_resource_group(
+        &self,
+        state: &mut State,
+        tenant: &TenantName,
+        id: &ResourceGroupId,
+    ) -> StoreResult<()> {
+        if !state.resource_groups.contains_key(id) {
+            let resource_group = self.resource_group(tenant, id)?;
+            state.resource_groups.insert(*id, resource_group);
+        }
+        Ok(())
+    }
+
+    /// Loads what the access rules need for `user`: the user, all their groups, those groups'
+    /// role mappings and resource-group links, and their manual resource-group memberships.
+    pub fn load_access(&self, state: &mut State, user: UserId) -> StoreResult<()> {
+        self.load_into(
+            state,
+            &Footprint {
+                users: vec![user],
+                groups_of_users: vec![user],
+                resource_groups_of_users: vec![user],
+                ..Footprint::default()
+            },
+        )?;
+        let groups: Vec<GroupId> = state.groups_of(user).collect();
+        self.load_into(
+            state,
+            &Footprint {
+                groups: groups.clone(),
+                role_mappings: groups.clone(),
+                links_of_groups: groups,
+                ..Footprint::default()
+            },
+        )
     }
 
     /// Moves what `apply` journaled in `state` into `batch`.
@@ -180,6 +361,90 @@ impl StateStore {
                         None => batch.remove(key),
                     }
                 }
+                Touched::Group(id) => {
+                    let key = key(GROUP, &tenant, id.as_bytes());
+                    match state.group(&id) {
+                        Some(record) => batch.insert(key, encode(record)),
+                        None => batch.remove(key),
+                    }
+                }
+                Touched::GroupName(name) => {
+                    let key = key(GROUP_NAME, &tenant, name.as_bytes());
+                    match state.group_id_by_name(&name) {
+                        Some(id) => batch.insert(key, id.as_bytes().as_slice()),
+                        None => batch.remove(key),
+                    }
+                }
+                Touched::Membership(group, user) => {
+                    let forward = key(MEMBER, &tenant, &pair(group.as_bytes(), user.as_bytes()));
+                    let reverse = key(MEMBER_OF, &tenant, &pair(user.as_bytes(), group.as_bytes()));
+                    if state.is_member(group, user) {
+                        batch.insert(forward, &[]);
+                        batch.insert(reverse, &[]);
+                    } else {
+                        batch.remove(forward);
+                        batch.remove(reverse);
+                    }
+                }
+                Touched::RoleMapping(group) => {
+                    let key = key(ROLE_MAPPING, &tenant, group.as_bytes());
+                    match state.role_mapping(&group) {
+                        Some(role) => batch.insert(key, role_bytes(role)),
+                        None => batch.remove(key),
+                    }
+                }
+                Touched::ResourceGroup(id) => {
+                    let key = key(RESOURCE_GROUP, &tenant, id.as_bytes());
+                    match state.resource_group(&id) {
+                        Some(record) => batch.insert(key, encode(record)),
+                        None => batch.remove(key),
+                    }
+                }
+                Touched::ResourceGroupName(name) => {
+                    let key = key(RESOURCE_GROUP_NAME, &tenant, name.as_bytes());
+                    match state.resource_group_id_by_name(&name) {
+                        Some(id) => batch.insert(key, id.as_bytes().as_slice()),
+                        None => batch.remove(key),
+                    }
+                }
+                Touched::GroupLink(group, resource_group) => {
+                    let key = key(
+                        LINK,
+                        &tenant,
+                        &pair(group.as_bytes(), resource_group.as_bytes()),
+                    );
+                    match state
+                        .group_links
+                        .get(&(group, resource_group))
+                        .copied()
+                        .flatten()
+                    {
+                        Some(role) => batch.insert(key, role_bytes(role)),
+                        None => batch.remove(key),
+                    }
+                }
+                Touched::ResourceGroupMember(resource_group, user) => {
+                    let forward = key(
+                        RESOURCE_GROUP_MEMBER,
+                        &tenant,
+                        &pair(resource_group.as_bytes(), user.as_bytes()),
+                    );
+                    let reverse = key(
+                        RESOURCE_GROUP_MEMBER_OF,
+                        &tenant,
+                        &pair(user.as_bytes(), resource_group.as_bytes()),
+                    );
+                    match state.resource_group_member(resource_group, user) {
+                        Some(role) => {
+                            batch.insert(forward, role_bytes(role));
+                            batch.insert(reverse, role_bytes(role));
+                        }
+                        None => {
+                            batch.remove(forward);
+                            batch.remove(reverse);
+                        }
+                    }
+                }
             }
         }
     }
@@ -207,13 +472,13 @@ impl StateStore {
     }
 
     /// Like [`Self::apply_events`], but leaves the batch to the caller, who may add its own
-    /// writes; `observe` sees each event with the user it concerns as it was before the event,
-    /// and the tenant slice after it.
+    /// writes; `observe` sees each event with the user and group it concerns as they were before
+    /// the event, and the tenant slice after it.
     pub fn apply_events_into(
         &self,
         events: &[Event],
         batch: &mut sled::Batch,
-        mut observe: impl FnMut(&Event, Option<&UserRecord>, &State),
+        mut observe: impl FnMut(&Event, &Before, &State),
     ) -> StoreResult<()> {
         let mut slices: BTreeMap<TenantName, (State, u64)> = BTreeMap::new();
         for event in events {
@@ -225,12 +490,18 @@ impl StateStore {
                 continue;
             };
             self.load_into(state, &event.payload.footprint())?;
-            let user_before = event
-                .payload
-                .user_id()
-                .and_then(|id| state.user(&id).cloned());
+            let before = Before {
+                user: event
+                    .payload
+                    .user_id()
+                    .and_then(|id| state.user(&id).cloned()),
+                group: event
+                    .payload
+                    .group_id()
+                    .and_then(|id| state.group(&id).cloned()),
+            };
             apply(state, event);
-            observe(event, user_before.as_ref(), state);
+            observe(event, &before, state);
             *last = event.sequence;
         }
         for (tenant, (mut state, last)) in slices {
@@ -326,16 +597,222 @@ impl StateStore {
         self.get_id(&key(USER_EXTERNAL_ID, tenant, external_id.as_bytes()))
     }
 
-    /// A tenant's users in id order (creation order for UUIDv7 ids), starting after `after`.
-    pub fn users_after(
+    pub fn group(&self, tenant: &TenantName, id: &GroupId) -> StoreResult<Option<GroupRecord>> {
+        self.get(&key(GROUP, tenant, id.as_bytes()))
+    }
+
+    pub fn group_id_by_name(
         &self,
         tenant: &TenantName,
+        folded: &str,
+    ) -> StoreResult<Option<GroupId>> {
+        Ok(self
+            .get_id(&key(GROUP_NAME, tenant, folded.as_bytes()))?
+            .map(|id| GroupId(id.0)))
+    }
+
+    pub fn is_member(
+        &self,
+        tenant: &TenantName,
+        group: &GroupId,
+        user: &UserId,
+    ) -> StoreResult<bool> {
+        Ok(self.tree.contains_key(key(
+            MEMBER,
+            tenant,
+            &pair(group.as_bytes(), user.as_bytes()),
+        ))?)
+    }
+
+    /// Members of `group` in id order, after `after`, at most `limit`: one page of a group of any
+    /// size, read without touching the others.
+    pub fn members_of_group(
+        &self,
+        tenant: &TenantName,
+        group: &GroupId,
         after: Option<UserId>,
-    ) -> impl Iterator<Item = StoreResult<UserRecord>> + use<> {
-        let prefix = key(USER, tenant, &[]);
+        limit: usize,
+    ) -> StoreResult<Vec<UserId>> {
+        let prefix = key(MEMBER, tenant, group.as_bytes());
         let mut start = prefix.clone();
         if let Some(after) = after {
             start.extend_from_slice(after.as_bytes());
+            start.push(0);
+        }
+        let mut members = Vec::new();
+        for entry in self.tree.range(IVec::from(start)..) {
+            let (key, _) = entry?;
+            if !key.starts_with(&prefix) || members.len() >= limit {
+                break;
+            }
+            if let Some(id) = trailing_id(&key) {
+                members.push(UserId(uuid::Uuid::from_bytes(id)));
+            }
+        }
+        Ok(members)
+    }
+
+    /// Every group `user` belongs to.
+    pub fn groups_of_user(&self, tenant: &TenantName, user: &UserId) -> StoreResult<Vec<GroupId>> {
+        let mut groups = Vec::new();
+        for entry in self
+            .tree
+            .scan_prefix(key(MEMBER_OF, tenant, user.as_bytes()))
+        {
+            let (key, _) = entry?;
+            if let Some(id) = trailing_id(&key) {
+                groups.push(GroupId(uuid::Uuid::from_bytes(id)));
+            }
+        }
+        Ok(groups)
+    }
+
+    /// A tenant's groups in id order (creation order), starting after `after`.
+    pub fn groups_after(
+        &self,
+        tenant: &TenantName,
+        after: Option<GroupId>,
+    ) -> impl Iterator<Item = StoreResult<GroupRecord>> + use<> {
+        self.records_after(key(GROUP, tenant, &[]), after.map(|id| *id.as_bytes()))
+    }
+
+    pub fn role_mapping(&self, tenant: &TenantName, group: &GroupId) -> StoreResult<Option<Role>> {
+        let key = key(ROLE_MAPPING, tenant, group.as_bytes());
+        self.tree
+            .get(&key)?
+            .map(|bytes| decode_role(&key, &bytes))
+            .transpose()
+    }
+
+    /// Every group → org role mapping of a tenant.
+    pub fn role_mappings(&self, tenant: &TenantName) -> StoreResult<Vec<(GroupId, Role)>> {
+        let mut mappings = Vec::new();
+        for entry in self.tree.scan_prefix(key(ROLE_MAPPING, tenant, &[])) {
+            let (key, value) = entry?;
+            if let Some(id) = trailing_id(&key) {
+                mappings.push((
+                    GroupId(uuid::Uuid::from_bytes(id)),
+                    decode_role(&key, &value)?,
+                ));
+            }
+        }
+        Ok(mappings)
+    }
+
+    pub fn resource_group(
+        &self,
+        tenant: &TenantName,
+        id: &ResourceGroupId,
+    ) -> StoreResult<Option<ResourceGroupRecord>> {
+        self.get(&key(RESOURCE_GROUP, tenant, id.as_bytes()))
+    }
+
+    pub fn resource_group_id_by_name(
+        &self,
+        tenant: &TenantName,
+        folded: &str,
+    ) -> StoreResult<Option<ResourceGroupId>> {
+        Ok(self
+            .get_id(&key(RESOURCE_GROUP_NAME, tenant, folded.as_bytes()))?
+            .map(|id| ResourceGroupId(id.0)))
+    }
+
+    /// Every resource group of a tenant.
+    pub fn resource_groups(&self, tenant: &TenantName) -> StoreResult<Vec<ResourceGroupRecord>> {
+        self.records_after(key(RESOURCE_GROUP, tenant, &[]), None)
+            .collect()
+    }
+
+    /// Resource groups linked to `group`, with each link's role.
+    pub fn links_of_group(
+        &self,
+        tenant: &TenantName,
+        group: &GroupId,
+    ) -> StoreResult<Vec<(ResourceGroupId, Role)>> {
+        let mut links = Vec::new();
+        for entry in self.tree.scan_prefix(key(LINK, tenant, group.as_bytes())) {
+            let (key, value) = entry?;
+            if let Some(id) = trailing_id(&key) {
+                links.push((
+                    ResourceGroupId(uuid::Uuid::from_bytes(id)),
+                    decode_role(&key, &value)?,
+                ));
+            }
+        }
+        Ok(links)
+    }
+
+    pub fn resource_group_member(
+        &self,
+        tenant: &TenantName,
+        resource_group: &ResourceGroupId,
+        user: &UserId,
+    ) -> StoreResult<Option<Role>> {
+        let key = key(
+            RESOURCE_GROUP_MEMBER,
+            tenant,
+            &pair(resource_group.as_bytes(), user.as_bytes()),
+        );
+        self.tree
+            .get(&key)?
+            .map(|bytes| decode_role(&key, &bytes))
+            .transpose()
+    }
+
+    /// Manual members of a resource group, with their role.
+    pub fn members_of_resource_group(
+        &self,
+        tenant: &TenantName,
+        resource_group: &ResourceGroupId,
+    ) -> StoreResult<Vec<(UserId, Role)>> {
+        let mut members = Vec::new();
+        for entry in self.tree.scan_prefix(key(
+            RESOURCE_GROUP_MEMBER,
+            tenant,
+            resource_group.as_bytes(),
+        )) {
+            let (key, value) = entry?;
+            if let Some(id) = trailing_id(&key) {
+                members.push((
+                    UserId(uuid::Uuid::from_bytes(id)),
+                    decode_role(&key, &value)?,
+                ));
+            }
+        }
+        Ok(members)
+    }
+
+    /// Manual resource-group memberships of a user, with their role.
+    pub fn resource_groups_of_user(
+        &self,
+        tenant: &TenantName,
+        user: &UserId,
+    ) -> StoreResult<Vec<(ResourceGroupId, Role)>> {
+        let mut memberships = Vec::new();
+        for entry in self
+            .tree
+            .scan_prefix(key(RESOURCE_GROUP_MEMBER_OF, tenant, user.as_bytes()))
+        {
+            let (key, value) = entry?;
+            if let Some(id) = trailing_id(&key) {
+                memberships.push((
+                    ResourceGroupId(uuid::Uuid::from_bytes(id)),
+                    decode_role(&key, &value)?,
+                ));
+            }
+        }
+        Ok(memberships)
+    }
+
+    /// Records under `prefix` in key order, starting after the id `after`.
+    fn records_after<T: DeserializeOwned>(
+        &self,
+        prefix: Vec<u8>,
+        after: Option<[u8; 16]>,
+    ) -> impl Iterator<Item = StoreResult<T>> + use<T> {
+        let mut start = prefix.clone();
+        if let Some(after) = after {
+            start.extend_from_slice(&after);
             start.push(0);
         }
         self.tree
@@ -348,6 +825,15 @@ impl StateStore {
                 let (key, value) = entry?;
                 decode(&key, &value)
             })
+    }
+
+    /// A tenant's users in id order (creation order for UUIDv7 ids), starting after `after`.
+    pub fn users_after(
+        &self,
+        tenant: &TenantName,
+        after: Option<UserId>,
+    ) -> impl Iterator<Item = StoreResult<UserRecord>> + use<> {
+        self.records_after(key(USER, tenant, &[]), after.map(|id| *id.as_bytes()))
     }
 }
 

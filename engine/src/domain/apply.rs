@@ -3,8 +3,10 @@
 //! the slice changes nothing.
 
 use super::event::{Event, EventPayload};
-use super::ids::UserId;
-use super::state::{State, TenantRecord, TokenRecord, Touched, UserRecord};
+use super::ids::{GroupId, Timestamp, UserId};
+use super::state::{
+    GroupRecord, ResourceGroupRecord, State, TenantRecord, TokenRecord, Touched, UserRecord,
+};
 use super::user::fold;
 
 pub fn apply(state: &mut State, event: &Event) {
@@ -116,10 +118,266 @@ pub fn apply(state: &mut State, event: &Event) {
             state.journal.touch(Touched::User(*user_id));
             adjust_user_count(state, -1);
         }
+        EventPayload::GroupCreated { group_id, profile } => {
+            let name = fold(&profile.display_name);
+            state.group_names.insert(name.clone(), Some(*group_id));
+            state.journal.touch(Touched::GroupName(name));
+            state.groups.insert(
+                *group_id,
+                Some(GroupRecord {
+                    id: *group_id,
+                    profile: profile.clone(),
+                    member_count: 0,
+                    version: 1,
+                    created_at: at,
+                    modified_at: at,
+                }),
+            );
+            state.journal.touch(Touched::Group(*group_id));
+            if let Some(tenant) = state.tenant.as_mut() {
+                tenant.group_count += 1;
+                state.journal.touch(Touched::Tenant);
+            }
+        }
+        EventPayload::GroupRenamed {
+            group_id,
+            display_name,
+        } => {
+            let Some(mut group) = state.group(group_id).cloned() else {
+                return;
+            };
+            let old = fold(&group.profile.display_name);
+            if state.group_id_by_name(&old) == Some(*group_id)
+                || !state.group_names.contains_key(&old)
+            {
+                state.group_names.insert(old.clone(), None);
+                state.journal.touch(Touched::GroupName(old));
+            }
+            let new = fold(display_name);
+            state.group_names.insert(new.clone(), Some(*group_id));
+            state.journal.touch(Touched::GroupName(new));
+            group.profile.display_name.clone_from(display_name);
+            bump_group(state, group, at);
+        }
+        EventPayload::GroupUpdated {
+            group_id,
+            external_id,
+            changed_attributes,
+        } => {
+            let Some(mut group) = state.group(group_id).cloned() else {
+                return;
+            };
+            if let Some(external_id) = external_id {
+                group.profile.external_id.clone_from(external_id);
+            }
+            for (name, value) in changed_attributes {
+                if value.is_null() {
+                    group.profile.attributes.remove(name);
+                } else {
+                    group.profile.attributes.insert(name.clone(), value.clone());
+                }
+            }
+            bump_group(state, group, at);
+        }
+        EventPayload::GroupMembersAdded { group_id, user_ids } => {
+            set_members(state, *group_id, user_ids, true, at);
+        }
+        EventPayload::GroupMembersRemoved { group_id, user_ids } => {
+            set_members(state, *group_id, user_ids, false, at);
+        }
+        EventPayload::GroupDeleted { group_id, .. } => {
+            let Some(group) = state.group(group_id).cloned() else {
+                return;
+            };
+            let name = fold(&group.profile.display_name);
+            if state.group_id_by_name(&name) == Some(*group_id)
+                || !state.group_names.contains_key(&name)
+            {
+                state.group_names.insert(name.clone(), None);
+                state.journal.touch(Touched::GroupName(name));
+            }
+            state.groups.insert(*group_id, None);
+            state.journal.touch(Touched::Group(*group_id));
+            if let Some(tenant) = state.tenant.as_mut() {
+                tenant.group_count = tenant.group_count.saturating_sub(1);
+                state.journal.touch(Touched::Tenant);
+            }
+        }
+        EventPayload::DefaultRoleSet { role } => {
+            if let Some(tenant) = state.tenant.as_mut() {
+                tenant.default_role = *role;
+                state.journal.touch(Touched::Tenant);
+            }
+        }
+        EventPayload::RoleMappingSet { group_id, role } => {
+            state.role_mappings.insert(*group_id, Some(*role));
+            state.journal.touch(Touched::RoleMapping(*group_id));
+        }
+        EventPayload::RoleMappingRemoved { group_id } => {
+            state.role_mappings.insert(*group_id, None);
+            state.journal.touch(Touched::RoleMapping(*group_id));
+        }
+        EventPayload::ResourceGroupCreated {
+            resource_group_id,
+            name,
+        } => {
+            let folded = fold(name);
+            state
+                .resource_group_names
+                .insert(folded.clone(), Some(*resource_group_id));
+            state.journal.touch(Touched::ResourceGroupName(folded));
+            state.resource_groups.insert(
+                *resource_group_id,
+                Some(ResourceGroupRecord {
+                    id: *resource_group_id,
+                    name: name.clone(),
+                    links: Default::default(),
+                    manual_member_count: 0,
+                    created_at: at,
+                }),
+            );
+            state
+                .journal
+                .touch(Touched::ResourceGroup(*resource_group_id));
+        }
+        EventPayload::ResourceGroupDeleted { resource_group_id } => {
+            let Some(resource_group) = state.resource_group(resource_group_id).cloned() else {
+                return;
+            };
+            let folded = fold(&resource_group.name);
+            state.resource_group_names.insert(folded.clone(), None);
+            state.journal.touch(Touched::ResourceGroupName(folded));
+            state.resource_groups.insert(*resource_group_id, None);
+            state
+                .journal
+                .touch(Touched::ResourceGroup(*resource_group_id));
+        }
+        EventPayload::ResourceGroupLinked {
+            resource_group_id,
+            group_id,
+            role,
+        }
+        | EventPayload::ResourceGroupLinkRoleChanged {
+            resource_group_id,
+            group_id,
+            role,
+        } => {
+            let Some(Some(resource_group)) = state.resource_groups.get_mut(resource_group_id)
+            else {
+                return;
+            };
+            resource_group.links.insert(*group_id, *role);
+            state
+                .journal
+                .touch(Touched::ResourceGroup(*resource_group_id));
+            state
+                .group_links
+                .insert((*group_id, *resource_group_id), Some(*role));
+            state
+                .journal
+                .touch(Touched::GroupLink(*group_id, *resource_group_id));
+        }
+        EventPayload::ResourceGroupUnlinked {
+            resource_group_id,
+            group_id,
+        } => {
+            if let Some(Some(resource_group)) = state.resource_groups.get_mut(resource_group_id) {
+                resource_group.links.remove(group_id);
+                state
+                    .journal
+                    .touch(Touched::ResourceGroup(*resource_group_id));
+            }
+            state
+                .group_links
+                .insert((*group_id, *resource_group_id), None);
+            state
+                .journal
+                .touch(Touched::GroupLink(*group_id, *resource_group_id));
+        }
+        EventPayload::ResourceGroupMemberSet {
+            resource_group_id,
+            user_id,
+            role,
+        } => {
+            let was_member = state
+                .resource_group_member(*resource_group_id, *user_id)
+                .is_some();
+            if !was_member
+                && let Some(Some(resource_group)) = state.resource_groups.get_mut(resource_group_id)
+            {
+                resource_group.manual_member_count += 1;
+                state
+                    .journal
+                    .touch(Touched::ResourceGroup(*resource_group_id));
+            }
+            state
+                .resource_group_members
+                .insert((*resource_group_id, *user_id), Some(*role));
+            state
+                .journal
+                .touch(Touched::ResourceGroupMember(*resource_group_id, *user_id));
+        }
+        EventPayload::ResourceGroupMemberRemoved {
+            resource_group_id,
+            user_id,
+        } => {
+            let was_member = state
+                .resource_group_member(*resource_group_id, *user_id)
+                .is_some();
+            if was_member
+                && let Some(Some(resource_group)) = state.resource_groups.get_mut(resource_group_id)
+            {
+                resource_group.manual_member_count =
+                    resource_group.manual_member_count.saturating_sub(1);
+                state
+                    .journal
+                    .touch(Touched::ResourceGroup(*resource_group_id));
+            }
+            state
+                .resource_group_members
+                .insert((*resource_group_id, *user_id), None);
+            state
+                .journal
+                .touch(Touched::ResourceGroupMember(*resource_group_id, *user_id));
+        }
     }
 }
 
-fn bump(state: &mut State, mut user: UserRecord, at: super::ids::Timestamp) {
+/// Adds or removes membership edges; only real changes count.
+fn set_members(
+    state: &mut State,
+    group_id: GroupId,
+    users: &[UserId],
+    member: bool,
+    at: Timestamp,
+) {
+    let Some(mut group) = state.group(&group_id).cloned() else {
+        return;
+    };
+    for user in users {
+        if state.is_member(group_id, *user) == member {
+            continue;
+        }
+        state.memberships.insert((group_id, *user), member);
+        state.journal.touch(Touched::Membership(group_id, *user));
+        if member {
+            group.member_count += 1;
+        } else {
+            group.member_count = group.member_count.saturating_sub(1);
+        }
+    }
+    bump_group(state, group, at);
+}
+
+fn bump_group(state: &mut State, mut group: GroupRecord, at: Timestamp) {
+    group.version += 1;
+    group.modified_at = at;
+    let id = group.id;
+    state.groups.insert(id, Some(group));
+    state.journal.touch(Touched::Group(id));
+}
+
+fn bump(state: &mut State, mut user: UserRecord, at: Timestamp) {
     user.version += 1;
     user.modified_at = at;
     let id = user.id;

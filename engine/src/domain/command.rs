@@ -1,8 +1,8 @@
 //! Commands: what a caller asks the directory to do. New ids, times and token hashes are made by
 //! the caller and carried in the command, so `decide` stays a pure function.
 
-use super::ids::{Role, Timestamp, TokenId, UserId};
-use super::state::Footprint;
+use super::ids::{GroupId, ResourceGroupId, Role, Timestamp, TokenId, UserId};
+use super::state::{Footprint, GroupProfile};
 use super::user::{UserProfile, fold};
 
 /// A token to issue; the caller generated its id and secret and passes only the secret's hash.
@@ -12,6 +12,18 @@ pub struct NewToken {
     pub name: String,
     pub secret_sha256: [u8; 32],
     pub expires_at: Option<Timestamp>,
+}
+
+/// One change to a group's members, in the forms SCIM PATCH and PUT express.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MemberChange {
+    /// Add these users; those already members are left alone.
+    Add(Vec<UserId>),
+    /// Remove these users; those not members are ignored.
+    Remove(Vec<UserId>),
+    RemoveAll,
+    /// Make the members exactly these users.
+    Replace(Vec<UserId>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +56,57 @@ pub enum Command {
         user_id: UserId,
         expected_version: Option<u64>,
     },
+    CreateGroup {
+        group_id: GroupId,
+        profile: GroupProfile,
+        members: Vec<UserId>,
+    },
+    /// Changes a group's profile (when given) and members, in order, atomically.
+    UpdateGroup {
+        group_id: GroupId,
+        profile: Option<GroupProfile>,
+        member_changes: Vec<MemberChange>,
+        expected_version: Option<u64>,
+    },
+    DeleteGroup {
+        group_id: GroupId,
+        expected_version: Option<u64>,
+    },
+    SetDefaultRole {
+        role: Role,
+    },
+    /// Maps a group to an org role (`None`: removes the mapping).
+    SetRoleMapping {
+        group_id: GroupId,
+        role: Option<Role>,
+    },
+    CreateResourceGroup {
+        resource_group_id: ResourceGroupId,
+        name: String,
+    },
+    DeleteResourceGroup {
+        resource_group_id: ResourceGroupId,
+    },
+    /// Links a SCIM group to a resource group with a role, or changes the link's role.
+    LinkResourceGroup {
+        resource_group_id: ResourceGroupId,
+        group_id: GroupId,
+        role: Role,
+    },
+    UnlinkResourceGroup {
+        resource_group_id: ResourceGroupId,
+        group_id: GroupId,
+    },
+    /// Adds a user to a resource group by hand, or changes their role there.
+    SetResourceGroupMember {
+        resource_group_id: ResourceGroupId,
+        user_id: UserId,
+        role: Role,
+    },
+    RemoveResourceGroupMember {
+        resource_group_id: ResourceGroupId,
+        user_id: UserId,
+    },
 }
 
 impl Command {
@@ -68,8 +131,101 @@ impl Command {
                     footprint.user_external_ids.push(external_id.clone());
                 }
             }
-            Command::SetUserActive { user_id, .. } | Command::DeleteUser { user_id, .. } => {
+            Command::SetUserActive { user_id, .. } => footprint.users.push(*user_id),
+            Command::DeleteUser { user_id, .. } => {
                 footprint.users.push(*user_id);
+                footprint.groups_of_users.push(*user_id);
+                footprint.resource_groups_of_users.push(*user_id);
+            }
+            Command::CreateGroup {
+                group_id,
+                profile,
+                members,
+            } => {
+                footprint.groups.push(*group_id);
+                footprint.group_names.push(fold(&profile.display_name));
+                footprint.users.extend(members.iter().copied());
+            }
+            Command::UpdateGroup {
+                group_id,
+                profile,
+                member_changes,
+                ..
+            } => {
+                footprint.groups.push(*group_id);
+                if let Some(profile) = profile {
+                    footprint.group_names.push(fold(&profile.display_name));
+                }
+                for change in member_changes {
+                    match change {
+                        MemberChange::Add(users) | MemberChange::Remove(users) => {
+                            footprint.users.extend(users.iter().copied());
+                            footprint
+                                .memberships
+                                .extend(users.iter().map(|user| (*group_id, *user)));
+                        }
+                        MemberChange::RemoveAll => footprint.members_of_groups.push(*group_id),
+                        MemberChange::Replace(users) => {
+                            footprint.users.extend(users.iter().copied());
+                            footprint.members_of_groups.push(*group_id);
+                        }
+                    }
+                }
+            }
+            Command::DeleteGroup { group_id, .. } => {
+                footprint.groups.push(*group_id);
+                footprint.members_of_groups.push(*group_id);
+                footprint.role_mappings.push(*group_id);
+                footprint.links_of_groups.push(*group_id);
+            }
+            Command::SetDefaultRole { .. } => {}
+            Command::SetRoleMapping { group_id, .. } => {
+                footprint.groups.push(*group_id);
+                footprint.role_mappings.push(*group_id);
+            }
+            Command::CreateResourceGroup {
+                resource_group_id,
+                name,
+            } => {
+                footprint.resource_groups.push(*resource_group_id);
+                footprint.resource_group_names.push(fold(name));
+            }
+            Command::DeleteResourceGroup { resource_group_id } => {
+                footprint.resource_groups.push(*resource_group_id);
+                footprint
+                    .members_of_resource_groups
+                    .push(*resource_group_id);
+            }
+            Command::LinkResourceGroup {
+                resource_group_id,
+                group_id,
+                ..
+            } => {
+                footprint.resource_groups.push(*resource_group_id);
+                footprint.groups.push(*group_id);
+            }
+            Command::UnlinkResourceGroup {
+                resource_group_id, ..
+            } => footprint.resource_groups.push(*resource_group_id),
+            Command::SetResourceGroupMember {
+                resource_group_id,
+                user_id,
+                ..
+            } => {
+                footprint.resource_groups.push(*resource_group_id);
+                footprint.users.push(*user_id);
+                footprint
+                    .resource_group_members
+                    .push((*resource_group_id, *user_id));
+            }
+            Command::RemoveResourceGroupMember {
+                resource_group_id,
+                user_id,
+            } => {
+                footprint.resource_groups.push(*resource_group_id);
+                footprint
+                    .resource_group_members
+                    .push((*resource_group_id, *user_id));
             }
         }
         footprint

@@ -2,12 +2,19 @@
 //! and a command, it returns the events that record the change, or why the command is refused.
 //! No I/O, no clock, no randomness.
 
-use super::command::{Command, NewToken};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::command::{Command, MemberChange, NewToken};
 use super::event::EventPayload;
-use super::ids::UserId;
+use super::ids::{GroupId, ResourceGroupId, UserId};
 use super::rejection::Rejection;
-use super::state::{State, UserRecord};
+use super::state::{GroupProfile, GroupRecord, ResourceGroupRecord, State, UserRecord};
 use super::user::{Attributes, UserProfile, check_user_name, fold};
+
+/// User ids per membership event, at most: one event stays well under a NATS message's size.
+pub const MEMBERS_PER_EVENT: usize = 1000;
+/// Longest resource group name.
+const RESOURCE_GROUP_NAME_MAX: usize = 100;
 
 /// Attribute names that are never part of a profile's free-form attributes: they are modelled
 /// separately (`userName`, `externalId`, `active`), owned by the server (`id`, `meta`, `schemas`,
@@ -94,12 +101,439 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
         } => {
             require_tenant(state)?;
             let current = existing_user(state, user_id, expected_version)?;
-            Ok(vec![EventPayload::UserDeleted {
+            // The user leaves every group and resource group first, as events of their own.
+            let mut events: Vec<EventPayload> = state
+                .groups_of(user_id)
+                .map(|group_id| EventPayload::GroupMembersRemoved {
+                    group_id,
+                    user_ids: vec![user_id],
+                })
+                .collect();
+            events.extend(
+                state
+                    .resource_groups_of(user_id)
+                    .map(
+                        |(resource_group_id, _)| EventPayload::ResourceGroupMemberRemoved {
+                            resource_group_id,
+                            user_id,
+                        },
+                    ),
+            );
+            events.push(EventPayload::UserDeleted {
                 user_id,
                 user_name: current.profile.user_name.clone(),
                 external_id: current.profile.external_id.clone(),
+            });
+            Ok(events)
+        }
+        Command::CreateGroup {
+            group_id,
+            profile,
+            members,
+        } => {
+            require_tenant(state)?;
+            if state.group(&group_id).is_some() {
+                return Err(Rejection::GroupAlreadyExists(group_id));
+            }
+            let profile = normalize_group(profile)?;
+            check_group_name(state, group_id, &profile.display_name)?;
+            let mut events = vec![EventPayload::GroupCreated { group_id, profile }];
+            let mut changes = MemberChanges::new(state, group_id);
+            changes.add(&members)?;
+            events.extend(changes.into_events());
+            Ok(events)
+        }
+        Command::UpdateGroup {
+            group_id,
+            profile,
+            member_changes,
+            expected_version,
+        } => {
+            require_tenant(state)?;
+            let current = existing_group(state, group_id, expected_version)?;
+            let mut events = match profile {
+                Some(profile) => {
+                    let profile = normalize_group(profile)?;
+                    check_group_name(state, group_id, &profile.display_name)?;
+                    update_group(current, profile)
+                }
+                None => Vec::new(),
+            };
+            let mut changes = MemberChanges::new(state, group_id);
+            for change in &member_changes {
+                match change {
+                    MemberChange::Add(users) => changes.add(users)?,
+                    MemberChange::Remove(users) => changes.remove(users),
+                    MemberChange::RemoveAll => changes.remove_all(),
+                    MemberChange::Replace(users) => changes.replace(users)?,
+                }
+            }
+            events.extend(changes.into_events());
+            Ok(events)
+        }
+        Command::DeleteGroup {
+            group_id,
+            expected_version,
+        } => {
+            require_tenant(state)?;
+            let current = existing_group(state, group_id, expected_version)?;
+            let mut changes = MemberChanges::new(state, group_id);
+            changes.remove_all();
+            let mut events = changes.into_events();
+            if state.role_mapping(&group_id).is_some() {
+                events.push(EventPayload::RoleMappingRemoved { group_id });
+            }
+            events.extend(state.links_of(group_id).map(|(resource_group_id, _)| {
+                EventPayload::ResourceGroupUnlinked {
+                    resource_group_id,
+                    group_id,
+                }
+            }));
+            events.push(EventPayload::GroupDeleted {
+                group_id,
+                display_name: current.profile.display_name.clone(),
+            });
+            Ok(events)
+        }
+        Command::SetDefaultRole { role } => {
+            let tenant = state
+                .tenant
+                .as_ref()
+                .filter(|_| !state.name.is_system())
+                .ok_or(Rejection::TenantNotFound)?;
+            if tenant.default_role == role {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventPayload::DefaultRoleSet { role }])
+        }
+        Command::SetRoleMapping { group_id, role } => {
+            require_tenant(state)?;
+            if state.group(&group_id).is_none() {
+                return Err(Rejection::GroupNotFound(group_id));
+            }
+            Ok(match (state.role_mapping(&group_id), role) {
+                (current, Some(role)) if current == Some(role) => Vec::new(),
+                (_, Some(role)) => vec![EventPayload::RoleMappingSet { group_id, role }],
+                (Some(_), None) => vec![EventPayload::RoleMappingRemoved { group_id }],
+                (None, None) => Vec::new(),
+            })
+        }
+        Command::CreateResourceGroup {
+            resource_group_id,
+            name,
+        } => {
+            require_tenant(state)?;
+            let name = name.trim().to_owned();
+            if name.is_empty() || name.chars().count() > RESOURCE_GROUP_NAME_MAX {
+                return Err(Rejection::InvalidResourceGroupName);
+            }
+            if state.resource_group(&resource_group_id).is_some() {
+                return Err(Rejection::ResourceGroupAlreadyExists(resource_group_id));
+            }
+            if state.resource_group_id_by_name(&fold(&name)).is_some() {
+                return Err(Rejection::ResourceGroupNameTaken { name });
+            }
+            Ok(vec![EventPayload::ResourceGroupCreated {
+                resource_group_id,
+                name,
             }])
         }
+        Command::DeleteResourceGroup { resource_group_id } => {
+            require_tenant(state)?;
+            let resource_group = existing_resource_group(state, resource_group_id)?;
+            let mut events: Vec<EventPayload> = resource_group
+                .links
+                .keys()
+                .map(|group_id| EventPayload::ResourceGroupUnlinked {
+                    resource_group_id,
+                    group_id: *group_id,
+                })
+                .collect();
+            events.extend(state.members_of_resource_group(resource_group_id).map(
+                |(user_id, _)| EventPayload::ResourceGroupMemberRemoved {
+                    resource_group_id,
+                    user_id,
+                },
+            ));
+            events.push(EventPayload::ResourceGroupDeleted { resource_group_id });
+            Ok(events)
+        }
+        Command::LinkResourceGroup {
+            resource_group_id,
+            group_id,
+            role,
+        } => {
+            require_tenant(state)?;
+            let resource_group = existing_resource_group(state, resource_group_id)?;
+            if state.group(&group_id).is_none() {
+                return Err(Rejection::GroupNotFound(group_id));
+            }
+            Ok(match resource_group.links.get(&group_id) {
+                Some(current) if *current == role => Vec::new(),
+                Some(_) => vec![EventPayload::ResourceGroupLinkRoleChanged {
+                    resource_group_id,
+                    group_id,
+                    role,
+                }],
+                None if resource_group.manual_member_count > 0 => {
+                    return Err(Rejection::ResourceGroupHasMembers(resource_group_id));
+                }
+                None => vec![EventPayload::ResourceGroupLinked {
+                    resource_group_id,
+                    group_id,
+                    role,
+                }],
+            })
+        }
+        Command::UnlinkResourceGroup {
+            resource_group_id,
+            group_id,
+        } => {
+            require_tenant(state)?;
+            let resource_group = existing_resource_group(state, resource_group_id)?;
+            if !resource_group.links.contains_key(&group_id) {
+                return Err(Rejection::NotLinked {
+                    resource_group: resource_group_id,
+                    group: group_id,
+                });
+            }
+            Ok(vec![EventPayload::ResourceGroupUnlinked {
+                resource_group_id,
+                group_id,
+            }])
+        }
+        Command::SetResourceGroupMember {
+            resource_group_id,
+            user_id,
+            role,
+        } => {
+            require_tenant(state)?;
+            let resource_group = manually_managed(state, resource_group_id)?;
+            if state.user(&user_id).is_none() {
+                return Err(Rejection::UserNotFound(user_id));
+            }
+            if state.resource_group_member(resource_group.id, user_id) == Some(role) {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventPayload::ResourceGroupMemberSet {
+                resource_group_id,
+                user_id,
+                role,
+            }])
+        }
+        Command::RemoveResourceGroupMember {
+            resource_group_id,
+            user_id,
+        } => {
+            require_tenant(state)?;
+            manually_managed(state, resource_group_id)?;
+            if state
+                .resource_group_member(resource_group_id, user_id)
+                .is_none()
+            {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventPayload::ResourceGroupMemberRemoved {
+                resource_group_id,
+                user_id,
+            }])
+        }
+    }
+}
+
+fn existing_group(
+    state: &State,
+    group_id: GroupId,
+    expected_version: Option<u64>,
+) -> Result<&GroupRecord, Rejection> {
+    let current = state
+        .group(&group_id)
+        .ok_or(Rejection::GroupNotFound(group_id))?;
+    match expected_version {
+        Some(expected) if expected != current.version => Err(Rejection::VersionMismatch {
+            expected,
+            actual: current.version,
+        }),
+        _ => Ok(current),
+    }
+}
+
+fn existing_resource_group(
+    state: &State,
+    resource_group_id: ResourceGroupId,
+) -> Result<&ResourceGroupRecord, Rejection> {
+    state
+        .resource_group(&resource_group_id)
+        .ok_or(Rejection::ResourceGroupNotFound(resource_group_id))
+}
+
+/// A resource group whose members may be changed by hand: one no SCIM group is linked to.
+fn manually_managed(
+    state: &State,
+    resource_group_id: ResourceGroupId,
+) -> Result<&ResourceGroupRecord, Rejection> {
+    let resource_group = existing_resource_group(state, resource_group_id)?;
+    if resource_group.is_scim_managed() {
+        return Err(Rejection::ResourceGroupScimManaged(resource_group_id));
+    }
+    Ok(resource_group)
+}
+
+fn normalize_group(profile: GroupProfile) -> Result<GroupProfile, Rejection> {
+    let mut profile = profile;
+    if profile.display_name.trim().is_empty() {
+        return Err(Rejection::EmptyGroupName);
+    }
+    profile.external_id = profile.external_id.filter(|id| !id.is_empty());
+    profile.attributes.retain(|name, value| {
+        !value.is_null()
+            && ![
+                "displayname",
+                "externalid",
+                "id",
+                "meta",
+                "schemas",
+                "members",
+            ]
+            .iter()
+            .any(|reserved| name.eq_ignore_ascii_case(reserved))
+    });
+    Ok(profile)
+}
+
+fn check_group_name(state: &State, group_id: GroupId, display_name: &str) -> Result<(), Rejection> {
+    match state.group_id_by_name(&fold(display_name)) {
+        Some(owner) if owner != group_id => Err(Rejection::GroupNameTaken {
+            display_name: display_name.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The events that turn a group's profile into `profile`.
+fn update_group(current: &GroupRecord, profile: GroupProfile) -> Vec<EventPayload> {
+    let before = &current.profile;
+    let mut events = Vec::new();
+    if profile.display_name != before.display_name {
+        events.push(EventPayload::GroupRenamed {
+            group_id: current.id,
+            display_name: profile.display_name.clone(),
+        });
+    }
+    let external_id =
+        (profile.external_id != before.external_id).then(|| profile.external_id.clone());
+    let changed_attributes = changed_attributes(&before.attributes, &profile.attributes);
+    if external_id.is_some() || !changed_attributes.is_empty() {
+        events.push(EventPayload::GroupUpdated {
+            group_id: current.id,
+            external_id,
+            changed_attributes,
+        });
+    }
+    events
+}
+
+/// Membership changes of one group, applied in order on top of the slice, recorded as edge
+/// events in order.
+struct MemberChanges<'a> {
+    state: &'a State,
+    group_id: GroupId,
+    /// Memberships already changed by earlier changes of the same command.
+    changed: BTreeMap<UserId, bool>,
+    events: Vec<EventPayload>,
+}
+
+impl<'a> MemberChanges<'a> {
+    fn new(state: &'a State, group_id: GroupId) -> Self {
+        Self {
+            state,
+            group_id,
+            changed: BTreeMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn is_member(&self, user: UserId) -> bool {
+        self.changed
+            .get(&user)
+            .copied()
+            .unwrap_or_else(|| self.state.is_member(self.group_id, user))
+    }
+
+    fn current_members(&self) -> BTreeSet<UserId> {
+        let mut members: BTreeSet<UserId> = self.state.members_of(self.group_id).collect();
+        for (user, member) in &self.changed {
+            if *member {
+                members.insert(*user);
+            } else {
+                members.remove(user);
+            }
+        }
+        members
+    }
+
+    fn check_users(&self, users: &[UserId]) -> Result<(), Rejection> {
+        match users.iter().find(|user| self.state.user(user).is_none()) {
+            Some(missing) => Err(Rejection::MemberNotFound(*missing)),
+            None => Ok(()),
+        }
+    }
+
+    fn record(&mut self, users: Vec<UserId>, member: bool) {
+        for user in &users {
+            self.changed.insert(*user, member);
+        }
+        for chunk in users.chunks(MEMBERS_PER_EVENT) {
+            let group_id = self.group_id;
+            let user_ids = chunk.to_vec();
+            self.events.push(if member {
+                EventPayload::GroupMembersAdded { group_id, user_ids }
+            } else {
+                EventPayload::GroupMembersRemoved { group_id, user_ids }
+            });
+        }
+    }
+
+    fn add(&mut self, users: &[UserId]) -> Result<(), Rejection> {
+        self.check_users(users)?;
+        let mut seen = BTreeSet::new();
+        let added: Vec<UserId> = users
+            .iter()
+            .copied()
+            .filter(|user| seen.insert(*user) && !self.is_member(*user))
+            .collect();
+        self.record(added, true);
+        Ok(())
+    }
+
+    fn remove(&mut self, users: &[UserId]) {
+        let mut seen = BTreeSet::new();
+        let removed: Vec<UserId> = users
+            .iter()
+            .copied()
+            .filter(|user| seen.insert(*user) && self.is_member(*user))
+            .collect();
+        self.record(removed, false);
+    }
+
+    fn remove_all(&mut self) {
+        let removed: Vec<UserId> = self.current_members().into_iter().collect();
+        self.record(removed, false);
+    }
+
+    fn replace(&mut self, users: &[UserId]) -> Result<(), Rejection> {
+        self.check_users(users)?;
+        let target: BTreeSet<UserId> = users.iter().copied().collect();
+        let current = self.current_members();
+        let removed: Vec<UserId> = current.difference(&target).copied().collect();
+        let added: Vec<UserId> = target.difference(&current).copied().collect();
+        self.record(removed, false);
+        self.record(added, true);
+        Ok(())
+    }
+
+    fn into_events(self) -> Vec<EventPayload> {
+        self.events
     }
 }
 

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::ids::{Role, TenantName, Timestamp, TokenId, UserId};
-use super::state::Footprint;
+use super::ids::{GroupId, ResourceGroupId, Role, TenantName, Timestamp, TokenId, UserId};
+use super::state::{Footprint, GroupProfile};
 use super::user::{Attributes, UserProfile};
 
 /// Who asked for a change.
@@ -112,6 +112,72 @@ pub enum EventPayload {
         user_name: String,
         external_id: Option<String>,
     },
+    GroupCreated {
+        group_id: GroupId,
+        profile: GroupProfile,
+    },
+    GroupRenamed {
+        group_id: GroupId,
+        display_name: String,
+    },
+    GroupUpdated {
+        group_id: GroupId,
+        /// `Some(None)`: externalId removed.
+        external_id: Option<Option<String>>,
+        changed_attributes: Attributes,
+    },
+    GroupMembersAdded {
+        group_id: GroupId,
+        user_ids: Vec<UserId>,
+    },
+    GroupMembersRemoved {
+        group_id: GroupId,
+        user_ids: Vec<UserId>,
+    },
+    GroupDeleted {
+        group_id: GroupId,
+        display_name: String,
+    },
+    DefaultRoleSet {
+        role: Role,
+    },
+    RoleMappingSet {
+        group_id: GroupId,
+        role: Role,
+    },
+    RoleMappingRemoved {
+        group_id: GroupId,
+    },
+    ResourceGroupCreated {
+        resource_group_id: ResourceGroupId,
+        name: String,
+    },
+    ResourceGroupDeleted {
+        resource_group_id: ResourceGroupId,
+    },
+    ResourceGroupLinked {
+        resource_group_id: ResourceGroupId,
+        group_id: GroupId,
+        role: Role,
+    },
+    ResourceGroupLinkRoleChanged {
+        resource_group_id: ResourceGroupId,
+        group_id: GroupId,
+        role: Role,
+    },
+    ResourceGroupUnlinked {
+        resource_group_id: ResourceGroupId,
+        group_id: GroupId,
+    },
+    ResourceGroupMemberSet {
+        resource_group_id: ResourceGroupId,
+        user_id: UserId,
+        role: Role,
+    },
+    ResourceGroupMemberRemoved {
+        resource_group_id: ResourceGroupId,
+        user_id: UserId,
+    },
 }
 
 impl EventPayload {
@@ -126,6 +192,22 @@ impl EventPayload {
             EventPayload::UserDeactivated { .. } => "user.deactivated",
             EventPayload::UserReactivated { .. } => "user.reactivated",
             EventPayload::UserDeleted { .. } => "user.deleted",
+            EventPayload::GroupCreated { .. } => "group.created",
+            EventPayload::GroupRenamed { .. } => "group.renamed",
+            EventPayload::GroupUpdated { .. } => "group.updated",
+            EventPayload::GroupMembersAdded { .. } => "group.members_added",
+            EventPayload::GroupMembersRemoved { .. } => "group.members_removed",
+            EventPayload::GroupDeleted { .. } => "group.deleted",
+            EventPayload::DefaultRoleSet { .. } => "role.default_set",
+            EventPayload::RoleMappingSet { .. } => "role.mapping_set",
+            EventPayload::RoleMappingRemoved { .. } => "role.mapping_removed",
+            EventPayload::ResourceGroupCreated { .. } => "resource_group.created",
+            EventPayload::ResourceGroupDeleted { .. } => "resource_group.deleted",
+            EventPayload::ResourceGroupLinked { .. } => "resource_group.linked",
+            EventPayload::ResourceGroupLinkRoleChanged { .. } => "resource_group.link_role_changed",
+            EventPayload::ResourceGroupUnlinked { .. } => "resource_group.unlinked",
+            EventPayload::ResourceGroupMemberSet { .. } => "resource_group.member_set",
+            EventPayload::ResourceGroupMemberRemoved { .. } => "resource_group.member_removed",
         }
     }
 
@@ -142,6 +224,47 @@ impl EventPayload {
             | EventPayload::UserDeactivated { user_id, .. }
             | EventPayload::UserReactivated { user_id, .. }
             | EventPayload::UserDeleted { user_id, .. } => footprint.users.push(*user_id),
+            EventPayload::GroupCreated { .. }
+            | EventPayload::DefaultRoleSet { .. }
+            | EventPayload::ResourceGroupCreated { .. } => {}
+            EventPayload::GroupRenamed { group_id, .. }
+            | EventPayload::GroupUpdated { group_id, .. }
+            | EventPayload::GroupDeleted { group_id, .. } => footprint.groups.push(*group_id),
+            EventPayload::GroupMembersAdded { group_id, user_ids }
+            | EventPayload::GroupMembersRemoved { group_id, user_ids } => {
+                footprint.groups.push(*group_id);
+                footprint
+                    .memberships
+                    .extend(user_ids.iter().map(|user| (*group_id, *user)));
+            }
+            EventPayload::RoleMappingSet { group_id, .. }
+            | EventPayload::RoleMappingRemoved { group_id } => {
+                footprint.role_mappings.push(*group_id)
+            }
+            EventPayload::ResourceGroupDeleted { resource_group_id }
+            | EventPayload::ResourceGroupLinked {
+                resource_group_id, ..
+            }
+            | EventPayload::ResourceGroupLinkRoleChanged {
+                resource_group_id, ..
+            }
+            | EventPayload::ResourceGroupUnlinked {
+                resource_group_id, ..
+            } => footprint.resource_groups.push(*resource_group_id),
+            EventPayload::ResourceGroupMemberSet {
+                resource_group_id,
+                user_id,
+                ..
+            }
+            | EventPayload::ResourceGroupMemberRemoved {
+                resource_group_id,
+                user_id,
+            } => {
+                footprint.resource_groups.push(*resource_group_id);
+                footprint
+                    .resource_group_members
+                    .push((*resource_group_id, *user_id));
+            }
         }
         footprint
     }
@@ -158,6 +281,19 @@ impl EventPayload {
         }
     }
 
+    /// The group the event is about, if it is about one.
+    pub fn group_id(&self) -> Option<GroupId> {
+        match self {
+            EventPayload::GroupCreated { group_id, .. }
+            | EventPayload::GroupRenamed { group_id, .. }
+            | EventPayload::GroupUpdated { group_id, .. }
+            | EventPayload::GroupMembersAdded { group_id, .. }
+            | EventPayload::GroupMembersRemoved { group_id, .. }
+            | EventPayload::GroupDeleted { group_id, .. } => Some(*group_id),
+            _ => None,
+        }
+    }
+
     /// The id of the resource the event is about, for audit and filtering.
     pub fn target(&self) -> String {
         match self {
@@ -169,6 +305,34 @@ impl EventPayload {
             | EventPayload::UserDeactivated { user_id, .. }
             | EventPayload::UserReactivated { user_id, .. }
             | EventPayload::UserDeleted { user_id, .. } => user_id.to_string(),
+            EventPayload::GroupCreated { group_id, .. }
+            | EventPayload::GroupRenamed { group_id, .. }
+            | EventPayload::GroupUpdated { group_id, .. }
+            | EventPayload::GroupMembersAdded { group_id, .. }
+            | EventPayload::GroupMembersRemoved { group_id, .. }
+            | EventPayload::GroupDeleted { group_id, .. }
+            | EventPayload::RoleMappingSet { group_id, .. }
+            | EventPayload::RoleMappingRemoved { group_id } => group_id.to_string(),
+            EventPayload::DefaultRoleSet { .. } => String::new(),
+            EventPayload::ResourceGroupCreated {
+                resource_group_id, ..
+            }
+            | EventPayload::ResourceGroupDeleted { resource_group_id }
+            | EventPayload::ResourceGroupLinked {
+                resource_group_id, ..
+            }
+            | EventPayload::ResourceGroupLinkRoleChanged {
+                resource_group_id, ..
+            }
+            | EventPayload::ResourceGroupUnlinked {
+                resource_group_id, ..
+            }
+            | EventPayload::ResourceGroupMemberSet {
+                resource_group_id, ..
+            }
+            | EventPayload::ResourceGroupMemberRemoved {
+                resource_group_id, ..
+            } => resource_group_id.to_string(),
         }
     }
 }

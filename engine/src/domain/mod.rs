@@ -4,6 +4,7 @@
 //! **Architecture invariant:** nothing in this module does I/O. No sled, no NATS, no clock, no
 //! randomness: times and new ids arrive inside commands and events.
 
+mod access;
 mod apply;
 mod command;
 mod decide;
@@ -16,15 +17,19 @@ mod user;
 #[cfg(test)]
 mod tests;
 
+pub use access::{Access, Grant, RoleGrant, access};
 pub use apply::apply;
-pub use command::{Command, NewToken};
-pub use decide::decide;
+pub use command::{Command, MemberChange, NewToken};
+pub use decide::{MEMBERS_PER_EVENT, decide};
 pub use event::{Actor, ActorKind, Event, EventPayload, Source};
 pub use ids::{
     GroupId, ResourceGroupId, Role, SYSTEM_TENANT, TenantName, Timestamp, TokenId, UserId,
 };
 pub use rejection::{Rejection, RejectionKind};
-pub use state::{Footprint, Journal, State, TenantRecord, TokenRecord, Touched, UserRecord};
+pub use state::{
+    Footprint, GroupProfile, GroupRecord, Journal, Loaded, ResourceGroupRecord, State,
+    TenantRecord, TokenRecord, Touched, UserRecord,
+};
 pub use user::{
     Attributes, USER_NAME_MAX, USER_NAME_MIN, UserNameRule, UserProfile, check_user_name, fold,
 };

@@ -3,7 +3,7 @@
 
 use thiserror::Error;
 
-use super::ids::{TokenId, UserId};
+use super::ids::{GroupId, ResourceGroupId, TokenId, UserId};
 use super::user::UserNameRule;
 
 #[derive(Clone, Debug, PartialEq, Error)]
@@ -33,6 +33,37 @@ pub enum Rejection {
     TokenNotFound(TokenId),
     #[error("token {0} already exists")]
     TokenAlreadyExists(TokenId),
+    #[error("displayName must not be empty")]
+    EmptyGroupName,
+    #[error("displayName {display_name:?} is already used by another group in this tenant")]
+    GroupNameTaken { display_name: String },
+    #[error("group {0} not found")]
+    GroupNotFound(GroupId),
+    #[error("group {0} already exists")]
+    GroupAlreadyExists(GroupId),
+    #[error("member {0} is not a user of this tenant")]
+    MemberNotFound(UserId),
+    #[error("resource group names must be 1 to 100 characters")]
+    InvalidResourceGroupName,
+    #[error("resource group name {name:?} is already used in this tenant")]
+    ResourceGroupNameTaken { name: String },
+    #[error("resource group {0} not found")]
+    ResourceGroupNotFound(ResourceGroupId),
+    #[error("resource group {0} already exists")]
+    ResourceGroupAlreadyExists(ResourceGroupId),
+    #[error(
+        "resource group {0} is SCIM-managed (linked to SCIM groups): change its members in the identity provider"
+    )]
+    ResourceGroupScimManaged(ResourceGroupId),
+    #[error(
+        "resource group {0} has members added by hand: remove them before linking a SCIM group"
+    )]
+    ResourceGroupHasMembers(ResourceGroupId),
+    #[error("resource group {resource_group} is not linked to group {group}")]
+    NotLinked {
+        resource_group: ResourceGroupId,
+        group: GroupId,
+    },
 }
 
 /// The family of a rejection, which decides its status on every edge.
@@ -53,18 +84,30 @@ pub enum RejectionKind {
 impl Rejection {
     pub fn kind(&self) -> RejectionKind {
         match self {
-            Rejection::InvalidUserName { .. } | Rejection::InvalidValue(_) => {
-                RejectionKind::Invalid
-            }
+            Rejection::InvalidUserName { .. }
+            | Rejection::InvalidValue(_)
+            | Rejection::EmptyGroupName
+            | Rejection::MemberNotFound(_)
+            | Rejection::InvalidResourceGroupName => RejectionKind::Invalid,
             Rejection::TenantNotFound
             | Rejection::UserNotFound(_)
-            | Rejection::TokenNotFound(_) => RejectionKind::NotFound,
+            | Rejection::TokenNotFound(_)
+            | Rejection::GroupNotFound(_)
+            | Rejection::ResourceGroupNotFound(_)
+            | Rejection::NotLinked { .. } => RejectionKind::NotFound,
             Rejection::TenantAlreadyExists
             | Rejection::UserNameTaken { .. }
             | Rejection::ExternalIdTaken { .. }
             | Rejection::UserAlreadyExists(_)
-            | Rejection::TokenAlreadyExists(_) => RejectionKind::Conflict,
-            Rejection::VersionMismatch { .. } => RejectionKind::PreconditionFailed,
+            | Rejection::TokenAlreadyExists(_)
+            | Rejection::GroupNameTaken { .. }
+            | Rejection::GroupAlreadyExists(_)
+            | Rejection::ResourceGroupNameTaken { .. }
+            | Rejection::ResourceGroupAlreadyExists(_) => RejectionKind::Conflict,
+            Rejection::VersionMismatch { .. } | Rejection::ResourceGroupHasMembers(_) => {
+                RejectionKind::PreconditionFailed
+            }
+            Rejection::ResourceGroupScimManaged(_) => RejectionKind::Forbidden,
         }
     }
 }

@@ -2,17 +2,19 @@
 //!
 //! The same type serves two purposes. Tests fold events into a complete `State`. The engine loads
 //! only the *slice* a command needs (its [`Footprint`]) from the aggregate store, so memory does
-//! not grow with the directory. Every map therefore distinguishes "known absent" (`None`) from a
-//! key that is simply not in the slice; the loader guarantees that every key in the footprint is
-//! present. `apply` records what it touched in a [`Journal`] so the store writes back exactly those
-//! entries.
+//! not grow with the directory. Every map therefore distinguishes "known absent" (`None`, `false`)
+//! from a key that is simply not in the slice; the loader guarantees that every key in the
+//! footprint is present, and that an enumeration the footprint asks for (all members of a group,
+//! all groups of a user, …) is complete. `apply` records what it touched in a [`Journal`] so the
+//! store writes back exactly those entries: adding one member to a group of any size touches a
+//! constant number of entries.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::{Role, TenantName, Timestamp, TokenId, UserId};
-use super::user::UserProfile;
+use super::ids::{GroupId, ResourceGroupId, Role, TenantName, Timestamp, TokenId, UserId};
+use super::user::{Attributes, UserProfile};
 
 /// A tenant's own record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,6 +58,45 @@ pub struct UserRecord {
     pub modified_at: Timestamp,
 }
 
+/// What an IdP says about a group, members aside (they are edges).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupProfile {
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub attributes: Attributes,
+}
+
+/// A SCIM group. Its members are not in the record: each membership is its own entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub id: GroupId,
+    pub profile: GroupProfile,
+    pub member_count: u64,
+    /// Incremented by every event that changes the group or its members; the SCIM ETag.
+    pub version: u64,
+    pub created_at: Timestamp,
+    pub modified_at: Timestamp,
+}
+
+/// A named set of resources (repositories, datasets, spaces) that users reach with a role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceGroupRecord {
+    pub id: ResourceGroupId,
+    pub name: String,
+    /// SCIM groups linked to this resource group, with the role each grants. Non-empty: the
+    /// resource group is SCIM-managed and refuses manual member changes.
+    pub links: BTreeMap<GroupId, Role>,
+    /// Members added by hand (only while not SCIM-managed).
+    pub manual_member_count: u64,
+    pub created_at: Timestamp,
+}
+
+impl ResourceGroupRecord {
+    pub fn is_scim_managed(&self) -> bool {
+        !self.links.is_empty()
+    }
+}
+
 /// What a command or an event needs loaded before `decide` or `apply` can run on a slice.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Footprint {
@@ -64,6 +105,52 @@ pub struct Footprint {
     /// Folded userNames to resolve.
     pub user_names: Vec<String>,
     pub user_external_ids: Vec<String>,
+    pub groups: Vec<GroupId>,
+    /// Folded displayNames to resolve.
+    pub group_names: Vec<String>,
+    /// Single membership edges to know.
+    pub memberships: Vec<(GroupId, UserId)>,
+    /// Users whose every group membership must be loaded.
+    pub groups_of_users: Vec<UserId>,
+    /// Groups whose every member must be loaded (proportional to the group's size).
+    pub members_of_groups: Vec<GroupId>,
+    pub role_mappings: Vec<GroupId>,
+    pub resource_groups: Vec<ResourceGroupId>,
+    /// Folded resource group names to resolve.
+    pub resource_group_names: Vec<String>,
+    /// Groups whose every resource-group link must be loaded, with the linked resource groups.
+    pub links_of_groups: Vec<GroupId>,
+    /// Single manual resource-group memberships to know.
+    pub resource_group_members: Vec<(ResourceGroupId, UserId)>,
+    /// Users whose every manual resource-group membership must be loaded, with those groups.
+    pub resource_groups_of_users: Vec<UserId>,
+    /// Resource groups whose every manual member must be loaded.
+    pub members_of_resource_groups: Vec<ResourceGroupId>,
+}
+
+impl Footprint {
+    /// Adds everything `other` needs.
+    pub fn extend(&mut self, other: Footprint) {
+        self.tokens.extend(other.tokens);
+        self.users.extend(other.users);
+        self.user_names.extend(other.user_names);
+        self.user_external_ids.extend(other.user_external_ids);
+        self.groups.extend(other.groups);
+        self.group_names.extend(other.group_names);
+        self.memberships.extend(other.memberships);
+        self.groups_of_users.extend(other.groups_of_users);
+        self.members_of_groups.extend(other.members_of_groups);
+        self.role_mappings.extend(other.role_mappings);
+        self.resource_groups.extend(other.resource_groups);
+        self.resource_group_names.extend(other.resource_group_names);
+        self.links_of_groups.extend(other.links_of_groups);
+        self.resource_group_members
+            .extend(other.resource_group_members);
+        self.resource_groups_of_users
+            .extend(other.resource_groups_of_users);
+        self.members_of_resource_groups
+            .extend(other.members_of_resource_groups);
+    }
 }
 
 /// Which entries `apply` changed, in the order it changed them.
@@ -78,12 +165,29 @@ pub enum Touched {
     User(UserId),
     UserName(String),
     UserExternalId(String),
+    Group(GroupId),
+    GroupName(String),
+    Membership(GroupId, UserId),
+    RoleMapping(GroupId),
+    ResourceGroup(ResourceGroupId),
+    ResourceGroupName(String),
+    GroupLink(GroupId, ResourceGroupId),
+    ResourceGroupMember(ResourceGroupId, UserId),
 }
 
 impl Journal {
     /// The touched entries, each once.
     pub fn drain(&mut self) -> BTreeSet<Touched> {
         std::mem::take(&mut self.0).into_iter().collect()
+    }
+
+    /// How many entries were touched (with repeats).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub(crate) fn touch(&mut self, touched: Touched) {
@@ -109,8 +213,54 @@ pub struct State {
     pub user_names: BTreeMap<String, Option<UserId>>,
     /// externalId → owner.
     pub user_external_ids: BTreeMap<String, Option<UserId>>,
+    pub groups: BTreeMap<GroupId, Option<GroupRecord>>,
+    /// Folded displayName → group.
+    pub group_names: BTreeMap<String, Option<GroupId>>,
+    /// Membership edges: `true` member, `false` known not to be.
+    pub memberships: BTreeMap<(GroupId, UserId), bool>,
+    /// Group → the org role members get from it.
+    pub role_mappings: BTreeMap<GroupId, Option<Role>>,
+    pub resource_groups: BTreeMap<ResourceGroupId, Option<ResourceGroupRecord>>,
+    /// Folded name → resource group.
+    pub resource_group_names: BTreeMap<String, Option<ResourceGroupId>>,
+    /// The reverse of each resource group's `links`: group → linked resource groups.
+    pub group_links: BTreeMap<(GroupId, ResourceGroupId), Option<Role>>,
+    /// Manual resource-group memberships with their role.
+    pub resource_group_members: BTreeMap<(ResourceGroupId, UserId), Option<Role>>,
+    /// Which complete enumerations the slice holds (see [`Footprint`]).
+    pub loaded: Loaded,
     pub journal: Journal,
 }
+
+/// Enumerations a slice holds completely.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    pub groups_of_users: BTreeSet<UserId>,
+    pub members_of_groups: BTreeSet<GroupId>,
+    pub links_of_groups: BTreeSet<GroupId>,
+    pub resource_groups_of_users: BTreeSet<UserId>,
+    pub members_of_resource_groups: BTreeSet<ResourceGroupId>,
+}
+
+/// Which enumerations are loaded is bookkeeping for the loader, not the state's meaning.
+impl PartialEq for Loaded {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+fn range_of<K: Copy + Ord, V: Ord + Copy>(
+    first: K,
+    min: V,
+    max: V,
+) -> std::ops::RangeInclusive<(K, V)> {
+    (first, min)..=(first, max)
+}
+
+const MIN_USER: UserId = UserId(uuid::Uuid::nil());
+const MAX_USER: UserId = UserId(uuid::Uuid::max());
+const MIN_RESOURCE_GROUP: ResourceGroupId = ResourceGroupId(uuid::Uuid::nil());
+const MAX_RESOURCE_GROUP: ResourceGroupId = ResourceGroupId(uuid::Uuid::max());
 
 impl State {
     /// An empty directory for `name` (a tenant that does not exist yet).
@@ -122,6 +272,15 @@ impl State {
             users: BTreeMap::new(),
             user_names: BTreeMap::new(),
             user_external_ids: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            group_names: BTreeMap::new(),
+            memberships: BTreeMap::new(),
+            role_mappings: BTreeMap::new(),
+            resource_groups: BTreeMap::new(),
+            resource_group_names: BTreeMap::new(),
+            group_links: BTreeMap::new(),
+            resource_group_members: BTreeMap::new(),
+            loaded: Loaded::default(),
             journal: Journal::default(),
         }
     }
@@ -129,29 +288,53 @@ impl State {
     /// A copy of the tenant record and of the entries `footprint` names, as they are now: what
     /// one command's caller needs to see of a slice that later commands keep changing.
     pub fn extract(&self, footprint: &Footprint) -> State {
-        let mut copy = State::new(self.name.clone());
-        copy.tenant = self.tenant.clone();
-        for id in &footprint.tokens {
-            if let Some(token) = self.tokens.get(id) {
-                copy.tokens.insert(id.clone(), token.clone());
+        fn copy<K: Ord + Clone, V: Clone>(
+            from: &BTreeMap<K, V>,
+            to: &mut BTreeMap<K, V>,
+            keys: &[K],
+        ) {
+            for key in keys {
+                if let Some(value) = from.get(key) {
+                    to.insert(key.clone(), value.clone());
+                }
             }
         }
-        for id in &footprint.users {
-            if let Some(user) = self.users.get(id) {
-                copy.users.insert(*id, user.clone());
-            }
-        }
-        for name in &footprint.user_names {
-            if let Some(owner) = self.user_names.get(name) {
-                copy.user_names.insert(name.clone(), *owner);
-            }
-        }
-        for external_id in &footprint.user_external_ids {
-            if let Some(owner) = self.user_external_ids.get(external_id) {
-                copy.user_external_ids.insert(external_id.clone(), *owner);
-            }
-        }
-        copy
+        let mut extract = State::new(self.name.clone());
+        extract.tenant = self.tenant.clone();
+        copy(&self.tokens, &mut extract.tokens, &footprint.tokens);
+        copy(&self.users, &mut extract.users, &footprint.users);
+        copy(
+            &self.user_names,
+            &mut extract.user_names,
+            &footprint.user_names,
+        );
+        copy(
+            &self.user_external_ids,
+            &mut extract.user_external_ids,
+            &footprint.user_external_ids,
+        );
+        copy(&self.groups, &mut extract.groups, &footprint.groups);
+        copy(
+            &self.group_names,
+            &mut extract.group_names,
+            &footprint.group_names,
+        );
+        copy(
+            &self.role_mappings,
+            &mut extract.role_mappings,
+            &footprint.role_mappings,
+        );
+        copy(
+            &self.resource_groups,
+            &mut extract.resource_groups,
+            &footprint.resource_groups,
+        );
+        copy(
+            &self.resource_group_names,
+            &mut extract.resource_group_names,
+            &footprint.resource_group_names,
+        );
+        extract
     }
 
     pub fn user(&self, id: &UserId) -> Option<&UserRecord> {
@@ -169,5 +352,88 @@ impl State {
 
     pub fn user_id_by_external_id(&self, external_id: &str) -> Option<UserId> {
         self.user_external_ids.get(external_id).copied().flatten()
+    }
+
+    pub fn group(&self, id: &GroupId) -> Option<&GroupRecord> {
+        self.groups.get(id).and_then(Option::as_ref)
+    }
+
+    /// The group holding a folded displayName.
+    pub fn group_id_by_name(&self, folded: &str) -> Option<GroupId> {
+        self.group_names.get(folded).copied().flatten()
+    }
+
+    pub fn is_member(&self, group: GroupId, user: UserId) -> bool {
+        self.memberships
+            .get(&(group, user))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Members of `group` held by the slice (all of them when `members_of_groups` was loaded).
+    pub fn members_of(&self, group: GroupId) -> impl Iterator<Item = UserId> + '_ {
+        self.memberships
+            .range(range_of(group, MIN_USER, MAX_USER))
+            .filter(|(_, member)| **member)
+            .map(|((_, user), _)| *user)
+    }
+
+    /// Groups of `user` held by the slice (all of them when `groups_of_users` was loaded).
+    pub fn groups_of(&self, user: UserId) -> impl Iterator<Item = GroupId> + '_ {
+        self.memberships
+            .iter()
+            .filter(move |((_, member), is_member)| *member == user && **is_member)
+            .map(|((group, _), _)| *group)
+    }
+
+    pub fn role_mapping(&self, group: &GroupId) -> Option<Role> {
+        self.role_mappings.get(group).copied().flatten()
+    }
+
+    pub fn resource_group(&self, id: &ResourceGroupId) -> Option<&ResourceGroupRecord> {
+        self.resource_groups.get(id).and_then(Option::as_ref)
+    }
+
+    pub fn resource_group_id_by_name(&self, folded: &str) -> Option<ResourceGroupId> {
+        self.resource_group_names.get(folded).copied().flatten()
+    }
+
+    /// Resource groups linked to `group`, with the role of each link.
+    pub fn links_of(&self, group: GroupId) -> impl Iterator<Item = (ResourceGroupId, Role)> + '_ {
+        self.group_links
+            .range(range_of(group, MIN_RESOURCE_GROUP, MAX_RESOURCE_GROUP))
+            .filter_map(|((_, resource_group), role)| role.map(|role| (*resource_group, role)))
+    }
+
+    pub fn resource_group_member(
+        &self,
+        resource_group: ResourceGroupId,
+        user: UserId,
+    ) -> Option<Role> {
+        self.resource_group_members
+            .get(&(resource_group, user))
+            .copied()
+            .flatten()
+    }
+
+    /// Manual members of `resource_group` held by the slice.
+    pub fn members_of_resource_group(
+        &self,
+        resource_group: ResourceGroupId,
+    ) -> impl Iterator<Item = (UserId, Role)> + '_ {
+        self.resource_group_members
+            .range(range_of(resource_group, MIN_USER, MAX_USER))
+            .filter_map(|((_, user), role)| role.map(|role| (*user, role)))
+    }
+
+    /// Manual resource-group memberships of `user` held by the slice.
+    pub fn resource_groups_of(
+        &self,
+        user: UserId,
+    ) -> impl Iterator<Item = (ResourceGroupId, Role)> + '_ {
+        self.resource_group_members
+            .iter()
+            .filter(move |((_, member), _)| *member == user)
+            .filter_map(|((resource_group, _), role)| role.map(|role| (*resource_group, role)))
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -18,13 +19,15 @@ use uuid::Uuid;
 
 use super::SCIM_CONTENT_TYPE;
 use super::error::ScimError;
-use super::users;
+use super::{groups, users};
 use crate::app::AppState;
 use crate::auth;
 use crate::clock;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest a read waits for the projections to reach the last acknowledged write.
+const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -38,6 +41,17 @@ pub fn router(state: AppState) -> Router {
                 .put(users::replace)
                 .patch(users::patch)
                 .delete(users::delete),
+        )
+        .route(
+            "/scim/v2/{tenant}/Groups",
+            get(groups::list).post(groups::create),
+        )
+        .route(
+            "/scim/v2/{tenant}/Groups/{id}",
+            get(groups::get)
+                .put(groups::replace)
+                .patch(groups::patch)
+                .delete(groups::delete),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -225,4 +239,37 @@ pub fn not_modified(etag: &str) -> Response {
 /// The raw text of a request header.
 pub fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     header_text(headers, name)
+}
+
+/// The query string as name/value pairs.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the views reflect every write acknowledged before the call (read-your-writes).
+pub async fn read_barrier(app: &AppState) -> Result<(), ScimError> {
+    match tokio::time::timeout(READ_BARRIER_TIMEOUT, app.projector.caught_up()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "read barrier failed");
+            Err(ScimError::unavailable(
+                "the directory is temporarily unavailable; retry later",
+            ))
+        }
+        Err(_) => Err(ScimError::unavailable(
+            "the directory is catching up; retry later",
+        )),
+    }
+}
+
+/// Storage trouble while reading a view: 503.
+pub fn store_unavailable(error: impl std::fmt::Display) -> ScimError {
+    tracing::warn!(%error, "view read failed");
+    ScimError::unavailable("the directory is temporarily unavailable; retry later")
 }

@@ -2,6 +2,8 @@
 
 pub mod error;
 pub mod filter;
+pub mod group;
+pub mod groups;
 pub mod http;
 pub mod list;
 pub mod patch;

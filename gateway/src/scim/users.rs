@@ -5,12 +5,10 @@
 //! handler reads again and retries, unless the client pinned a version with `If-Match`, which then
 //! fails with 412.
 
-use std::time::Duration;
-
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use roster_engine::domain::{Command, Rejection, UserId, UserRecord, fold};
+use roster_engine::domain::{Command, Rejection, TenantName, UserId, UserRecord, fold};
 use roster_engine::engine::ExecuteError;
 use serde_json::Value;
 use uuid::Uuid;
@@ -18,45 +16,18 @@ use uuid::Uuid;
 use super::error::ScimError;
 use super::filter::{self, CompareOp, Filter, Literal};
 use super::http::{
-    ScimBody, ScimClient, header_value, not_modified, scim_response, with_resource_headers,
+    ScimBody, ScimClient, header_value, not_modified, query_pairs, read_barrier, scim_response,
+    store_unavailable, with_resource_headers,
 };
 use super::list::{ListQuery, Selection, list_response};
 use super::patch;
 use super::resource::{etag, etag_matches};
 use super::schema::USER_RESOURCE;
-use super::user::{profile_from_json, render_user};
+use super::user::{UserGroup, profile_from_json, render_user};
 use crate::app::AppState;
 
 /// Attempts of a read-modify-write before giving up under contention.
-const WRITE_ATTEMPTS: usize = 8;
-/// Longest a read waits for the projections to reach the last acknowledged write.
-const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(10);
-
-pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .map(|query| {
-            form_urlencoded::parse(query.as_bytes())
-                .map(|(name, value)| (name.into_owned(), value.into_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Waits until the views reflect every acknowledged write.
-pub(crate) async fn read_barrier(app: &AppState) -> Result<(), ScimError> {
-    match tokio::time::timeout(READ_BARRIER_TIMEOUT, app.projector.caught_up()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "read barrier failed");
-            Err(ScimError::unavailable(
-                "the directory is temporarily unavailable; retry later",
-            ))
-        }
-        Err(_) => Err(ScimError::unavailable(
-            "the directory is catching up; retry later",
-        )),
-    }
-}
+pub(crate) const WRITE_ATTEMPTS: usize = 8;
 
 fn parse_id(id: &str) -> Result<UserId, ScimError> {
     Uuid::parse_str(id)
@@ -68,22 +39,60 @@ fn current_user(app: &AppState, client: &ScimClient, id: UserId) -> Result<UserR
     app.directory
         .store()
         .user(&client.tenant, &id)
-        .map_err(|error| ExecuteError::Unavailable(error.to_string()))?
+        .map_err(store_unavailable)?
         .ok_or_else(|| ScimError::not_found(format!("user {id} not found")))
+}
+
+/// The groups a user belongs to, with their displayName, for the read-only `groups` attribute.
+fn user_groups(
+    app: &AppState,
+    tenant: &TenantName,
+    user: UserId,
+) -> Result<Vec<UserGroup>, ScimError> {
+    let store = app.directory.store();
+    let mut groups = Vec::new();
+    for group in store
+        .groups_of_user(tenant, &user)
+        .map_err(store_unavailable)?
+    {
+        if let Some(record) = store.group(tenant, &group).map_err(store_unavailable)? {
+            groups.push(UserGroup {
+                id: group.to_string(),
+                display: record.profile.display_name,
+            });
+        }
+    }
+    Ok(groups)
+}
+
+/// A user rendered for a response: `groups` loaded only when the selection returns them.
+fn present(
+    app: &AppState,
+    client: &ScimClient,
+    record: &UserRecord,
+    selection: &Selection,
+) -> Result<Value, ScimError> {
+    let groups = if selection.includes("groups") {
+        Some(user_groups(app, &client.tenant, record.id)?)
+    } else {
+        None
+    };
+    Ok(selection.apply(
+        render_user(record, groups.as_deref(), &client.base_url),
+        &USER_RESOURCE,
+    ))
 }
 
 fn respond_user(
     status: StatusCode,
     record: &UserRecord,
+    rendered: Value,
     client: &ScimClient,
-    selection: &Selection,
     location: bool,
 ) -> Response {
-    let rendered = render_user(record, None, &client.base_url);
     let location_url = format!("{}/Users/{}", client.base_url, record.id);
-    let body = selection.apply(rendered, &USER_RESOURCE);
     with_resource_headers(
-        scim_response(status, &body),
+        scim_response(status, &rendered),
         &etag(record.version),
         location.then_some(location_url.as_str()),
     )
@@ -110,11 +119,15 @@ pub async fn create(
         .state
         .user(&user_id)
         .ok_or_else(|| ScimError::unavailable("the created user could not be read back"))?;
+    let rendered = selection.apply(
+        render_user(record, Some(&[]), &client.base_url),
+        &USER_RESOURCE,
+    );
     Ok(respond_user(
         StatusCode::CREATED,
         record,
+        rendered,
         &client,
-        &selection,
         true,
     ))
 }
@@ -135,11 +148,12 @@ pub async fn get(
     {
         return Ok(not_modified(&etag(record.version)));
     }
+    let rendered = present(&app, &client, &record, &selection)?;
     Ok(respond_user(
         StatusCode::OK,
         &record,
+        rendered,
         &client,
-        &selection,
         false,
     ))
 }
@@ -208,11 +222,12 @@ pub async fn replace(
         })
     })
     .await?;
+    let rendered = present(&app, &client, &record, &selection)?;
     Ok(respond_user(
         StatusCode::OK,
         &record,
+        rendered,
         &client,
-        &selection,
         false,
     ))
 }
@@ -240,11 +255,12 @@ pub async fn patch(
         })
     })
     .await?;
+    let rendered = present(&app, &client, &record, &selection)?;
     Ok(respond_user(
         StatusCode::OK,
         &record,
+        rendered,
         &client,
-        &selection,
         false,
     ))
 }
@@ -296,9 +312,7 @@ enum Plan {
 /// value, alone or as one term of an `and`.
 fn plan(filter: &Filter, app: &AppState, client: &ScimClient) -> Result<Plan, ScimError> {
     let store = app.directory.store();
-    let unavailable = |error: roster_engine::store::StoreError| {
-        ScimError::from(ExecuteError::Unavailable(error.to_string()))
-    };
+    let unavailable = store_unavailable;
     match filter {
         Filter::Compare {
             path,
@@ -361,7 +375,7 @@ fn email_candidates(app: &AppState, client: &ScimClient, email: &str) -> Result<
     let mut users: Vec<UserId> = app
         .directory
         .users_by_email(&client.tenant, email)
-        .map_err(|error| ScimError::from(ExecuteError::Unavailable(error.to_string())))?
+        .map_err(store_unavailable)?
         .into_iter()
         .map(|(id, _)| id)
         .collect();
@@ -385,36 +399,48 @@ pub async fn list(
     };
     read_barrier(&app).await?;
     let store = app.directory.store();
-    let unavailable = |error: roster_engine::store::StoreError| {
-        ScimError::from(ExecuteError::Unavailable(error.to_string()))
-    };
+    let tenant = &client.tenant;
     let window = query.window();
+    // A filter on `groups` needs them in the document it is evaluated on.
+    let filter_needs_groups = query
+        .filter
+        .as_deref()
+        .is_some_and(|text| text.to_ascii_lowercase().contains("groups"));
     let mut total = 0usize;
     let mut page = Vec::new();
-    let mut keep = |rendered: Value, total: &mut usize| {
-        if window.contains(total) {
-            page.push(query.selection.apply(rendered, &USER_RESOURCE));
-        }
-        *total += 1;
-    };
+    let consider =
+        |record: UserRecord, page: &mut Vec<Value>, total: &mut usize| -> Result<(), ScimError> {
+            if let Some(filter) = &filter {
+                let groups = if filter_needs_groups {
+                    Some(user_groups(&app, tenant, record.id)?)
+                } else {
+                    None
+                };
+                let document = render_user(&record, groups.as_deref(), &client.base_url);
+                if !filter::matches(filter, &document, &USER_RESOURCE) {
+                    return Ok(());
+                }
+            }
+            if window.contains(total) {
+                page.push(present(&app, &client, &record, &query.selection)?);
+            }
+            *total += 1;
+            Ok(())
+        };
     match &filter {
         None => {
             total = store
-                .tenant(&client.tenant)
-                .map_err(unavailable)?
+                .tenant(tenant)
+                .map_err(store_unavailable)?
                 .map_or(0, |tenant| tenant.user_count as usize);
             if query.count > 0 {
                 for record in store
-                    .users_after(&client.tenant, None)
+                    .users_after(tenant, None)
                     .skip(window.start)
                     .take(query.count)
                 {
-                    let record = record.map_err(unavailable)?;
-                    page.push(
-                        query
-                            .selection
-                            .apply(render_user(&record, None, &client.base_url), &USER_RESOURCE),
-                    );
+                    let record = record.map_err(store_unavailable)?;
+                    page.push(present(&app, &client, &record, &query.selection)?);
                 }
             }
         }
@@ -423,21 +449,14 @@ pub async fn list(
                 ids.sort();
                 ids.dedup();
                 for id in ids {
-                    if let Some(record) = store.user(&client.tenant, &id).map_err(unavailable)? {
-                        let rendered = render_user(&record, None, &client.base_url);
-                        if filter::matches(filter, &rendered, &USER_RESOURCE) {
-                            keep(rendered, &mut total);
-                        }
+                    if let Some(record) = store.user(tenant, &id).map_err(store_unavailable)? {
+                        consider(record, &mut page, &mut total)?;
                     }
                 }
             }
             Plan::Scan => {
-                for record in store.users_after(&client.tenant, None) {
-                    let record = record.map_err(unavailable)?;
-                    let rendered = render_user(&record, None, &client.base_url);
-                    if filter::matches(filter, &rendered, &USER_RESOURCE) {
-                        keep(rendered, &mut total);
-                    }
+                for record in store.users_after(tenant, None) {
+                    consider(record.map_err(store_unavailable)?, &mut page, &mut total)?;
                 }
             }
         },

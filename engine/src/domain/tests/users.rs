@@ -1,88 +1,8 @@
-//! Given/when/then tests of the directory's rules: given past events, when a command is decided,
-//! then these events (or this rejection).
+//! Users: provisioning, username rules, uniqueness, replace, lifecycle, tokens and tenants.
 
 use serde_json::json;
-use uuid::Uuid;
 
 use super::*;
-
-const T0: Timestamp = Timestamp::from_micros(1_700_000_000_000_000);
-
-struct Scenario {
-    state: State,
-    clock: i64,
-}
-
-fn given(payloads: impl IntoIterator<Item = EventPayload>) -> Scenario {
-    let mut scenario = Scenario {
-        state: State::new(TenantName::parse("acme").unwrap()),
-        clock: 0,
-    };
-    scenario.record(payloads);
-    scenario
-}
-
-fn a_tenant() -> Vec<EventPayload> {
-    vec![EventPayload::TenantCreated {
-        default_role: Role::Read,
-    }]
-}
-
-impl Scenario {
-    fn record(&mut self, payloads: impl IntoIterator<Item = EventPayload>) {
-        for payload in payloads {
-            self.clock += 1;
-            let event = Event {
-                id: Uuid::nil(),
-                tenant: self.state.name.clone(),
-                sequence: self.clock as u64,
-                occurred_at: T0.plus_micros(self.clock),
-                recorded_at: T0.plus_micros(self.clock),
-                actor: Actor::system(),
-                source: Source::default(),
-                causation_id: String::new(),
-                payload,
-            };
-            apply(&mut self.state, &event);
-        }
-    }
-
-    fn when(&self, command: Command) -> Result<Vec<EventPayload>, Rejection> {
-        decide(&self.state, command)
-    }
-
-    /// Decides and applies, for multi-step scenarios.
-    fn after(mut self, command: Command) -> Self {
-        let events = self.when(command).expect("command accepted");
-        self.record(events);
-        self
-    }
-}
-
-fn uid(n: u128) -> UserId {
-    UserId(Uuid::from_u128(n))
-}
-
-fn profile(user_name: &str) -> UserProfile {
-    UserProfile {
-        user_name: user_name.to_owned(),
-        external_id: None,
-        active: true,
-        attributes: Attributes::new(),
-    }
-}
-
-fn with_external_id(mut profile: UserProfile, external_id: &str) -> UserProfile {
-    profile.external_id = Some(external_id.to_owned());
-    profile
-}
-
-fn provision(n: u128, user_name: &str) -> Command {
-    Command::ProvisionUser {
-        user_id: uid(n),
-        profile: profile(user_name),
-    }
-}
 
 #[test]
 fn provisioning_a_user_records_its_profile() {

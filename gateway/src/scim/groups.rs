@@ -1,0 +1,718 @@
+//! `/Groups`: create, read, list with filters, replace, patch and delete.
+//!
+//! Members are edges, never a list rewritten in place: every membership request becomes
+//! `MemberChange`s the engine turns into `GroupMembersAdded`/`GroupMembersRemoved` events, so
+//! adding one member to a group of 100,000 costs what it costs in a group of ten. Members are
+//! loaded only when the response includes them (`excludedAttributes=members` loads none).
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use roster_engine::domain::{
+    Command, GroupId, GroupProfile, GroupRecord, MemberChange, Rejection, TenantName, UserId, fold,
+};
+use roster_engine::engine::ExecuteError;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::error::ScimError;
+use super::filter::{self, CompareOp, Filter, Literal};
+use super::group::{Member, group_from_json, member_ids, render_group};
+use super::http::{
+    ScimBody, ScimClient, header_value, not_modified, query_pairs, read_barrier, scim_response,
+    store_unavailable, with_resource_headers,
+};
+use super::list::{ListQuery, Selection, list_response};
+use super::patch::{self, Op, Operation};
+use super::resource::{etag, etag_matches};
+use super::schema::GROUP_RESOURCE;
+use super::users::WRITE_ATTEMPTS;
+use crate::app::AppState;
+
+fn parse_id(id: &str) -> Result<GroupId, ScimError> {
+    Uuid::parse_str(id)
+        .map(GroupId)
+        .map_err(|_| ScimError::not_found(format!("group {id} not found")))
+}
+
+fn current_group(
+    app: &AppState,
+    tenant: &TenantName,
+    id: GroupId,
+) -> Result<GroupRecord, ScimError> {
+    app.directory
+        .store()
+        .group(tenant, &id)
+        .map_err(store_unavailable)?
+        .ok_or_else(|| ScimError::not_found(format!("group {id} not found")))
+}
+
+/// Members with their userName, for rendering; `only` restricts to those users.
+fn load_members(
+    app: &AppState,
+    tenant: &TenantName,
+    group: GroupId,
+    only: Option<&[UserId]>,
+) -> Result<Vec<Member>, ScimError> {
+    let store = app.directory.store();
+    let ids = match only {
+        Some(ids) => {
+            let mut members = Vec::new();
+            for id in ids {
+                if store
+                    .is_member(tenant, &group, id)
+                    .map_err(store_unavailable)?
+                {
+                    members.push(*id);
+                }
+            }
+            members
+        }
+        None => store
+            .members_of_group(tenant, &group, None, usize::MAX)
+            .map_err(store_unavailable)?,
+    };
+    let mut members = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(user) = store.user(tenant, &id).map_err(store_unavailable)? {
+            members.push(Member {
+                id,
+                display: user.profile.user_name,
+            });
+        }
+    }
+    Ok(members)
+}
+
+/// A group as the response shows it: members loaded only when the selection includes them.
+fn present(
+    app: &AppState,
+    client: &ScimClient,
+    record: &GroupRecord,
+    selection: &Selection,
+) -> Result<Value, ScimError> {
+    let members = if selection.includes("members") {
+        Some(load_members(app, &client.tenant, record.id, None)?)
+    } else {
+        None
+    };
+    Ok(selection.apply(
+        render_group(record, members.as_deref(), &client.base_url),
+        &GROUP_RESOURCE,
+    ))
+}
+
+fn respond(
+    status: StatusCode,
+    record: &GroupRecord,
+    body: &Value,
+    location: Option<&str>,
+) -> Response {
+    with_resource_headers(scim_response(status, body), &etag(record.version), location)
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    client: ScimClient,
+    RawQuery(query): RawQuery,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let input = group_from_json(&body)?;
+    let group_id = GroupId(Uuid::now_v7());
+    let mut members = input.members.unwrap_or_default();
+    let executed = app
+        .engine
+        .execute(
+            &client.tenant,
+            Command::CreateGroup {
+                group_id,
+                profile: input.profile,
+                members: members.clone(),
+            },
+            client.context.clone(),
+        )
+        .await?;
+    let record = executed
+        .state
+        .group(&group_id)
+        .ok_or_else(|| ScimError::unavailable("the created group could not be read back"))?;
+    members.sort();
+    members.dedup();
+    let members: Vec<Member> = members
+        .iter()
+        .filter_map(|id| {
+            executed.state.user(id).map(|user| Member {
+                id: *id,
+                display: user.profile.user_name.clone(),
+            })
+        })
+        .collect();
+    let rendered = selection.apply(
+        render_group(record, Some(&members), &client.base_url),
+        &GROUP_RESOURCE,
+    );
+    let location = format!("{}/Groups/{group_id}", client.base_url);
+    Ok(respond(
+        StatusCode::CREATED,
+        record,
+        &rendered,
+        Some(&location),
+    ))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let id = parse_id(&id)?;
+    read_barrier(&app).await?;
+    let record = current_group(&app, &client.tenant, id)?;
+    if let Some(tags) = header_value(&headers, "if-none-match")
+        && etag_matches(tags, record.version)
+    {
+        return Ok(not_modified(&etag(record.version)));
+    }
+    let body = present(&app, &client, &record, &selection)?;
+    Ok(respond(StatusCode::OK, &record, &body, None))
+}
+
+/// A group PATCH split into attribute operations (applied to the group's document) and member
+/// changes (edges).
+#[derive(Default)]
+struct GroupPatch {
+    attributes: Vec<Operation>,
+    members: Vec<MemberStep>,
+}
+
+enum MemberStep {
+    Change(MemberChange),
+    /// Remove the members a value filter selects, when the filter is not just ids.
+    RemoveMatching(Filter),
+}
+
+/// The user ids a member value filter names, when it only names ids
+/// (`value eq "a"`, `value eq "a" or value eq "b"`).
+fn ids_named(filter: &Filter) -> Option<Vec<UserId>> {
+    match filter {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Literal::String(value),
+        } if path.is("value") && path.sub.is_none() => Uuid::parse_str(value)
+            .ok()
+            .map(|id| vec![UserId(id)])
+            .or(Some(Vec::new())),
+        Filter::Or(left, right) => {
+            let mut ids = ids_named(left)?;
+            ids.extend(ids_named(right)?);
+            Some(ids)
+        }
+        _ => None,
+    }
+}
+
+fn split_patch(operations: Vec<Operation>) -> Result<GroupPatch, ScimError> {
+    let mut split = GroupPatch::default();
+    for operation in operations {
+        match &operation.path {
+            Some(path) if path.is("members") => {
+                if path.sub.is_some() {
+                    return Err(ScimError::invalid_path(
+                        "members is changed as a whole or through members[value eq \"…\"]",
+                    ));
+                }
+                let value = operation.value.as_ref();
+                match (operation.op, &path.filter) {
+                    (Op::Add, None) => {
+                        split
+                            .members
+                            .push(MemberStep::Change(MemberChange::Add(member_ids(
+                                value.unwrap_or(&Value::Null),
+                            )?)))
+                    }
+                    (Op::Replace, None) => {
+                        split
+                            .members
+                            .push(MemberStep::Change(MemberChange::Replace(member_ids(
+                                value.unwrap_or(&Value::Null),
+                            )?)))
+                    }
+                    // Entra's legacy form: remove with a list removes only those.
+                    (Op::Remove, None) => match value {
+                        Some(value) if !value.is_null() => split
+                            .members
+                            .push(MemberStep::Change(MemberChange::Remove(member_ids(value)?))),
+                        _ => split
+                            .members
+                            .push(MemberStep::Change(MemberChange::RemoveAll)),
+                    },
+                    (op, Some(filter)) => {
+                        match ids_named(filter) {
+                            Some(ids) => split
+                                .members
+                                .push(MemberStep::Change(MemberChange::Remove(ids))),
+                            None => split
+                                .members
+                                .push(MemberStep::RemoveMatching(filter.clone())),
+                        }
+                        if op != Op::Remove
+                            && let Some(value) = value
+                        {
+                            split
+                                .members
+                                .push(MemberStep::Change(MemberChange::Add(member_ids(value)?)));
+                        }
+                    }
+                }
+            }
+            None if operation.op != Op::Remove => {
+                // A path-less value may carry members next to other attributes.
+                let Some(Value::Object(fields)) = &operation.value else {
+                    split.attributes.push(operation);
+                    continue;
+                };
+                let mut rest = Map::new();
+                for (key, value) in fields {
+                    if key.eq_ignore_ascii_case("members") {
+                        let ids = member_ids(value)?;
+                        split
+                            .members
+                            .push(MemberStep::Change(if operation.op == Op::Add {
+                                MemberChange::Add(ids)
+                            } else {
+                                MemberChange::Replace(ids)
+                            }));
+                    } else {
+                        rest.insert(key.clone(), value.clone());
+                    }
+                }
+                if !rest.is_empty() {
+                    split.attributes.push(Operation {
+                        op: operation.op,
+                        path: None,
+                        value: Some(Value::Object(rest)),
+                    });
+                }
+            }
+            _ => split.attributes.push(operation),
+        }
+    }
+    Ok(split)
+}
+
+/// Turns the member steps into engine changes, evaluating filters against the current members.
+fn member_changes(
+    app: &AppState,
+    client: &ScimClient,
+    group: GroupId,
+    steps: &[MemberStep],
+) -> Result<Vec<MemberChange>, ScimError> {
+    let mut changes = Vec::with_capacity(steps.len());
+    for step in steps {
+        match step {
+            MemberStep::Change(change) => changes.push(change.clone()),
+            MemberStep::RemoveMatching(filter) => {
+                let attribute = GROUP_RESOURCE.attribute(None, "members");
+                let members = load_members(app, &client.tenant, group, None)?;
+                let doomed = members
+                    .into_iter()
+                    .filter(|member| {
+                        let element = serde_json::json!({
+                            "value": member.id.to_string(),
+                            "display": member.display,
+                            "type": "User",
+                        });
+                        filter::matches_element(filter, &element, &GROUP_RESOURCE, attribute)
+                    })
+                    .map(|member| member.id)
+                    .collect();
+                changes.push(MemberChange::Remove(doomed));
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// The group's profile after attribute operations, applied to its document without members.
+fn patched_profile(
+    current: &GroupRecord,
+    operations: &[Operation],
+    base_url: &str,
+) -> Result<GroupProfile, ScimError> {
+    let Value::Object(mut document) = render_group(current, None, base_url) else {
+        return Err(ScimError::unavailable("group could not be rendered"));
+    };
+    patch::apply(&mut document, operations, &GROUP_RESOURCE)?;
+    Ok(group_from_json(&Value::Object(document))?.profile)
+}
+
+/// Runs an update of group `id` built from its current record, retrying when another write
+/// lands in between (unless the client pinned a version with `If-Match`).
+async fn update(
+    app: &AppState,
+    client: &ScimClient,
+    id: GroupId,
+    headers: &HeaderMap,
+    build: impl Fn(&GroupRecord) -> Result<Command, ScimError>,
+) -> Result<(), ScimError> {
+    let if_match = header_value(headers, "if-match");
+    for _ in 0..WRITE_ATTEMPTS {
+        read_barrier(app).await?;
+        let current = current_group(app, &client.tenant, id)?;
+        if let Some(tags) = if_match
+            && !etag_matches(tags, current.version)
+        {
+            return Err(ScimError::precondition_failed(format!(
+                "group {id} is at version {}",
+                etag(current.version)
+            )));
+        }
+        let command = build(&current)?;
+        match app
+            .engine
+            .execute(&client.tenant, command, client.context.clone())
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(ExecuteError::Rejected(Rejection::VersionMismatch { .. }))
+                if if_match.is_none() => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(ScimError::unavailable(format!(
+        "group {id} is changing too often to update; retry later"
+    )))
+}
+
+/// The group as it is now, after a write (waits for the views).
+async fn reread(
+    app: &AppState,
+    client: &ScimClient,
+    id: GroupId,
+    selection: &Selection,
+) -> Result<Response, ScimError> {
+    read_barrier(app).await?;
+    let record = current_group(app, &client.tenant, id)?;
+    let body = present(app, client, &record, selection)?;
+    Ok(respond(StatusCode::OK, &record, &body, None))
+}
+
+pub async fn replace(
+    State(app): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let id = parse_id(&id)?;
+    let input = group_from_json(&body)?;
+    // A PUT without `members` leaves the members alone: an IdP renaming a group by PUT must not
+    // wipe its membership. `"members": []` empties it.
+    let member_changes: Vec<MemberChange> = input
+        .members
+        .clone()
+        .map(MemberChange::Replace)
+        .into_iter()
+        .collect();
+    update(&app, &client, id, &headers, |current| {
+        Ok(Command::UpdateGroup {
+            group_id: id,
+            profile: Some(input.profile.clone()),
+            member_changes: member_changes.clone(),
+            expected_version: Some(current.version),
+        })
+    })
+    .await?;
+    reread(&app, &client, id, &selection).await
+}
+
+pub async fn patch(
+    State(app): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let pairs = query_pairs(query.as_deref());
+    let selection = Selection::from_query(&pairs);
+    let id = parse_id(&id)?;
+    let operations = patch::parse_request(&body, &GROUP_RESOURCE)?;
+    let split = split_patch(operations)?;
+    let pinned = header_value(&headers, "if-match").is_some();
+    update(&app, &client, id, &headers, |current| {
+        let profile = if split.attributes.is_empty() {
+            None
+        } else {
+            Some(patched_profile(
+                current,
+                &split.attributes,
+                &client.base_url,
+            )?)
+        };
+        // Member edges commute with concurrent writes; a version check is only needed when the
+        // profile is rewritten from what was read, or when the client asked for one.
+        let expected_version = (profile.is_some() || pinned).then_some(current.version);
+        Ok(Command::UpdateGroup {
+            group_id: id,
+            profile,
+            member_changes: member_changes(&app, &client, id, &split.members)?,
+            expected_version,
+        })
+    })
+    .await?;
+    // Entra expects 204 and no member list; a body is sent only when attributes are asked for.
+    if selection.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    reread(&app, &client, id, &selection).await
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ScimError> {
+    let id = parse_id(&id)?;
+    let expected_version = match header_value(&headers, "if-match") {
+        Some(tags) => {
+            read_barrier(&app).await?;
+            let current = current_group(&app, &client.tenant, id)?;
+            if !etag_matches(tags, current.version) {
+                return Err(ScimError::precondition_failed(format!(
+                    "group {id} is at version {}",
+                    etag(current.version)
+                )));
+            }
+            Some(current.version)
+        }
+        None => None,
+    };
+    app.engine
+        .execute(
+            &client.tenant,
+            Command::DeleteGroup {
+                group_id: id,
+                expected_version,
+            },
+            client.context.clone(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a filter needs to know about members to be evaluated on a group.
+enum MembersNeeded {
+    None,
+    /// Only whether these users are members.
+    These(Vec<UserId>),
+    All,
+}
+
+fn mentions_members(filter: &Filter) -> bool {
+    match filter {
+        Filter::Compare { path, .. } | Filter::Present(path) => path.is("members"),
+        Filter::ValuePath { path, .. } => path.is("members"),
+        Filter::And(left, right) | Filter::Or(left, right) => {
+            mentions_members(left) || mentions_members(right)
+        }
+        Filter::Not(inner) => mentions_members(inner),
+    }
+}
+
+/// Collects the ids a filter compares members with; `None` when it asks anything else of them.
+fn member_ids_compared(filter: &Filter, ids: &mut Vec<UserId>) -> Option<()> {
+    match filter {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Literal::String(value),
+        } if path.is("members") && (path.sub.is_none() || path.is_sub("members", "value")) => {
+            if let Ok(id) = Uuid::parse_str(value) {
+                ids.push(UserId(id));
+            }
+            Some(())
+        }
+        Filter::ValuePath { path, filter } if path.is("members") => {
+            ids.extend(ids_named(filter)?);
+            Some(())
+        }
+        Filter::Compare { path, .. } | Filter::Present(path) | Filter::ValuePath { path, .. } => {
+            (!path.is("members")).then_some(())
+        }
+        Filter::And(left, right) | Filter::Or(left, right) => {
+            member_ids_compared(left, ids)?;
+            member_ids_compared(right, ids)
+        }
+        Filter::Not(inner) => member_ids_compared(inner, ids),
+    }
+}
+
+fn members_needed(filter: &Filter) -> MembersNeeded {
+    if !mentions_members(filter) {
+        return MembersNeeded::None;
+    }
+    let mut ids = Vec::new();
+    match member_ids_compared(filter, &mut ids) {
+        Some(()) => MembersNeeded::These(ids),
+        None => MembersNeeded::All,
+    }
+}
+
+/// Groups a filter can match, found by index: `id`, `displayName` and `externalId` equality,
+/// and membership of a given user (`members[value eq "…"]`, `members eq "…"`).
+fn candidates(
+    filter: &Filter,
+    app: &AppState,
+    tenant: &TenantName,
+) -> Result<Option<Vec<GroupId>>, ScimError> {
+    let store = app.directory.store();
+    match filter {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Literal::String(value),
+        } if path.urn.is_none()
+            || path
+                .urn
+                .as_deref()
+                .is_some_and(|urn| urn.eq_ignore_ascii_case(GROUP_RESOURCE.core.id)) =>
+        {
+            if path.is("id") && path.sub.is_none() {
+                return Ok(Some(
+                    Uuid::parse_str(value).map(GroupId).into_iter().collect(),
+                ));
+            }
+            if path.is("displayName") && path.sub.is_none() {
+                return Ok(Some(
+                    store
+                        .group_id_by_name(tenant, &fold(value))
+                        .map_err(store_unavailable)?
+                        .into_iter()
+                        .collect(),
+                ));
+            }
+            if path.is("externalId") && path.sub.is_none() {
+                return Ok(Some(
+                    app.directory
+                        .groups_by_external_id(tenant, value)
+                        .map_err(store_unavailable)?,
+                ));
+            }
+            if path.is("members") && (path.sub.is_none() || path.is_sub("members", "value")) {
+                return groups_of(app, tenant, value).map(Some);
+            }
+            Ok(None)
+        }
+        Filter::ValuePath { path, filter } if path.is("members") => match ids_named(filter) {
+            Some(ids) if ids.len() == 1 => groups_of(app, tenant, &ids[0].to_string()).map(Some),
+            _ => Ok(None),
+        },
+        Filter::And(left, right) => match candidates(left, app, tenant)? {
+            Some(found) => Ok(Some(found)),
+            None => candidates(right, app, tenant),
+        },
+        _ => Ok(None),
+    }
+}
+
+fn groups_of(app: &AppState, tenant: &TenantName, user: &str) -> Result<Vec<GroupId>, ScimError> {
+    let Ok(user) = Uuid::parse_str(user) else {
+        return Ok(Vec::new());
+    };
+    app.directory
+        .store()
+        .groups_of_user(tenant, &UserId(user))
+        .map_err(store_unavailable)
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    client: ScimClient,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ScimError> {
+    let query = ListQuery::from_query(&query_pairs(query.as_deref()))?;
+    let filter = match &query.filter {
+        Some(text) => {
+            let parsed = filter::parse(text)?;
+            filter::validate(&parsed, &GROUP_RESOURCE)?;
+            Some(parsed)
+        }
+        None => None,
+    };
+    read_barrier(&app).await?;
+    let store = app.directory.store();
+    let tenant = &client.tenant;
+    let window = query.window();
+    let mut page = Vec::new();
+    let mut total = 0usize;
+    let consider =
+        |record: GroupRecord, page: &mut Vec<Value>, total: &mut usize| -> Result<(), ScimError> {
+            if let Some(filter) = &filter {
+                let members = match members_needed(filter) {
+                    MembersNeeded::None => None,
+                    MembersNeeded::These(ids) => {
+                        Some(load_members(&app, tenant, record.id, Some(&ids))?)
+                    }
+                    MembersNeeded::All => Some(load_members(&app, tenant, record.id, None)?),
+                };
+                let document = render_group(&record, members.as_deref(), &client.base_url);
+                if !filter::matches(filter, &document, &GROUP_RESOURCE) {
+                    return Ok(());
+                }
+            }
+            if window.contains(total) {
+                page.push(present(&app, &client, &record, &query.selection)?);
+            }
+            *total += 1;
+            Ok(())
+        };
+    let found = match &filter {
+        Some(filter) => candidates(filter, &app, tenant)?,
+        None => None,
+    };
+    match found {
+        Some(mut ids) => {
+            ids.sort();
+            ids.dedup();
+            for id in ids {
+                if let Some(record) = store.group(tenant, &id).map_err(store_unavailable)? {
+                    consider(record, &mut page, &mut total)?;
+                }
+            }
+        }
+        None if filter.is_none() => {
+            total = store
+                .tenant(tenant)
+                .map_err(store_unavailable)?
+                .map_or(0, |tenant| tenant.group_count as usize);
+            if query.count > 0 {
+                for record in store
+                    .groups_after(tenant, None)
+                    .skip(window.start)
+                    .take(query.count)
+                {
+                    let record = record.map_err(store_unavailable)?;
+                    page.push(present(&app, &client, &record, &query.selection)?);
+                }
+            }
+        }
+        None => {
+            for record in store.groups_after(tenant, None) {
+                consider(record.map_err(store_unavailable)?, &mut page, &mut total)?;
+            }
+        }
+    }
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(total, query.start_index, page),
+    ))
+}
