@@ -61,6 +61,22 @@ pub struct Before {
     pub group: Option<GroupRecord>,
 }
 
+/// Loads into `map` every key of `keys` it does not hold yet. Held entries are newer than the
+/// store (changed by `apply` and not yet written back) and are kept.
+fn load_missing<K: Ord + Clone, V>(
+    map: &mut BTreeMap<K, V>,
+    keys: &[K],
+    mut load: impl FnMut(&K) -> StoreResult<V>,
+) -> StoreResult<()> {
+    for key in keys {
+        if let std::collections::btree_map::Entry::Vacant(entry) = map.entry(key.clone()) {
+            let value = load(entry.key())?;
+            entry.insert(value);
+        }
+    }
+    Ok(())
+}
+
 /// A tenant's directory state in one sled tree.
 #[derive(Clone, Debug)]
 pub struct StateStore {
@@ -166,107 +182,85 @@ impl StateStore {
     /// are newer than the store (changed by `apply` and not written back) and are kept.
     pub fn load_into(&self, state: &mut State, footprint: &Footprint) -> StoreResult<()> {
         let tenant = state.name.clone();
-        for id in &footprint.tokens {
-            if !state.tokens.contains_key(id) {
-                let token = self.token(&tenant, id)?;
-                state.tokens.insert(id.clone(), token);
-            }
-        }
-        for id in &footprint.users {
-            if !state.users.contains_key(id) {
-                let user = self.user(&tenant, id)?;
-                state.users.insert(*id, user);
-            }
-        }
-        for name in &footprint.user_names {
-            if !state.user_names.contains_key(name) {
-                let owner = self.user_id_by_name(&tenant, name)?;
-                state.user_names.insert(name.clone(), owner);
-            }
-        }
-        for external_id in &footprint.user_external_ids {
-            if !state.user_external_ids.contains_key(external_id) {
-                let owner = self.user_id_by_external_id(&tenant, external_id)?;
-                state.user_external_ids.insert(external_id.clone(), owner);
-            }
-        }
-        for id in &footprint.groups {
-            if !state.groups.contains_key(id) {
-                let group = self.group(&tenant, id)?;
-                state.groups.insert(*id, group);
-            }
-        }
-        for name in &footprint.group_names {
-            if !state.group_names.contains_key(name) {
-                let owner = self.group_id_by_name(&tenant, name)?;
-                state.group_names.insert(name.clone(), owner);
-            }
-        }
-        for (group, user) in &footprint.memberships {
-            if !state.memberships.contains_key(&(*group, *user)) {
-                let member = self.is_member(&tenant, group, user)?;
-                state.memberships.insert((*group, *user), member);
-            }
-        }
+        let tenant = &tenant;
+        load_missing(&mut state.tokens, &footprint.tokens, |id| {
+            self.token(tenant, id)
+        })?;
+        load_missing(&mut state.users, &footprint.users, |id| {
+            self.user(tenant, id)
+        })?;
+        load_missing(&mut state.user_names, &footprint.user_names, |name| {
+            self.user_id_by_name(tenant, name)
+        })?;
+        load_missing(
+            &mut state.user_external_ids,
+            &footprint.user_external_ids,
+            |id| self.user_id_by_external_id(tenant, id),
+        )?;
+        load_missing(&mut state.groups, &footprint.groups, |id| {
+            self.group(tenant, id)
+        })?;
+        load_missing(&mut state.group_names, &footprint.group_names, |name| {
+            self.group_id_by_name(tenant, name)
+        })?;
+        load_missing(
+            &mut state.memberships,
+            &footprint.memberships,
+            |(group, user)| self.is_member(tenant, group, user),
+        )?;
         for user in &footprint.groups_of_users {
             if state.loaded.groups_of_users.insert(*user) {
-                for group in self.groups_of_user(&tenant, user)? {
+                for group in self.groups_of_user(tenant, user)? {
                     state.memberships.entry((group, *user)).or_insert(true);
                 }
             }
         }
         for group in &footprint.members_of_groups {
             if state.loaded.members_of_groups.insert(*group) {
-                for user in self.members_of_group(&tenant, group, None, usize::MAX)? {
+                for user in self.members_of_group(tenant, group, None, usize::MAX)? {
                     state.memberships.entry((*group, user)).or_insert(true);
                 }
             }
         }
-        for group in &footprint.role_mappings {
-            if !state.role_mappings.contains_key(group) {
-                let role = self.role_mapping(&tenant, group)?;
-                state.role_mappings.insert(*group, role);
-            }
-        }
-        for id in &footprint.resource_groups {
-            self.load_resource_group(state, &tenant, id)?;
-        }
-        for name in &footprint.resource_group_names {
-            if !state.resource_group_names.contains_key(name) {
-                let owner = self.resource_group_id_by_name(&tenant, name)?;
-                state.resource_group_names.insert(name.clone(), owner);
-            }
-        }
+        load_missing(
+            &mut state.role_mappings,
+            &footprint.role_mappings,
+            |group| self.role_mapping(tenant, group),
+        )?;
+        load_missing(
+            &mut state.resource_groups,
+            &footprint.resource_groups,
+            |id| self.resource_group(tenant, id),
+        )?;
+        load_missing(
+            &mut state.resource_group_names,
+            &footprint.resource_group_names,
+            |name| self.resource_group_id_by_name(tenant, name),
+        )?;
         for group in &footprint.links_of_groups {
             if state.loaded.links_of_groups.insert(*group) {
-                for (resource_group, role) in self.links_of_group(&tenant, group)? {
+                for (resource_group, role) in self.links_of_group(tenant, group)? {
                     state
                         .group_links
                         .entry((*group, resource_group))
                         .or_insert(Some(role));
-                    self.load_resource_group(state, &tenant, &resource_group)?;
+                    self.load_resource_group(state, tenant, &resource_group)?;
                 }
             }
         }
-        for (resource_group, user) in &footprint.resource_group_members {
-            if !state
-                .resource_group_members
-                .contains_key(&(*resource_group, *user))
-            {
-                let role = self.resource_group_member(&tenant, resource_group, user)?;
-                state
-                    .resource_group_members
-                    .insert((*resource_group, *user), role);
-            }
-        }
+        load_missing(
+            &mut state.resource_group_members,
+            &footprint.resource_group_members,
+            |(resource_group, user)| self.resource_group_member(tenant, resource_group, user),
+        )?;
         for user in &footprint.resource_groups_of_users {
             if state.loaded.resource_groups_of_users.insert(*user) {
-                for (resource_group, role) in self.resource_groups_of_user(&tenant, user)? {
+                for (resource_group, role) in self.resource_groups_of_user(tenant, user)? {
                     state
                         .resource_group_members
                         .entry((resource_group, *user))
                         .or_insert(Some(role));
-                    self.load_resource_group(state, &tenant, &resource_group)?;
+                    self.load_resource_group(state, tenant, &resource_group)?;
                 }
             }
         }
@@ -276,7 +270,7 @@ impl StateStore {
                 .members_of_resource_groups
                 .insert(*resource_group)
             {
-                for (user, role) in self.members_of_resource_group(&tenant, resource_group)? {
+                for (user, role) in self.members_of_resource_group(tenant, resource_group)? {
                     state
                         .resource_group_members
                         .entry((*resource_group, user))
@@ -293,11 +287,9 @@ impl StateStore {
         tenant: &TenantName,
         id: &ResourceGroupId,
     ) -> StoreResult<()> {
-        if !state.resource_groups.contains_key(id) {
-            let resource_group = self.resource_group(tenant, id)?;
-            state.resource_groups.insert(*id, resource_group);
-        }
-        Ok(())
+        load_missing(&mut state.resource_groups, &[*id], |id| {
+            self.resource_group(tenant, id)
+        })
     }
 
     /// Loads what the access rules need for `user`: the user, all their groups, those groups'

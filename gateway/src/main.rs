@@ -66,9 +66,89 @@ enum Command {
     /// Manage a tenant's SCIM bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Org roles: a tenant's default role and the SCIM groups mapped to roles.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Resource groups: link SCIM groups with a role, or manage members by hand.
+    #[command(subcommand, name = "rg")]
+    ResourceGroup(ResourceGroupCommand),
     /// Play SCIM load against a running roster and report throughput and latency.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// A role name on the command line.
+fn parse_role(text: &str) -> Result<pb::Role, String> {
+    let role: roster_engine::domain::Role = text.parse()?;
+    Ok(roster_engine::codec::role_to_proto(role))
+}
+
+fn role_name(role: i32) -> &'static str {
+    roster_engine::codec::role_from_proto(role).map_or("none", |role| role.as_str())
+}
+
+#[derive(Subcommand, Debug)]
+enum RoleCommand {
+    /// Show the default role and every group → role mapping.
+    List { tenant: String },
+    /// Set the role of users whose groups map to none (read, contributor, write, admin).
+    Default {
+        tenant: String,
+        #[arg(value_parser = parse_role)]
+        role: pb::Role,
+    },
+    /// Map a SCIM group (id or displayName) to an org role.
+    Map {
+        tenant: String,
+        group: String,
+        #[arg(value_parser = parse_role)]
+        role: pb::Role,
+    },
+    /// Remove a group's mapping.
+    Unmap { tenant: String, group: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum ResourceGroupCommand {
+    /// List resource groups with their links and members.
+    List {
+        tenant: String,
+    },
+    Create {
+        tenant: String,
+        name: String,
+    },
+    Delete {
+        tenant: String,
+        resource_group: String,
+    },
+    /// Link a SCIM group with a role (or change the role of an existing link).
+    Link {
+        tenant: String,
+        resource_group: String,
+        group: String,
+        #[arg(value_parser = parse_role)]
+        role: pb::Role,
+    },
+    Unlink {
+        tenant: String,
+        resource_group: String,
+        group: String,
+    },
+    /// Add a user (id or userName) by hand, or change their role; refused when SCIM-managed.
+    AddMember {
+        tenant: String,
+        resource_group: String,
+        user: String,
+        #[arg(value_parser = parse_role)]
+        role: pb::Role,
+    },
+    /// Remove a user added by hand; refused when SCIM-managed.
+    RemoveMember {
+        tenant: String,
+        resource_group: String,
+        user: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,6 +219,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve { http } => serve(&cli.common, http).await,
         Command::Tenant(command) => tenant(&cli.common, command).await,
         Command::Token(command) => token(&cli.common, command).await,
+        Command::Role(command) => role(&cli.common, command).await,
+        Command::ResourceGroup(command) => resource_group(&cli.common, command).await,
         Command::Bench(command) => bench(&cli.common, command).await,
     }
 }
@@ -367,5 +449,182 @@ async fn bench(common: &Common, command: BenchCommand) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn show_role_mappings(mappings: &pb::RoleMappings) {
+    println!("default\t{}", role_name(mappings.default_role));
+    for mapping in &mappings.mappings {
+        println!(
+            "{}\t{}\t{}",
+            mapping.group_id,
+            mapping.group_display_name,
+            role_name(mapping.role)
+        );
+    }
+}
+
+async fn role(common: &Common, command: RoleCommand) -> Result<()> {
+    let mut client = admin_client(common).await?;
+    let mappings = match command {
+        RoleCommand::List { tenant } => {
+            client
+                .list_role_mappings(pb::ListRoleMappingsRequest { tenant })
+                .await
+        }
+        RoleCommand::Default { tenant, role } => {
+            client
+                .set_default_role(pb::SetDefaultRoleRequest {
+                    tenant,
+                    role: role.into(),
+                })
+                .await
+        }
+        RoleCommand::Map {
+            tenant,
+            group,
+            role,
+        } => {
+            client
+                .set_role_mapping(pb::SetRoleMappingRequest {
+                    tenant,
+                    group,
+                    role: role.into(),
+                })
+                .await
+        }
+        RoleCommand::Unmap { tenant, group } => {
+            client
+                .remove_role_mapping(pb::RemoveRoleMappingRequest { tenant, group })
+                .await
+        }
+    }
+    .map_err(rpc_error)?
+    .into_inner();
+    show_role_mappings(&mappings);
+    Ok(())
+}
+
+fn show_resource_group(resource_group: &pb::ResourceGroupInfo) {
+    let managed = if resource_group.scim_managed {
+        "scim-managed"
+    } else {
+        "manual"
+    };
+    println!(
+        "{}\t{}\t{}",
+        resource_group.id, resource_group.name, managed
+    );
+    for link in &resource_group.links {
+        println!(
+            "  link\t{}\t{}\t{}",
+            link.group_id,
+            link.group_display_name,
+            role_name(link.role)
+        );
+    }
+    for member in &resource_group.members {
+        println!(
+            "  member\t{}\t{}\t{}",
+            member.user_id,
+            member.user_name,
+            role_name(member.role)
+        );
+    }
+}
+
+async fn resource_group(common: &Common, command: ResourceGroupCommand) -> Result<()> {
+    let mut client = admin_client(common).await?;
+    let shown = match command {
+        ResourceGroupCommand::List { tenant } => {
+            let listed = client
+                .list_resource_groups(pb::ListResourceGroupsRequest { tenant })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            for resource_group in &listed.resource_groups {
+                show_resource_group(resource_group);
+            }
+            return Ok(());
+        }
+        ResourceGroupCommand::Delete {
+            tenant,
+            resource_group,
+        } => {
+            client
+                .delete_resource_group(pb::DeleteResourceGroupRequest {
+                    tenant,
+                    resource_group: resource_group.clone(),
+                })
+                .await
+                .map_err(rpc_error)?;
+            println!("resource group {resource_group} deleted");
+            return Ok(());
+        }
+        ResourceGroupCommand::Create { tenant, name } => {
+            client
+                .create_resource_group(pb::CreateResourceGroupRequest { tenant, name })
+                .await
+        }
+        ResourceGroupCommand::Link {
+            tenant,
+            resource_group,
+            group,
+            role,
+        } => {
+            client
+                .link_resource_group(pb::LinkResourceGroupRequest {
+                    tenant,
+                    resource_group,
+                    group,
+                    role: role.into(),
+                })
+                .await
+        }
+        ResourceGroupCommand::Unlink {
+            tenant,
+            resource_group,
+            group,
+        } => {
+            client
+                .unlink_resource_group(pb::UnlinkResourceGroupRequest {
+                    tenant,
+                    resource_group,
+                    group,
+                })
+                .await
+        }
+        ResourceGroupCommand::AddMember {
+            tenant,
+            resource_group,
+            user,
+            role,
+        } => {
+            client
+                .set_resource_group_member(pb::SetResourceGroupMemberRequest {
+                    tenant,
+                    resource_group,
+                    user,
+                    role: role.into(),
+                })
+                .await
+        }
+        ResourceGroupCommand::RemoveMember {
+            tenant,
+            resource_group,
+            user,
+        } => {
+            client
+                .remove_resource_group_member(pb::RemoveResourceGroupMemberRequest {
+                    tenant,
+                    resource_group,
+                    user,
+                })
+                .await
+        }
+    }
+    .map_err(rpc_error)?
+    .into_inner();
+    show_resource_group(&shown);
     Ok(())
 }

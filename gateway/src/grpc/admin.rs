@@ -1,10 +1,13 @@
-//! The `Admin` gRPC service: tenants and their SCIM tokens. Every call needs the admin token.
+//! The `Admin` gRPC service: tenants, their SCIM tokens, org role mappings and resource groups.
+//! Every call needs the admin token. Groups, resource groups and users are named by id or name.
 
-use roster_engine::codec::timestamp_to_proto;
+use roster_engine::codec::{role_from_proto, role_to_proto, timestamp_to_proto};
 use roster_engine::domain::{
-    Command, Rejection, RejectionKind, Role, Source, TenantName, TokenId, TokenRecord,
+    Command, GroupId, Rejection, RejectionKind, ResourceGroupId, ResourceGroupRecord, Role, Source,
+    TenantName, TokenId, TokenRecord, UserId, fold,
 };
 use roster_engine::engine::{CommandContext, ExecuteError};
+use roster_engine::store::StateStore;
 use roster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -45,6 +48,39 @@ impl AdminService {
         })
     }
 
+    fn store(&self) -> &StateStore {
+        self.state.engine.aggregate()
+    }
+
+    /// Runs a command for `tenant`.
+    async fn execute(
+        &self,
+        tenant: &TenantName,
+        command: Command,
+        context: CommandContext,
+    ) -> Result<(), Status> {
+        self.state
+            .engine
+            .execute(tenant, command, context)
+            .await
+            .map(|_| ())
+            .map_err(status)
+    }
+
+    fn resource_group_response(
+        &self,
+        tenant: &TenantName,
+        id: ResourceGroupId,
+    ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
+        let record = stored(self.store().resource_group(tenant, &id))?
+            .ok_or_else(|| Status::not_found(format!("resource group {id} not found")))?;
+        Ok(Response::new(resource_group_info(
+            self.store(),
+            tenant,
+            &record,
+        )?))
+    }
+
     fn existing_tenant(&self, name: &str) -> Result<TenantName, Status> {
         let tenant = tenant_name(name)?;
         match self.state.tenant_exists(&tenant) {
@@ -53,6 +89,113 @@ impl AdminService {
             Err(error) => Err(Status::unavailable(error.to_string())),
         }
     }
+}
+
+fn stored<T>(result: Result<T, roster_engine::store::StoreError>) -> Result<T, Status> {
+    result.map_err(|error| {
+        tracing::warn!(%error, "admin read failed");
+        Status::unavailable("the directory is temporarily unavailable; retry later")
+    })
+}
+
+fn requested_role(role: i32) -> Result<Role, Status> {
+    role_from_proto(role).ok_or_else(|| {
+        Status::invalid_argument("a role is required: read, contributor, write or admin")
+    })
+}
+
+/// A group named by id or displayName.
+fn resolve_group(store: &StateStore, tenant: &TenantName, name: &str) -> Result<GroupId, Status> {
+    if let Ok(id) = name.parse::<GroupId>()
+        && stored(store.group(tenant, &id))?.is_some()
+    {
+        return Ok(id);
+    }
+    stored(store.group_id_by_name(tenant, &fold(name)))?
+        .ok_or_else(|| Status::not_found(format!("no group {name:?} in tenant {tenant}")))
+}
+
+/// A resource group named by id or name.
+fn resolve_resource_group(
+    store: &StateStore,
+    tenant: &TenantName,
+    name: &str,
+) -> Result<ResourceGroupId, Status> {
+    if let Ok(id) = name.parse::<ResourceGroupId>()
+        && stored(store.resource_group(tenant, &id))?.is_some()
+    {
+        return Ok(id);
+    }
+    stored(store.resource_group_id_by_name(tenant, &fold(name)))?
+        .ok_or_else(|| Status::not_found(format!("no resource group {name:?} in tenant {tenant}")))
+}
+
+/// A user named by id or userName.
+fn resolve_user(store: &StateStore, tenant: &TenantName, name: &str) -> Result<UserId, Status> {
+    if let Ok(id) = name.parse::<UserId>()
+        && stored(store.user(tenant, &id))?.is_some()
+    {
+        return Ok(id);
+    }
+    stored(store.user_id_by_name(tenant, &fold(name)))?
+        .ok_or_else(|| Status::not_found(format!("no user {name:?} in tenant {tenant}")))
+}
+
+fn role_mappings(store: &StateStore, tenant: &TenantName) -> Result<pb::RoleMappings, Status> {
+    let record = stored(store.tenant(tenant))?
+        .ok_or_else(|| Status::not_found(format!("tenant {tenant:?} does not exist")))?;
+    let mut mappings = Vec::new();
+    for (group_id, role) in stored(store.role_mappings(tenant))? {
+        let display = stored(store.group(tenant, &group_id))?
+            .map(|group| group.profile.display_name)
+            .unwrap_or_default();
+        mappings.push(pb::RoleMapping {
+            group_id: group_id.to_string(),
+            group_display_name: display,
+            role: role_to_proto(role).into(),
+        });
+    }
+    Ok(pb::RoleMappings {
+        default_role: role_to_proto(record.default_role).into(),
+        mappings,
+    })
+}
+
+fn resource_group_info(
+    store: &StateStore,
+    tenant: &TenantName,
+    record: &ResourceGroupRecord,
+) -> Result<pb::ResourceGroupInfo, Status> {
+    let mut links = Vec::new();
+    for (group_id, role) in &record.links {
+        let display = stored(store.group(tenant, group_id))?
+            .map(|group| group.profile.display_name)
+            .unwrap_or_default();
+        links.push(pb::ResourceGroupLink {
+            group_id: group_id.to_string(),
+            group_display_name: display,
+            role: role_to_proto(*role).into(),
+        });
+    }
+    let mut members = Vec::new();
+    for (user_id, role) in stored(store.members_of_resource_group(tenant, &record.id))? {
+        let user_name = stored(store.user(tenant, &user_id))?
+            .map(|user| user.profile.user_name)
+            .unwrap_or_default();
+        members.push(pb::ResourceGroupMember {
+            user_id: user_id.to_string(),
+            user_name,
+            role: role_to_proto(role).into(),
+        });
+    }
+    Ok(pb::ResourceGroupInfo {
+        id: record.id.to_string(),
+        name: record.name.clone(),
+        scim_managed: record.is_scim_managed(),
+        links,
+        members,
+        created_at: Some(timestamp_to_proto(record.created_at)),
+    })
 }
 
 pub fn tenant_name(name: &str) -> Result<TenantName, Status> {
@@ -241,5 +384,213 @@ impl pb::admin_server::Admin for AdminService {
         let token = executed.state.token(&token_id).map(token_info);
         tracing::info!(%tenant, token = %token_id, "token revoked");
         Ok(Response::new(pb::RevokeTokenResponse { token }))
+    }
+
+    async fn list_role_mappings(
+        &self,
+        request: Request<pb::ListRoleMappingsRequest>,
+    ) -> Result<Response<pb::RoleMappings>, Status> {
+        self.context(&request)?;
+        let tenant = self.existing_tenant(&request.get_ref().tenant)?;
+        Ok(Response::new(role_mappings(self.store(), &tenant)?))
+    }
+
+    async fn set_default_role(
+        &self,
+        request: Request<pb::SetDefaultRoleRequest>,
+    ) -> Result<Response<pb::RoleMappings>, Status> {
+        let context = self.context(&request)?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant)?;
+        let role = requested_role(request.role)?;
+        self.execute(&tenant, Command::SetDefaultRole { role }, context)
+            .await?;
+        Ok(Response::new(role_mappings(self.store(), &tenant)?))
+    }
+
+    async fn set_role_mapping(
+        &self,
+        request: Request<pb::SetRoleMappingRequest>,
+    ) -> Result<Response<pb::RoleMappings>, Status> {
+        let context = self.context(&request)?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant)?;
+        let role = requested_role(request.role)?;
+        let group_id = resolve_group(self.store(), &tenant, &request.group)?;
+        self.execute(
+            &tenant,
+            Command::SetRoleMapping {
+                group_id,
+                role: Some(role),
+            },
+            context,
+        )
+        .await?;
+        Ok(Response::new(role_mappings(self.store(), &tenant)?))
+    }
+
+    async fn remove_role_mapping(
+        &self,
+        request: Request<pb::RemoveRoleMappingRequest>,
+    ) -> Result<Response<pb::RoleMappings>, Status> {
+        let context = self.context(&request)?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant)?;
+        let group_id = resolve_group(self.store(), &tenant, &request.group)?;
+        self.execute(
+            &tenant,
+            Command::SetRoleMapping {
+                group_id,
+                role: None,
+            },
+            context,
+        )
+        .await?;
+        Ok(Response::new(role_mappings(self.store(), &tenant)?))
+    }
+
+    async fn list_resource_groups(
+        &self,
+        request: Request<pb::ListResourceGroupsRequest>,
+    ) -> Result<Response<pb::ListResourceGroupsResponse>, Status> {
+        self.context(&request)?;
+        let tenant = self.existing_tenant(&request.get_ref().tenant)?;
+        let mut resource_groups = Vec::new();
+        for record in stored(self.store().resource_groups(&tenant))? {
+            resource_groups.push(resource_group_info(self.store(), &tenant, &record)?);
+        }
+        Ok(Response::new(pb::ListResourceGroupsResponse {
+            resource_groups,
+        }))
+    }
+
+    async fn create_resource_group(
+        &self,
+        request: Request<pb::CreateResourceGroupRequest>,
+    ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
+        let context = self.context(&request)?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant)?;
+        let resource_group_id = ResourceGroupId(Uuid::now_v7());
+        self.execute(
+            &tenant,
+            Command::CreateResourceGroup {
+                resource_group_id,
+                name: request.name,
+            },
+            context,
+        )
+        .await?;
+        self.resource_group_response(&tenant, resource_group_id)
+    }
+
+    async fn delete_resource_group(
+        &self,
+        request: Request<pb::DeleteResourceGroupRequest>,
+    ) -> Result<Response<pb::DeleteResourceGroupResponse>, Status> {
+        let context = self.context(&request)?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant)?;
+        let resource_group_id =
+            resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
+        self.execute(
+            &tenant,
+            Command::DeleteResourceGroup { resource_group_id },
+            context,
+        )
+        .await?;
+        Ok(Response::new(pb::DeleteResourceGroupResponse {}))
+    }
+
+    async fn link_resource_group(
+        &self,
+        request: Request<pb::LinkResourceGroupRequest>,
+    ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
+        let context = self.context(&request)?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant)?;
+        let role = requested_role(request.role)?;
+        let resource_group_id =
+            resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
+        let group_id = resolve_group(self.store(), &tenant, &request.group)?;
+        self.execute(
+            &tenant,
+            Command::LinkResourceGroup {
+                resource_group_id,
+                group_id,
+                role,
+            },
+            context,
+        )
+        .await?;
+        self.resource_group_response(&tenant, resource_group_id)
+    }
+
+    async fn unlink_resource_group(
+        &self,
+        request: Request<pb::UnlinkResourceGroupRequest>,
+    ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
+        let context = self.context(&request)?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant)?;
+        let resource_group_id =
+            resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
+        let group_id = resolve_group(self.store(), &tenant, &request.group)?;
+        self.execute(
+            &tenant,
+            Command::UnlinkResourceGroup {
+                resource_group_id,
+                group_id,
+            },
+            context,
+        )
+        .await?;
+        self.resource_group_response(&tenant, resource_group_id)
+    }
+
+    async fn set_resource_group_member(
+        &self,
+        request: Request<pb::SetResourceGroupMemberRequest>,
+    ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
+        let context = self.context(&request)?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant)?;
+        let role = requested_role(request.role)?;
+        let resource_group_id =
+            resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
+        let user_id = resolve_user(self.store(), &tenant, &request.user)?;
+        self.execute(
+            &tenant,
+            Command::SetResourceGroupMember {
+                resource_group_id,
+                user_id,
+                role,
+            },
+            context,
+        )
+        .await?;
+        self.resource_group_response(&tenant, resource_group_id)
+    }
+
+    async fn remove_resource_group_member(
+        &self,
+        request: Request<pb::RemoveResourceGroupMemberRequest>,
+    ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
+        let context = self.context(&request)?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant)?;
+        let resource_group_id =
+            resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
+        let user_id = resolve_user(self.store(), &tenant, &request.user)?;
+        self.execute(
+            &tenant,
+            Command::RemoveResourceGroupMember {
+                resource_group_id,
+                user_id,
+            },
+            context,
+        )
+        .await?;
+        self.resource_group_response(&tenant, resource_group_id)
     }
 }

@@ -6,7 +6,9 @@
 
 mod admin;
 mod crash;
+mod groups;
 mod interop;
 mod rebuild;
+mod roles;
 mod support;
 mod users;
