@@ -132,6 +132,187 @@ pub async fn creates(target: &Target, clients: usize, users: usize, prefix: &str
     total
 }
 
+/// Creates users `{prefix}-{from}`…`{prefix}-{to - 1}` with `clients` concurrent clients and
+/// returns their ids in order.
+async fn create_users(
+    http: &reqwest::Client,
+    target: &Target,
+    clients: usize,
+    prefix: &str,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<String>, String> {
+    let next = Arc::new(AtomicUsize::new(range.start));
+    let ids = Arc::new(std::sync::Mutex::new(vec![String::new(); range.len()]));
+    let mut workers = Vec::new();
+    for _ in 0..clients.max(1) {
+        let (http, next, ids, target, prefix) = (
+            http.clone(),
+            next.clone(),
+            ids.clone(),
+            target.clone(),
+            prefix.to_owned(),
+        );
+        let range = range.clone();
+        workers.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= range.end {
+                    return Ok::<(), String>(());
+                }
+                let response = http
+                    .post(format!("{}/Users", target.base_url))
+                    .bearer_auth(&target.token)
+                    .body(json!({"userName": format!("{prefix}-{n}")}).to_string())
+                    .send()
+                    .await
+                    .map_err(|error| error.to_string())?;
+                if response.status().as_u16() != 201 {
+                    return Err(format!("creating a user answered {}", response.status()));
+                }
+                let body: serde_json::Value =
+                    response.json().await.map_err(|error| error.to_string())?;
+                let id = body["id"].as_str().unwrap_or_default().to_owned();
+                if let Ok(mut ids) = ids.lock() {
+                    ids[n - range.start] = id;
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.map_err(|error| error.to_string())??;
+    }
+    let ids = ids.lock().map_err(|_| "lock poisoned".to_owned())?.clone();
+    Ok(ids)
+}
+
+async fn send(
+    http: &reqwest::Client,
+    request: reqwest::RequestBuilder,
+    expected: u16,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    let response = http
+        .execute(request.build().map_err(|error| error.to_string())?)
+        .await
+        .map_err(|error| error.to_string())?;
+    let status = response.status().as_u16();
+    let _ = response.bytes().await;
+    if status != expected {
+        return Err(format!("expected {expected}, got {status}"));
+    }
+    Ok(started.elapsed())
+}
+
+/// Latencies of single-member changes and member-less reads on one group.
+#[derive(Debug)]
+pub struct GroupScale {
+    pub members: usize,
+    pub add: Report,
+    pub remove: Report,
+    pub read_without_members: Report,
+}
+
+/// For each size, builds a group with that many members (PATCHes of 1,000), then times
+/// `rounds` single-member adds and removes and `GET ?excludedAttributes=members`.
+pub async fn group_scale(
+    target: &Target,
+    sizes: &[usize],
+    rounds: usize,
+) -> Result<Vec<GroupScale>, String> {
+    let http = reqwest::Client::new();
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let prefix = format!("m{}", &run[run.len() - 8..]);
+    eprintln!("creating {largest} users");
+    let users = create_users(&http, target, 64, &prefix, 0..largest + 1).await?;
+    let spare = users[largest].clone();
+    let mut results = Vec::new();
+    for &size in sizes {
+        let created = http
+            .post(format!("{}/Groups", target.base_url))
+            .bearer_auth(&target.token)
+            .body(json!({"displayName": format!("{prefix}-group-{size}")}).to_string())
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        let body: serde_json::Value = created.json().await.map_err(|error| error.to_string())?;
+        let group = body["id"].as_str().unwrap_or_default().to_owned();
+        let url = format!("{}/Groups/{group}", target.base_url);
+        eprintln!("filling group {group} with {size} members");
+        for chunk in users[..size].chunks(1000) {
+            let members: Vec<serde_json::Value> =
+                chunk.iter().map(|id| json!({"value": id})).collect();
+            let patch = json!({"schemas": [crate::scim::schema::PATCH_OP_SCHEMA],
+                "Operations": [{"op": "add", "path": "members", "value": members}]});
+            send(
+                &http,
+                http.patch(&url)
+                    .bearer_auth(&target.token)
+                    .body(patch.to_string()),
+                204,
+            )
+            .await?;
+        }
+        let add = json!({"schemas": [crate::scim::schema::PATCH_OP_SCHEMA],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": spare}]}]});
+        let remove = json!({"schemas": [crate::scim::schema::PATCH_OP_SCHEMA],
+            "Operations": [{"op": "remove", "path": format!("members[value eq \"{spare}\"]")}]});
+        let mut scale = GroupScale {
+            members: size,
+            add: Report {
+                name: format!("add 1 member to a {size}-member group"),
+                ..Report::default()
+            },
+            remove: Report {
+                name: format!("remove 1 member from a {size}-member group"),
+                ..Report::default()
+            },
+            read_without_members: Report {
+                name: format!("GET excludedAttributes=members, {size} members"),
+                ..Report::default()
+            },
+        };
+        let started = Instant::now();
+        for _ in 0..rounds {
+            scale.add.latencies.push(
+                send(
+                    &http,
+                    http.patch(&url)
+                        .bearer_auth(&target.token)
+                        .body(add.to_string()),
+                    204,
+                )
+                .await?,
+            );
+            scale.remove.latencies.push(
+                send(
+                    &http,
+                    http.patch(&url)
+                        .bearer_auth(&target.token)
+                        .body(remove.to_string()),
+                    204,
+                )
+                .await?,
+            );
+            scale.read_without_members.latencies.push(
+                send(
+                    &http,
+                    http.get(format!("{url}?excludedAttributes=members"))
+                        .bearer_auth(&target.token),
+                    200,
+                )
+                .await?,
+            );
+        }
+        let elapsed = started.elapsed() / 3;
+        scale.add.elapsed = elapsed;
+        scale.remove.elapsed = elapsed;
+        scale.read_without_members.elapsed = elapsed;
+        results.push(scale);
+    }
+    Ok(results)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

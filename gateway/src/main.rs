@@ -169,6 +169,17 @@ enum BenchCommand {
         #[arg(long)]
         token: Option<String>,
     },
+    /// Time single-member adds/removes and member-less reads on groups of several sizes.
+    Groups {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        /// Group sizes to measure.
+        #[arg(long, value_delimiter = ',', default_value = "10,10000,100000")]
+        sizes: Vec<usize>,
+        /// Measured operations of each kind per size.
+        #[arg(long, default_value_t = 200)]
+        rounds: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -406,6 +417,33 @@ async fn token(common: &Common, command: TokenCommand) -> Result<()> {
     Ok(())
 }
 
+async fn bench_tenant(common: &Common) -> Result<(String, String)> {
+    let name = format!("bench-{}", uuid::Uuid::now_v7().simple());
+    let name = name[..name.len().min(40)].to_owned();
+    let response = admin_client(common)
+        .await?
+        .create_tenant(pb::CreateTenantRequest {
+            name,
+            token_name: "bench".into(),
+        })
+        .await
+        .map_err(rpc_error)?
+        .into_inner();
+    Ok((response.tenant, response.secret))
+}
+
+fn bench_target(http: &str, tenant: &str, token: String) -> roster_gateway::bench::Target {
+    let origin = if http.contains("://") {
+        http.to_owned()
+    } else {
+        format!("http://{http}")
+    };
+    roster_gateway::bench::Target {
+        base_url: format!("{origin}/scim/v2/{tenant}"),
+        token,
+    }
+}
+
 async fn bench(common: &Common, command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Creates {
@@ -417,30 +455,9 @@ async fn bench(common: &Common, command: BenchCommand) -> Result<()> {
         } => {
             let (tenant, token) = match (tenant, token) {
                 (Some(tenant), Some(token)) => (tenant, token),
-                _ => {
-                    let name = format!("bench-{}", uuid::Uuid::now_v7().simple());
-                    let name = name[..name.len().min(40)].to_owned();
-                    let response = admin_client(common)
-                        .await?
-                        .create_tenant(pb::CreateTenantRequest {
-                            name,
-                            token_name: "bench".into(),
-                        })
-                        .await
-                        .map_err(rpc_error)?
-                        .into_inner();
-                    (response.tenant, response.secret)
-                }
+                _ => bench_tenant(common).await?,
             };
-            let origin = if http.contains("://") {
-                http
-            } else {
-                format!("http://{http}")
-            };
-            let target = roster_gateway::bench::Target {
-                base_url: format!("{origin}/scim/v2/{tenant}"),
-                token,
-            };
+            let target = bench_target(&http, &tenant, token);
             eprintln!("creating {users} users in tenant {tenant} with {clients} clients");
             let report = roster_gateway::bench::creates(&target, clients, users, "user").await;
             println!("{}", report.summary());
@@ -448,10 +465,31 @@ async fn bench(common: &Common, command: BenchCommand) -> Result<()> {
                 bail!("no request succeeded");
             }
         }
+        BenchCommand::Groups {
+            http,
+            sizes,
+            rounds,
+        } => {
+            let (tenant, token) = bench_tenant(common).await?;
+            let target = bench_target(&http, &tenant, token);
+            let results = roster_gateway::bench::group_scale(&target, &sizes, rounds)
+                .await
+                .map_err(|error| anyhow::anyhow!(error))?;
+            for scale in results {
+                for report in [&scale.add, &scale.remove, &scale.read_without_members] {
+                    let millis = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+                    println!(
+                        "{}: p50 {:.2} ms, p99 {:.2} ms",
+                        report.name,
+                        millis(report.percentile(0.5)),
+                        millis(report.percentile(0.99))
+                    );
+                }
+            }
+        }
     }
     Ok(())
 }
-
 fn show_role_mappings(mappings: &pb::RoleMappings) {
     println!("default\t{}", role_name(mappings.default_role));
     for mapping in &mappings.mappings {
