@@ -98,6 +98,9 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// The sled tree holding the engine's aggregate.
+pub const AGGREGATE_TREE: &str = "aggregate";
+
 /// Events replayed per batch when the aggregate catches up with the log.
 const REPLAY_CHUNK: usize = 1024;
 
@@ -105,7 +108,7 @@ impl Engine {
     /// Opens the embedded log and the aggregate in `db`, bringing the aggregate up to the log.
     pub fn open(db: &sled::Db) -> Result<Self, OpenError> {
         let log = EmbeddedLog::open(db)?;
-        let aggregate = StateStore::open(db, "aggregate")?;
+        let aggregate = StateStore::open(db, AGGREGATE_TREE)?;
         catch_up(&log, &aggregate)?;
         Ok(Self {
             inner: Arc::new(Inner {

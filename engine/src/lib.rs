@@ -6,6 +6,8 @@ pub mod domain;
 pub mod engine;
 pub mod log;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use sled;
 

@@ -12,6 +12,7 @@
 //! `P tenant \0 group` → mapped org role · `Q tenant \0 resource-group` → resource group record ·
 //! `W tenant \0 folded-name` → resource group · `L tenant \0 group resource-group` → link role ·
 //! `V tenant \0 resource-group user` and `Z tenant \0 user resource-group` → manual member role ·
+//! `I token-id` → owning tenant ·
 //! `C tenant` → the tenant's last applied sequence · `#checkpoint` → last applied sequence.
 
 use std::collections::BTreeMap;
@@ -41,6 +42,8 @@ const RESOURCE_GROUP_NAME: u8 = b'W';
 const LINK: u8 = b'L';
 const RESOURCE_GROUP_MEMBER: u8 = b'V';
 const RESOURCE_GROUP_MEMBER_OF: u8 = b'Z';
+/// Token id → owning tenant (not tenant-scoped: tells edges whose token a bearer is).
+const TOKEN_OWNER: u8 = b'I';
 const TENANT_CHECKPOINT: u8 = b'C';
 const CHECKPOINT: &[u8] = b"#checkpoint";
 
@@ -327,9 +330,17 @@ impl StateStore {
                 },
                 Touched::Token(id) => {
                     let key = key(TOKEN, &tenant, id.0.as_bytes());
+                    let mut owner = vec![TOKEN_OWNER];
+                    owner.extend_from_slice(id.0.as_bytes());
                     match state.token(&id) {
-                        Some(record) => batch.insert(key, encode(record)),
-                        None => batch.remove(key),
+                        Some(record) => {
+                            batch.insert(key, encode(record));
+                            batch.insert(owner, tenant.as_str().as_bytes());
+                        }
+                        None => {
+                            batch.remove(key);
+                            batch.remove(owner);
+                        }
                     }
                 }
                 Touched::User(id) => {
@@ -444,10 +455,25 @@ impl StateStore {
     /// Records in `batch` that the store reflects the log up to `sequence`, for `tenant` and
     /// overall.
     pub fn stage_checkpoint(&self, batch: &mut sled::Batch, tenant: &TenantName, sequence: u64) {
+        self.stage_tenant_checkpoint(batch, tenant, sequence);
+        self.stage_global_checkpoint(batch, sequence);
+    }
+
+    /// Records in `batch` that the store reflects `tenant`'s events up to `sequence`.
+    pub fn stage_tenant_checkpoint(
+        &self,
+        batch: &mut sled::Batch,
+        tenant: &TenantName,
+        sequence: u64,
+    ) {
         batch.insert(
             tenant_key(TENANT_CHECKPOINT, tenant),
             sequence.to_be_bytes().as_slice(),
         );
+    }
+
+    /// Records in `batch` that the store reflects the log up to `sequence`.
+    pub fn stage_global_checkpoint(&self, batch: &mut sled::Batch, sequence: u64) {
         batch.insert(CHECKPOINT, sequence.to_be_bytes().as_slice());
     }
 
@@ -557,6 +583,16 @@ impl StateStore {
 
     pub fn token(&self, tenant: &TenantName, id: &TokenId) -> StoreResult<Option<TokenRecord>> {
         self.get(&key(TOKEN, tenant, id.0.as_bytes()))
+    }
+
+    /// The tenant a token id belongs to.
+    pub fn token_owner(&self, id: &TokenId) -> StoreResult<Option<TenantName>> {
+        let mut key = vec![TOKEN_OWNER];
+        key.extend_from_slice(id.0.as_bytes());
+        Ok(self
+            .tree
+            .get(key)?
+            .and_then(|bytes| TenantName::parse(&String::from_utf8_lossy(&bytes)).ok()))
     }
 
     pub fn tokens(&self, tenant: &TenantName) -> StoreResult<Vec<TokenRecord>> {

@@ -9,4 +9,5 @@ pub mod auth;
 pub mod bench;
 pub mod clock;
 pub mod grpc;
+pub mod metrics;
 pub mod scim;

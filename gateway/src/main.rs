@@ -72,9 +72,56 @@ enum Command {
     /// Resource groups: link SCIM groups with a role, or manage members by hand.
     #[command(subcommand, name = "rg")]
     ResourceGroup(ResourceGroupCommand),
+    /// The tamper-evident audit trail: export and verify.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Rebuild every projection from the log (roster must be stopped).
+    Rebuild {
+        /// Rebuild the engine's aggregate from the log too.
+        #[arg(long)]
+        aggregate: bool,
+    },
     /// Play SCIM load against a running roster and report throughput and latency.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+/// A point in time on the command line: RFC 3339, or a date (midnight UTC).
+fn parse_time(text: &str) -> Result<roster_engine::domain::Timestamp, String> {
+    use roster_engine::domain::Timestamp;
+    Timestamp::parse_rfc3339(text)
+        .or_else(|| Timestamp::parse_rfc3339(&format!("{text}T00:00:00Z")))
+        .ok_or_else(|| format!("{text:?} is not an RFC 3339 time or a YYYY-MM-DD date"))
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Stream a tenant's audit records to stdout.
+    Export {
+        tenant: String,
+        /// Only records at or after this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<roster_engine::domain::Timestamp>,
+        /// Only records before this time.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<roster_engine::domain::Timestamp>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Only these event types (repeatable), e.g. user.deactivated.
+        #[arg(long = "type")]
+        event_types: Vec<String>,
+        /// Only records about this resource id.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Recompute a tenant's hash chain; exits non-zero and names the first bad record.
+    Verify { tenant: String },
 }
 
 /// A role name on the command line.
@@ -232,6 +279,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Token(command) => token(&cli.common, command).await,
         Command::Role(command) => role(&cli.common, command).await,
         Command::ResourceGroup(command) => resource_group(&cli.common, command).await,
+        Command::Audit(command) => audit(&cli.common, command).await,
+        Command::Rebuild { aggregate } => rebuild(&cli.common, aggregate).await,
         Command::Bench(command) => bench(&cli.common, command).await,
     }
 }
@@ -664,5 +713,165 @@ async fn resource_group(common: &Common, command: ResourceGroupCommand) -> Resul
     .map_err(rpc_error)?
     .into_inner();
     show_resource_group(&shown);
+    Ok(())
+}
+
+async fn audit_client(
+    common: &Common,
+) -> Result<
+    roster_proto::v1::audit_client::AuditClient<
+        tonic::service::interceptor::InterceptedService<Channel, AdminToken>,
+    >,
+> {
+    let token = admin_token(&common.data_dir)?;
+    let header: MetadataValue<_> = format!("Bearer {token}")
+        .parse()
+        .context("the admin token contains characters not allowed in a header")?;
+    let endpoint = if common.grpc.contains("://") {
+        common.grpc.clone()
+    } else {
+        format!("http://{}", common.grpc)
+    };
+    let channel = Channel::from_shared(endpoint.clone())
+        .with_context(|| format!("invalid gRPC address {endpoint:?}"))?
+        .connect()
+        .await
+        .with_context(|| {
+            format!("connecting to roster at {endpoint} (is `roster serve` running?)")
+        })?;
+    Ok(roster_proto::v1::audit_client::AuditClient::with_interceptor(channel, AdminToken(header)))
+}
+
+/// One CSV field (RFC 4180).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+async fn audit(common: &Common, command: AuditCommand) -> Result<()> {
+    use std::io::Write;
+    let mut client = audit_client(common).await?;
+    match command {
+        AuditCommand::Export {
+            tenant,
+            since,
+            until,
+            format,
+            event_types,
+            target,
+        } => {
+            let mut stream = client
+                .replay(pb::ReplayRequest {
+                    tenant,
+                    from_time: since.map(roster_engine::codec::timestamp_to_proto),
+                    to_time: until.map(roster_engine::codec::timestamp_to_proto),
+                    from_sequence: 0,
+                    to_sequence: 0,
+                    target: target.unwrap_or_default(),
+                    actor: String::new(),
+                    event_types,
+                })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            if matches!(format, ExportFormat::Csv) {
+                writeln!(
+                    out,
+                    "sequence,recorded_at,occurred_at,event_type,target,actor_kind,actor_id,actor_display,source_ip,user_agent,request_id,outcome,changes,prev_hash,hash"
+                )?;
+            }
+            while let Some(record) = stream.message().await.map_err(rpc_error)? {
+                match format {
+                    ExportFormat::Jsonl => writeln!(out, "{}", record.json)?,
+                    ExportFormat::Csv => {
+                        let parsed: roster_projector::AuditRecord =
+                            serde_json::from_str(&record.json)?;
+                        let fields = [
+                            parsed.sequence.to_string(),
+                            parsed.recorded_at,
+                            parsed.occurred_at,
+                            parsed.event_type,
+                            parsed.target,
+                            parsed.actor.kind,
+                            parsed.actor.id,
+                            parsed.actor.display,
+                            parsed.source.ip,
+                            parsed.source.user_agent,
+                            parsed.source.request_id,
+                            parsed.outcome,
+                            serde_json::Value::Object(parsed.changes).to_string(),
+                            parsed.prev_hash,
+                            parsed.hash,
+                        ];
+                        let line: Vec<String> =
+                            fields.iter().map(|field| csv_field(field)).collect();
+                        writeln!(out, "{}", line.join(","))?;
+                    }
+                }
+            }
+            out.flush()?;
+        }
+        AuditCommand::Verify { tenant } => {
+            let verified = client
+                .verify(pb::VerifyRequest {
+                    tenant: tenant.clone(),
+                })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            if verified.valid {
+                println!(
+                    "audit trail of {tenant} verified: {} records, head {}",
+                    verified.records, verified.head_hash
+                );
+            } else {
+                println!(
+                    "audit trail of {tenant} is broken at sequence {}: {} ({} records verified before it)",
+                    verified.first_bad_sequence, verified.reason, verified.records
+                );
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn rebuild(common: &Common, aggregate: bool) -> Result<()> {
+    let data_dir = common.data_dir.clone();
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} rebuilding [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = bar.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        app::rebuild(&data_dir, aggregate, move |done, total| {
+            progress.set_length(total);
+            progress.set_position(done);
+        })
+    })
+    .await?
+    .context("rebuilding (is `roster serve` running on this data directory? stop it first)")?;
+    bar.finish_and_clear();
+    if aggregate {
+        println!(
+            "aggregate rebuilt from {} events in {:.2}s",
+            report.aggregate_events,
+            report.aggregate_elapsed.as_secs_f64()
+        );
+    }
+    println!(
+        "projections rebuilt from {} events in {:.2}s: {:.0} events/s",
+        report.events,
+        report.elapsed.as_secs_f64(),
+        report.events_per_second()
+    );
     Ok(())
 }

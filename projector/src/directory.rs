@@ -1,53 +1,54 @@
-//! The directory view: tenants, users and their lookup indexes as SCIM reads them, plus an index
-//! of users by email address. It holds the same state as the engine's aggregate (built by the same
-//! `apply`), but only ever reflects durable events, and adds the read-only indexes.
+//! The directory view: tenants, users, groups and their indexes as SCIM and gRPC read them, plus
+//! the access views derived from them (see `access`). It holds the same state as the engine's
+//! aggregate, built by the same `apply`, but only ever reflects durable events, and it adds:
 //!
-//! Tree `view.directory`: the `StateStore` layout, plus
-//! `e tenant \0 folded-email \0 user-id(16)` → the email's `type` (UTF-8, empty when none), and
-//! `y tenant \0 externalId \0 group-id(16)` → nothing (group externalIds need not be unique).
+//! - `e tenant \0 folded-email \0 user` → the email's `type` (UTF-8, empty when none);
+//! - `y tenant \0 externalId \0 group` → nothing (group externalIds need not be unique);
+//! - current access, access history, resource-group members, membership intervals and the
+//!   default-role history (keys in `access`).
+//!
+//! Everything a chunk of events changes, checkpoint included, is written in one atomic batch.
+//! Access is recomputed with the domain's own rules (`domain::access`) after every event that can
+//! change it, so the history has one snapshot per change, in log order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use roster_engine::domain::{Event, GroupId, GroupRecord, TenantName, UserId, UserRecord};
-use roster_engine::store::StateStore;
+use roster_engine::domain::{
+    self, Event, EventPayload, GroupId, GroupRecord, ResourceGroupId, Role, State, TenantName,
+    Timestamp, UserId, UserRecord,
+};
+use roster_engine::store::{StateStore, StoreError};
+use sled::IVec;
 
+use crate::access::{
+    self, AccessRecord, Grant, ResourceGroupMember, current_key, default_role_key, history_key,
+    history_prefix, interval_key, interval_prefix, resource_group_member_key, tenant_prefix,
+};
 use crate::runner::{Projection, ProjectionError};
 
 const EMAIL: u8 = b'e';
 const GROUP_EXTERNAL_ID: u8 = b'y';
+/// An interval still open: the membership has not ended.
+const OPEN: u64 = u64::MAX;
 
-/// Users and their indexes, for reads.
+/// Users, groups, their indexes and access, for reads.
 #[derive(Clone)]
 pub struct DirectoryView {
     store: StateStore,
 }
 
 fn email_prefix(tenant: &TenantName, folded_email: &str) -> Vec<u8> {
-    let mut key = vec![EMAIL];
-    key.extend_from_slice(tenant.as_str().as_bytes());
-    key.push(0);
+    let mut key = tenant_prefix(EMAIL, tenant);
     key.extend_from_slice(folded_email.as_bytes());
     key.push(0);
     key
 }
 
-fn email_key(tenant: &TenantName, folded_email: &str, user: &UserId) -> Vec<u8> {
-    let mut key = email_prefix(tenant, folded_email);
-    key.extend_from_slice(user.as_bytes());
-    key
-}
-
 fn group_external_id_prefix(tenant: &TenantName, external_id: &str) -> Vec<u8> {
-    let mut key = vec![GROUP_EXTERNAL_ID];
-    key.extend_from_slice(tenant.as_str().as_bytes());
-    key.push(0);
+    let mut key = tenant_prefix(GROUP_EXTERNAL_ID, tenant);
     key.extend_from_slice(external_id.as_bytes());
     key.push(0);
     key
-}
-
-fn group_external_id(group: Option<&GroupRecord>) -> Option<&str> {
-    group.and_then(|group| group.profile.external_id.as_deref())
 }
 
 /// A user's emails as (folded address, type) pairs.
@@ -62,6 +63,30 @@ fn emails_of(user: Option<&UserRecord>) -> BTreeSet<(String, String)> {
     .unwrap_or_default()
 }
 
+fn group_external_id(group: Option<&GroupRecord>) -> Option<&str> {
+    group.and_then(|group| group.profile.external_id.as_deref())
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Plain records with string keys always serialize.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, ProjectionError> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        ProjectionError::Store(StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: error.to_string(),
+        })
+    })
+}
+
+fn trailing<const N: usize>(key: &[u8]) -> Option<[u8; N]> {
+    key.len()
+        .checked_sub(N)
+        .and_then(|start| key[start..].try_into().ok())
+}
+
 impl DirectoryView {
     pub fn open(db: &sled::Db) -> Result<Self, ProjectionError> {
         Ok(Self {
@@ -69,26 +94,13 @@ impl DirectoryView {
         })
     }
 
-    /// Tenants, users and the userName/externalId indexes.
+    /// Tenants, users, groups, memberships, mappings and resource groups.
     pub fn store(&self) -> &StateStore {
         &self.store
     }
 
-    /// Groups whose externalId is exactly `external_id`.
-    pub fn groups_by_external_id(
-        &self,
-        tenant: &TenantName,
-        external_id: &str,
-    ) -> Result<Vec<GroupId>, ProjectionError> {
-        let prefix = group_external_id_prefix(tenant, external_id);
-        let mut groups = Vec::new();
-        for entry in self.store.tree().scan_prefix(&prefix) {
-            let (key, _) = entry?;
-            if let Some(id) = GroupId::from_slice(&key[prefix.len()..]) {
-                groups.push(id);
-            }
-        }
-        Ok(groups)
+    fn tree(&self) -> &sled::Tree {
+        self.store.tree()
     }
 
     /// Users with an email address (compared case-insensitively), with that email's `type`.
@@ -99,13 +111,459 @@ impl DirectoryView {
     ) -> Result<Vec<(UserId, String)>, ProjectionError> {
         let prefix = email_prefix(tenant, &email.to_lowercase());
         let mut users = Vec::new();
-        for entry in self.store.tree().scan_prefix(&prefix) {
+        for entry in self.tree().scan_prefix(&prefix) {
             let (key, kind) = entry?;
             if let Some(id) = UserId::from_slice(&key[prefix.len()..]) {
                 users.push((id, String::from_utf8_lossy(&kind).into_owned()));
             }
         }
         Ok(users)
+    }
+
+    /// Groups whose externalId is exactly `external_id`.
+    pub fn groups_by_external_id(
+        &self,
+        tenant: &TenantName,
+        external_id: &str,
+    ) -> Result<Vec<GroupId>, ProjectionError> {
+        let prefix = group_external_id_prefix(tenant, external_id);
+        let mut groups = Vec::new();
+        for entry in self.tree().scan_prefix(&prefix) {
+            let (key, _) = entry?;
+            if let Some(id) = GroupId::from_slice(&key[prefix.len()..]) {
+                groups.push(id);
+            }
+        }
+        Ok(groups)
+    }
+
+    /// The default org role in effect at `at` (the current one when `at` is `None`).
+    fn default_role_at(
+        &self,
+        tenant: &TenantName,
+        at: Option<Timestamp>,
+    ) -> Result<Option<Role>, ProjectionError> {
+        let prefix = tenant_prefix(access::DEFAULT_ROLE, tenant);
+        let mut end = prefix.clone();
+        match at {
+            Some(at) => {
+                end.extend_from_slice(&access::time_bytes(at));
+                end.extend_from_slice(&u64::MAX.to_be_bytes());
+            }
+            None => end.extend_from_slice(&[0xff; 16]),
+        }
+        match self
+            .tree()
+            .range(IVec::from(prefix.clone())..=IVec::from(end))
+            .next_back()
+        {
+            Some(entry) => {
+                let (key, value) = entry?;
+                Ok(Some(decode(&key, &value)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A user's effective access now; `None` when the user does not exist.
+    pub fn access(
+        &self,
+        tenant: &TenantName,
+        user: &UserId,
+    ) -> Result<Option<AccessRecord>, ProjectionError> {
+        let key = current_key(tenant, user);
+        let Some(bytes) = self.tree().get(&key)? else {
+            return Ok(None);
+        };
+        let record: AccessRecord = decode(&key, &bytes)?;
+        let default_role = self.default_role_at(tenant, None)?.unwrap_or(Role::Read);
+        Ok(Some(record.resolve_default(default_role)))
+    }
+
+    /// A user's effective access as it was at `at` (by the log's recorded time); `None` when the
+    /// user did not exist then.
+    pub fn access_at(
+        &self,
+        tenant: &TenantName,
+        user: &UserId,
+        at: Timestamp,
+    ) -> Result<Option<AccessRecord>, ProjectionError> {
+        let prefix = history_prefix(tenant, user);
+        let end = history_key(tenant, user, at, u64::MAX);
+        let Some(entry) = self
+            .tree()
+            .range(IVec::from(prefix)..=IVec::from(end))
+            .next_back()
+        else {
+            return Ok(None);
+        };
+        let (key, value) = entry?;
+        let snapshot: Option<AccessRecord> = decode(&key, &value)?;
+        let Some(snapshot) = snapshot else {
+            return Ok(None);
+        };
+        let default_role = self
+            .default_role_at(tenant, Some(at))?
+            .unwrap_or(Role::Read);
+        Ok(Some(snapshot.resolve_default(default_role)))
+    }
+
+    /// Members of `group` at `at`, in id order, after `after`, at most `limit`. Answered from the
+    /// membership intervals, not by replaying the log.
+    pub fn members_at(
+        &self,
+        tenant: &TenantName,
+        group: &GroupId,
+        at: Timestamp,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<UserId>, ProjectionError> {
+        let prefix = interval_prefix(tenant, group);
+        let mut start = prefix.clone();
+        if let Some(after) = after {
+            start.extend_from_slice(after.as_bytes());
+            start.extend_from_slice(&[0xff; 8]);
+        }
+        let moment = at.as_micros().max(0) as u64;
+        let mut members: Vec<UserId> = Vec::new();
+        for entry in self.tree().range(IVec::from(start)..) {
+            let (key, value) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let rest = &key[prefix.len()..];
+            let (Some(user), Some(from)) = (
+                rest.get(..16).and_then(UserId::from_slice),
+                trailing::<8>(rest).map(u64::from_be_bytes),
+            ) else {
+                continue;
+            };
+            let until = <[u8; 8]>::try_from(value.as_ref())
+                .map(u64::from_be_bytes)
+                .unwrap_or(OPEN);
+            if from <= moment && moment < until && members.last() != Some(&user) {
+                if members.len() >= limit {
+                    break;
+                }
+                members.push(user);
+            }
+        }
+        Ok(members)
+    }
+
+    /// Members of a resource group with the role each holds there, in id order, after `after`.
+    pub fn resource_group_members(
+        &self,
+        tenant: &TenantName,
+        resource_group: &ResourceGroupId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<ResourceGroupMember>, ProjectionError> {
+        let mut prefix = tenant_prefix(access::RESOURCE_GROUP_MEMBER, tenant);
+        prefix.extend_from_slice(resource_group.as_bytes());
+        let mut start = prefix.clone();
+        if let Some(after) = after {
+            start.extend_from_slice(after.as_bytes());
+            start.push(0);
+        }
+        let mut members = Vec::new();
+        for entry in self.tree().range(IVec::from(start)..) {
+            let (key, value) = entry?;
+            if !key.starts_with(&prefix) || members.len() >= limit {
+                break;
+            }
+            if let Some(user) = trailing::<16>(&key).map(|id| UserId(uuid::Uuid::from_bytes(id))) {
+                members.push(ResourceGroupMember {
+                    user,
+                    grant: decode(&key, &value)?,
+                });
+            }
+        }
+        Ok(members)
+    }
+}
+
+/// The users whose access an event may change.
+fn affected_users(
+    store: &StateStore,
+    state: &mut State,
+    payload: &EventPayload,
+) -> Result<Vec<UserId>, StoreError> {
+    Ok(match payload {
+        EventPayload::UserProvisioned { user_id, .. }
+        | EventPayload::UserDeactivated { user_id, .. }
+        | EventPayload::UserReactivated { user_id, .. }
+        | EventPayload::UserDeleted { user_id, .. }
+        | EventPayload::ResourceGroupMemberSet { user_id, .. }
+        | EventPayload::ResourceGroupMemberRemoved { user_id, .. } => vec![*user_id],
+        EventPayload::GroupMembersAdded { user_ids, .. }
+        | EventPayload::GroupMembersRemoved { user_ids, .. } => user_ids.clone(),
+        EventPayload::RoleMappingSet { group_id, .. }
+        | EventPayload::RoleMappingRemoved { group_id }
+        | EventPayload::ResourceGroupLinked { group_id, .. }
+        | EventPayload::ResourceGroupLinkRoleChanged { group_id, .. }
+        | EventPayload::ResourceGroupUnlinked { group_id, .. } => {
+            store.load_into(
+                state,
+                &domain::Footprint {
+                    members_of_groups: vec![*group_id],
+                    ..domain::Footprint::default()
+                },
+            )?;
+            state.members_of(*group_id).collect()
+        }
+        _ => Vec::new(),
+    })
+}
+
+/// What one chunk of events changes, gathered before one atomic write.
+struct Chunk<'a> {
+    view: &'a DirectoryView,
+    slices: BTreeMap<TenantName, (State, u64)>,
+    /// View writes in event order; for one key the last wins.
+    writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Current access of users touched in this chunk (`None`: no such user).
+    current: HashMap<(TenantName, UserId), Option<AccessRecord>>,
+    /// Start of the open membership interval of edges touched in this chunk.
+    open: HashMap<(TenantName, GroupId, UserId), Option<Timestamp>>,
+    last: u64,
+}
+
+impl<'a> Chunk<'a> {
+    fn new(view: &'a DirectoryView) -> Self {
+        Self {
+            view,
+            slices: BTreeMap::new(),
+            writes: Vec::new(),
+            current: HashMap::new(),
+            open: HashMap::new(),
+            last: 0,
+        }
+    }
+
+    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.writes.push((key, value));
+    }
+
+    fn current_access(
+        &mut self,
+        tenant: &TenantName,
+        user: UserId,
+    ) -> Result<Option<AccessRecord>, ProjectionError> {
+        if let Some(record) = self.current.get(&(tenant.clone(), user)) {
+            return Ok(record.clone());
+        }
+        let key = current_key(tenant, &user);
+        let record = match self.view.tree().get(&key)? {
+            Some(bytes) => Some(decode(&key, &bytes)?),
+            None => None,
+        };
+        self.current.insert((tenant.clone(), user), record.clone());
+        Ok(record)
+    }
+
+    fn open_interval(
+        &mut self,
+        tenant: &TenantName,
+        group: GroupId,
+        user: UserId,
+    ) -> Result<Option<Timestamp>, ProjectionError> {
+        if let Some(open) = self.open.get(&(tenant.clone(), group, user)) {
+            return Ok(*open);
+        }
+        let mut prefix = interval_prefix(tenant, &group);
+        prefix.extend_from_slice(user.as_bytes());
+        let open = match self.view.tree().scan_prefix(&prefix).next_back() {
+            Some(entry) => {
+                let (key, value) = entry?;
+                let until = <[u8; 8]>::try_from(value.as_ref())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                (until == OPEN)
+                    .then(|| {
+                        trailing::<8>(&key)
+                            .map(|from| Timestamp::from_micros(u64::from_be_bytes(from) as i64))
+                    })
+                    .flatten()
+            }
+            None => None,
+        };
+        self.open.insert((tenant.clone(), group, user), open);
+        Ok(open)
+    }
+
+    fn apply(&mut self, event: &Event) -> Result<(), ProjectionError> {
+        let store = &self.view.store;
+        let tenant = event.tenant.clone();
+        if !self.slices.contains_key(&tenant) {
+            let slice = store.slice(&tenant)?;
+            self.slices.insert(tenant.clone(), (slice, 0));
+        }
+        let Some((mut state, _)) = self.slices.remove(&tenant) else {
+            return Ok(());
+        };
+        store.load_into(&mut state, &event.payload.footprint())?;
+        let user_before = event
+            .payload
+            .user_id()
+            .and_then(|id| state.user(&id).cloned());
+        let group_before = event
+            .payload
+            .group_id()
+            .and_then(|id| state.group(&id).cloned());
+        domain::apply(&mut state, event);
+        let result = self.derive(
+            event,
+            &mut state,
+            user_before.as_ref(),
+            group_before.as_ref(),
+        );
+        self.slices.insert(tenant, (state, event.sequence));
+        self.last = event.sequence;
+        result
+    }
+
+    /// Updates the indexes and access views after `event` was applied to `state`.
+    fn derive(
+        &mut self,
+        event: &Event,
+        state: &mut State,
+        user_before: Option<&UserRecord>,
+        group_before: Option<&GroupRecord>,
+    ) -> Result<(), ProjectionError> {
+        let tenant = &event.tenant;
+        let at = event.recorded_at;
+        if let Some(user) = event.payload.user_id() {
+            let old = emails_of(user_before);
+            let new = emails_of(state.user(&user));
+            for (email, _) in old.difference(&new) {
+                let mut key = email_prefix(tenant, email);
+                key.extend_from_slice(user.as_bytes());
+                self.write(key, None);
+            }
+            for (email, kind) in new.difference(&old) {
+                let mut key = email_prefix(tenant, email);
+                key.extend_from_slice(user.as_bytes());
+                self.write(key, Some(kind.as_bytes().to_vec()));
+            }
+        }
+        if let Some(group) = event.payload.group_id() {
+            let old = group_external_id(group_before).map(str::to_owned);
+            let new = group_external_id(state.group(&group)).map(str::to_owned);
+            if old != new {
+                if let Some(old) = old {
+                    let mut key = group_external_id_prefix(tenant, &old);
+                    key.extend_from_slice(group.as_bytes());
+                    self.write(key, None);
+                }
+                if let Some(new) = new {
+                    let mut key = group_external_id_prefix(tenant, &new);
+                    key.extend_from_slice(group.as_bytes());
+                    self.write(key, Some(Vec::new()));
+                }
+            }
+        }
+        match &event.payload {
+            EventPayload::TenantCreated { default_role }
+            | EventPayload::DefaultRoleSet { role: default_role } => {
+                self.write(
+                    default_role_key(tenant, at, event.sequence),
+                    Some(encode(default_role)),
+                );
+            }
+            EventPayload::GroupMembersAdded { group_id, user_ids } => {
+                for user in user_ids {
+                    if state.is_member(*group_id, *user)
+                        && self.open_interval(tenant, *group_id, *user)?.is_none()
+                    {
+                        self.write(
+                            interval_key(tenant, group_id, user, at),
+                            Some(OPEN.to_be_bytes().to_vec()),
+                        );
+                        self.open
+                            .insert((tenant.clone(), *group_id, *user), Some(at));
+                    }
+                }
+            }
+            EventPayload::GroupMembersRemoved { group_id, user_ids } => {
+                for user in user_ids {
+                    if !state.is_member(*group_id, *user)
+                        && let Some(from) = self.open_interval(tenant, *group_id, *user)?
+                    {
+                        let until = at.as_micros().max(0) as u64;
+                        self.write(
+                            interval_key(tenant, group_id, user, from),
+                            Some(until.to_be_bytes().to_vec()),
+                        );
+                        self.open.insert((tenant.clone(), *group_id, *user), None);
+                    }
+                }
+            }
+            _ => {}
+        }
+        for user in affected_users(&self.view.store, state, &event.payload)? {
+            self.view.store.load_access(state, user)?;
+            let new = domain::access(state, user).map(|access| AccessRecord::from(&access));
+            let old = self.current_access(tenant, user)?;
+            if new == old {
+                continue;
+            }
+            let no_groups = BTreeMap::new();
+            let old_groups = old
+                .as_ref()
+                .map_or(&no_groups, |record| &record.resource_groups);
+            let new_groups = new
+                .as_ref()
+                .map_or(&no_groups, |record| &record.resource_groups);
+            let mut changes: Vec<(ResourceGroupId, Option<Grant>)> = Vec::new();
+            for resource_group in old_groups.keys() {
+                if !new_groups.contains_key(resource_group) {
+                    changes.push((*resource_group, None));
+                }
+            }
+            for (resource_group, grant) in new_groups {
+                if old_groups.get(resource_group) != Some(grant) {
+                    changes.push((*resource_group, Some(*grant)));
+                }
+            }
+            for (resource_group, grant) in changes {
+                self.write(
+                    resource_group_member_key(tenant, &resource_group, &user),
+                    grant.map(|grant| encode(&grant)),
+                );
+            }
+            self.write(current_key(tenant, &user), new.as_ref().map(encode));
+            self.write(
+                history_key(tenant, &user, at, event.sequence),
+                Some(encode(&new)),
+            );
+            self.current.insert((tenant.clone(), user), new);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (tenant, (mut state, last)) in self.slices {
+            self.view.store.stage(&mut state, &mut batch);
+            if last > 0 {
+                self.view
+                    .store
+                    .stage_tenant_checkpoint(&mut batch, &tenant, last);
+            }
+        }
+        for (key, value) in self.writes {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        if self.last > 0 {
+            self.view
+                .store
+                .stage_global_checkpoint(&mut batch, self.last);
+        }
+        batch
     }
 }
 
@@ -119,48 +577,11 @@ impl Projection for DirectoryView {
     }
 
     fn apply(&self, events: &[Event]) -> Result<(), ProjectionError> {
-        // Index changes in event order; applied after the state's writes, which use other keys.
-        let mut index: Vec<(Vec<u8>, Option<String>)> = Vec::new();
-        let mut batch = sled::Batch::default();
-        self.store
-            .apply_events_into(events, &mut batch, |event, before, after| {
-                if let Some(user_id) = event.payload.user_id() {
-                    let old = emails_of(before.user.as_ref());
-                    let new = emails_of(after.user(&user_id));
-                    for (email, _) in old.difference(&new) {
-                        index.push((email_key(&event.tenant, email, &user_id), None));
-                    }
-                    for (email, kind) in new.difference(&old) {
-                        index.push((
-                            email_key(&event.tenant, email, &user_id),
-                            Some(kind.clone()),
-                        ));
-                    }
-                }
-                if let Some(group_id) = event.payload.group_id() {
-                    let old = group_external_id(before.group.as_ref());
-                    let new = group_external_id(after.group(&group_id));
-                    if old != new {
-                        if let Some(old) = old {
-                            let mut key = group_external_id_prefix(&event.tenant, old);
-                            key.extend_from_slice(group_id.as_bytes());
-                            index.push((key, None));
-                        }
-                        if let Some(new) = new {
-                            let mut key = group_external_id_prefix(&event.tenant, new);
-                            key.extend_from_slice(group_id.as_bytes());
-                            index.push((key, Some(String::new())));
-                        }
-                    }
-                }
-            })?;
-        for (key, kind) in index {
-            match kind {
-                Some(kind) => batch.insert(key, kind.as_bytes()),
-                None => batch.remove(key),
-            }
+        let mut chunk = Chunk::new(self);
+        for event in events {
+            chunk.apply(event)?;
         }
-        self.store.apply_batch(batch)?;
+        self.store.apply_batch(chunk.finish())?;
         Ok(())
     }
 

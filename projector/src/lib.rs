@@ -4,8 +4,12 @@
 //! **Architecture invariant:** nothing here writes events. Projections read the log and write
 //! only their own sled trees, all of which can be deleted and rebuilt from the log.
 
+pub mod access;
+pub mod audit;
 pub mod directory;
 pub mod runner;
 
+pub use access::{AccessRecord, Grant, ResourceGroupMember, Via};
+pub use audit::{AuditRecord, AuditTrail, ChainBreak, Verification};
 pub use directory::DirectoryView;
-pub use runner::{Projection, ProjectionError, Projector};
+pub use runner::{Lag, Projection, ProjectionError, Projector};

@@ -2,7 +2,7 @@
 //! publishes how far the projections got so readers can wait for their own writes.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use roster_engine::domain::Event;
 use roster_engine::log::{EmbeddedLog, LogError};
@@ -36,6 +36,21 @@ pub trait Projection: Send + Sync + 'static {
     fn reset(&self) -> Result<(), ProjectionError>;
 }
 
+/// How far the projections are behind the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Lag {
+    /// Durable events not yet projected.
+    pub events: u64,
+    /// Age of the oldest of them, in seconds (0 when caught up).
+    pub seconds: f64,
+}
+
+/// Lag worth a log line.
+const LAG_WORTH_LOGGING: Lag = Lag {
+    events: 10_000,
+    seconds: 5.0,
+};
+
 /// Runs projections over the log.
 #[derive(Clone)]
 pub struct Projector {
@@ -66,6 +81,36 @@ impl Projector {
         *self.progress.borrow()
     }
 
+    /// How far the projections are behind the durable log now.
+    pub fn lag(&self) -> Result<Lag, ProjectionError> {
+        let progress = self.progress();
+        let head = self.log.durable_head();
+        if progress >= head {
+            return Ok(Lag::default());
+        }
+        let oldest = self.log.read(progress + 1, 1)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|since| since.as_micros() as i64)
+            .unwrap_or(0);
+        let seconds = oldest
+            .first()
+            .map(|event| (now - event.recorded_at.as_micros()).max(0) as f64 / 1e6)
+            .unwrap_or(0.0);
+        Ok(Lag {
+            events: head - progress,
+            seconds,
+        })
+    }
+
+    /// The checkpoint of each projection.
+    pub fn checkpoints(&self) -> Result<Vec<(&'static str, u64)>, ProjectionError> {
+        self.projections
+            .iter()
+            .map(|projection| Ok((projection.name(), projection.checkpoint()?)))
+            .collect()
+    }
+
     /// Applies every durable event not yet projected; returns the new progress.
     pub fn step(&self) -> Result<u64, ProjectionError> {
         let head = self.log.durable_head();
@@ -92,7 +137,26 @@ impl Projector {
     /// Keeps the projections up with the log until the log stops.
     pub async fn run(self) {
         let mut durable = self.log.subscribe();
+        let mut last_report: Option<Instant> = None;
+        let mut behind = false;
         loop {
+            // Say so when the projections fall behind, at most every ten seconds.
+            if let Ok(lag) = self.lag() {
+                let worth = lag.events >= LAG_WORTH_LOGGING.events
+                    || lag.seconds >= LAG_WORTH_LOGGING.seconds;
+                if worth && last_report.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                    info!(
+                        events = lag.events,
+                        seconds = lag.seconds,
+                        "projections are behind the log"
+                    );
+                    last_report = Some(Instant::now());
+                    behind = true;
+                } else if behind && lag.events == 0 {
+                    info!("projections caught up with the log");
+                    behind = false;
+                }
+            }
             let projector = self.clone();
             match tokio::task::spawn_blocking(move || projector.step()).await {
                 Ok(Ok(progress)) => debug!(progress, "projections caught up"),

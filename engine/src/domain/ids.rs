@@ -153,6 +153,30 @@ impl Timestamp {
     pub const fn plus_micros(self, micros: i64) -> Self {
         Self(self.0.saturating_add(micros))
     }
+
+    /// RFC 3339 text in UTC, with as many fractional digits as needed.
+    pub fn to_rfc3339(self) -> String {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000)
+            .ok()
+            .and_then(|moment| {
+                moment
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Reads RFC 3339 text (any offset).
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let moment = time::OffsetDateTime::parse(
+            text.trim(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()?;
+        i64::try_from(moment.unix_timestamp_nanos() / 1_000)
+            .ok()
+            .map(Self)
+    }
 }
 
 /// Organization and resource-group roles, in increasing privilege.
@@ -211,6 +235,21 @@ mod tests {
                 "{bad:?} should be rejected"
             );
         }
+    }
+
+    #[test]
+    fn timestamps_read_and_write_rfc3339() {
+        let at = Timestamp::from_micros(1_700_000_000_250_000);
+        assert_eq!(at.to_rfc3339(), "2023-11-14T22:13:20.25Z");
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-14T22:13:20.25Z"),
+            Some(at)
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-15T00:13:20.25+02:00"),
+            Some(at)
+        );
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }
 
     #[test]

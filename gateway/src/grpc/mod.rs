@@ -2,9 +2,11 @@
 //! (grpcurl, grpc_health_probe) work without the .proto files.
 
 mod admin;
+mod audit;
 
 use roster_proto::v1::FILE_DESCRIPTOR_SET;
 use roster_proto::v1::admin_server::AdminServer;
+use roster_proto::v1::audit_server::AuditServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,6 +21,7 @@ use crate::auth;
 use crate::clock;
 
 pub use admin::AdminService;
+pub use audit::AuditService;
 
 /// Starts serving gRPC on `listener` until `shutdown` turns true.
 pub async fn serve(
@@ -34,10 +37,14 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|error| error.to_string())?;
+    health_reporter
+        .set_serving::<AuditServer<AuditService>>()
+        .await;
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(AdminServer::new(AdminService::new(state)));
+        .add_service(AdminServer::new(AdminService::new(state.clone())))
+        .add_service(AuditServer::new(AuditService::new(state)));
     Ok(tokio::spawn(async move {
         let incoming = TcpListenerStream::new(listener);
         let signal = async move {
@@ -68,4 +75,61 @@ pub fn authorize_admin(state: &AppState, metadata: &MetadataMap) -> Result<Actor
         id: record.id.0,
         display: record.name,
     })
+}
+
+/// The actor behind `authorization: Bearer <token>` for a call about `tenant`: the admin token,
+/// or a valid token of that tenant. A valid token of another tenant is refused as such.
+pub fn authorize_tenant(
+    state: &AppState,
+    metadata: &MetadataMap,
+    tenant: &TenantName,
+) -> Result<Actor, Status> {
+    let header = metadata
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| {
+            Status::unauthenticated("missing authorization metadata: send \"Bearer <token>\"")
+        })?;
+    let presented = auth::parse_authorization(header)
+        .ok_or_else(|| Status::unauthenticated("authorization must be \"Bearer <token>\""))?;
+    let now = clock::now();
+    let unavailable =
+        |error: roster_engine::engine::ExecuteError| Status::unavailable(error.to_string());
+    if let Some(record) = state
+        .authenticate(&TenantName::system(), &presented, now)
+        .map_err(unavailable)?
+    {
+        return Ok(Actor {
+            kind: ActorKind::Admin,
+            id: record.id.0,
+            display: record.name,
+        });
+    }
+    if let Some(record) = state
+        .authenticate(tenant, &presented, now)
+        .map_err(unavailable)?
+    {
+        return Ok(Actor {
+            kind: ActorKind::ScimToken,
+            id: record.id.0,
+            display: record.name,
+        });
+    }
+    let owner = state
+        .engine
+        .aggregate()
+        .token_owner(&presented.id)
+        .map_err(|error| Status::unavailable(error.to_string()))?;
+    if let Some(owner) = owner
+        && owner != *tenant
+        && state
+            .authenticate(&owner, &presented, now)
+            .map_err(unavailable)?
+            .is_some()
+    {
+        return Err(Status::permission_denied(format!(
+            "this token belongs to another tenant and cannot reach tenant {tenant}"
+        )));
+    }
+    Err(Status::unauthenticated("the token is not valid"))
 }

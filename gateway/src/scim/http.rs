@@ -53,9 +53,19 @@ pub fn router(state: AppState) -> Router {
                 .patch(groups::patch)
                 .delete(groups::delete),
         )
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let mut response = state.metrics.render(&state).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
 }
 
 async fn not_found() -> ScimError {

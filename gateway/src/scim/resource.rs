@@ -4,8 +4,6 @@
 //! and `null` read as "not set".
 
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use roster_engine::domain::Timestamp;
 
@@ -193,10 +191,7 @@ pub fn canonical_extension(
 
 /// RFC 3339 UTC text of a timestamp, as `meta.created` and `meta.lastModified` show it.
 pub fn rfc3339(at: Timestamp) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.as_micros()) * 1_000)
-        .ok()
-        .and_then(|time| time.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    at.to_rfc3339()
 }
 
 /// The weak ETag of a resource version; also its `meta.version`.
