@@ -214,14 +214,14 @@ impl StateStore {
         for user in &footprint.groups_of_users {
             if state.loaded.groups_of_users.insert(*user) {
                 for group in self.groups_of_user(tenant, user)? {
-                    state.memberships.entry((group, *user)).or_insert(true);
+                    state.know_membership(group, *user, true);
                 }
             }
         }
         for group in &footprint.members_of_groups {
             if state.loaded.members_of_groups.insert(*group) {
                 for user in self.members_of_group(tenant, group, None, usize::MAX)? {
-                    state.memberships.entry((*group, user)).or_insert(true);
+                    state.know_membership(*group, user, true);
                 }
             }
         }
@@ -251,18 +251,19 @@ impl StateStore {
                 }
             }
         }
-        load_missing(
-            &mut state.resource_group_members,
-            &footprint.resource_group_members,
-            |(resource_group, user)| self.resource_group_member(tenant, resource_group, user),
-        )?;
+        for (resource_group, user) in &footprint.resource_group_members {
+            if !state
+                .resource_group_members
+                .contains_key(&(*resource_group, *user))
+            {
+                let role = self.resource_group_member(tenant, resource_group, user)?;
+                state.know_resource_group_member(*resource_group, *user, role);
+            }
+        }
         for user in &footprint.resource_groups_of_users {
             if state.loaded.resource_groups_of_users.insert(*user) {
                 for (resource_group, role) in self.resource_groups_of_user(tenant, user)? {
-                    state
-                        .resource_group_members
-                        .entry((resource_group, *user))
-                        .or_insert(Some(role));
+                    state.know_resource_group_member(resource_group, *user, Some(role));
                     self.load_resource_group(state, tenant, &resource_group)?;
                 }
             }
@@ -274,10 +275,7 @@ impl StateStore {
                 .insert(*resource_group)
             {
                 for (user, role) in self.members_of_resource_group(tenant, resource_group)? {
-                    state
-                        .resource_group_members
-                        .entry((*resource_group, user))
-                        .or_insert(Some(role));
+                    state.know_resource_group_member(*resource_group, user, Some(role));
                 }
             }
         }

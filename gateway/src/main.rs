@@ -216,6 +216,19 @@ enum BenchCommand {
         #[arg(long)]
         token: Option<String>,
     },
+    /// Offline (roster stopped): append a realistic history of about `--events` events to the
+    /// data directory through the engine. Then `roster rebuild` times the projections.
+    Seed {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 1)]
+        tenants: usize,
+    },
+    /// Offline (roster stopped, views built): time point-in-time queries.
+    History {
+        #[arg(long, default_value_t = 2000)]
+        rounds: usize,
+    },
     /// Time single-member adds/removes and member-less reads on groups of several sizes.
     Groups {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -512,6 +525,41 @@ async fn bench(common: &Common, command: BenchCommand) -> Result<()> {
             println!("{}", report.summary());
             if report.latencies.is_empty() {
                 bail!("no request succeeded");
+            }
+        }
+        BenchCommand::Seed { events, tenants } => {
+            eprintln!(
+                "seeding about {events} events over {tenants} tenant(s) into {}",
+                common.data_dir.display()
+            );
+            let seeded = roster_gateway::bench::history::seed(&common.data_dir, events, tenants)
+                .await
+                .map_err(|error| anyhow::anyhow!(error))?;
+            println!(
+                "seeded {} events ({} commands) in {:.1}s: {:.0} events/s",
+                seeded.events,
+                seeded.commands,
+                seeded.elapsed.as_secs_f64(),
+                seeded.events as f64 / seeded.elapsed.as_secs_f64().max(f64::EPSILON)
+            );
+        }
+        BenchCommand::History { rounds } => {
+            let data_dir = common.data_dir.clone();
+            let measured = tokio::task::spawn_blocking(move || {
+                roster_gateway::bench::history::point_in_time(&data_dir, rounds)
+            })
+            .await?
+            .map_err(|error| anyhow::anyhow!(error))?;
+            println!("history of {} events", measured.events);
+            for report in [&measured.members_at, &measured.access_at] {
+                let millis = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+                println!(
+                    "{}: p50 {:.3} ms, p99 {:.3} ms, p999 {:.3} ms",
+                    report.name,
+                    millis(report.percentile(0.5)),
+                    millis(report.percentile(0.99)),
+                    millis(report.percentile(0.999))
+                );
             }
         }
         BenchCommand::Groups {

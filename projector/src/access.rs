@@ -5,9 +5,8 @@
 //!
 //! Keys (tree `view.directory`, next to the `StateStore` layout; times are `recorded_at`
 //! microseconds, big-endian):
-//! `a tenant \0 user` → current [`AccessRecord`] ·
-//! `h tenant \0 user time seq` → [`AccessRecord`] from that moment (`active: false` and no
-//! roles once deleted) · `r tenant \0 resource-group user` → [`Grant`] ·
+//! `h tenant \0 user time seq` → the user's [`AccessRecord`] from that moment, `null` once
+//! deleted; the last entry is the current access · `r tenant \0 resource-group user` → [`Grant`] ·
 //! `i tenant \0 group user from` → until (`u64::MAX` while open) ·
 //! `d tenant \0 time seq` → default org role from that moment.
 
@@ -16,7 +15,6 @@ use std::collections::BTreeMap;
 use roster_engine::domain::{self, GroupId, ResourceGroupId, Role, TenantName, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
-pub(crate) const CURRENT: u8 = b'a';
 pub(crate) const HISTORY: u8 = b'h';
 pub(crate) const RESOURCE_GROUP_MEMBER: u8 = b'r';
 pub(crate) const INTERVAL: u8 = b'i';
@@ -101,12 +99,6 @@ pub(crate) fn tenant_prefix(kind: u8, tenant: &TenantName) -> Vec<u8> {
     let mut key = vec![kind];
     key.extend_from_slice(tenant.as_str().as_bytes());
     key.push(0);
-    key
-}
-
-pub(crate) fn current_key(tenant: &TenantName, user: &UserId) -> Vec<u8> {
-    let mut key = tenant_prefix(CURRENT, tenant);
-    key.extend_from_slice(user.as_bytes());
     key
 }
 

@@ -21,6 +21,9 @@ use sled::IVec;
 
 use crate::runner::{Projection, ProjectionError};
 
+/// The sled tree of the audit trail.
+pub const AUDIT_TREE: &str = "view.audit";
+
 const RECORD: u8 = b'R';
 const HEAD: u8 = b'H';
 const CHECKPOINT: &[u8] = b"#checkpoint";
@@ -296,7 +299,7 @@ fn corrupt(key: &[u8], reason: impl ToString) -> ProjectionError {
 impl AuditTrail {
     pub fn open(db: &sled::Db) -> Result<Self, ProjectionError> {
         Ok(Self {
-            tree: db.open_tree("view.audit")?,
+            tree: db.open_tree(AUDIT_TREE)?,
         })
     }
 

@@ -4,8 +4,8 @@
 //!
 //! - `e tenant \0 folded-email \0 user` → the email's `type` (UTF-8, empty when none);
 //! - `y tenant \0 externalId \0 group` → nothing (group externalIds need not be unique);
-//! - current access, access history, resource-group members, membership intervals and the
-//!   default-role history (keys in `access`).
+//! - access history (whose last entry is the current access), resource-group members,
+//!   membership intervals and the default-role history (keys in `access`).
 //!
 //! Everything a chunk of events changes, checkpoint included, is written in one atomic batch.
 //! Access is recomputed with the domain's own rules (`domain::access`) after every event that can
@@ -21,8 +21,8 @@ use roster_engine::store::{StateStore, StoreError};
 use sled::IVec;
 
 use crate::access::{
-    self, AccessRecord, Grant, ResourceGroupMember, current_key, default_role_key, history_key,
-    history_prefix, interval_key, interval_prefix, resource_group_member_key, tenant_prefix,
+    self, AccessRecord, Grant, ResourceGroupMember, default_role_key, history_key, history_prefix,
+    interval_key, interval_prefix, resource_group_member_key, tenant_prefix,
 };
 use crate::runner::{Projection, ProjectionError};
 
@@ -30,6 +30,9 @@ const EMAIL: u8 = b'e';
 const GROUP_EXTERNAL_ID: u8 = b'y';
 /// An interval still open: the membership has not ended.
 const OPEN: u64 = u64::MAX;
+
+/// The sled tree of the directory view.
+pub const DIRECTORY_TREE: &str = "view.directory";
 
 /// Users, groups, their indexes and access, for reads.
 #[derive(Clone)]
@@ -90,7 +93,7 @@ fn trailing<const N: usize>(key: &[u8]) -> Option<[u8; N]> {
 impl DirectoryView {
     pub fn open(db: &sled::Db) -> Result<Self, ProjectionError> {
         Ok(Self {
-            store: StateStore::open(db, "view.directory")?,
+            store: StateStore::open(db, DIRECTORY_TREE)?,
         })
     }
 
@@ -165,17 +168,34 @@ impl DirectoryView {
         }
     }
 
+    /// The last access snapshot of a user, as stored (default role unresolved).
+    fn last_snapshot(
+        &self,
+        tenant: &TenantName,
+        user: &UserId,
+    ) -> Result<Option<AccessRecord>, ProjectionError> {
+        match self
+            .tree()
+            .scan_prefix(history_prefix(tenant, user))
+            .next_back()
+        {
+            Some(entry) => {
+                let (key, value) = entry?;
+                decode(&key, &value)
+            }
+            None => Ok(None),
+        }
+    }
+
     /// A user's effective access now; `None` when the user does not exist.
     pub fn access(
         &self,
         tenant: &TenantName,
         user: &UserId,
     ) -> Result<Option<AccessRecord>, ProjectionError> {
-        let key = current_key(tenant, user);
-        let Some(bytes) = self.tree().get(&key)? else {
+        let Some(record) = self.last_snapshot(tenant, user)? else {
             return Ok(None);
         };
-        let record: AccessRecord = decode(&key, &bytes)?;
         let default_role = self.default_role_at(tenant, None)?.unwrap_or(Role::Read);
         Ok(Some(record.resolve_default(default_role)))
     }
@@ -353,11 +373,7 @@ impl<'a> Chunk<'a> {
         if let Some(record) = self.current.get(&(tenant.clone(), user)) {
             return Ok(record.clone());
         }
-        let key = current_key(tenant, &user);
-        let record = match self.view.tree().get(&key)? {
-            Some(bytes) => Some(decode(&key, &bytes)?),
-            None => None,
-        };
+        let record = self.view.last_snapshot(tenant, &user)?;
         self.current.insert((tenant.clone(), user), record.clone());
         Ok(record)
     }
@@ -464,6 +480,10 @@ impl<'a> Chunk<'a> {
             }
         }
         match &event.payload {
+            // A new user has no access history to look up.
+            EventPayload::UserProvisioned { user_id, .. } => {
+                self.current.insert((tenant.clone(), *user_id), None);
+            }
             EventPayload::TenantCreated { default_role }
             | EventPayload::DefaultRoleSet { role: default_role } => {
                 self.write(
@@ -532,7 +552,6 @@ impl<'a> Chunk<'a> {
                     grant.map(|grant| encode(&grant)),
                 );
             }
-            self.write(current_key(tenant, &user), new.as_ref().map(encode));
             self.write(
                 history_key(tenant, &user, at, event.sequence),
                 Some(encode(&new)),

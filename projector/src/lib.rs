@@ -10,6 +10,6 @@ pub mod directory;
 pub mod runner;
 
 pub use access::{AccessRecord, Grant, ResourceGroupMember, Via};
-pub use audit::{AuditRecord, AuditTrail, ChainBreak, Verification};
-pub use directory::DirectoryView;
+pub use audit::{AUDIT_TREE, AuditRecord, AuditTrail, ChainBreak, Verification};
+pub use directory::{DIRECTORY_TREE, DirectoryView};
 pub use runner::{Lag, Projection, ProjectionError, Projector};

@@ -13,6 +13,9 @@ use tracing::{debug, error, info};
 
 /// Events read from the log per projection step.
 const CHUNK: usize = 1024;
+/// Events per batch during a rebuild: larger batches write repeated keys (tenant records,
+/// checkpoints) once for many events.
+const REBUILD_CHUNK: usize = 8192;
 
 #[derive(Debug, Error)]
 pub enum ProjectionError {
@@ -197,28 +200,51 @@ impl Projector {
     }
 
     /// Empties every projection and replays the whole log into them, reporting progress as
-    /// `(done, total)`.
+    /// `(done, total)`. Each projection applies on its own thread while the log is read ahead.
     pub fn rebuild(&self, mut report: impl FnMut(u64, u64)) -> Result<u64, ProjectionError> {
         for projection in self.projections.iter() {
             projection.reset()?;
         }
         self.progress.send_replace(0);
         let head = self.log.durable_head();
-        let mut applied = 0;
-        let mut next = 1;
-        while next <= head {
-            let events = self.log.read(next, CHUNK)?;
-            let Some(last) = events.last().map(|event| event.sequence) else {
-                break;
-            };
+        let applied = std::thread::scope(|scope| -> Result<u64, ProjectionError> {
+            let mut senders = Vec::new();
+            let mut workers = Vec::new();
             for projection in self.projections.iter() {
-                projection.apply(&events)?;
+                let (sender, receiver) = std::sync::mpsc::sync_channel::<Arc<Vec<Event>>>(2);
+                senders.push(sender);
+                workers.push(scope.spawn(move || -> Result<(), ProjectionError> {
+                    for chunk in receiver {
+                        projection.apply(&chunk)?;
+                    }
+                    Ok(())
+                }));
             }
-            applied += events.len() as u64;
-            next = last + 1;
-            self.progress.send_replace(last);
-            report(last, head);
-        }
+            let mut applied = 0;
+            let mut next = 1;
+            'read: while next <= head {
+                let events = self.log.read(next, REBUILD_CHUNK)?;
+                let Some(last) = events.last().map(|event| event.sequence) else {
+                    break;
+                };
+                applied += events.len() as u64;
+                next = last + 1;
+                let chunk = Arc::new(events);
+                for sender in &senders {
+                    // A worker that stopped has an error to report below.
+                    if sender.send(chunk.clone()).is_err() {
+                        break 'read;
+                    }
+                }
+                report(last, head);
+            }
+            drop(senders);
+            for worker in workers {
+                worker.join().map_err(|_| ProjectionError::Stopped)??;
+            }
+            Ok(applied)
+        })?;
+        self.progress.send_replace(head);
         Ok(applied)
     }
 }

@@ -61,6 +61,9 @@ pub fn apply(state: &mut State, event: &Event) {
                 }),
             );
             state.journal.touch(Touched::User(*user_id));
+            // A new user has no memberships anywhere yet: nothing to enumerate from storage.
+            state.loaded.groups_of_users.insert(*user_id);
+            state.loaded.resource_groups_of_users.insert(*user_id);
             adjust_user_count(state, 1);
         }
         EventPayload::UserUpdated {
@@ -134,6 +137,9 @@ pub fn apply(state: &mut State, event: &Event) {
                 }),
             );
             state.journal.touch(Touched::Group(*group_id));
+            // A new group has no members and no links yet.
+            state.loaded.members_of_groups.insert(*group_id);
+            state.loaded.links_of_groups.insert(*group_id);
             if let Some(tenant) = state.tenant.as_mut() {
                 tenant.group_count += 1;
                 state.journal.touch(Touched::Tenant);
@@ -310,9 +316,7 @@ pub fn apply(state: &mut State, event: &Event) {
                     .journal
                     .touch(Touched::ResourceGroup(*resource_group_id));
             }
-            state
-                .resource_group_members
-                .insert((*resource_group_id, *user_id), Some(*role));
+            state.set_resource_group_member(*resource_group_id, *user_id, Some(*role));
             state
                 .journal
                 .touch(Touched::ResourceGroupMember(*resource_group_id, *user_id));
@@ -333,9 +337,7 @@ pub fn apply(state: &mut State, event: &Event) {
                     .journal
                     .touch(Touched::ResourceGroup(*resource_group_id));
             }
-            state
-                .resource_group_members
-                .insert((*resource_group_id, *user_id), None);
+            state.set_resource_group_member(*resource_group_id, *user_id, None);
             state
                 .journal
                 .touch(Touched::ResourceGroupMember(*resource_group_id, *user_id));
@@ -358,7 +360,7 @@ fn set_members(
         if state.is_member(group_id, *user) == member {
             continue;
         }
-        state.memberships.insert((group_id, *user), member);
+        state.set_membership(group_id, *user, member);
         state.journal.touch(Touched::Membership(group_id, *user));
         if member {
             group.member_count += 1;

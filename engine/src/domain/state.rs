@@ -128,31 +128,6 @@ pub struct Footprint {
     pub members_of_resource_groups: Vec<ResourceGroupId>,
 }
 
-impl Footprint {
-    /// Adds everything `other` needs.
-    pub fn extend(&mut self, other: Footprint) {
-        self.tokens.extend(other.tokens);
-        self.users.extend(other.users);
-        self.user_names.extend(other.user_names);
-        self.user_external_ids.extend(other.user_external_ids);
-        self.groups.extend(other.groups);
-        self.group_names.extend(other.group_names);
-        self.memberships.extend(other.memberships);
-        self.groups_of_users.extend(other.groups_of_users);
-        self.members_of_groups.extend(other.members_of_groups);
-        self.role_mappings.extend(other.role_mappings);
-        self.resource_groups.extend(other.resource_groups);
-        self.resource_group_names.extend(other.resource_group_names);
-        self.links_of_groups.extend(other.links_of_groups);
-        self.resource_group_members
-            .extend(other.resource_group_members);
-        self.resource_groups_of_users
-            .extend(other.resource_groups_of_users);
-        self.members_of_resource_groups
-            .extend(other.members_of_resource_groups);
-    }
-}
-
 /// Which entries `apply` changed, in the order it changed them.
 #[derive(Clone, Debug, Default)]
 pub struct Journal(Vec<Touched>);
@@ -216,8 +191,11 @@ pub struct State {
     pub groups: BTreeMap<GroupId, Option<GroupRecord>>,
     /// Folded displayName → group.
     pub group_names: BTreeMap<String, Option<GroupId>>,
-    /// Membership edges: `true` member, `false` known not to be.
+    /// Membership edges: `true` member, `false` known not to be. Change them through
+    /// [`State::set_membership`] or [`State::know_membership`], which keep `member_of` in step.
     pub memberships: BTreeMap<(GroupId, UserId), bool>,
+    /// The members edges of `memberships` turned around, to find a user's groups.
+    member_of: BTreeSet<(UserId, GroupId)>,
     /// Group → the org role members get from it.
     pub role_mappings: BTreeMap<GroupId, Option<Role>>,
     pub resource_groups: BTreeMap<ResourceGroupId, Option<ResourceGroupRecord>>,
@@ -225,8 +203,11 @@ pub struct State {
     pub resource_group_names: BTreeMap<String, Option<ResourceGroupId>>,
     /// The reverse of each resource group's `links`: group → linked resource groups.
     pub group_links: BTreeMap<(GroupId, ResourceGroupId), Option<Role>>,
-    /// Manual resource-group memberships with their role.
+    /// Manual resource-group memberships with their role. Change them through
+    /// [`State::set_resource_group_member`] or [`State::know_resource_group_member`].
     pub resource_group_members: BTreeMap<(ResourceGroupId, UserId), Option<Role>>,
+    /// The memberships of `resource_group_members` turned around.
+    resource_group_member_of: BTreeSet<(UserId, ResourceGroupId)>,
     /// Which complete enumerations the slice holds (see [`Footprint`]).
     pub loaded: Loaded,
     pub journal: Journal,
@@ -259,6 +240,8 @@ fn range_of<K: Copy + Ord, V: Ord + Copy>(
 
 const MIN_USER: UserId = UserId(uuid::Uuid::nil());
 const MAX_USER: UserId = UserId(uuid::Uuid::max());
+const MIN_GROUP: GroupId = GroupId(uuid::Uuid::nil());
+const MAX_GROUP: GroupId = GroupId(uuid::Uuid::max());
 const MIN_RESOURCE_GROUP: ResourceGroupId = ResourceGroupId(uuid::Uuid::nil());
 const MAX_RESOURCE_GROUP: ResourceGroupId = ResourceGroupId(uuid::Uuid::max());
 
@@ -275,11 +258,13 @@ impl State {
             groups: BTreeMap::new(),
             group_names: BTreeMap::new(),
             memberships: BTreeMap::new(),
+            member_of: BTreeSet::new(),
             role_mappings: BTreeMap::new(),
             resource_groups: BTreeMap::new(),
             resource_group_names: BTreeMap::new(),
             group_links: BTreeMap::new(),
             resource_group_members: BTreeMap::new(),
+            resource_group_member_of: BTreeSet::new(),
             loaded: Loaded::default(),
             journal: Journal::default(),
         }
@@ -380,10 +365,58 @@ impl State {
 
     /// Groups of `user` held by the slice (all of them when `groups_of_users` was loaded).
     pub fn groups_of(&self, user: UserId) -> impl Iterator<Item = GroupId> + '_ {
-        self.memberships
-            .iter()
-            .filter(move |((_, member), is_member)| *member == user && **is_member)
-            .map(|((group, _), _)| *group)
+        self.member_of
+            .range(range_of(user, MIN_GROUP, MAX_GROUP))
+            .map(|(_, group)| *group)
+    }
+
+    /// Records that `user` is (or is not) a member of `group`.
+    pub fn set_membership(&mut self, group: GroupId, user: UserId, member: bool) {
+        self.memberships.insert((group, user), member);
+        if member {
+            self.member_of.insert((user, group));
+        } else {
+            self.member_of.remove(&(user, group));
+        }
+    }
+
+    /// Records a membership read from storage, unless the slice already knows a newer value.
+    pub fn know_membership(&mut self, group: GroupId, user: UserId, member: bool) {
+        if !self.memberships.contains_key(&(group, user)) {
+            self.set_membership(group, user, member);
+        }
+    }
+
+    /// Records `user`'s manual role in `resource_group` (`None`: not a member).
+    pub fn set_resource_group_member(
+        &mut self,
+        resource_group: ResourceGroupId,
+        user: UserId,
+        role: Option<Role>,
+    ) {
+        self.resource_group_members
+            .insert((resource_group, user), role);
+        if role.is_some() {
+            self.resource_group_member_of.insert((user, resource_group));
+        } else {
+            self.resource_group_member_of
+                .remove(&(user, resource_group));
+        }
+    }
+
+    /// Records a manual membership read from storage, unless the slice knows a newer value.
+    pub fn know_resource_group_member(
+        &mut self,
+        resource_group: ResourceGroupId,
+        user: UserId,
+        role: Option<Role>,
+    ) {
+        if !self
+            .resource_group_members
+            .contains_key(&(resource_group, user))
+        {
+            self.set_resource_group_member(resource_group, user, role);
+        }
     }
 
     pub fn role_mapping(&self, group: &GroupId) -> Option<Role> {

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+pub mod history;
+
 /// Latencies and outcomes of one scenario.
 #[derive(Debug, Default)]
 pub struct Report {
