@@ -156,7 +156,7 @@ pub async fn seed(data_dir: &Path, target: u64, tenants: usize) -> Result<Seeded
                 role: Some(Role::ALL[n % Role::ALL.len()]),
             });
         }
-        for n in 0..10.min(groups) {
+        for (n, group_id) in group_ids.iter().take(10).enumerate() {
             let resource_group_id = ResourceGroupId(Uuid::now_v7());
             phases.push(vec![Command::CreateResourceGroup {
                 resource_group_id,
@@ -164,7 +164,7 @@ pub async fn seed(data_dir: &Path, target: u64, tenants: usize) -> Result<Seeded
             }]);
             setup.push(Command::LinkResourceGroup {
                 resource_group_id,
-                group_id: group_ids[n],
+                group_id: *group_id,
                 role: Role::ALL[n % Role::ALL.len()],
             });
         }
