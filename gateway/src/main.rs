@@ -229,6 +229,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         rounds: usize,
     },
+    /// GetUserAccess and CheckAccess throughput and latency over gRPC.
+    Grpc {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        #[arg(long, default_value_t = 2000)]
+        users: usize,
+        #[arg(long, default_value_t = 64)]
+        streams: usize,
+        /// Seconds per RPC.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Time single-member adds/removes and member-less reads on groups of several sizes.
     Groups {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -525,6 +537,28 @@ async fn bench(common: &Common, command: BenchCommand) -> Result<()> {
             println!("{}", report.summary());
             if report.latencies.is_empty() {
                 bail!("no request succeeded");
+            }
+        }
+        BenchCommand::Grpc {
+            http,
+            users,
+            streams,
+            seconds,
+        } => {
+            let (tenant, token) = bench_tenant(common).await?;
+            let target = bench_target(&http, &tenant, token);
+            let reports = roster_gateway::bench::grpc_access(
+                &target,
+                &common.grpc,
+                &tenant,
+                users,
+                streams,
+                std::time::Duration::from_secs(seconds),
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!(error))?;
+            for report in reports {
+                println!("{}", report.summary());
             }
         }
         BenchCommand::Seed { events, tenants } => {

@@ -315,6 +315,138 @@ pub async fn group_scale(
     Ok(results)
 }
 
+/// Throughput and latency of `GetUserAccess` and `CheckAccess` with `streams` concurrent
+/// calls over a few connections, each RPC for `duration`. Sets up `users` users in groups mapped
+/// to roles and linked to a resource group first.
+pub async fn grpc_access(
+    http_target: &Target,
+    grpc: &str,
+    tenant: &str,
+    users: usize,
+    streams: usize,
+    duration: Duration,
+) -> Result<Vec<Report>, String> {
+    use roster_proto::v1 as pb;
+    let http = reqwest::Client::new();
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let prefix = format!("a{}", &run[run.len() - 8..]);
+    eprintln!("creating {users} users");
+    let ids = create_users(&http, http_target, 32, &prefix, 0..users).await?;
+    for (n, chunk) in ids.chunks((users / 10).max(1)).enumerate() {
+        let members: Vec<serde_json::Value> = chunk.iter().map(|id| json!({"value": id})).collect();
+        send(
+            &http,
+            http.post(format!("{}/Groups", http_target.base_url))
+                .bearer_auth(&http_target.token)
+                .body(
+                    json!({"displayName": format!("{prefix}-team-{n}"), "members": members})
+                        .to_string(),
+                ),
+            201,
+        )
+        .await?;
+    }
+    let endpoint = if grpc.contains("://") {
+        grpc.to_owned()
+    } else {
+        format!("http://{grpc}")
+    };
+    let mut channels = Vec::new();
+    for _ in 0..4 {
+        channels.push(
+            tonic::transport::Channel::from_shared(endpoint.clone())
+                .map_err(|error| error.to_string())?
+                .connect()
+                .await
+                .map_err(|error| error.to_string())?,
+        );
+    }
+    let header: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+        format!("Bearer {}", http_target.token)
+            .parse()
+            .map_err(|_| "bad token".to_owned())?;
+    let ids = Arc::new(ids);
+    let mut reports = Vec::new();
+    for check in [false, true] {
+        let deadline = Instant::now() + duration;
+        let mut workers = Vec::new();
+        for worker in 0..streams {
+            let mut client = pb::directory_client::DirectoryClient::new(
+                channels[worker % channels.len()].clone(),
+            );
+            let (ids, header, tenant) = (ids.clone(), header.clone(), tenant.to_owned());
+            workers.push(tokio::spawn(async move {
+                let mut report = Report::default();
+                let mut n = worker;
+                while Instant::now() < deadline {
+                    n = (n + 7919) % ids.len();
+                    let user = Some(pb::UserRef {
+                        by: Some(pb::user_ref::By::Id(ids[n].clone())),
+                    });
+                    let started = Instant::now();
+                    let outcome = if check {
+                        let mut request = tonic::Request::new(pb::CheckAccessRequest {
+                            tenant: tenant.clone(),
+                            user,
+                            action: pb::Action::Read.into(),
+                            resource: Some(pb::Resource {
+                                namespace: tenant.clone(),
+                                resource_group: String::new(),
+                            }),
+                        });
+                        request
+                            .metadata_mut()
+                            .insert("authorization", header.clone());
+                        client.check_access(request).await.map(|_| ())
+                    } else {
+                        let mut request = tonic::Request::new(pb::GetUserAccessRequest {
+                            tenant: tenant.clone(),
+                            user,
+                            as_of: None,
+                        });
+                        request
+                            .metadata_mut()
+                            .insert("authorization", header.clone());
+                        client.get_user_access(request).await.map(|_| ())
+                    };
+                    match outcome {
+                        Ok(()) => report.latencies.push(started.elapsed()),
+                        Err(status) => {
+                            *report
+                                .errors
+                                .entry(format!("{:?}", status.code()))
+                                .or_default() += 1
+                        }
+                    }
+                }
+                report
+            }));
+        }
+        let mut total = Report {
+            name: format!(
+                "{} ({streams} concurrent streams)",
+                if check {
+                    "CheckAccess"
+                } else {
+                    "GetUserAccess"
+                }
+            ),
+            elapsed: duration,
+            ..Report::default()
+        };
+        for worker in workers {
+            if let Ok(report) = worker.await {
+                total.latencies.extend(report.latencies);
+                for (status, count) in report.errors {
+                    *total.errors.entry(status).or_default() += count;
+                }
+            }
+        }
+        reports.push(total);
+    }
+    Ok(reports)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,14 @@
 
 mod admin;
 mod audit;
+mod directory;
+mod events;
 
 use roster_proto::v1::FILE_DESCRIPTOR_SET;
 use roster_proto::v1::admin_server::AdminServer;
 use roster_proto::v1::audit_server::AuditServer;
+use roster_proto::v1::directory_server::DirectoryServer;
+use roster_proto::v1::events_server::EventsServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,6 +26,8 @@ use crate::clock;
 
 pub use admin::AdminService;
 pub use audit::AuditService;
+pub use directory::DirectoryService;
+pub use events::EventsService;
 
 /// Starts serving gRPC on `listener` until `shutdown` turns true.
 pub async fn serve(
@@ -37,14 +43,28 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|error| error.to_string())?;
+    // Older generic clients only speak the v1alpha reflection protocol.
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|error| error.to_string())?;
     health_reporter
         .set_serving::<AuditServer<AuditService>>()
+        .await;
+    health_reporter
+        .set_serving::<DirectoryServer<DirectoryService>>()
+        .await;
+    health_reporter
+        .set_serving::<EventsServer<EventsService>>()
         .await;
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(AdminServer::new(AdminService::new(state.clone())))
-        .add_service(AuditServer::new(AuditService::new(state)));
+        .add_service(AuditServer::new(AuditService::new(state.clone())))
+        .add_service(DirectoryServer::new(DirectoryService::new(state.clone())))
+        .add_service(EventsServer::new(EventsService::new(state)));
     Ok(tokio::spawn(async move {
         let incoming = TcpListenerStream::new(listener);
         let signal = async move {

@@ -8,6 +8,7 @@ mod admin;
 mod audit;
 mod crash;
 mod groups;
+mod grpc;
 mod interop;
 mod rebuild;
 mod roles;

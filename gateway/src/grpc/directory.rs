@@ -1,0 +1,481 @@
+//! The `Directory` gRPC service: users, memberships and access, now or as of a moment, and
+//! access checks with the managed-account rules. Every call waits for the views to reach every
+//! write acknowledged before it (read-your-writes).
+
+use std::time::Duration;
+
+use roster_engine::codec::{role_to_proto, timestamp_from_proto, timestamp_to_proto};
+use roster_engine::domain::{
+    GroupId, ResourceGroupId, Role, TenantName, Timestamp, UserId, UserRecord, fold,
+};
+use roster_projector::{AccessRecord, Via};
+use roster_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use super::admin::tenant_name;
+use crate::app::AppState;
+
+/// Longest a call waits for the views to catch up.
+const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+pub struct DirectoryService {
+    state: AppState,
+}
+
+fn unavailable(error: impl std::fmt::Display) -> Status {
+    tracing::warn!(%error, "directory read failed");
+    Status::unavailable("the directory is temporarily unavailable; retry later")
+}
+
+fn page_size(requested: u32) -> usize {
+    match requested as usize {
+        0 => DEFAULT_PAGE,
+        size => size.min(MAX_PAGE),
+    }
+}
+
+fn page_token(token: &str) -> Result<Option<UserId>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    token
+        .parse::<UserId>()
+        .map(Some)
+        .map_err(|_| Status::invalid_argument("page_token is not one this service issued"))
+}
+
+/// The role an action needs.
+fn required_role(action: pb::Action) -> Option<Role> {
+    match action {
+        pb::Action::Unspecified => None,
+        pb::Action::Read => Some(Role::Read),
+        pb::Action::Contribute => Some(Role::Contributor),
+        pb::Action::Write => Some(Role::Write),
+        pb::Action::Administer => Some(Role::Admin),
+    }
+}
+
+impl DirectoryService {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+
+    /// Authorizes a call about `tenant`, checks the tenant exists, and waits for the views.
+    async fn tenant<T>(&self, request: &Request<T>, tenant: &str) -> Result<TenantName, Status> {
+        let tenant = tenant_name(tenant)?;
+        super::authorize_tenant(&self.state, request.metadata(), &tenant)?;
+        if !self.state.tenant_exists(&tenant).map_err(unavailable)? {
+            return Err(Status::not_found(format!("tenant {tenant} does not exist")));
+        }
+        match tokio::time::timeout(READ_BARRIER_TIMEOUT, self.state.projector.caught_up()).await {
+            Ok(Ok(())) => Ok(tenant),
+            Ok(Err(error)) => Err(unavailable(error)),
+            Err(_) => Err(Status::unavailable(
+                "the directory is catching up; retry later",
+            )),
+        }
+    }
+
+    fn store(&self) -> &roster_engine::store::StateStore {
+        self.state.directory.store()
+    }
+
+    fn resolve_user(
+        &self,
+        tenant: &TenantName,
+        user: Option<&pb::UserRef>,
+    ) -> Result<UserId, Status> {
+        use pb::user_ref::By;
+        let missing = || Status::not_found(format!("no such user in tenant {tenant}"));
+        match user.and_then(|user| user.by.as_ref()) {
+            Some(By::Id(id)) => {
+                let id: UserId = id.parse().map_err(|_| missing())?;
+                // A user deleted since is still known to the history by id.
+                Ok(id)
+            }
+            Some(By::UserName(name)) => self
+                .store()
+                .user_id_by_name(tenant, &fold(name))
+                .map_err(unavailable)?
+                .ok_or_else(missing),
+            Some(By::ExternalId(external_id)) => self
+                .store()
+                .user_id_by_external_id(tenant, external_id)
+                .map_err(unavailable)?
+                .ok_or_else(missing),
+            None => Err(Status::invalid_argument(
+                "user: give an id, user_name or external_id",
+            )),
+        }
+    }
+
+    fn existing_user(&self, tenant: &TenantName, id: UserId) -> Result<UserRecord, Status> {
+        self.store()
+            .user(tenant, &id)
+            .map_err(unavailable)?
+            .ok_or_else(|| Status::not_found(format!("no such user in tenant {tenant}")))
+    }
+
+    fn group_ref(&self, tenant: &TenantName, id: GroupId) -> Result<pb::GroupRef, Status> {
+        let display_name = self
+            .store()
+            .group(tenant, &id)
+            .map_err(unavailable)?
+            .map(|group| group.profile.display_name)
+            .unwrap_or_default();
+        Ok(pb::GroupRef {
+            id: id.to_string(),
+            display_name,
+        })
+    }
+
+    fn user_groups(&self, tenant: &TenantName, id: UserId) -> Result<Vec<pb::GroupRef>, Status> {
+        self.store()
+            .groups_of_user(tenant, &id)
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|group| self.group_ref(tenant, group))
+            .collect()
+    }
+
+    fn user_message(
+        &self,
+        tenant: &TenantName,
+        record: &UserRecord,
+        groups: bool,
+    ) -> Result<pb::User, Status> {
+        Ok(pb::User {
+            id: record.id.to_string(),
+            user_name: record.profile.user_name.clone(),
+            external_id: record.profile.external_id.clone().unwrap_or_default(),
+            active: record.profile.active,
+            attributes_json: serde_json::Value::Object(record.profile.attributes.clone())
+                .to_string(),
+            groups: if groups {
+                self.user_groups(tenant, record.id)?
+            } else {
+                Vec::new()
+            },
+            version: record.version,
+            created_at: Some(timestamp_to_proto(record.created_at)),
+            modified_at: Some(timestamp_to_proto(record.modified_at)),
+        })
+    }
+
+    fn resolve_group(&self, tenant: &TenantName, name: &str) -> Result<GroupId, Status> {
+        if let Ok(id) = name.parse::<GroupId>() {
+            return Ok(id);
+        }
+        self.store()
+            .group_id_by_name(tenant, &fold(name))
+            .map_err(unavailable)?
+            .ok_or_else(|| Status::not_found(format!("no group {name:?} in tenant {tenant}")))
+    }
+
+    fn resolve_resource_group(
+        &self,
+        tenant: &TenantName,
+        name: &str,
+    ) -> Result<ResourceGroupId, Status> {
+        if let Ok(id) = name.parse::<ResourceGroupId>()
+            && self
+                .store()
+                .resource_group(tenant, &id)
+                .map_err(unavailable)?
+                .is_some()
+        {
+            return Ok(id);
+        }
+        self.store()
+            .resource_group_id_by_name(tenant, &fold(name))
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                Status::not_found(format!("no resource group {name:?} in tenant {tenant}"))
+            })
+    }
+
+    fn source(&self, tenant: &TenantName, via: Via) -> Result<pb::RoleSource, Status> {
+        use pb::role_source::Kind;
+        Ok(pb::RoleSource {
+            kind: Some(match via {
+                Via::Default => Kind::DefaultRole(true),
+                Via::Group(group) => Kind::Group(self.group_ref(tenant, group)?),
+                Via::Manual => Kind::Manual(true),
+            }),
+        })
+    }
+
+    fn access_message(
+        &self,
+        tenant: &TenantName,
+        user: UserId,
+        access: &AccessRecord,
+    ) -> Result<pb::UserAccess, Status> {
+        let (org_role, org_role_source) = match &access.org_role {
+            Some(grant) => (
+                role_to_proto(grant.role),
+                Some(self.source(tenant, grant.via)?),
+            ),
+            None => (pb::Role::Unspecified, None),
+        };
+        let mut resource_groups = Vec::new();
+        for (id, grant) in &access.resource_groups {
+            let name = self
+                .store()
+                .resource_group(tenant, id)
+                .map_err(unavailable)?
+                .map(|record| record.name)
+                .unwrap_or_default();
+            resource_groups.push(pb::ResourceGroupAccess {
+                resource_group_id: id.to_string(),
+                resource_group_name: name,
+                role: role_to_proto(grant.role).into(),
+                source: Some(self.source(tenant, grant.via)?),
+            });
+        }
+        Ok(pb::UserAccess {
+            user_id: user.to_string(),
+            active: access.active,
+            org_role: org_role.into(),
+            org_role_source,
+            resource_groups,
+        })
+    }
+
+    fn access(
+        &self,
+        tenant: &TenantName,
+        user: UserId,
+        as_of: Option<Timestamp>,
+    ) -> Result<Option<AccessRecord>, Status> {
+        match as_of {
+            Some(at) => self.state.directory.access_at(tenant, &user, at),
+            None => self.state.directory.access(tenant, &user),
+        }
+        .map_err(unavailable)
+    }
+}
+
+fn deny(reason: impl Into<String>) -> CheckAccessOutcome {
+    CheckAccessOutcome {
+        allowed: false,
+        reason: reason.into(),
+        effective_role: None,
+    }
+}
+
+struct CheckAccessOutcome {
+    allowed: bool,
+    reason: String,
+    effective_role: Option<Role>,
+}
+
+#[tonic::async_trait]
+impl pb::directory_server::Directory for DirectoryService {
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant).await?;
+        let id = self.resolve_user(&tenant, request.get_ref().user.as_ref())?;
+        let record = self.existing_user(&tenant, id)?;
+        Ok(Response::new(self.user_message(&tenant, &record, true)?))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant).await?;
+        let size = page_size(request.get_ref().page_size);
+        let after = page_token(&request.get_ref().page_token)?;
+        let mut users = Vec::with_capacity(size);
+        let mut more = false;
+        for record in self.store().users_after(&tenant, after) {
+            let record = record.map_err(unavailable)?;
+            if users.len() == size {
+                more = true;
+                break;
+            }
+            users.push(self.user_message(&tenant, &record, false)?);
+        }
+        let next_page_token = match (more, users.last()) {
+            (true, Some(last)) => last.id.clone(),
+            _ => String::new(),
+        };
+        let total = self
+            .store()
+            .tenant(&tenant)
+            .map_err(unavailable)?
+            .map_or(0, |record| record.user_count);
+        Ok(Response::new(pb::ListUsersResponse {
+            users,
+            next_page_token,
+            total,
+        }))
+    }
+
+    async fn list_group_members(
+        &self,
+        request: Request<pb::ListGroupMembersRequest>,
+    ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant).await?;
+        let request = request.into_inner();
+        let group = self.resolve_group(&tenant, &request.group)?;
+        let size = page_size(request.page_size);
+        let after = page_token(&request.page_token)?;
+        let ids = match request.as_of.as_ref().map(timestamp_from_proto) {
+            Some(at) => self
+                .state
+                .directory
+                .members_at(&tenant, &group, at, after, size + 1)
+                .map_err(unavailable)?,
+            None => {
+                if self
+                    .store()
+                    .group(&tenant, &group)
+                    .map_err(unavailable)?
+                    .is_none()
+                {
+                    return Err(Status::not_found(format!("group {group} not found")));
+                }
+                self.store()
+                    .members_of_group(&tenant, &group, after, size + 1)
+                    .map_err(unavailable)?
+            }
+        };
+        let more = ids.len() > size;
+        let mut members = Vec::with_capacity(size);
+        for id in ids.into_iter().take(size) {
+            let user_name = self
+                .store()
+                .user(&tenant, &id)
+                .map_err(unavailable)?
+                .map(|user| user.profile.user_name)
+                .unwrap_or_default();
+            members.push(pb::Member {
+                user_id: id.to_string(),
+                user_name,
+            });
+        }
+        let next_page_token = match (more, members.last()) {
+            (true, Some(last)) => last.user_id.clone(),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListGroupMembersResponse {
+            members,
+            next_page_token,
+        }))
+    }
+
+    async fn list_user_groups(
+        &self,
+        request: Request<pb::ListUserGroupsRequest>,
+    ) -> Result<Response<pb::ListUserGroupsResponse>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant).await?;
+        let id = self.resolve_user(&tenant, request.get_ref().user.as_ref())?;
+        self.existing_user(&tenant, id)?;
+        Ok(Response::new(pb::ListUserGroupsResponse {
+            groups: self.user_groups(&tenant, id)?,
+        }))
+    }
+
+    async fn get_user_access(
+        &self,
+        request: Request<pb::GetUserAccessRequest>,
+    ) -> Result<Response<pb::UserAccess>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant).await?;
+        let id = self.resolve_user(&tenant, request.get_ref().user.as_ref())?;
+        let as_of = request.get_ref().as_of.as_ref().map(timestamp_from_proto);
+        let access = self
+            .access(&tenant, id, as_of)?
+            .ok_or_else(|| match as_of {
+                Some(_) => {
+                    Status::not_found(format!("user {id} did not exist in tenant {tenant} then"))
+                }
+                None => Status::not_found(format!("no such user in tenant {tenant}")),
+            })?;
+        Ok(Response::new(self.access_message(&tenant, id, &access)?))
+    }
+
+    async fn check_access(
+        &self,
+        request: Request<pb::CheckAccessRequest>,
+    ) -> Result<Response<pb::CheckAccessResponse>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant).await?;
+        let request = request.into_inner();
+        let action = pb::Action::try_from(request.action).unwrap_or(pb::Action::Unspecified);
+        let required = required_role(action).ok_or_else(|| {
+            Status::invalid_argument("action: read, contribute, write or administer")
+        })?;
+        let resource = request
+            .resource
+            .ok_or_else(|| Status::invalid_argument("resource: a namespace is required"))?;
+        if resource.namespace.is_empty() {
+            return Err(Status::invalid_argument(
+                "resource: a namespace is required",
+            ));
+        }
+        let outcome = match self.resolve_user(&tenant, request.user.as_ref()) {
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                deny("the user does not exist in this organization")
+            }
+            Err(status) => return Err(status),
+            Ok(user) => match self.access(&tenant, user, None)? {
+                None => deny("the user does not exist in this organization"),
+                Some(access) if !access.active => {
+                    deny("the user is deactivated: a deactivated user may do nothing")
+                }
+                Some(access) => {
+                    let user_name = self.existing_user(&tenant, user)?.profile.user_name;
+                    if resource.namespace.eq_ignore_ascii_case(tenant.as_str()) {
+                        let org_role = access.org_role.map(|grant| grant.role);
+                        let resource_group_role = if resource.resource_group.is_empty() {
+                            None
+                        } else {
+                            let resource_group =
+                                self.resolve_resource_group(&tenant, &resource.resource_group)?;
+                            access
+                                .resource_groups
+                                .get(&resource_group)
+                                .map(|grant| grant.role)
+                        };
+                        let effective = org_role.max(resource_group_role);
+                        match effective {
+                            Some(role) if role >= required => CheckAccessOutcome {
+                                allowed: true,
+                                reason: format!("role {role} allows {}", required.as_str()),
+                                effective_role: Some(role),
+                            },
+                            Some(role) => CheckAccessOutcome {
+                                allowed: false,
+                                reason: format!(
+                                    "role {role} is below {required}, which this action needs"
+                                ),
+                                effective_role: Some(role),
+                            },
+                            None => deny("the user holds no role here"),
+                        }
+                    } else if resource.namespace.eq_ignore_ascii_case(&user_name) {
+                        deny("managed users cannot have content in a personal namespace")
+                    } else {
+                        deny(format!(
+                            "managed users of {tenant} cannot act in another organization or namespace ({})",
+                            resource.namespace
+                        ))
+                    }
+                }
+            },
+        };
+        Ok(Response::new(pb::CheckAccessResponse {
+            allowed: outcome.allowed,
+            reason: outcome.reason,
+            effective_role: outcome
+                .effective_role
+                .map_or(pb::Role::Unspecified, role_to_proto)
+                .into(),
+        }))
+    }
+}

@@ -1,0 +1,106 @@
+//! The `Events` gRPC service: a tenant's lifecycle events, streamed from a sequence on and then
+//! as they become durable. Every message carries its sequence, so a client that reconnects with
+//! `from_sequence = last + 1` misses nothing and sees nothing twice.
+
+use std::pin::Pin;
+
+use roster_engine::codec;
+use roster_engine::domain::TenantName;
+use roster_proto::v1 as pb;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::admin::tenant_name;
+use crate::app::AppState;
+
+/// Events read from the log per step.
+const READ_BATCH: usize = 512;
+
+pub struct EventsService {
+    state: AppState,
+}
+
+impl EventsService {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+/// Sends `tenant`'s events from `next` on until the client goes away or the log stops.
+async fn follow(
+    state: AppState,
+    tenant: TenantName,
+    mut next: u64,
+    types: Vec<String>,
+    sender: mpsc::Sender<Result<pb::Event, Status>>,
+) {
+    let log = state.engine.log().clone();
+    let mut durable = log.subscribe();
+    loop {
+        if next <= *durable.borrow_and_update() {
+            let reader = log.clone();
+            let from = next;
+            let events =
+                match tokio::task::spawn_blocking(move || reader.read(from, READ_BATCH)).await {
+                    Ok(Ok(events)) => events,
+                    Ok(Err(error)) => {
+                        let _ = sender
+                            .send(Err(Status::unavailable(error.to_string())))
+                            .await;
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let Some(last) = events.last().map(|event| event.sequence) else {
+                continue;
+            };
+            for event in events {
+                let wanted = event.tenant == tenant
+                    && (types.is_empty()
+                        || types
+                            .iter()
+                            .any(|kind| kind.eq_ignore_ascii_case(event.payload.event_type())));
+                if wanted && sender.send(Ok(codec::to_proto(&event))).await.is_err() {
+                    return;
+                }
+            }
+            next = last + 1;
+            continue;
+        }
+        tokio::select! {
+            changed = durable.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = sender.closed() => return,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::events_server::Events for EventsService {
+    type WatchStream = EventStream;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let tenant = tenant_name(&request.get_ref().tenant)?;
+        super::authorize_tenant(&self.state, request.metadata(), &tenant)?;
+        let request = request.into_inner();
+        let (sender, receiver) = mpsc::channel(256);
+        tokio::spawn(follow(
+            self.state.clone(),
+            tenant,
+            request.from_sequence.max(1),
+            request.event_types,
+            sender,
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}
