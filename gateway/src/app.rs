@@ -26,6 +26,8 @@ pub struct Config {
     pub grpc: SocketAddr,
     /// sled page cache size in bytes.
     pub cache_bytes: u64,
+    /// Run on NATS JetStream instead of the embedded log.
+    pub nats: Option<roster_engine::log::JetStreamConfig>,
 }
 
 impl Config {
@@ -35,9 +37,13 @@ impl Config {
             http,
             grpc,
             cache_bytes: 256 * 1024 * 1024,
+            nats: None,
         }
     }
 }
+
+/// Longest a read waits for the views to reach the last acknowledged write.
+const READ_BARRIER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The name of the file holding the admin token, inside the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -93,6 +99,45 @@ impl AppState {
                 .tenant(tenant)
                 .map_err(|error| ExecuteError::Unavailable(error.to_string()))?
                 .is_some())
+    }
+
+    /// Like [`Self::tenant_exists`], but on JetStream a miss first catches up with the stream: the
+    /// tenant may have been created through another process a moment ago.
+    pub async fn tenant_exists_fresh(&self, tenant: &TenantName) -> Result<bool, ExecuteError> {
+        if self.tenant_exists(tenant)? || !self.engine.is_jetstream() {
+            return self.tenant_exists(tenant);
+        }
+        self.engine.aggregate_caught_up().await?;
+        self.tenant_exists(tenant)
+    }
+
+    /// Like [`Self::authenticate`], but on JetStream a miss first catches up with the stream: the
+    /// token may have been issued through another process a moment ago.
+    pub async fn authenticate_fresh(
+        &self,
+        tenant: &TenantName,
+        presented: &PresentedToken<'_>,
+        now: Timestamp,
+    ) -> Result<Option<TokenRecord>, ExecuteError> {
+        let found = self.authenticate(tenant, presented, now)?;
+        if found.is_some() || !self.engine.is_jetstream() {
+            return Ok(found);
+        }
+        self.engine.aggregate_caught_up().await?;
+        self.authenticate(tenant, presented, now)
+    }
+
+    /// Waits until the views reflect every write acknowledged before the call, by this process or
+    /// any other (read-your-writes).
+    pub async fn read_barrier(&self) -> Result<(), ExecuteError> {
+        let head = self.engine.head_for_reads().await?;
+        match tokio::time::timeout(READ_BARRIER_TIMEOUT, self.projector.wait_for(head)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(ExecuteError::Unavailable(error.to_string())),
+            Err(_) => Err(ExecuteError::Unavailable(
+                "the views are catching up with the log".into(),
+            )),
+        }
     }
 
     /// The token record `presented` proves possession of in `tenant`, if valid now.
@@ -159,7 +204,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })?;
     let db_path = config.data_dir.join("db");
     let db = open_database(&db_path, config.cache_bytes).await?;
-    let engine = Engine::open(&db)?;
+    let engine = match &config.nats {
+        Some(nats) => Engine::open_jetstream(&db, nats).await?,
+        None => Engine::open(&db)?,
+    };
     let directory = DirectoryView::open(&db)?;
     let audit = AuditTrail::open(&db)?;
     let projections: Vec<Arc<dyn Projection>> =
@@ -354,7 +402,9 @@ async fn ensure_admin_token(state: &AppState, path: &Path) -> Result<(), StartEr
     if let Ok(existing) = std::fs::read_to_string(path) {
         if let Some(presented) = auth::parse_token(existing.trim())
             && matches!(
-                state.authenticate(&TenantName::system(), &presented, clock::now()),
+                state
+                    .authenticate_fresh(&TenantName::system(), &presented, clock::now())
+                    .await,
                 Ok(Some(_))
             )
         {

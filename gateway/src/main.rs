@@ -54,11 +54,24 @@ struct Common {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run roster: SCIM over HTTP and gRPC, on the embedded event log.
+    /// Run roster: SCIM over HTTP and gRPC, on the embedded event log or on NATS JetStream.
     Serve {
         /// SCIM HTTP listen address.
         #[arg(long, env = "ROSTER_HTTP", default_value = "127.0.0.1:8080")]
         http: SocketAddr,
+        /// Keep the event log in NATS JetStream (nats-server 2.12+) instead of the embedded log;
+        /// several roster processes may then share it. One URL, or a cluster's URLs separated by
+        /// commas.
+        #[arg(long, env = "ROSTER_NATS_URL")]
+        nats: Option<String>,
+        /// Replicas of the event stream when roster creates it (3 on a NATS cluster).
+        #[arg(
+            long,
+            env = "ROSTER_NATS_REPLICAS",
+            default_value_t = 1,
+            requires = "nats"
+        )]
+        nats_replicas: usize,
     },
     /// Manage tenants (organizations).
     #[command(subcommand)]
@@ -299,7 +312,17 @@ fn main() -> Result<()> {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve { http } => serve(&cli.common, http).await,
+        Command::Serve {
+            http,
+            nats,
+            nats_replicas,
+        } => {
+            let nats = nats.map(|url| roster_engine::log::JetStreamConfig {
+                url,
+                replicas: nats_replicas,
+            });
+            serve(&cli.common, http, nats).await
+        }
         Command::Tenant(command) => tenant(&cli.common, command).await,
         Command::Token(command) => token(&cli.common, command).await,
         Command::Role(command) => role(&cli.common, command).await,
@@ -310,12 +333,18 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn serve(common: &Common, http: SocketAddr) -> Result<()> {
+async fn serve(
+    common: &Common,
+    http: SocketAddr,
+    nats: Option<roster_engine::log::JetStreamConfig>,
+) -> Result<()> {
     let grpc: SocketAddr = common
         .grpc
         .parse()
         .with_context(|| format!("--grpc {:?} is not a socket address", common.grpc))?;
-    let running = app::start(Config::new(&common.data_dir, http, grpc)).await?;
+    let mut config = Config::new(&common.data_dir, http, grpc);
+    config.nats = nats;
+    let running = app::start(config).await?;
     tracing::info!(path = %running.admin_token_file.display(), "admin token file");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");

@@ -193,12 +193,6 @@ impl Projector {
             .map_err(|_| ProjectionError::Stopped)
     }
 
-    /// Waits until the projections reflect every write acknowledged before this call: the
-    /// read-your-writes barrier.
-    pub async fn caught_up(&self) -> Result<(), ProjectionError> {
-        self.wait_for(self.log.durable_head()).await
-    }
-
     /// Empties every projection and replays the whole log into them, reporting progress as
     /// `(done, total)`. Each projection applies on its own thread while the log is read ahead.
     pub fn rebuild(&self, mut report: impl FnMut(u64, u64)) -> Result<u64, ProjectionError> {

@@ -7,6 +7,11 @@
 //!
 //! Tree `log` layout: `E seq(8 bytes BE)` → `roster.v1.Event` protobuf; `H tenant` → the tenant's
 //! last sequence. Both are written in one atomic batch per append.
+//!
+//! In NATS mode the same tree is a local *mirror* of the JetStream stream ([`EmbeddedLog::mirror`]):
+//! there is no writer; events arrive with the stream's sequences through
+//! [`EmbeddedLog::record_mirrored`], already durable in JetStream, and everything that reads the
+//! log (aggregate, projections, `Watch`) reads the mirror the same way.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,14 +72,14 @@ struct Shared {
 #[derive(Clone)]
 pub struct EmbeddedLog {
     shared: Arc<Shared>,
-    jobs: Sender<Job>,
+    /// `None` for a mirror, which is written only by [`EmbeddedLog::record_mirrored`].
+    jobs: Option<Sender<Job>>,
     /// Counts the log's threads that have exited (and released the database).
     exited: watch::Receiver<u8>,
 }
 
 impl EmbeddedLog {
-    /// Opens the log in `db` and starts its writer and flusher threads.
-    pub fn open(db: &sled::Db) -> Result<Self, LogError> {
+    fn shared(db: &sled::Db) -> Result<Arc<Shared>, LogError> {
         let tree = db.open_tree("log").map_err(unavailable)?;
         let head = match tree.scan_prefix([EVENT]).next_back() {
             Some(entry) => {
@@ -84,14 +89,59 @@ impl EmbeddedLog {
             None => 0,
         };
         let (durable, _) = watch::channel(head);
-        let shared = Arc::new(Shared {
+        Ok(Arc::new(Shared {
             db: db.clone(),
             tree,
             written: AtomicU64::new(head),
             failed: AtomicBool::new(false),
             flush_wanted: (Mutex::new(false), Condvar::new()),
             durable,
-        });
+        }))
+    }
+
+    /// Opens the log in `db` as a local mirror of a JetStream stream: no writer threads.
+    pub fn mirror(db: &sled::Db) -> Result<Self, LogError> {
+        let shared = Self::shared(db)?;
+        let (_, exited) = watch::channel(2u8);
+        Ok(Self {
+            shared,
+            jobs: None,
+            exited,
+        })
+    }
+
+    /// Stores events mirrored from JetStream, which continue the local log exactly (the first has
+    /// sequence `head + 1`). They are durable in JetStream already, so they count as durable
+    /// here at once; sled may lose them in a crash and the mirror then fetches them again.
+    pub fn record_mirrored(&self, events: &[Event]) -> Result<(), LogError> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        let head = self.durable_head();
+        if events.first().map(|event| event.sequence) != Some(head + 1) {
+            return Err(LogError::Unavailable(format!(
+                "mirrored events must continue the local log at {}",
+                head + 1
+            )));
+        }
+        let mut batch = sled::Batch::default();
+        let mut heads: HashMap<&TenantName, u64> = HashMap::new();
+        for event in events {
+            batch.insert(event_key(event.sequence).as_slice(), codec::encode(event));
+            heads.insert(&event.tenant, event.sequence);
+        }
+        for (tenant, sequence) in heads {
+            batch.insert(head_key(tenant), sequence.to_be_bytes().as_slice());
+        }
+        self.shared.tree.apply_batch(batch).map_err(unavailable)?;
+        self.shared.written.store(last.sequence, Ordering::Release);
+        self.shared.durable.send_replace(last.sequence);
+        Ok(())
+    }
+
+    /// Opens the log in `db` and starts its writer and flusher threads.
+    pub fn open(db: &sled::Db) -> Result<Self, LogError> {
+        let shared = Self::shared(db)?;
         let (jobs, requests) = std::sync::mpsc::channel();
         let (exit, exited) = watch::channel(0u8);
         let exit = Arc::new(exit);
@@ -120,7 +170,7 @@ impl EmbeddedLog {
         }
         Ok(Self {
             shared,
-            jobs,
+            jobs: Some(jobs),
             exited,
         })
     }
@@ -132,8 +182,12 @@ impl EmbeddedLog {
             return Err(AppendError::Unavailable("an earlier write failed".into()));
         }
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { request, reply })
+        let Some(jobs) = &self.jobs else {
+            return Err(AppendError::Unavailable(
+                "the local log is a read-only mirror".into(),
+            ));
+        };
+        jobs.send(Job { request, reply })
             .map_err(|_| AppendError::Unavailable("log writer stopped".into()))?;
         answer
             .await

@@ -3,8 +3,10 @@
 //! acknowledgement, idempotent appends, and reads in sequence order of durable events only.
 
 mod embedded;
+pub mod jetstream;
 
 pub use embedded::EmbeddedLog;
+pub use jetstream::{JetStreamConfig, JetStreamLog};
 
 use thiserror::Error;
 
@@ -32,6 +34,9 @@ pub enum AppendError {
     /// The log cannot take writes now; nothing was acknowledged.
     #[error("event log unavailable: {0}")]
     Unavailable(String),
+    /// The append was sent but no answer came: it may or may not have landed.
+    #[error("event log did not answer: {0}")]
+    Unknown(String),
 }
 
 #[derive(Debug, Error, Clone, PartialEq)]

@@ -25,8 +25,8 @@ impl AdminService {
         Self { state }
     }
 
-    fn context<T>(&self, request: &Request<T>) -> Result<CommandContext, Status> {
-        let actor = super::authorize_admin(&self.state, request.metadata())?;
+    async fn context<T>(&self, request: &Request<T>) -> Result<CommandContext, Status> {
+        let actor = super::authorize_admin(&self.state, request.metadata()).await?;
         let request_id = Uuid::now_v7().to_string();
         Ok(CommandContext {
             now: clock::now(),
@@ -81,9 +81,9 @@ impl AdminService {
         )?))
     }
 
-    fn existing_tenant(&self, name: &str) -> Result<TenantName, Status> {
+    async fn existing_tenant(&self, name: &str) -> Result<TenantName, Status> {
         let tenant = tenant_name(name)?;
-        match self.state.tenant_exists(&tenant) {
+        match self.state.tenant_exists_fresh(&tenant).await {
             Ok(true) => Ok(tenant),
             Ok(false) => Err(Status::not_found(format!("tenant {name:?} does not exist"))),
             Err(error) => Err(Status::unavailable(error.to_string())),
@@ -262,7 +262,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
-        let context = self.context(&request)?;
+        let context = self.context(&request).await?;
         let request = request.into_inner();
         let tenant = tenant_name(&request.name)?;
         let issued = auth::issue(&token_name(&request.token_name)?, None);
@@ -297,7 +297,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        self.context(&request)?;
+        self.context(&request).await?;
         let tenants = self
             .state
             .engine
@@ -320,9 +320,9 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
-        let context = self.context(&request)?;
+        let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant)?;
+        let tenant = self.existing_tenant(&request.tenant).await?;
         let issued = auth::issue(&token_name(&request.name)?, None);
         let token_id = issued.token.id.clone();
         let executed = self
@@ -347,8 +347,8 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ListTokensRequest>,
     ) -> Result<Response<pb::ListTokensResponse>, Status> {
-        self.context(&request)?;
-        let tenant = self.existing_tenant(&request.get_ref().tenant)?;
+        self.context(&request).await?;
+        let tenant = self.existing_tenant(&request.get_ref().tenant).await?;
         let tokens = self
             .state
             .engine
@@ -365,9 +365,9 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
-        let context = self.context(&request)?;
+        let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant)?;
+        let tenant = self.existing_tenant(&request.tenant).await?;
         let token_id = TokenId(request.token_id);
         let executed = self
             .state
@@ -390,8 +390,8 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ListRoleMappingsRequest>,
     ) -> Result<Response<pb::RoleMappings>, Status> {
-        self.context(&request)?;
-        let tenant = self.existing_tenant(&request.get_ref().tenant)?;
+        self.context(&request).await?;
+        let tenant = self.existing_tenant(&request.get_ref().tenant).await?;
         Ok(Response::new(role_mappings(self.store(), &tenant)?))
     }
 
@@ -399,9 +399,9 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::SetDefaultRoleRequest>,
     ) -> Result<Response<pb::RoleMappings>, Status> {
-        let context = self.context(&request)?;
+        let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant)?;
+        let tenant = self.existing_tenant(&request.tenant).await?;
         let role = requested_role(request.role)?;
         self.execute(&tenant, Command::SetDefaultRole { role }, context)
             .await?;
@@ -412,9 +412,9 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::SetRoleMappingRequest>,
     ) -> Result<Response<pb::RoleMappings>, Status> {
-        let context = self.context(&request)?;
+        let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant)?;
+        let tenant = self.existing_tenant(&request.tenant).await?;
         let role = requested_role(request.role)?;
         let group_id = resolve_group(self.store(), &tenant, &request.group)?;
         self.execute(
@@ -433,9 +433,9 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::RemoveRoleMappingRequest>,
     ) -> Result<Response<pb::RoleMappings>, Status> {
-        let context = self.context(&request)?;
+        let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant)?;
+        let tenant = self.existing_tenant(&request.tenant).await?;
         let group_id = resolve_group(self.store(), &tenant, &request.group)?;
         self.execute(
             &tenant,
@@ -453,8 +453,8 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ListResourceGroupsRequest>,
     ) -> Result<Response<pb::ListResourceGroupsResponse>, Status> {
-        self.context(&request)?;
-        let tenant = self.existing_tenant(&request.get_ref().tenant)?;
+        self.context(&request).await?;
+        let tenant = self.existing_tenant(&request.get_ref().tenant).await?;
         let mut resource_groups = Vec::new();
         for record in stored(self.store().resource_groups(&tenant))? {
             resource_groups.push(resource_group_info(self.store(), &tenant, &record)?);
@@ -468,9 +468,9 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::CreateResourceGroupRequest>,
     ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
-        let context = self.context(&request)?;
+        let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant)?;
+        let tenant = self.existing_tenant(&request.tenant).await?;
         let resource_group_id = ResourceGroupId(Uuid::now_v7());
         self.execute(
             &tenant,
@@ -488,9 +488,9 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::DeleteResourceGroupRequest>,
     ) -> Result<Response<pb::DeleteResourceGroupResponse>, Status> {
-        let context = self.context(&request)?;
+        let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant)?;
+        let tenant = self.existing_tenant(&request.tenant).await?;
         let resource_group_id =
             resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
         self.execute(
@@ -506,9 +506,9 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::LinkResourceGroupRequest>,
     ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
-        let context = self.context(&request)?;
+        let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant)?;
+        let tenant = self.existing_tenant(&request.tenant).await?;
         let role = requested_role(request.role)?;
         let resource_group_id =
             resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
@@ -530,9 +530,9 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::UnlinkResourceGroupRequest>,
     ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
-        let context = self.context(&request)?;
+        let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant)?;
+        let tenant = self.existing_tenant(&request.tenant).await?;
         let resource_group_id =
             resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
         let group_id = resolve_group(self.store(), &tenant, &request.group)?;
@@ -552,9 +552,9 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::SetResourceGroupMemberRequest>,
     ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
-        let context = self.context(&request)?;
+        let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant)?;
+        let tenant = self.existing_tenant(&request.tenant).await?;
         let role = requested_role(request.role)?;
         let resource_group_id =
             resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
@@ -576,9 +576,9 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::RemoveResourceGroupMemberRequest>,
     ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
-        let context = self.context(&request)?;
+        let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant)?;
+        let tenant = self.existing_tenant(&request.tenant).await?;
         let resource_group_id =
             resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
         let user_id = resolve_user(self.store(), &tenant, &request.user)?;

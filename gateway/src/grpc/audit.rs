@@ -106,7 +106,7 @@ impl pb::audit_server::Audit for AuditService {
         request: Request<pb::ReplayRequest>,
     ) -> Result<Response<Self::ReplayStream>, Status> {
         let tenant = tenant_name(&request.get_ref().tenant)?;
-        super::authorize_tenant(&self.state, request.metadata(), &tenant)?;
+        super::authorize_tenant(&self.state, request.metadata(), &tenant).await?;
         let request = request.into_inner();
         let filter = ReplayFilter {
             from_time: request
@@ -129,8 +129,7 @@ impl pb::audit_server::Audit for AuditService {
         };
         // Everything acknowledged before the call is in the trail.
         self.state
-            .projector
-            .caught_up()
+            .read_barrier()
             .await
             .map_err(|error| Status::unavailable(error.to_string()))?;
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
@@ -156,10 +155,9 @@ impl pb::audit_server::Audit for AuditService {
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let tenant = tenant_name(&request.get_ref().tenant)?;
-        super::authorize_tenant(&self.state, request.metadata(), &tenant)?;
+        super::authorize_tenant(&self.state, request.metadata(), &tenant).await?;
         self.state
-            .projector
-            .caught_up()
+            .read_barrier()
             .await
             .map_err(|error| Status::unavailable(error.to_string()))?;
         let audit = self.state.audit.clone();

@@ -2,8 +2,6 @@
 //! access checks with the managed-account rules. Every call waits for the views to reach every
 //! write acknowledged before it (read-your-writes).
 
-use std::time::Duration;
-
 use roster_engine::codec::{role_to_proto, timestamp_from_proto, timestamp_to_proto};
 use roster_engine::domain::{
     GroupId, ResourceGroupId, Role, TenantName, Timestamp, UserId, UserRecord, fold,
@@ -15,8 +13,6 @@ use tonic::{Request, Response, Status};
 use super::admin::tenant_name;
 use crate::app::AppState;
 
-/// Longest a call waits for the views to catch up.
-const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
@@ -65,17 +61,17 @@ impl DirectoryService {
     /// Authorizes a call about `tenant`, checks the tenant exists, and waits for the views.
     async fn tenant<T>(&self, request: &Request<T>, tenant: &str) -> Result<TenantName, Status> {
         let tenant = tenant_name(tenant)?;
-        super::authorize_tenant(&self.state, request.metadata(), &tenant)?;
-        if !self.state.tenant_exists(&tenant).map_err(unavailable)? {
+        super::authorize_tenant(&self.state, request.metadata(), &tenant).await?;
+        if !self
+            .state
+            .tenant_exists_fresh(&tenant)
+            .await
+            .map_err(unavailable)?
+        {
             return Err(Status::not_found(format!("tenant {tenant} does not exist")));
         }
-        match tokio::time::timeout(READ_BARRIER_TIMEOUT, self.state.projector.caught_up()).await {
-            Ok(Ok(())) => Ok(tenant),
-            Ok(Err(error)) => Err(unavailable(error)),
-            Err(_) => Err(Status::unavailable(
-                "the directory is catching up; retry later",
-            )),
-        }
+        self.state.read_barrier().await.map_err(unavailable)?;
+        Ok(tenant)
     }
 
     fn store(&self) -> &roster_engine::store::StateStore {

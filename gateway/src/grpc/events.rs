@@ -91,7 +91,7 @@ impl pb::events_server::Events for EventsService {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let tenant = tenant_name(&request.get_ref().tenant)?;
-        super::authorize_tenant(&self.state, request.metadata(), &tenant)?;
+        super::authorize_tenant(&self.state, request.metadata(), &tenant).await?;
         let request = request.into_inner();
         let (sender, receiver) = mpsc::channel(256);
         tokio::spawn(follow(

@@ -77,7 +77,7 @@ pub async fn serve(
 }
 
 /// The admin actor behind `authorization: Bearer <admin token>`, or why not.
-pub fn authorize_admin(state: &AppState, metadata: &MetadataMap) -> Result<Actor, Status> {
+pub async fn authorize_admin(state: &AppState, metadata: &MetadataMap) -> Result<Actor, Status> {
     let header = metadata
         .get("authorization")
         .and_then(|value| value.to_str().ok())
@@ -87,7 +87,8 @@ pub fn authorize_admin(state: &AppState, metadata: &MetadataMap) -> Result<Actor
     let presented = auth::parse_authorization(header)
         .ok_or_else(|| Status::unauthenticated("authorization must be \"Bearer <admin token>\""))?;
     let record = state
-        .authenticate(&TenantName::system(), &presented, clock::now())
+        .authenticate_fresh(&TenantName::system(), &presented, clock::now())
+        .await
         .map_err(|error| Status::unavailable(error.to_string()))?
         .ok_or_else(|| Status::permission_denied("this token is not a valid admin token"))?;
     Ok(Actor {
@@ -99,7 +100,7 @@ pub fn authorize_admin(state: &AppState, metadata: &MetadataMap) -> Result<Actor
 
 /// The actor behind `authorization: Bearer <token>` for a call about `tenant`: the admin token,
 /// or a valid token of that tenant. A valid token of another tenant is refused as such.
-pub fn authorize_tenant(
+pub async fn authorize_tenant(
     state: &AppState,
     metadata: &MetadataMap,
     tenant: &TenantName,
@@ -126,7 +127,8 @@ pub fn authorize_tenant(
         });
     }
     if let Some(record) = state
-        .authenticate(tenant, &presented, now)
+        .authenticate_fresh(tenant, &presented, now)
+        .await
         .map_err(unavailable)?
     {
         return Ok(Actor {

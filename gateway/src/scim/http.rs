@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -26,8 +25,6 @@ use crate::clock;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Longest a read waits for the projections to reach the last acknowledged write.
-const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -99,7 +96,7 @@ impl FromRequestParts<AppState> for ScimClient {
             .and_then(|name| TenantName::parse(name).ok())
             .filter(|name| !name.is_system())
             .ok_or_else(|| ScimError::not_found("tenant not found"))?;
-        if !state.tenant_exists(&tenant)? {
+        if !state.tenant_exists_fresh(&tenant).await? {
             return Err(ScimError::not_found("tenant not found"));
         }
         let now = clock::now();
@@ -112,7 +109,8 @@ impl FromRequestParts<AppState> for ScimClient {
                 ScimError::unauthorized("a valid bearer token for this tenant is required")
             })?;
         let token = state
-            .authenticate(&tenant, &presented, now)?
+            .authenticate_fresh(&tenant, &presented, now)
+            .await?
             .ok_or_else(|| {
                 ScimError::unauthorized("a valid bearer token for this tenant is required")
             })?;
@@ -264,18 +262,10 @@ pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
 
 /// Waits until the views reflect every write acknowledged before the call (read-your-writes).
 pub async fn read_barrier(app: &AppState) -> Result<(), ScimError> {
-    match tokio::time::timeout(READ_BARRIER_TIMEOUT, app.projector.caught_up()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "read barrier failed");
-            Err(ScimError::unavailable(
-                "the directory is temporarily unavailable; retry later",
-            ))
-        }
-        Err(_) => Err(ScimError::unavailable(
-            "the directory is catching up; retry later",
-        )),
-    }
+    app.read_barrier().await.map_err(|error| {
+        tracing::warn!(%error, "read barrier failed");
+        ScimError::unavailable("the directory is temporarily unavailable; retry later")
+    })
 }
 
 /// Storage trouble while reading a view: 503.

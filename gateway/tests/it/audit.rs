@@ -140,7 +140,7 @@ async fn a_tampered_record_fails_verification_by_name_after_a_restart() {
         db.flush().unwrap();
         record.sequence
     };
-    let stack = Stack::start_in(dir).await;
+    let stack = Stack::start_in(dir, None).await;
     let verified = roster(&stack, &["audit", "verify", "acme"]).await;
     assert!(!verified.status.success(), "verification must fail");
     let stdout = String::from_utf8_lossy(&verified.stdout);

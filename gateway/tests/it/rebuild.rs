@@ -59,7 +59,7 @@ async fn rebuilds_identically(tree: &str) {
         assert!(db.drop_tree(tree).unwrap(), "{tree} existed");
         db.flush().unwrap();
     }
-    let stack = Stack::start_in(dir).await;
+    let stack = Stack::start_in(dir, None).await;
     let acme = roster_engine::domain::TenantName::parse("acme").unwrap();
     let acme_users = stack
         .running
@@ -123,7 +123,7 @@ async fn after_a_rebuild_the_rules_still_hold() {
         db.drop_tree("aggregate").unwrap();
         db.flush().unwrap();
     }
-    let stack = Stack::start_in(dir).await;
+    let stack = Stack::start_in(dir, None).await;
     let mut probe = stack.tenant("probe-2").await;
     probe.base = probe.base.replace("/probe-2", "/probe");
     probe.token = token;

@@ -1,49 +1,66 @@
 //! Starting the real stack for tests, and small HTTP helpers.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
+use roster_engine::log::JetStreamConfig;
 use roster_gateway::app::{self, Config, Running};
 use roster_proto::v1 as pb;
 use roster_proto::v1::admin_client::AdminClient;
 use serde_json::Value;
 use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
 fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-/// A running roster on a temporary data directory.
+/// A running roster (in this process) on a temporary data directory.
 pub struct Stack {
     pub running: Running,
     pub dir: TempDir,
     pub client: reqwest::Client,
+    /// The NATS URL when roster runs on JetStream.
+    pub nats: Option<String>,
 }
 
 impl Stack {
+    /// roster on the embedded log.
     pub async fn start() -> Stack {
-        Self::start_in(tempfile::tempdir().unwrap()).await
+        Self::start_in(tempfile::tempdir().unwrap(), None).await
     }
 
-    pub async fn start_in(dir: TempDir) -> Stack {
-        let running = app::start(Config::new(dir.path().join("data"), any_port(), any_port()))
-            .await
-            .expect("roster starts");
+    /// roster on JetStream at `url`.
+    pub async fn start_nats(url: &str) -> Stack {
+        Self::start_in(tempfile::tempdir().unwrap(), Some(url.to_owned())).await
+    }
+
+    pub async fn start_in(dir: TempDir, nats: Option<String>) -> Stack {
+        let mut config = Config::new(dir.path().join("data"), any_port(), any_port());
+        config.nats = nats.clone().map(|url| JetStreamConfig { url, replicas: 1 });
+        let running = app::start(config).await.expect("roster starts");
         Stack {
             running,
             dir,
             client: reqwest::Client::new(),
+            nats,
         }
     }
 
     /// Stops roster cleanly and starts it again on the same data directory.
     pub async fn restart(self) -> Stack {
-        let Stack { running, dir, .. } = self;
+        let Stack {
+            running, dir, nats, ..
+        } = self;
         running.shutdown().await;
-        Self::start_in(dir).await
+        Self::start_in(dir, nats).await
     }
 
     pub fn data_dir(&self) -> std::path::PathBuf {
@@ -92,6 +109,137 @@ impl Stack {
             base: format!("{}/scim/v2/{name}", self.http_url()),
             token: response.secret,
             client: self.client.clone(),
+        }
+    }
+
+    /// `tenant`'s SCIM endpoint on this roster.
+    pub fn tenant_at(&self, tenant: &Tenant) -> Tenant {
+        Tenant {
+            base: format!("{}/scim/v2/{}", self.http_url(), tenant.name()),
+            token: tenant.token.clone(),
+            client: self.client.clone(),
+        }
+    }
+}
+
+/// A `roster serve` child process (the real binary), for tests that kill it.
+pub struct Process {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+}
+
+fn address_in(line: &str) -> Option<SocketAddr> {
+    line.split("address=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+impl Process {
+    /// Starts `roster serve` on `data_dir` (on JetStream at `nats`, if given) with ephemeral
+    /// ports and waits until it listens.
+    pub async fn spawn(data_dir: &Path, nats: Option<&str>) -> Process {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(url) = nats {
+            command.args(["--nats", url]);
+        }
+        let mut child = command.spawn().expect("roster binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let (mut http, mut grpc) = (None, None);
+        let mut log = Vec::new();
+        let started = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("SCIM HTTP listening") {
+                    http = address_in(&line);
+                } else if line.contains("gRPC listening") {
+                    grpc = address_in(&line);
+                }
+                log.push(line);
+                if http.is_some() && grpc.is_some() {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(
+            started.is_ok() && http.is_some() && grpc.is_some(),
+            "roster did not start listening:\n{}",
+            log.join("\n")
+        );
+        // Keep draining stderr so the child never blocks on a full pipe; keep it beside the data
+        // directory (`data.log`) for a failing test to show.
+        let log_path = data_dir.with_extension("log");
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut file = tokio::fs::File::create(&log_path).await.ok();
+            if let Some(file) = file.as_mut() {
+                let _ = file.write_all(log.join("\n").as_bytes()).await;
+            }
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(file) = file.as_mut() {
+                    let _ = file.write_all(format!("\n{line}").as_bytes()).await;
+                }
+            }
+        });
+        Process {
+            child,
+            http: http.expect("HTTP address logged"),
+            grpc: grpc.expect("gRPC address logged"),
+        }
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
+    /// `roster tenant create NAME` against this process; returns the tenant and its token (the
+    /// last line of stdout).
+    pub async fn create_tenant(&self, data_dir: &Path, name: &str) -> Tenant {
+        let output = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(["tenant", "create", name, "--grpc", &self.grpc.to_string()])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let token = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_owned();
+        self.tenant(name, &token)
+    }
+
+    /// A tenant's SCIM endpoint on this process.
+    pub fn tenant(&self, name: &str, token: &str) -> Tenant {
+        Tenant {
+            base: format!("http://{}/scim/v2/{name}", self.http),
+            token: token.to_owned(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap(),
         }
     }
 }
@@ -168,6 +316,43 @@ pub async fn reply(response: reqwest::Response) -> Reply {
 }
 
 impl Tenant {
+    /// The tenant's name, from its base URL.
+    pub fn name(&self) -> &str {
+        self.base.rsplit('/').next().unwrap_or_default()
+    }
+
+    /// The same tenant and token through another roster's HTTP address.
+    pub fn via(&self, http: SocketAddr) -> Tenant {
+        Tenant {
+            base: format!("http://{http}/scim/v2/{}", self.name()),
+            token: self.token.clone(),
+            client: self.client.clone(),
+        }
+    }
+
+    /// Every user, following pages: userName → ids seen.
+    pub async fn all_users(&self) -> HashMap<String, Vec<String>> {
+        let mut users: HashMap<String, Vec<String>> = HashMap::new();
+        let mut start = 1;
+        loop {
+            let page = self
+                .get(&format!("/Users?startIndex={start}&count=1000"))
+                .await
+                .expect(200);
+            let resources = page["Resources"].as_array().unwrap();
+            for user in resources {
+                users
+                    .entry(user["userName"].as_str().unwrap().to_owned())
+                    .or_default()
+                    .push(user["id"].as_str().unwrap().to_owned());
+            }
+            start += resources.len();
+            if resources.is_empty() || start > page["totalResults"].as_u64().unwrap() as usize {
+                return users;
+            }
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
