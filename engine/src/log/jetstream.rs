@@ -130,6 +130,25 @@ fn ack_error(error: RawAckError) -> AppendError {
     AppendError::Unavailable(format!("NATS: {} ({})", error.description, error.err_code))
 }
 
+/// How long `connect` waits for JetStream to be ready to create or find the stream.
+const STARTUP_WAIT: Duration = Duration::from_secs(30);
+/// How long an append waits for a stream without a leader to get one.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+
+/// How one try at an append failed.
+#[derive(Debug)]
+enum Attempt {
+    /// Nobody received the messages: nothing was stored, the append may be sent again.
+    NoResponders(String),
+    Failed(AppendError),
+}
+
+impl From<AppendError> for Attempt {
+    fn from(error: AppendError) -> Self {
+        Attempt::Failed(error)
+    }
+}
+
 /// The client's connection, as its events report it.
 #[derive(Clone, Copy, Debug, Default)]
 struct Link {
@@ -147,6 +166,9 @@ pub struct JetStreamLog {
     /// of waiting for its consumer to time out (a restarted server has forgotten it), and appends
     /// in flight stop waiting for a reply that cannot come.
     link: watch::Receiver<Link>,
+    /// The highest sequence the stream is known to hold (from acknowledgements, conflicts and
+    /// head queries): a mirror that stays behind it is stuck and starts over.
+    known_head: std::sync::Arc<watch::Sender<u64>>,
 }
 
 impl JetStreamLog {
@@ -219,10 +241,20 @@ impl JetStreamLog {
             max_messages_per_subject: -1,
             ..stream::Config::default()
         };
-        let mut stream = context
-            .get_or_create_stream(wanted.clone())
-            .await
-            .map_err(|error| unavailable(format!("creating stream {STREAM}: {error}")))?;
+        // A cluster that has just started may not have elected its JetStream leader yet.
+        let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
+        let mut stream = loop {
+            match context.get_or_create_stream(wanted.clone()).await {
+                Ok(stream) => break stream,
+                Err(error) if tokio::time::Instant::now() < deadline => {
+                    warn!(%error, "JetStream is not ready; trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => {
+                    return Err(unavailable(format!("creating stream {STREAM}: {error}")));
+                }
+            }
+        };
         let existing = stream
             .info()
             .await
@@ -251,10 +283,23 @@ impl JetStreamLog {
             client,
             stream,
             link,
+            known_head: std::sync::Arc::new(watch::channel(0).0),
         })
     }
 
     /// The last sequence in the stream: what reads wait for (read-your-writes across processes).
+    /// Records that the stream holds at least `sequence`.
+    fn saw_head(&self, sequence: u64) -> u64 {
+        self.known_head.send_if_modified(|known| {
+            let newer = sequence > *known;
+            if newer {
+                *known = sequence;
+            }
+            newer
+        });
+        sequence
+    }
+
     /// Fails fast while disconnected: the client would otherwise queue the request and send it
     /// whenever the connection is back.
     fn ensure_connected(&self) -> Result<(), LogError> {
@@ -270,7 +315,7 @@ impl JetStreamLog {
             .await
             .map_err(|_| unavailable("timed out reading the stream"))?
             .map_err(unavailable)?;
-        Ok(info.state.last_sequence)
+        Ok(self.saw_head(info.state.last_sequence))
     }
 
     /// The id of the event at `sequence`, if the stream holds one there.
@@ -301,7 +346,7 @@ impl JetStreamLog {
         .await
         .map_err(|_| unavailable("timed out reading the stream"))?;
         match last {
-            Ok(message) => Ok(message.sequence),
+            Ok(message) => Ok(self.saw_head(message.sequence)),
             Err(error) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
             Err(error) => Err(unavailable(error)),
         }
@@ -309,12 +354,50 @@ impl JetStreamLog {
 
     /// Appends one tenant's events if its head is still `expected_head`; returns their
     /// sequences. Up to [`MAX_BATCH`] events, all landing or none.
+    ///
+    /// While the stream has no leader (a cluster electing a new one), nobody receives the
+    /// messages and nothing is stored: the append is sent again for up to [`LEADER_WAIT`].
     pub async fn append(
         &self,
         tenant: &TenantName,
         expected_head: u64,
         events: &[Event],
     ) -> Result<Vec<u64>, AppendError> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let outcome = self.append_once(tenant, expected_head, events).await;
+            match &outcome {
+                Ok(sequences) => {
+                    if let Some(last) = sequences.last() {
+                        self.saw_head(*last);
+                    }
+                }
+                Err(Attempt::Failed(AppendError::Conflict { actual_head })) => {
+                    self.saw_head(*actual_head);
+                }
+                Err(_) => {}
+            }
+            match outcome {
+                Err(Attempt::NoResponders(reason)) => {
+                    if tokio::time::Instant::now() + pause >= deadline {
+                        return Err(AppendError::Unavailable(reason));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(Attempt::Failed(error)) => return Err(error),
+                Ok(sequences) => return Ok(sequences),
+            }
+        }
+    }
+
+    async fn append_once(
+        &self,
+        tenant: &TenantName,
+        expected_head: u64,
+        events: &[Event],
+    ) -> Result<Vec<u64>, Attempt> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -323,7 +406,8 @@ impl JetStreamLog {
         if events.len() > MAX_BATCH {
             return Err(AppendError::Unavailable(format!(
                 "an append holds at most {MAX_BATCH} events"
-            )));
+            ))
+            .into());
         }
         let batch = uuid::Uuid::now_v7().simple().to_string();
         let last_index = events.len() - 1;
@@ -361,16 +445,19 @@ impl JetStreamLog {
                 let reply = tokio::select! {
                     reply = tokio::time::timeout(REQUEST_TIMEOUT, request) => reply,
                     _ = link.wait_for(|link| !link.up) => {
-                        return Err(AppendError::Unknown("disconnected from NATS while appending".into()));
+                        return Err(AppendError::Unknown("disconnected from NATS while appending".into()).into());
                     }
                 };
                 let reply = reply
                     .map_err(|_| AppendError::Unknown("timed out waiting for JetStream".into()))?
                     .map_err(|error| match error.kind() {
                         async_nats::RequestErrorKind::TimedOut => {
-                            AppendError::Unknown(format!("NATS: {error}"))
+                            Attempt::Failed(AppendError::Unknown(format!("NATS: {error}")))
                         }
-                        _ => append_unavailable(error),
+                        async_nats::RequestErrorKind::NoResponders => Attempt::NoResponders(
+                            format!("NATS: the stream has no leader: {error}"),
+                        ),
+                        _ => Attempt::Failed(append_unavailable(error)),
                     })?;
                 if reply.payload.is_empty() {
                     continue;
@@ -386,9 +473,9 @@ impl JetStreamLog {
                             .tenant_head(tenant)
                             .await
                             .map_err(|error| AppendError::Unknown(error.to_string()))?;
-                        return Err(AppendError::Conflict { actual_head });
+                        return Err(AppendError::Conflict { actual_head }.into());
                     }
-                    return Err(ack_error(error));
+                    return Err(ack_error(error).into());
                 }
                 if index == last_index {
                     final_ack = Some(ack);
@@ -410,7 +497,8 @@ impl JetStreamLog {
             return Err(append_unavailable(format!(
                 "JetStream stored {count} of {} events",
                 events.len()
-            )));
+            ))
+            .into());
         }
         let first = last + 1 - count;
         Ok((first..=last).collect())
@@ -420,6 +508,7 @@ impl JetStreamLog {
     /// Reconnects after errors.
     pub async fn mirror(self, local: EmbeddedLog, mut stop: watch::Receiver<bool>) {
         let mut link = self.link.clone();
+        let mut known_head = self.known_head.subscribe();
         loop {
             if *stop.borrow() {
                 return;
@@ -428,6 +517,12 @@ impl JetStreamLog {
             let from = local.durable_head() + 1;
             let outcome = tokio::select! {
                 outcome = self.mirror_from(&local, from) => outcome,
+                () = stalled(&local, &mut known_head) => {
+                    // A consumer on a stream leader that died is gone; its client notices only
+                    // after missed heartbeats.
+                    warn!(from, "the mirror is stuck behind the stream; mirroring again");
+                    continue;
+                }
                 reconnected = link.wait_for(|link| link.connections > connections) => {
                     if reconnected.is_ok() {
                         info!(from, "reconnected to NATS; mirroring the event stream again");
@@ -475,6 +570,29 @@ impl JetStreamLog {
                 .map_err(unavailable)??;
         }
         Err(unavailable("the stream's consumer ended"))
+    }
+}
+
+/// How long the mirror may stay behind a sequence the stream is known to hold, without moving,
+/// before it starts over.
+const STALL_AFTER: Duration = Duration::from_secs(1);
+
+/// Resolves when the stream is known to hold events past the local head and the local head has
+/// not moved for [`STALL_AFTER`].
+async fn stalled(local: &EmbeddedLog, known_head: &mut watch::Receiver<u64>) {
+    loop {
+        let wanted = *known_head.borrow_and_update();
+        let head = local.durable_head();
+        if wanted > head {
+            tokio::time::sleep(STALL_AFTER).await;
+            if local.durable_head() == head {
+                return;
+            }
+            continue;
+        }
+        if known_head.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 

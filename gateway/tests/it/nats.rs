@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use roster_engine::testkit::nats::NatsServer;
+use roster_engine::testkit::nats::{NatsCluster, NatsServer};
 use roster_proto::v1 as pb;
 use roster_proto::v1::directory_client::DirectoryClient;
 use serde_json::{Value, json};
@@ -194,61 +194,99 @@ async fn a_client_alternating_between_processes_reads_its_own_writes() {
     }
 }
 
+/// Clients creating users through several endpoints until stopped, tolerating 503s (which must
+/// say when to retry) and nothing else.
+struct Load {
+    acknowledged: Arc<std::sync::Mutex<HashMap<String, String>>>,
+    unavailable: Arc<AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(endpoints: &[Tenant], clients: usize) -> Load {
+        let acknowledged: Arc<std::sync::Mutex<HashMap<String, String>>> = Arc::default();
+        let unavailable = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = (0..clients)
+            .map(|client| {
+                let tenant = endpoints[client % endpoints.len()].clone();
+                let (acknowledged, unavailable, stop) =
+                    (acknowledged.clone(), unavailable.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let name = format!("load{client}-{n}");
+                        // A 503's outcome may be either; the name is not reused, so every name
+                        // is created at most once.
+                        n += 1;
+                        let reply = tenant.post("/Users", &json!({"userName": name})).await;
+                        match reply.status.as_u16() {
+                            201 => {
+                                let id = reply.body["id"].as_str().unwrap().to_owned();
+                                acknowledged.lock().unwrap().insert(name, id);
+                            }
+                            503 => {
+                                assert!(
+                                    reply.header("retry-after").is_some(),
+                                    "a 503 says when to retry"
+                                );
+                                unavailable.fetch_add(1, Ordering::Relaxed);
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            other => panic!("unexpected status {other}: {}", reply.body),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            acknowledged,
+            unavailable,
+            stop,
+            clients,
+        }
+    }
+
+    fn acknowledged(&self) -> usize {
+        self.acknowledged.lock().unwrap().len()
+    }
+
+    fn unavailable(&self) -> usize {
+        self.unavailable.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `more` creates beyond the current count are acknowledged.
+    async fn wait_for_more(&self, more: usize, why: &str) {
+        let target = self.acknowledged() + more;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.acknowledged() < target {
+            assert!(Instant::now() < deadline, "{why}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the clients; returns userName → id of every acknowledged create.
+    async fn finish(self) -> HashMap<String, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for client in self.clients {
+            client.await.unwrap();
+        }
+        self.acknowledged.lock().unwrap().clone()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_outage_under_load_gives_503_then_recovers_and_loses_nothing() {
     let mut cluster = Cluster::start().await;
     let (on_a, on_b) = cluster.tenant("outage").await;
-    let acknowledged: Arc<std::sync::Mutex<HashMap<String, String>>> = Arc::default();
-    let unavailable = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let clients: Vec<_> = (0..8)
-        .map(|client| {
-            let tenant = if client % 2 == 0 {
-                on_a.clone()
-            } else {
-                on_b.clone()
-            };
-            let (acknowledged, unavailable, stop) =
-                (acknowledged.clone(), unavailable.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let name = format!("o{client}-{n}");
-                    let reply = tenant.post("/Users", &json!({"userName": name})).await;
-                    match reply.status.as_u16() {
-                        201 => {
-                            let id = reply.body["id"].as_str().unwrap().to_owned();
-                            acknowledged.lock().unwrap().insert(name, id);
-                            n += 1;
-                        }
-                        503 => {
-                            assert!(
-                                reply.header("retry-after").is_some(),
-                                "a 503 says when to retry"
-                            );
-                            unavailable.fetch_add(1, Ordering::Relaxed);
-                            // The outcome of a 503 create may be either; a retry of the same
-                            // name settles it (201 or 409), so move on to a fresh name.
-                            n += 1;
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        409 => n += 1,
-                        other => panic!("unexpected status {other}: {}", reply.body),
-                    }
-                }
-            })
-        })
-        .collect();
-    let loaded_by = Instant::now() + Duration::from_secs(30);
-    while acknowledged.lock().unwrap().len() < 100 {
-        assert!(Instant::now() < loaded_by, "the load did not get going");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let load = Load::start(&[on_a.clone(), on_b.clone()], 8);
+    load.wait_for_more(100, "the load did not get going").await;
 
     cluster.nats.stop();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        unavailable.load(Ordering::Relaxed) > 0,
+        load.unavailable() > 0,
         "creates answer 503 while NATS is down"
     );
     let during = on_a.get("/Users?count=1").await;
@@ -270,26 +308,45 @@ async fn a_nats_outage_under_load_gives_503_then_recovers_and_loses_nothing() {
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
 
     cluster.nats.resume();
-    let recovered_by = Instant::now() + Duration::from_secs(30);
-    let after_outage = acknowledged.lock().unwrap().len();
-    while acknowledged.lock().unwrap().len() < after_outage + 50 {
-        assert!(
-            Instant::now() < recovered_by,
-            "creates did not resume after NATS came back"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.await.unwrap();
-    }
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    load.wait_for_more(50, "creates did not resume after NATS came back")
+        .await;
+    let unavailable = load.unavailable();
+    let acknowledged = load.finish().await;
     assert_all_there_once(&on_a, &acknowledged).await;
     assert_all_there_once(&on_b, &acknowledged).await;
     eprintln!(
-        "outage test: {} creates acknowledged, {} answered 503",
+        "outage test: {} creates acknowledged, {unavailable} answered 503",
         acknowledged.len(),
-        unavailable.load(Ordering::Relaxed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_keeps_serving_when_the_stream_leader_dies() {
+    let mut nats = NatsCluster::start();
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let arguments = ["--nats", &nats.url(), "--nats-replicas", "3"];
+    let a_dir = dirs.0.path().join("data");
+    let a = Process::spawn_with(&a_dir, &arguments).await;
+    let b = Process::spawn_with(&dirs.1.path().join("data"), &arguments).await;
+    let on_a = a.create_tenant(&a_dir, "ha").await;
+    let on_b = on_a.via(b.http);
+    let load = Load::start(&[on_a.clone(), on_b.clone()], 8);
+    load.wait_for_more(100, "the load did not get going").await;
+
+    let leader = nats
+        .stream_leader(roster_engine::log::jetstream::STREAM)
+        .expect("the stream has a leader");
+    nats.nodes[leader].stop();
+    load.wait_for_more(300, "creates did not go on after the leader died")
+        .await;
+    let unavailable = load.unavailable();
+    let acknowledged = load.finish().await;
+    assert_all_there_once(&on_a, &acknowledged).await;
+    assert_all_there_once(&on_b, &acknowledged).await;
+    eprintln!(
+        "cluster test: leader nats-{} killed; {} creates acknowledged, {unavailable} answered 503",
+        leader + 1,
+        acknowledged.len(),
     );
 }
 

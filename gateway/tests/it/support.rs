@@ -142,6 +142,14 @@ impl Process {
     /// Starts `roster serve` on `data_dir` (on JetStream at `nats`, if given) with ephemeral
     /// ports and waits until it listens.
     pub async fn spawn(data_dir: &Path, nats: Option<&str>) -> Process {
+        match nats {
+            Some(url) => Self::spawn_with(data_dir, &["--nats", url]).await,
+            None => Self::spawn_with(data_dir, &[]).await,
+        }
+    }
+
+    /// Starts `roster serve` with extra arguments.
+    pub async fn spawn_with(data_dir: &Path, arguments: &[&str]) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
         command
             .arg("serve")
@@ -152,9 +160,7 @@ impl Process {
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .kill_on_drop(true);
-        if let Some(url) = nats {
-            command.args(["--nats", url]);
-        }
+        command.args(arguments);
         let mut child = command.spawn().expect("roster binary starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let mut lines = BufReader::new(stderr).lines();
