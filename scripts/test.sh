@@ -25,14 +25,13 @@ fi
 ROSTER_TEST_OLD_NATS_SERVER="$PWD/$OLD_NATS_DIR/nats-server"
 export ROSTER_TEST_OLD_NATS_SERVER
 
-# The shipped nats-server configurations must be valid.
-for config in deploy/nats/*.conf; do
-  [ -e "$config" ] || continue
-  nats-server -t -c "$config" >&2
-done
-
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --all-targets --no-fail-fast "$@"
+  cargo nextest run --workspace --all-targets --no-fail-fast "$@" || status=$?
 else
-  cargo test --workspace --all-targets --no-fail-fast "$@"
+  cargo test --workspace --all-targets --no-fail-fast "$@" || status=$?
 fi
+
+# The deployment files, checked with the real tools (nats-server -t, Kubernetes schemas, systemd).
+python3 deploy/check.py || status=$?
+exit "$status"

@@ -534,8 +534,18 @@ async fn handle_embedded(pipeline: &Pipeline, tenant: &TenantName, jobs: Vec<Job
     }
 }
 
-/// JetStream: publish with the tenant's head as expectation; on a conflict, catch up and decide
-/// again, unless our own events turn out to have landed.
+/// Events a decided batch may hold and still be appended a command at a time; above it, they go
+/// in one atomic batch. A JetStream atomic batch costs a few milliseconds whatever its size (and
+/// batches of one stream commit one after another), a single message a fraction of one.
+const SEQUENTIAL_APPEND_MAX: usize = 8;
+
+/// JetStream: appends each command's events with the tenant's head as expectation, the next
+/// command's with the head the previous one left. When another process appended first, the
+/// commands not yet in the stream are decided again on the new state, unless their events turn
+/// out to have landed after all.
+///
+/// A rejection or a no-op is answered only once a later append (or the stream's tenant head)
+/// confirms the state it was decided on: nothing checks it otherwise.
 async fn handle_jetstream(
     pipeline: &Pipeline,
     jetstream: &JetStreamLog,
@@ -543,10 +553,10 @@ async fn handle_jetstream(
     tenant: &TenantName,
     jobs: Vec<Job>,
 ) {
-    let (commands, replies) = split(jobs);
+    let (mut commands, mut replies) = split(jobs);
     let deadline = tokio::time::Instant::now() + CONFLICT_BUDGET;
     let mut lost_rounds = 0u32;
-    loop {
+    while !commands.is_empty() {
         if lost_rounds > 0 {
             // Another process won the last round: back off a random while, growing with each
             // round lost, so that two busy processes on one tenant do not keep colliding.
@@ -559,11 +569,11 @@ async fn handle_jetstream(
         } else if tokio::time::Instant::now() >= deadline {
             break;
         }
-        // A batch too large for one atomic append is handled a command at a time.
         let decided = match decide_batch(&pipeline.aggregate, tenant, &commands) {
             Ok(decided) => decided,
             Err(error) => return fail_all(replies, &error.to_string()),
         };
+        // A batch too large for one atomic append is handled a command at a time.
         if decided.events.len() > MAX_BATCH && commands.len() > 1 {
             for (command, reply) in commands.into_iter().zip(replies) {
                 let job = Job {
@@ -583,8 +593,8 @@ async fn handle_jetstream(
             return;
         }
         if decided.events.is_empty() {
-            // Rejections and no-ops are not checked by an append: make sure they were decided
-            // against the tenant as the stream has it, not a mirror that lags behind.
+            // Only rejections and no-ops: make sure they were decided against the tenant as the
+            // stream has it, not a mirror that lags behind.
             let head = match jetstream.tenant_head(tenant).await {
                 Ok(head) => head,
                 Err(error) => return fail_all(replies, &error.to_string()),
@@ -597,65 +607,152 @@ async fn handle_jetstream(
             }
             continue;
         }
-        let mut appended = jetstream
-            .append(tenant, decided.expected_head, &decided.events)
-            .await;
-        if let Err(AppendError::Unknown(reason)) = &appended {
-            // The events may have landed: send the very same append again. Either it lands now,
-            // or the stream refuses the stale head and the check below finds them.
-            warn!(%tenant, %reason, "append outcome unknown; sending it again");
-            appended = jetstream
-                .append(tenant, decided.expected_head, &decided.events)
-                .await;
+        let round = append_round(pipeline, jetstream, applied, tenant, decided).await;
+        // Every command up to the last one the stream confirmed is settled.
+        let settled = round.settled.len();
+        if settled > 0 {
+            // Answer once the aggregate reflects the events, so the tenant's next decision starts
+            // from them; should the mirror lag (NATS went away right after the acknowledgement),
+            // answer anyway: the events are durable, and a decision on the stale aggregate
+            // conflicts and is made again.
+            if let Err(error) = wait_applied(applied, round.head, Some(APPLY_TIMEOUT)).await {
+                warn!(%tenant, %error, head = round.head, "answering before the aggregate caught up");
+            }
+            commands.drain(..settled);
+            let answered: Vec<Reply> = replies.drain(..settled).collect();
+            for (reply, result) in answered.into_iter().zip(round.settled) {
+                let _ = reply.send(result);
+            }
         }
-        match appended {
-            Ok(sequences) => {
-                let last = sequences.last().copied().unwrap_or(0);
-                let events = sequenced(decided.events, &sequences);
-                // JetStream has the events: they are durable. Answer once the aggregate reflects
-                // them, so the tenant's next decision starts from them; should the mirror lag
-                // (NATS went away right after the acknowledgement), answer anyway: a decision on
-                // the stale aggregate conflicts and is made again.
-                if let Err(error) = wait_applied(applied, last, Some(APPLY_TIMEOUT)).await {
-                    warn!(%tenant, %error, last, "answering before the aggregate caught up");
-                }
-                return answer(replies, decided.outcomes, &events);
-            }
-            Err(AppendError::Conflict { actual_head }) => {
-                if let Err(error) = wait_applied(applied, actual_head, Some(APPLY_TIMEOUT)).await {
-                    return fail_all(replies, &error.to_string());
-                }
-                match landed(
-                    &pipeline.log,
-                    tenant,
-                    decided.expected_head,
-                    actual_head,
-                    &decided.events,
-                ) {
-                    Ok(Some(sequences)) => {
-                        let events = sequenced(decided.events, &sequences);
-                        return answer(replies, decided.outcomes, &events);
-                    }
-                    Ok(None) => {
-                        lost_rounds += 1;
-                        tracing::debug!(%tenant, lost_rounds, actual_head, "another process appended first; deciding again");
-                    }
-                    Err(error) => return fail_all(replies, &error.to_string()),
-                }
-            }
-            Err(AppendError::Unavailable(reason) | AppendError::Unknown(reason)) => {
-                return fail_all(replies, &reason);
-            }
+        match round.stopped {
+            None => {}
+            Some(RoundStop::Conflict) => lost_rounds += u32::from(settled == 0),
+            Some(RoundStop::Failed(reason)) => return fail_all(replies, &reason),
         }
     }
     fail_all(replies, "too many concurrent changes to this tenant; retry")
 }
 
-fn sequenced(mut events: Vec<Event>, sequences: &[u64]) -> Vec<Event> {
-    for (event, sequence) in events.iter_mut().zip(sequences) {
-        event.sequence = *sequence;
+/// Why a round of appends stopped before its last command.
+enum RoundStop {
+    /// Another process appended to the tenant: decide the rest again.
+    Conflict,
+    Failed(String),
+}
+
+/// What a round of appends settled: the answers of its first commands, in order.
+struct Round {
+    settled: Vec<Result<Executed, ExecuteError>>,
+    /// The tenant's head after the last append that landed.
+    head: u64,
+    stopped: Option<RoundStop>,
+}
+
+/// Appends the decided events, a command at a time (or all at once when there are many), and
+/// settles every command whose decision the stream confirmed.
+async fn append_round(
+    pipeline: &Pipeline,
+    jetstream: &JetStreamLog,
+    applied: &watch::Receiver<u64>,
+    tenant: &TenantName,
+    decided: Decided,
+) -> Round {
+    let Decided {
+        expected_head,
+        events,
+        outcomes,
+        ..
+    } = decided;
+    let mut events = events;
+    // (index of the last command the append covers, the events it appends)
+    let units: Vec<(usize, std::ops::Range<usize>)> = if events.len() > SEQUENTIAL_APPEND_MAX {
+        let last = outcomes
+            .iter()
+            .rposition(|outcome| matches!(outcome, Ok((range, _)) if !range.is_empty()))
+            .unwrap_or(0);
+        vec![(last, 0..events.len())]
+    } else {
+        outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, outcome)| match outcome {
+                Ok((range, _)) if !range.is_empty() => Some((index, range.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut head = expected_head;
+    let mut confirmed = 0; // commands [0, confirmed) were decided on a state the stream confirmed
+    let mut stopped = None;
+    for (last_command, range) in units {
+        let unit = &events[range.clone()];
+        let mut appended = jetstream.append(tenant, head, unit).await;
+        if let Err(AppendError::Unknown(reason)) = &appended {
+            // The events may have landed: send the very same append again. Either it lands now,
+            // or the stream refuses the stale head and the check below finds them.
+            warn!(%tenant, %reason, "append outcome unknown; sending it again");
+            appended = jetstream.append(tenant, head, unit).await;
+        }
+        let sequences = match appended {
+            Ok(sequences) => sequences,
+            Err(AppendError::Conflict { actual_head }) => {
+                if let Err(error) = wait_applied(applied, actual_head, Some(APPLY_TIMEOUT)).await {
+                    stopped = Some(RoundStop::Failed(error.to_string()));
+                    break;
+                }
+                match landed(&pipeline.log, tenant, head, actual_head, unit) {
+                    Ok(Some(sequences)) => sequences,
+                    Ok(None) => {
+                        tracing::debug!(%tenant, actual_head, "another process appended first");
+                        stopped = Some(RoundStop::Conflict);
+                        break;
+                    }
+                    Err(error) => {
+                        stopped = Some(RoundStop::Failed(error.to_string()));
+                        break;
+                    }
+                }
+            }
+            Err(AppendError::Unavailable(reason) | AppendError::Unknown(reason)) => {
+                stopped = Some(RoundStop::Failed(reason));
+                break;
+            }
+        };
+        for (event, sequence) in events[range].iter_mut().zip(&sequences) {
+            event.sequence = *sequence;
+        }
+        head = sequences.last().copied().unwrap_or(head);
+        confirmed = last_command + 1;
     }
-    events
+    // Rejections and no-ops after the last landed append were decided on the state it left,
+    // which the stream held at that moment: they are settled too, unless nothing landed.
+    if stopped.is_none() || confirmed > 0 {
+        if stopped.is_none() {
+            confirmed = outcomes.len();
+        } else {
+            confirmed = outcomes[confirmed..]
+                .iter()
+                .position(|outcome| matches!(outcome, Ok((range, _)) if !range.is_empty()))
+                .map_or(outcomes.len(), |offset| confirmed + offset);
+        }
+    }
+    let settled = outcomes
+        .into_iter()
+        .take(confirmed)
+        .map(|outcome| {
+            outcome
+                .map(|(range, state)| Executed {
+                    events: events[range].to_vec(),
+                    state,
+                })
+                .map_err(ExecuteError::Rejected)
+        })
+        .collect();
+    Round {
+        settled,
+        head,
+        stopped,
+    }
 }
 
 /// Whether `events` (ours) are in the log between `after` and `until`: a previous attempt's

@@ -215,14 +215,18 @@ enum ResourceGroupCommand {
 enum BenchCommand {
     /// Create users as fast as `--clients` concurrent clients can, one request at a time each.
     Creates {
-        /// The running roster's SCIM HTTP address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        http: String,
+        /// The running roster's SCIM HTTP address; several, comma-separated, spread the clients
+        /// over several roster processes (NATS mode).
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:8080")]
+        http: Vec<String>,
         #[arg(long, default_value_t = 32)]
         clients: usize,
         #[arg(long, default_value_t = 20_000)]
         users: usize,
-        /// Tenant to load; default: a fresh `bench-…` tenant created with the admin token.
+        /// Fresh `bench-…` tenants to spread the clients over.
+        #[arg(long, default_value_t = 1, conflicts_with = "tenant")]
+        tenants: usize,
+        /// Tenant to load; default: fresh `bench-…` tenants created with the admin token.
         #[arg(long, requires = "token")]
         tenant: Option<String>,
         /// SCIM token of `--tenant`.
@@ -553,16 +557,33 @@ async fn bench(common: &Common, command: BenchCommand) -> Result<()> {
             http,
             clients,
             users,
+            tenants,
             tenant,
             token,
         } => {
-            let (tenant, token) = match (tenant, token) {
-                (Some(tenant), Some(token)) => (tenant, token),
-                _ => bench_tenant(common).await?,
+            let tenants = match (tenant, token) {
+                (Some(tenant), Some(token)) => vec![(tenant, token)],
+                _ => {
+                    let mut created = Vec::new();
+                    for _ in 0..tenants.max(1) {
+                        created.push(bench_tenant(common).await?);
+                    }
+                    created
+                }
             };
-            let target = bench_target(&http, &tenant, token);
-            eprintln!("creating {users} users in tenant {tenant} with {clients} clients");
-            let report = roster_gateway::bench::creates(&target, clients, users, "user").await;
+            let targets: Vec<_> = tenants
+                .iter()
+                .flat_map(|(tenant, token)| {
+                    http.iter()
+                        .map(|http| bench_target(http, tenant, token.clone()))
+                })
+                .collect();
+            eprintln!(
+                "creating {users} users in {} tenant(s) through {} address(es) with {clients} clients",
+                tenants.len(),
+                http.len()
+            );
+            let report = roster_gateway::bench::creates(&targets, clients, users, "user").await;
             println!("{}", report.summary());
             if report.latencies.is_empty() {
                 bail!("no request succeeded");

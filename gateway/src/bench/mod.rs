@@ -64,8 +64,9 @@ pub struct Target {
 }
 
 /// Creates `users` users through `clients` concurrent clients, each sending one request at a
-/// time (the way an IdP's provisioning workers do).
-pub async fn creates(target: &Target, clients: usize, users: usize, prefix: &str) -> Report {
+/// time (the way an IdP's provisioning workers do). Client `i` sends to `targets[i % len]`:
+/// several tenants, or several roster processes, share the load.
+pub async fn creates(targets: &[Target], clients: usize, users: usize, prefix: &str) -> Report {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
@@ -73,11 +74,11 @@ pub async fn creates(target: &Target, clients: usize, users: usize, prefix: &str
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..clients.max(1) {
+    for (client, target) in targets.iter().cycle().take(clients.max(1)).enumerate() {
         let http = http.clone();
         let next = next.clone();
         let target = target.clone();
-        let prefix = prefix.to_owned();
+        let prefix = format!("{prefix}{client}");
         workers.push(tokio::spawn(async move {
             let mut report = Report::default();
             loop {
@@ -119,7 +120,7 @@ pub async fn creates(target: &Target, clients: usize, users: usize, prefix: &str
         }));
     }
     let mut total = Report {
-        name: format!("creates ({clients} clients)"),
+        name: format!("creates ({clients} clients, {} targets)", targets.len()),
         ..Report::default()
     };
     for worker in workers {

@@ -451,3 +451,85 @@ async fn a_data_directory_from_another_stream_is_refused() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_teams_follow_deactivations_on_the_documented_subjects() {
+    use async_nats::jetstream::{self, consumer};
+    use futures::StreamExt;
+    use prost::Message;
+
+    let nats = NatsServer::start();
+    let stack = Stack::start_nats(&nats.url()).await;
+    let acme = stack.tenant("acme").await;
+    let globex = stack.tenant("globex").await;
+    let alice = acme.create_user("alice").await;
+    let bob = globex.create_user("bob").await;
+    let carol = acme.create_user("carol").await;
+    for (tenant, id) in [(&acme, &alice), (&globex, &bob)] {
+        tenant
+            .patch(
+                &format!("/Users/{id}"),
+                &patch_op(json!([{"op": "replace", "path": "active", "value": false}])),
+            )
+            .await
+            .expect(200);
+    }
+    acme.delete(&format!("/Users/{carol}")).await.expect(204);
+
+    // What the README's example subscriber (gateway/examples/offboarding.rs) does.
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let stream = jetstream::new(client)
+        .get_stream("ROSTER_EVENTS")
+        .await
+        .unwrap();
+    let offboarding = stream
+        .get_or_create_consumer(
+            "offboarding",
+            consumer::pull::Config {
+                durable_name: Some("offboarding".to_owned()),
+                filter_subject: "roster.evt.*.user.deactivated".to_owned(),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut messages = offboarding
+        .fetch()
+        .max_messages(10)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.unwrap();
+        let event = pb::Event::decode(message.payload.clone()).unwrap();
+        let message_id = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get("Nats-Msg-Id"))
+            .map(|value| value.as_str().to_owned());
+        assert_eq!(message_id.as_deref(), Some(event.event_id.as_str()));
+        let Some(pb::event::Payload::UserDeactivated(user)) = event.payload else {
+            panic!("only user.deactivated events match the filter");
+        };
+        seen.push((message.subject.to_string(), event.tenant, user.user_id));
+        message.ack().await.unwrap();
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "roster.evt.acme.user.deactivated".to_owned(),
+                "acme".to_owned(),
+                alice
+            ),
+            (
+                "roster.evt.globex.user.deactivated".to_owned(),
+                "globex".to_owned(),
+                bob
+            ),
+        ]
+    );
+}
