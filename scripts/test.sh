@@ -32,6 +32,9 @@ else
   cargo test --workspace --all-targets --no-fail-fast "$@" || status=$?
 fi
 
+# SCIM conformance: scim2-tester against a live roster (Users and Groups); prints the count.
+scripts/scim-conformance.sh target/debug/roster | grep -v '^SUCCESS ' || status=$?
+
 # The deployment files, checked with the real tools (nats-server -t, Kubernetes schemas, systemd).
 python3 deploy/check.py || status=$?
 exit "$status"

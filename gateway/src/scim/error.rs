@@ -119,8 +119,9 @@ impl From<ExecuteError> for ScimError {
     }
 }
 
-impl IntoResponse for ScimError {
-    fn into_response(self) -> Response {
+impl ScimError {
+    /// The SCIM error body (RFC 7644 §3.12), `status` as a string.
+    pub fn body(&self) -> serde_json::Value {
         let mut body = json!({
             "schemas": [ERROR_SCHEMA],
             "status": self.status.as_u16().to_string(),
@@ -129,6 +130,13 @@ impl IntoResponse for ScimError {
         if let Some(scim_type) = self.scim_type {
             body["scimType"] = json!(scim_type);
         }
+        body
+    }
+}
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let mut response = (self.status, body.to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(

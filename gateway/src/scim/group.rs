@@ -22,7 +22,8 @@ pub struct GroupInput {
 #[derive(Clone, Debug)]
 pub struct Member {
     pub id: UserId,
-    pub display: String,
+    /// The member's userName, when it was asked for (`members.display` is returned on request).
+    pub display: Option<String>,
 }
 
 /// Reads a member reference: `{"value": "<id>", …}` or a bare `"<id>"` (Entra, Microsoft's
@@ -151,12 +152,15 @@ pub fn render_group(record: &GroupRecord, members: Option<&[Member]>, base_url: 
         let members: Vec<Value> = members
             .iter()
             .map(|member| {
-                json!({
+                let mut rendered = json!({
                     "value": member.id.to_string(),
-                    "display": member.display,
                     "$ref": format!("{base_url}/Users/{}", member.id),
                     "type": "User",
-                })
+                });
+                if let Some(display) = &member.display {
+                    rendered["display"] = Value::String(display.clone());
+                }
+                rendered
             })
             .collect();
         group.insert("members".into(), Value::Array(members));

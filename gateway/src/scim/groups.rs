@@ -22,10 +22,11 @@ use super::http::{
     ScimBody, ScimClient, header_value, not_modified, query_pairs, read_barrier, scim_response,
     store_unavailable, with_resource_headers,
 };
-use super::list::{ListQuery, Selection, list_response};
+use super::list::{ListQuery, Search, Selection, list_response};
 use super::patch::{self, Op, Operation};
 use super::resource::{etag, etag_matches};
 use super::schema::GROUP_RESOURCE;
+use super::sort::{Found, Pager};
 use super::users::WRITE_ATTEMPTS;
 use crate::app::AppState;
 
@@ -47,12 +48,14 @@ fn current_group(
         .ok_or_else(|| ScimError::not_found(format!("group {id} not found")))
 }
 
-/// Members with their userName, for rendering; `only` restricts to those users.
+/// A group's members (`only` restricts to those users), with their userName as `display` when
+/// `with_display` (it costs a user read per member).
 fn load_members(
     app: &AppState,
     tenant: &TenantName,
     group: GroupId,
     only: Option<&[UserId]>,
+    with_display: bool,
 ) -> Result<Vec<Member>, ScimError> {
     let store = app.directory.store();
     let ids = match only {
@@ -72,12 +75,18 @@ fn load_members(
             .members_of_group(tenant, &group, None, usize::MAX)
             .map_err(store_unavailable)?,
     };
+    if !with_display {
+        return Ok(ids
+            .into_iter()
+            .map(|id| Member { id, display: None })
+            .collect());
+    }
     let mut members = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(user) = store.user(tenant, &id).map_err(store_unavailable)? {
             members.push(Member {
                 id,
-                display: user.profile.user_name,
+                display: Some(user.profile.user_name),
             });
         }
     }
@@ -92,7 +101,14 @@ fn present(
     selection: &Selection,
 ) -> Result<Value, ScimError> {
     let members = if selection.includes("members") {
-        Some(load_members(app, &client.tenant, record.id, None)?)
+        let with_display = selection.requests("members.display");
+        Some(load_members(
+            app,
+            &client.tenant,
+            record.id,
+            None,
+            with_display,
+        )?)
     } else {
         None
     };
@@ -139,12 +155,13 @@ pub async fn create(
         .ok_or_else(|| ScimError::unavailable("the created group could not be read back"))?;
     members.sort();
     members.dedup();
+    let with_display = selection.requests("members.display");
     let members: Vec<Member> = members
         .iter()
         .filter_map(|id| {
             executed.state.user(id).map(|user| Member {
                 id: *id,
-                display: user.profile.user_name.clone(),
+                display: with_display.then(|| user.profile.user_name.clone()),
             })
         })
         .collect();
@@ -318,13 +335,13 @@ fn member_changes(
             MemberStep::Change(change) => changes.push(change.clone()),
             MemberStep::RemoveMatching(filter) => {
                 let attribute = GROUP_RESOURCE.attribute(None, "members");
-                let members = load_members(app, &client.tenant, group, None)?;
+                let members = load_members(app, &client.tenant, group, None, true)?;
                 let doomed = members
                     .into_iter()
                     .filter(|member| {
                         let element = serde_json::json!({
                             "value": member.id.to_string(),
-                            "display": member.display,
+                            "display": member.display.as_deref().unwrap_or_default(),
                             "type": "User",
                         });
                         filter::matches_element(filter, &element, &GROUP_RESOURCE, attribute)
@@ -445,6 +462,7 @@ pub async fn patch(
     let selection = Selection::from_query(&pairs);
     let id = parse_id(&id)?;
     let operations = patch::parse_request(&body, &GROUP_RESOURCE)?;
+    super::users::refuse_removing_required(&operations, &GROUP_RESOURCE)?;
     let split = split_patch(operations)?;
     let pinned = header_value(&headers, "if-match").is_some();
     update(&app, &client, id, &headers, |current| {
@@ -639,45 +657,85 @@ pub async fn list(
     client: ScimClient,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ScimError> {
-    let query = ListQuery::from_query(&query_pairs(query.as_deref()))?;
-    let filter = match &query.filter {
-        Some(text) => {
-            let parsed = filter::parse(text)?;
-            filter::validate(&parsed, &GROUP_RESOURCE)?;
-            Some(parsed)
-        }
-        None => None,
-    };
+    let search = ListQuery::from_query(&query_pairs(query.as_deref()))?.search(&GROUP_RESOURCE)?;
     read_barrier(&app).await?;
+    let (total, page) = search_groups(&app, &client, &search)?;
+    let resources = page.into_iter().map(|(_, group)| group).collect();
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(total, search.start_index, resources),
+    ))
+}
+
+/// Runs a validated search over the tenant's groups (after the read barrier): every match
+/// counted, the page rendered with the selection, with sort keys when sorting.
+pub fn search_groups(
+    app: &AppState,
+    client: &ScimClient,
+    search: &Search,
+) -> Result<Found, ScimError> {
     let store = app.directory.store();
     let tenant = &client.tenant;
-    let window = query.window();
-    let mut page = Vec::new();
-    let mut total = 0usize;
-    let consider =
-        |record: GroupRecord, page: &mut Vec<Value>, total: &mut usize| -> Result<(), ScimError> {
-            if let Some(filter) = &filter {
-                let members = match members_needed(filter) {
-                    MembersNeeded::None => None,
-                    MembersNeeded::These(ids) => {
-                        Some(load_members(&app, tenant, record.id, Some(&ids))?)
-                    }
-                    MembersNeeded::All => Some(load_members(&app, tenant, record.id, None)?),
-                };
-                let document = render_group(&record, members.as_deref(), &client.base_url);
-                if !filter::matches(filter, &document, &GROUP_RESOURCE) {
-                    return Ok(());
-                }
-            }
-            if window.contains(total) {
-                page.push(present(&app, &client, &record, &query.selection)?);
-            }
-            *total += 1;
-            Ok(())
-        };
-    let found = match &filter {
-        Some(filter) => candidates(filter, &app, tenant)?,
+    let found = match &search.filter {
+        Some(filter) => candidates(filter, app, tenant)?,
         None => None,
+    };
+    if search.filter.is_none() && search.sort.is_none() {
+        // Every group, in creation order: the page is read straight from the store.
+        let total = store
+            .tenant(tenant)
+            .map_err(store_unavailable)?
+            .map_or(0, |tenant| tenant.group_count as usize);
+        let mut page = Vec::new();
+        if search.count > 0 {
+            for record in store
+                .groups_after(tenant, None)
+                .skip(search.start_index - 1)
+                .take(search.count)
+            {
+                let record = record.map_err(store_unavailable)?;
+                page.push((None, present(app, client, &record, &search.selection)?));
+            }
+        }
+        return Ok((total, page));
+    }
+    // Members are read only as far as the filter or the sort needs them.
+    let members_needed = match &search.filter {
+        _ if search
+            .sort
+            .as_ref()
+            .is_some_and(|sort| sort.names("members")) =>
+        {
+            MembersNeeded::All
+        }
+        Some(filter) => members_needed(filter),
+        None => MembersNeeded::None,
+    };
+    let mut pager = Pager::new(search.window(), search.sort.as_ref());
+    let mut consider = |record: GroupRecord| -> Result<(), ScimError> {
+        let members = match &members_needed {
+            MembersNeeded::None => None,
+            MembersNeeded::These(ids) => {
+                Some(load_members(app, tenant, record.id, Some(ids), true)?)
+            }
+            MembersNeeded::All => Some(load_members(app, tenant, record.id, None, true)?),
+        };
+        let document = render_group(&record, members.as_deref(), &client.base_url);
+        if let Some(filter) = &search.filter
+            && !filter::matches(filter, &document, &GROUP_RESOURCE)
+        {
+            return Ok(());
+        }
+        if pager.wants_next() {
+            let key = search
+                .sort
+                .as_ref()
+                .map(|sort| sort.key(&document, &GROUP_RESOURCE));
+            pager.offer(record, key);
+        } else {
+            pager.skip();
+        }
+        Ok(())
     };
     match found {
         Some(mut ids) => {
@@ -685,34 +743,20 @@ pub async fn list(
             ids.dedup();
             for id in ids {
                 if let Some(record) = store.group(tenant, &id).map_err(store_unavailable)? {
-                    consider(record, &mut page, &mut total)?;
-                }
-            }
-        }
-        None if filter.is_none() => {
-            total = store
-                .tenant(tenant)
-                .map_err(store_unavailable)?
-                .map_or(0, |tenant| tenant.group_count as usize);
-            if query.count > 0 {
-                for record in store
-                    .groups_after(tenant, None)
-                    .skip(window.start)
-                    .take(query.count)
-                {
-                    let record = record.map_err(store_unavailable)?;
-                    page.push(present(&app, &client, &record, &query.selection)?);
+                    consider(record)?;
                 }
             }
         }
         None => {
             for record in store.groups_after(tenant, None) {
-                consider(record.map_err(store_unavailable)?, &mut page, &mut total)?;
+                consider(record.map_err(store_unavailable)?)?;
             }
         }
     }
-    Ok(scim_response(
-        StatusCode::OK,
-        &list_response(total, query.start_index, page),
-    ))
+    let (total, records) = pager.finish();
+    let page = records
+        .into_iter()
+        .map(|(key, record)| Ok((key, present(app, client, &record, &search.selection)?)))
+        .collect::<Result<_, ScimError>>()?;
+    Ok((total, page))
 }

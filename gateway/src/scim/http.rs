@@ -1,5 +1,6 @@
 //! The SCIM HTTP surface: routes, the extractors that authenticate a tenant's client and read
-//! JSON bodies, and the response helpers. Resource handlers live in `users`.
+//! JSON bodies, and the response helpers. Handlers live in `users`, `groups`, `search`, `bulk`
+//! and `discovery`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use roster_engine::domain::{Actor, ActorKind, Source, TenantName};
 use roster_engine::engine::CommandContext;
 use serde_json::Value;
@@ -18,7 +19,7 @@ use uuid::Uuid;
 
 use super::SCIM_CONTENT_TYPE;
 use super::error::ScimError;
-use super::{groups, users};
+use super::{bulk, discovery, groups, search, users};
 use crate::app::AppState;
 use crate::auth;
 use crate::clock;
@@ -50,6 +51,24 @@ pub fn router(state: AppState) -> Router {
                 .patch(groups::patch)
                 .delete(groups::delete),
         )
+        .route("/scim/v2/{tenant}/Users/.search", post(search::users))
+        .route("/scim/v2/{tenant}/Groups/.search", post(search::groups))
+        .route("/scim/v2/{tenant}/.search", post(search::root))
+        .route("/scim/v2/{tenant}/Bulk", post(bulk::bulk))
+        .route(
+            "/scim/v2/{tenant}/ServiceProviderConfig",
+            get(discovery::service_provider_config),
+        )
+        .route(
+            "/scim/v2/{tenant}/ResourceTypes",
+            get(discovery::resource_types),
+        )
+        .route(
+            "/scim/v2/{tenant}/ResourceTypes/{name}",
+            get(discovery::resource_type),
+        )
+        .route("/scim/v2/{tenant}/Schemas", get(discovery::schemas))
+        .route("/scim/v2/{tenant}/Schemas/{id}", get(discovery::schema))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -5,8 +5,9 @@
 use serde_json::{Map, Value, json};
 
 use super::error::ScimError;
-use super::filter::{get_ci, parse_attr_path};
+use super::filter::{Filter, get_ci, parse_attr_path};
 use super::schema::{LIST_RESPONSE_SCHEMA, ResourceSchema};
+use super::sort::SortSpec;
 
 /// Page size when the client gives no `count`.
 pub const DEFAULT_COUNT: usize = 100;
@@ -28,6 +29,38 @@ pub struct ListQuery {
     pub start_index: usize,
     pub count: usize,
     pub selection: Selection,
+    pub sort_by: Option<String>,
+    pub sort_order: Option<String>,
+}
+
+/// A list or search request validated against one resource type.
+#[derive(Clone, Debug)]
+pub struct Search {
+    pub filter: Option<Filter>,
+    /// The filter as sent (to see which attributes it needs rendered).
+    pub filter_text: Option<String>,
+    pub sort: Option<SortSpec>,
+    /// 1-based.
+    pub start_index: usize,
+    pub count: usize,
+    pub selection: Selection,
+}
+
+impl Search {
+    /// The zero-based range of matches this page covers.
+    pub fn window(&self) -> std::ops::Range<usize> {
+        let start = self.start_index - 1;
+        start..start.saturating_add(self.count)
+    }
+
+    /// Whether the filter or the sort mentions attribute `name` (so it must be rendered).
+    pub fn mentions(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        self.filter_text
+            .as_deref()
+            .is_some_and(|text| text.to_ascii_lowercase().contains(&name))
+            || self.sort.as_ref().is_some_and(|sort| sort.names(&name))
+    }
 }
 
 fn split_list(text: &str) -> Vec<String> {
@@ -74,6 +107,14 @@ impl Selection {
             .any(|item| item.eq_ignore_ascii_case(name))
     }
 
+    /// Whether `path` (e.g. `members.display`) is named in `attributes`: what attributes
+    /// returned only on request need.
+    pub fn requests(&self, path: &str) -> bool {
+        self.attributes
+            .iter()
+            .any(|item| item.eq_ignore_ascii_case(path))
+    }
+
     /// Applies the selection to a rendered resource. `id` and `schemas` are always returned.
     pub fn apply(&self, resource: Value, schema: &ResourceSchema) -> Value {
         let Value::Object(source) = resource else {
@@ -91,6 +132,7 @@ impl Selection {
             for path in &self.attributes {
                 copy_path(&source, &mut selected, path, schema);
             }
+            drop_empty_elements(&mut selected);
             selected
         };
         for path in &self.excluded {
@@ -137,13 +179,37 @@ fn only_sub(value: &Value, sub: &str) -> Option<Value> {
             }
             Value::Object(kept)
         }),
+        // Positions are kept (an element without the sub-attribute becomes `{}`), so that
+        // several sub-attributes of one multi-valued attribute merge element by element; the
+        // empty elements are dropped at the end of `Selection::apply`.
         Value::Array(elements) => Some(Value::Array(
             elements
                 .iter()
-                .filter_map(|element| only_sub(element, sub))
+                .map(|element| only_sub(element, sub).unwrap_or_else(|| Value::Object(Map::new())))
                 .collect(),
         )),
         _ => None,
+    }
+}
+
+/// Removes the `{}` elements sub-attribute selection leaves in multi-valued attributes (of the
+/// resource and of its extension objects).
+fn drop_empty_elements(resource: &mut Map<String, Value>) {
+    for value in resource.values_mut() {
+        match value {
+            Value::Array(elements) => elements
+                .retain(|element| !matches!(element, Value::Object(object) if object.is_empty())),
+            Value::Object(extension) => {
+                for inner in extension.values_mut() {
+                    if let Value::Array(elements) = inner {
+                        elements.retain(|element| {
+                            !matches!(element, Value::Object(object) if object.is_empty())
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -184,6 +250,15 @@ fn copy_path(
             if let Some(selected) = only_sub(value, &sub) {
                 match (to.get_mut(&key), selected) {
                     (Some(Value::Object(existing)), Value::Object(more)) => existing.extend(more),
+                    (Some(Value::Array(existing)), Value::Array(more))
+                        if existing.len() == more.len() =>
+                    {
+                        for (into, from) in existing.iter_mut().zip(more) {
+                            if let (Value::Object(into), Value::Object(from)) = (into, from) {
+                                into.extend(from);
+                            }
+                        }
+                    }
                     (_, selected) => {
                         to.insert(key, selected);
                     }
@@ -245,10 +320,12 @@ impl ListQuery {
             start_index: 1,
             count: DEFAULT_COUNT,
             selection: Selection::from_query(pairs),
+            sort_by: None,
+            sort_order: None,
         };
         for (name, value) in pairs {
+            let value = value.trim();
             if name.eq_ignore_ascii_case("filter") {
-                let value = value.trim();
                 if !value.is_empty() {
                     query.filter = Some(value.to_owned());
                 }
@@ -256,9 +333,78 @@ impl ListQuery {
                 query.start_index = parse_integer(value, "startIndex")?.max(1) as usize;
             } else if name.eq_ignore_ascii_case("count") {
                 query.count = parse_integer(value, "count")?.clamp(0, MAX_RESULTS as i64) as usize;
+            } else if name.eq_ignore_ascii_case("sortBy") {
+                if !value.is_empty() {
+                    query.sort_by = Some(value.to_owned());
+                }
+            } else if name.eq_ignore_ascii_case("sortOrder") && !value.is_empty() {
+                query.sort_order = Some(value.to_owned());
             }
         }
         Ok(query)
+    }
+
+    /// Reads the body of a `POST .search` (RFC 7644 §3.4.3): the same parameters as a GET list,
+    /// as JSON (`attributes` and `excludedAttributes` as arrays or comma-separated strings).
+    pub fn from_search_request(body: &Value) -> Result<Self, ScimError> {
+        let Value::Object(request) = body else {
+            return Err(ScimError::invalid_syntax(
+                "a SearchRequest must be a JSON object",
+            ));
+        };
+        let mut pairs = Vec::new();
+        for (name, value) in request {
+            let text = match value {
+                Value::Null => continue,
+                Value::String(text) => text.clone(),
+                Value::Number(number) => number.to_string(),
+                Value::Array(items) if !name.eq_ignore_ascii_case("schemas") => items
+                    .iter()
+                    .map(|item| {
+                        item.as_str().map(str::to_owned).ok_or_else(|| {
+                            ScimError::invalid_value(format!("{name} must list attribute names"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(","),
+                _ if name.eq_ignore_ascii_case("schemas") => continue,
+                _ => {
+                    return Err(ScimError::invalid_value(format!(
+                        "{name} has the wrong type in a SearchRequest"
+                    )));
+                }
+            };
+            pairs.push((name.clone(), text));
+        }
+        Self::from_query(&pairs)
+    }
+
+    /// Validates the query against `schema`.
+    pub fn search(&self, schema: &ResourceSchema) -> Result<Search, ScimError> {
+        let filter = match &self.filter {
+            Some(text) => {
+                let parsed = super::filter::parse(text)?;
+                super::filter::validate(&parsed, schema)?;
+                Some(parsed)
+            }
+            None => None,
+        };
+        let sort = match &self.sort_by {
+            Some(sort_by) => Some(SortSpec::parse(
+                sort_by,
+                self.sort_order.as_deref(),
+                schema,
+            )?),
+            None => None,
+        };
+        Ok(Search {
+            filter,
+            filter_text: self.filter.clone(),
+            sort,
+            start_index: self.start_index,
+            count: self.count,
+            selection: self.selection.clone(),
+        })
     }
 
     /// The zero-based range of matches this page covers.
@@ -312,6 +458,27 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(query.window(), 2..4);
+    }
+
+    #[test]
+    fn several_sub_attributes_of_a_multi_valued_attribute_merge_element_by_element() {
+        let selection =
+            Selection::from_query(&pairs(&[("attributes", "emails.value,emails.type")]));
+        let user = json!({
+            "schemas": ["s"], "id": "1", "userName": "x",
+            "emails": [{"value": "a@x", "type": "work", "primary": true}, {"value": "b@x"}],
+        });
+        let selected = selection.apply(user, &crate::scim::schema::USER_RESOURCE);
+        assert_eq!(
+            selected["emails"],
+            json!([{"value": "a@x", "type": "work"}, {"value": "b@x"}])
+        );
+        let only_type = Selection::from_query(&pairs(&[("attributes", "emails.type")]));
+        let selected = only_type.apply(
+            json!({"id": "1", "emails": [{"value": "a@x", "type": "work"}, {"value": "b@x"}]}),
+            &crate::scim::schema::USER_RESOURCE,
+        );
+        assert_eq!(selected["emails"], json!([{"type": "work"}]));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! SCIM 2.0 (RFC 7643/7644) over HTTP.
 
+pub mod bulk;
+pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod group;
@@ -9,6 +11,8 @@ pub mod list;
 pub mod patch;
 pub mod resource;
 pub mod schema;
+pub mod search;
+pub mod sort;
 pub mod user;
 pub mod users;
 

@@ -229,7 +229,7 @@ pub static USER: Schema = Schema {
         attr!("preferredLanguage", String; "The user's preferred written or spoken language."),
         attr!("locale", String; "The user's default location."),
         attr!("timezone", String; "The user's time zone."),
-        attr!("active", Boolean; "The user's administrative status; false revokes all access."),
+        attr!("active", Boolean, required; "The user's administrative status; false revokes all access. Always set: true when a create omits it, unchanged when a replace omits it."),
         attr!("password", String, write_only, never; "Accepted and discarded: roster never stores passwords."),
         attr!("emails", Complex, multi; "Email addresses for the user."; subs = &STRING_VALUES),
         attr!("phoneNumbers", Complex, multi; "Phone numbers for the User."; subs = &STRING_VALUES),
@@ -284,7 +284,7 @@ pub static GROUP: Schema = Schema {
         attr!("members", Complex, multi; "A list of members of the Group."; [
             attr!("value", String, immutable; "Identifier of the member of this Group."),
             attr!("$ref", Reference, immutable; "The URI of the member resource."),
-            attr!("display", String, read_only; "The member's userName."),
+            attr!("display", String, read_only, request; "The member's userName (returned when asked for: attributes=members.display)."),
             attr!("type", String, immutable; "'User'."),
         ]),
     ],

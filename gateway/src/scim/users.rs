@@ -19,10 +19,11 @@ use super::http::{
     ScimBody, ScimClient, header_value, not_modified, query_pairs, read_barrier, scim_response,
     store_unavailable, with_resource_headers,
 };
-use super::list::{ListQuery, Selection, list_response};
+use super::list::{ListQuery, Search, Selection, list_response};
 use super::patch;
 use super::resource::{etag, etag_matches};
-use super::schema::USER_RESOURCE;
+use super::schema::{ResourceSchema, USER_RESOURCE};
+use super::sort::{Found, Pager};
 use super::user::{UserGroup, profile_from_json, render_user};
 use crate::app::AppState;
 
@@ -243,6 +244,7 @@ pub async fn patch(
     let selection = Selection::from_query(&query_pairs(query.as_deref()));
     let id = parse_id(&id)?;
     let operations = patch::parse_request(&body, &USER_RESOURCE)?;
+    refuse_removing_required(&operations, &USER_RESOURCE)?;
     let record = read_modify_write(&app, &client, id, &headers, |current| {
         let Value::Object(mut document) = render_user(current, None, &client.base_url) else {
             return Err(ScimError::unavailable("user could not be rendered"));
@@ -263,6 +265,34 @@ pub async fn patch(
         &client,
         false,
     ))
+}
+
+/// A required attribute (`userName` and `active` of a user, a group's `displayName`) always has
+/// a value: removing it is refused with `mutability` (RFC 7644 §3.5.2.2).
+pub(crate) fn refuse_removing_required(
+    operations: &[patch::Operation],
+    schema: &ResourceSchema,
+) -> Result<(), ScimError> {
+    for operation in operations {
+        if operation.op != patch::Op::Remove {
+            continue;
+        }
+        let Some(path) = &operation.path else {
+            continue;
+        };
+        if path.urn.is_some() || path.filter.is_some() || path.sub.is_some() {
+            continue;
+        }
+        if let Some(attribute) = schema.core.attribute(&path.name)
+            && attribute.required
+        {
+            return Err(ScimError::mutability(format!(
+                "{} is required and cannot be removed; replace it instead",
+                attribute.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub async fn delete(
@@ -388,81 +418,94 @@ pub async fn list(
     client: ScimClient,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ScimError> {
-    let query = ListQuery::from_query(&query_pairs(query.as_deref()))?;
-    let filter = match &query.filter {
-        Some(text) => {
-            let parsed = filter::parse(text)?;
-            filter::validate(&parsed, &USER_RESOURCE)?;
-            Some(parsed)
-        }
-        None => None,
-    };
+    let search = ListQuery::from_query(&query_pairs(query.as_deref()))?.search(&USER_RESOURCE)?;
     read_barrier(&app).await?;
-    let store = app.directory.store();
-    let tenant = &client.tenant;
-    let window = query.window();
-    // A filter on `groups` needs them in the document it is evaluated on.
-    let filter_needs_groups = query
-        .filter
-        .as_deref()
-        .is_some_and(|text| text.to_ascii_lowercase().contains("groups"));
-    let mut total = 0usize;
-    let mut page = Vec::new();
-    let consider =
-        |record: UserRecord, page: &mut Vec<Value>, total: &mut usize| -> Result<(), ScimError> {
-            if let Some(filter) = &filter {
-                let groups = if filter_needs_groups {
-                    Some(user_groups(&app, tenant, record.id)?)
-                } else {
-                    None
-                };
-                let document = render_user(&record, groups.as_deref(), &client.base_url);
-                if !filter::matches(filter, &document, &USER_RESOURCE) {
-                    return Ok(());
-                }
-            }
-            if window.contains(total) {
-                page.push(present(&app, &client, &record, &query.selection)?);
-            }
-            *total += 1;
-            Ok(())
-        };
-    match &filter {
-        None => {
-            total = store
-                .tenant(tenant)
-                .map_err(store_unavailable)?
-                .map_or(0, |tenant| tenant.user_count as usize);
-            if query.count > 0 {
-                for record in store
-                    .users_after(tenant, None)
-                    .skip(window.start)
-                    .take(query.count)
-                {
-                    let record = record.map_err(store_unavailable)?;
-                    page.push(present(&app, &client, &record, &query.selection)?);
-                }
-            }
-        }
-        Some(filter) => match plan(filter, &app, &client)? {
-            Plan::Candidates(mut ids) => {
-                ids.sort();
-                ids.dedup();
-                for id in ids {
-                    if let Some(record) = store.user(tenant, &id).map_err(store_unavailable)? {
-                        consider(record, &mut page, &mut total)?;
-                    }
-                }
-            }
-            Plan::Scan => {
-                for record in store.users_after(tenant, None) {
-                    consider(record.map_err(store_unavailable)?, &mut page, &mut total)?;
-                }
-            }
-        },
-    }
+    let (total, page) = search_users(&app, &client, &search)?;
+    let resources = page.into_iter().map(|(_, user)| user).collect();
     Ok(scim_response(
         StatusCode::OK,
-        &list_response(total, query.start_index, page),
+        &list_response(total, search.start_index, resources),
     ))
+}
+
+/// Runs a validated search over the tenant's users (after the read barrier): every match
+/// counted, the page rendered with the selection, with sort keys when sorting.
+pub fn search_users(
+    app: &AppState,
+    client: &ScimClient,
+    search: &Search,
+) -> Result<Found, ScimError> {
+    let store = app.directory.store();
+    let tenant = &client.tenant;
+    if search.filter.is_none() && search.sort.is_none() {
+        // Every user, in creation order: the page is read straight from the store.
+        let total = store
+            .tenant(tenant)
+            .map_err(store_unavailable)?
+            .map_or(0, |tenant| tenant.user_count as usize);
+        let mut page = Vec::new();
+        if search.count > 0 {
+            for record in store
+                .users_after(tenant, None)
+                .skip(search.start_index - 1)
+                .take(search.count)
+            {
+                let record = record.map_err(store_unavailable)?;
+                page.push((None, present(app, client, &record, &search.selection)?));
+            }
+        }
+        return Ok((total, page));
+    }
+    // A filter or sort on `groups` needs them in the document it is evaluated on.
+    let needs_groups = search.mentions("groups");
+    let mut pager = Pager::new(search.window(), search.sort.as_ref());
+    let mut consider = |record: UserRecord| -> Result<(), ScimError> {
+        let groups = if needs_groups {
+            Some(user_groups(app, tenant, record.id)?)
+        } else {
+            None
+        };
+        let document = render_user(&record, groups.as_deref(), &client.base_url);
+        if let Some(filter) = &search.filter
+            && !filter::matches(filter, &document, &USER_RESOURCE)
+        {
+            return Ok(());
+        }
+        if pager.wants_next() {
+            let key = search
+                .sort
+                .as_ref()
+                .map(|sort| sort.key(&document, &USER_RESOURCE));
+            pager.offer(record, key);
+        } else {
+            pager.skip();
+        }
+        Ok(())
+    };
+    let plan = match &search.filter {
+        Some(filter) => plan(filter, app, client)?,
+        None => Plan::Scan,
+    };
+    match plan {
+        Plan::Candidates(mut ids) => {
+            ids.sort();
+            ids.dedup();
+            for id in ids {
+                if let Some(record) = store.user(tenant, &id).map_err(store_unavailable)? {
+                    consider(record)?;
+                }
+            }
+        }
+        Plan::Scan => {
+            for record in store.users_after(tenant, None) {
+                consider(record.map_err(store_unavailable)?)?;
+            }
+        }
+    }
+    let (total, records) = pager.finish();
+    let page = records
+        .into_iter()
+        .map(|(key, record)| Ok((key, present(app, client, &record, &search.selection)?)))
+        .collect::<Result<_, ScimError>>()?;
+    Ok((total, page))
 }

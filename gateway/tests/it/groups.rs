@@ -76,8 +76,19 @@ async fn create_returns_the_group_with_members_location_and_etag() {
     );
     assert_eq!(created.header("etag"), Some("W/\"2\""));
     assert_eq!(created.body["members"].as_array().unwrap().len(), 2);
-    assert_eq!(created.body["members"][0]["display"], "alice");
+    assert!(
+        created.body["members"][0].get("display").is_none(),
+        "members.display is returned on request only"
+    );
     assert_eq!(created.body["meta"]["resourceType"], "Group");
+    let with_display = acme
+        .get(&format!(
+            "/Groups/{id}?attributes=members.display,members.value"
+        ))
+        .await
+        .expect(200);
+    assert_eq!(with_display["members"][0]["display"], "alice");
+    assert_eq!(with_display["members"][0]["value"], ids[0].as_str());
 }
 
 #[tokio::test]

@@ -1,0 +1,293 @@
+//! Discovery (RFC 7644 §4, RFC 7643 §5–7): `/ServiceProviderConfig`, `/ResourceTypes` and
+//! `/Schemas`, generated from the same schema definitions the gateway validates against, so they
+//! describe exactly what roster does. Read-only: other methods get 405; a `filter` gets 403.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::bulk::{MAX_OPERATIONS, MAX_PAYLOAD_BYTES};
+use super::error::ScimError;
+use super::http::{ScimClient, query_pairs, scim_response};
+use super::list::{MAX_RESULTS, list_response};
+use super::schema::{Attribute, ENTERPRISE_USER, GROUP, Kind, Mutability, Returned, Schema, USER};
+use crate::app::AppState;
+
+pub const SERVICE_PROVIDER_CONFIG_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+
+/// Every schema roster serves.
+const SCHEMAS: [&Schema; 3] = [&USER, &ENTERPRISE_USER, &GROUP];
+
+/// RFC 7644 §4: query parameters are ignored on discovery endpoints, but a filter is refused.
+fn refuse_filter(query: Option<&str>) -> Result<(), ScimError> {
+    if query_pairs(query)
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("filter"))
+    {
+        return Err(ScimError::forbidden(
+            "discovery endpoints do not support filtering",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn service_provider_config(
+    State(_app): State<AppState>,
+    client: ScimClient,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ScimError> {
+    refuse_filter(query.as_deref())?;
+    Ok(scim_response(
+        StatusCode::OK,
+        &service_provider_config_json(&client.base_url),
+    ))
+}
+
+/// What roster supports, and nothing it does not.
+pub fn service_provider_config_json(base_url: &str) -> Value {
+    json!({
+        "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
+        "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
+        "patch": {"supported": true},
+        "bulk": {
+            "supported": true,
+            "maxOperations": MAX_OPERATIONS,
+            "maxPayloadSize": MAX_PAYLOAD_BYTES,
+        },
+        "filter": {"supported": true, "maxResults": MAX_RESULTS},
+        "changePassword": {"supported": false},
+        "sort": {"supported": true},
+        "etag": {"supported": true},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "A SCIM bearer token of the tenant, issued by `roster token issue`.",
+            "specUri": "https://datatracker.ietf.org/doc/html/rfc6750",
+            "primary": true,
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{base_url}/ServiceProviderConfig"),
+        },
+    })
+}
+
+fn resource_type_json(name: &str, base_url: &str) -> Option<Value> {
+    let (endpoint, description, schema, extensions): (_, _, _, &[&Schema]) =
+        match name.to_ascii_lowercase().as_str() {
+            "user" => ("/Users", "User Account", USER.id, &[&ENTERPRISE_USER]),
+            "group" => ("/Groups", "Group", GROUP.id, &[]),
+            _ => return None,
+        };
+    let canonical = if endpoint == "/Users" {
+        "User"
+    } else {
+        "Group"
+    };
+    Some(json!({
+        "schemas": [RESOURCE_TYPE_SCHEMA],
+        "id": canonical,
+        "name": canonical,
+        "endpoint": endpoint,
+        "description": description,
+        "schema": schema,
+        "schemaExtensions": extensions
+            .iter()
+            .map(|extension| json!({"schema": extension.id, "required": false}))
+            .collect::<Vec<_>>(),
+        "meta": {
+            "resourceType": "ResourceType",
+            "location": format!("{base_url}/ResourceTypes/{canonical}"),
+        },
+    }))
+}
+
+pub async fn resource_types(
+    State(_app): State<AppState>,
+    client: ScimClient,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ScimError> {
+    refuse_filter(query.as_deref())?;
+    let resources: Vec<Value> = ["User", "Group"]
+        .iter()
+        .filter_map(|name| resource_type_json(name, &client.base_url))
+        .collect();
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(resources.len(), 1, resources),
+    ))
+}
+
+pub async fn resource_type(
+    State(_app): State<AppState>,
+    client: ScimClient,
+    Path((_tenant, name)): Path<(String, String)>,
+) -> Result<Response, ScimError> {
+    let resource = resource_type_json(&name, &client.base_url)
+        .ok_or_else(|| ScimError::not_found(format!("no resource type {name}")))?;
+    Ok(scim_response(StatusCode::OK, &resource))
+}
+
+fn mutability(value: Mutability) -> &'static str {
+    match value {
+        Mutability::ReadOnly => "readOnly",
+        Mutability::ReadWrite => "readWrite",
+        Mutability::Immutable => "immutable",
+        Mutability::WriteOnly => "writeOnly",
+    }
+}
+
+fn returned(value: Returned) -> &'static str {
+    match value {
+        Returned::Always => "always",
+        Returned::Never => "never",
+        Returned::Default => "default",
+        Returned::Request => "request",
+    }
+}
+
+/// What a reference attribute may point to.
+fn reference_types(attribute: &Attribute) -> Vec<&'static str> {
+    match attribute.name {
+        "$ref" => vec!["User", "Group"],
+        "location" => vec!["uri"],
+        _ => vec!["external"],
+    }
+}
+
+/// The values a `type` sub-attribute takes, by its parent attribute.
+fn canonical_types(parent: Option<&str>) -> &'static [&'static str] {
+    match parent {
+        Some("members") => &["User"],
+        Some("groups") => &["direct"],
+        Some("emails" | "addresses") => &["work", "home", "other"],
+        Some("phoneNumbers") => &["work", "home", "mobile", "fax", "pager", "other"],
+        Some("ims") => &["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"],
+        Some("photos") => &["photo", "thumbnail"],
+        _ => &[],
+    }
+}
+
+fn attribute_json(attribute: &Attribute, parent: Option<&str>) -> Value {
+    let mut description = json!({
+        "name": attribute.name,
+        "type": attribute.kind.as_str(),
+        "multiValued": attribute.multi_valued,
+        "description": attribute.description,
+        "required": attribute.required,
+        "mutability": mutability(attribute.mutability),
+        "returned": returned(attribute.returned),
+        "uniqueness": if attribute.unique { "server" } else { "none" },
+    });
+    if matches!(
+        attribute.kind,
+        Kind::String | Kind::Reference | Kind::Binary
+    ) {
+        description["caseExact"] = Value::Bool(attribute.case_exact);
+    }
+    if attribute.kind == Kind::Reference {
+        description["referenceTypes"] = json!(reference_types(attribute));
+    }
+    if attribute.name == "type" && !canonical_types(parent).is_empty() {
+        description["canonicalValues"] = json!(canonical_types(parent));
+    }
+    if !attribute.sub_attributes.is_empty() {
+        description["subAttributes"] = attribute
+            .sub_attributes
+            .iter()
+            .map(|sub| attribute_json(sub, Some(attribute.name)))
+            .collect();
+    }
+    description
+}
+
+fn schema_json(schema: &Schema, base_url: &str) -> Value {
+    json!({
+        "schemas": [SCHEMA_SCHEMA],
+        "id": schema.id,
+        "name": schema.name,
+        "description": schema.description,
+        "attributes": schema
+            .attributes
+            .iter()
+            .map(|attribute| attribute_json(attribute, None))
+            .collect::<Vec<_>>(),
+        "meta": {
+            "resourceType": "Schema",
+            "location": format!("{base_url}/Schemas/{}", schema.id),
+        },
+    })
+}
+
+pub async fn schemas(
+    State(_app): State<AppState>,
+    client: ScimClient,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ScimError> {
+    refuse_filter(query.as_deref())?;
+    let resources: Vec<Value> = SCHEMAS
+        .iter()
+        .map(|schema| schema_json(schema, &client.base_url))
+        .collect();
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(resources.len(), 1, resources),
+    ))
+}
+
+pub async fn schema(
+    State(_app): State<AppState>,
+    client: ScimClient,
+    Path((_tenant, id)): Path<(String, String)>,
+) -> Result<Response, ScimError> {
+    let schema = SCHEMAS
+        .iter()
+        .find(|schema| schema.id.eq_ignore_ascii_case(&id))
+        .ok_or_else(|| ScimError::not_found(format!("no schema {id}")))?;
+    Ok(scim_response(
+        StatusCode::OK,
+        &schema_json(schema, &client.base_url),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemas_describe_every_attribute_with_its_characteristics() {
+        let user = schema_json(&USER, "http://x/scim/v2/acme");
+        let attributes = user["attributes"].as_array().unwrap();
+        let user_name = attributes.iter().find(|a| a["name"] == "userName").unwrap();
+        assert_eq!(user_name["uniqueness"], "server");
+        assert_eq!(user_name["required"], true);
+        assert_eq!(user_name["caseExact"], false);
+        let password = attributes.iter().find(|a| a["name"] == "password").unwrap();
+        assert_eq!(password["returned"], "never");
+        assert_eq!(password["mutability"], "writeOnly");
+        let groups = attributes.iter().find(|a| a["name"] == "groups").unwrap();
+        assert_eq!(groups["mutability"], "readOnly");
+        assert!(groups["subAttributes"].as_array().unwrap().len() >= 3);
+        assert!(
+            !user.to_string().contains("null"),
+            "Entra rejects nulls in /Schemas"
+        );
+    }
+
+    #[test]
+    fn the_service_provider_config_advertises_what_is_implemented() {
+        let config = service_provider_config_json("http://x/scim/v2/acme");
+        assert_eq!(config["patch"]["supported"], true);
+        assert_eq!(config["bulk"]["maxOperations"], MAX_OPERATIONS);
+        assert_eq!(config["filter"]["maxResults"], MAX_RESULTS);
+        assert_eq!(config["changePassword"]["supported"], false);
+        assert_eq!(
+            config["authenticationSchemes"][0]["type"],
+            "oauthbearertoken"
+        );
+    }
+}
