@@ -258,6 +258,24 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Realistic IdP traffic (initial sync, churn, lookups, read mix), each phase also played
+    /// against a bare echo server (the ceiling); reports figures and roster's peak RSS.
+    Idp {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        #[arg(long, default_value_t = 100)]
+        groups: usize,
+        /// Members added per group PATCH in the initial sync.
+        #[arg(long, default_value_t = 100)]
+        members_per_patch: usize,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Seconds of each timed phase (churn, lookups, read mix).
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+    },
     /// Time single-member adds/removes and member-less reads on groups of several sizes.
     Groups {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -587,6 +605,43 @@ async fn bench(common: &Common, command: BenchCommand) -> Result<()> {
             println!("{}", report.summary());
             if report.latencies.is_empty() {
                 bail!("no request succeeded");
+            }
+        }
+        BenchCommand::Idp {
+            http,
+            users,
+            groups,
+            members_per_patch,
+            clients,
+            seconds,
+        } => {
+            let (tenant, token) = bench_tenant(common).await?;
+            let target = bench_target(&http, &tenant, token);
+            let plan = roster_gateway::bench::idp::IdpPlan {
+                users,
+                groups,
+                members_per_patch,
+                clients,
+                phase: std::time::Duration::from_secs(seconds),
+            };
+            eprintln!(
+                "IdP traffic into tenant {tenant}: {users} users, {groups} groups, {clients} clients"
+            );
+            let phases = roster_gateway::bench::idp::run(&target, &plan)
+                .await
+                .map_err(|error| anyhow::anyhow!(error))?;
+            for phase in &phases {
+                println!("{}", phase.summary());
+            }
+            let origin = target
+                .base_url
+                .split("/scim/v2/")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            match roster_gateway::bench::idp::peak_rss(&origin).await {
+                Some(bytes) => println!("roster peak RSS: {:.0} MiB", bytes as f64 / 1048576.0),
+                None => println!("roster peak RSS: not available from {origin}/metrics"),
             }
         }
         BenchCommand::Grpc {

@@ -12,6 +12,19 @@ pub struct Metrics {
     projection_checkpoint: IntGaugeVec,
     projection_lag_events: IntGauge,
     projection_lag_seconds: Gauge,
+    resident_memory: IntGauge,
+    peak_resident_memory: IntGauge,
+}
+
+/// `VmRSS` and `VmHWM` (peak) of this process in bytes, from `/proc/self/status` (Linux).
+fn memory() -> Option<(i64, i64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<i64> {
+        let line = status.lines().find(|line| line.starts_with(name))?;
+        let kilobytes: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kilobytes * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 impl Metrics {
@@ -36,6 +49,16 @@ impl Metrics {
             "projection_lag_seconds",
             "Age of the oldest event the projections have not applied yet",
         )?;
+        let resident_memory = IntGauge::new(
+            "process_resident_memory_bytes",
+            "Resident memory of the roster process",
+        )?;
+        let peak_resident_memory = IntGauge::new(
+            "process_peak_resident_memory_bytes",
+            "Peak resident memory of the roster process since it started",
+        )?;
+        registry.register(Box::new(resident_memory.clone()))?;
+        registry.register(Box::new(peak_resident_memory.clone()))?;
         registry.register(Box::new(log_head.clone()))?;
         registry.register(Box::new(projection_checkpoint.clone()))?;
         registry.register(Box::new(projection_lag_events.clone()))?;
@@ -46,6 +69,8 @@ impl Metrics {
             projection_checkpoint,
             projection_lag_events,
             projection_lag_seconds,
+            resident_memory,
+            peak_resident_memory,
         })
     }
 
@@ -64,6 +89,10 @@ impl Metrics {
             self.projection_lag_events
                 .set(i64::try_from(lag.events).unwrap_or(i64::MAX));
             self.projection_lag_seconds.set(lag.seconds);
+        }
+        if let Some((resident, peak)) = memory() {
+            self.resident_memory.set(resident);
+            self.peak_resident_memory.set(peak);
         }
         let mut text = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut text) {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 pub mod history;
+pub mod idp;
 
 /// Latencies and outcomes of one scenario.
 #[derive(Debug, Default)]
