@@ -361,14 +361,17 @@ async fn sync_groups(
     (report, ids)
 }
 
-/// A timed phase: every client sends calls from `mix` until `duration` passes.
+/// The calls one step of a timed phase sends.
+type Mix = fn(&mut StdRng, &Directory) -> Vec<Call>;
+
+/// A timed phase: every client sends calls from `mix` until the phase's time is up.
 async fn timed(
     name: String,
     http: &reqwest::Client,
     endpoint: &Endpoint,
     plan: &IdpPlan,
     directory: &Directory,
-    mix: fn(&mut StdRng, &Directory) -> Vec<Call>,
+    mix: Mix,
 ) -> Report {
     let directory = Arc::new(directory.clone());
     let deadline = Instant::now() + plan.phase;
@@ -567,7 +570,7 @@ pub async fn run(target: &Target, plan: &IdpPlan) -> Result<Vec<PhaseReport>, St
     on_echo.group_ids = echo_group_ids;
 
     let seconds = plan.phase.as_secs_f64();
-    let timed_phases: [(String, fn(&mut StdRng, &Directory) -> Vec<Call>); 3] = [
+    let timed_phases: [(String, Mix); 3] = [
         (
             format!(
                 "steady churn for {seconds:.0}s: profile updates, (de)activations, membership moves"
