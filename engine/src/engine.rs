@@ -265,6 +265,15 @@ impl Engine {
         }
     }
 
+    /// Whether the log takes writes now: the embedded writer has not failed, or JetStream
+    /// answers.
+    pub async fn writable(&self) -> Result<(), ExecuteError> {
+        match &self.inner.backend {
+            Backend::Embedded => Ok(self.inner.log.writable()?),
+            Backend::JetStream { log, .. } => log.head().await.map(|_| ()).map_err(Into::into),
+        }
+    }
+
     /// Waits until the aggregate reflects every event acknowledged anywhere before the call
     /// (JetStream); at once on the embedded log, whose aggregate is always current.
     pub async fn aggregate_caught_up(&self) -> Result<(), ExecuteError> {

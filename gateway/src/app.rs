@@ -42,6 +42,9 @@ impl Config {
     }
 }
 
+/// Most the views may lag behind the log (in seconds) for roster to report ready.
+const READY_LAG_SECONDS: f64 = 5.0;
+
 /// Longest a read waits for the views to reach the last acknowledged write.
 const READ_BARRIER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -140,6 +143,23 @@ impl AppState {
         }
     }
 
+    /// Whether roster can serve: the log takes writes and the views are caught up (lag under
+    /// [`READY_LAG_SECONDS`]). The reason when not.
+    pub async fn readiness(&self) -> Result<(), String> {
+        self.engine
+            .writable()
+            .await
+            .map_err(|error| error.to_string())?;
+        let lag = self.projector.lag().map_err(|error| error.to_string())?;
+        if lag.seconds > READY_LAG_SECONDS {
+            return Err(format!(
+                "the views are {} events ({:.1} s) behind the log",
+                lag.events, lag.seconds
+            ));
+        }
+        Ok(())
+    }
+
     /// The token record `presented` proves possession of in `tenant`, if valid now.
     pub fn authenticate(
         &self,
@@ -165,6 +185,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     projector: JoinHandle<()>,
+    /// Tasks that only observe (metrics): aborted at shutdown.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Running {
@@ -173,6 +195,9 @@ impl Running {
         let _ = self.shutdown.send(true);
         for server in self.servers {
             let _ = server.await;
+        }
+        for task in self.background {
+            task.abort();
         }
         self.projector.abort();
         let _ = self.projector.await;
@@ -235,6 +260,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         metrics: Arc::new(metrics),
     };
 
+    let event_counter = tokio::spawn(crate::metrics::count_events(
+        state.clone(),
+        state.engine.log().durable_head(),
+    ));
     let admin_token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
     ensure_admin_token(&state, &admin_token_file).await?;
 
@@ -294,6 +323,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown,
         servers: vec![http_server, grpc_server],
         projector: projector_task,
+        background: vec![event_counter],
     })
 }
 

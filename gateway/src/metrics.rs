@@ -1,13 +1,30 @@
-//! Prometheus metrics, served at `/metrics`. Gauges that describe state (log head, projection
-//! checkpoints and lag) are read from the running stack when scraped.
+//! Prometheus metrics, served at `/metrics`: HTTP requests by route, method, status and tenant
+//! with latency histograms; SCIM rejections by tenant and `scimType` (a sync stuck in a 409 or 400
+//! loop shows there); authentication failures; events appended by type; the log head; projection
+//! checkpoints and lag; process memory. State gauges are read from the running stack when
+//! scraped; counters are updated as things happen.
 
-use prometheus::{Encoder, Gauge, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use roster_engine::domain::TenantName;
 
 use crate::app::AppState;
 
 /// roster's metric families.
 pub struct Metrics {
     registry: Registry,
+    requests: IntCounterVec,
+    request_seconds: HistogramVec,
+    rejections: IntCounterVec,
+    auth_failures: IntCounterVec,
+    events: IntCounterVec,
     log_head: IntGauge,
     projection_checkpoint: IntGaugeVec,
     projection_lag_events: IntGauge,
@@ -15,6 +32,10 @@ pub struct Metrics {
     resident_memory: IntGauge,
     peak_resident_memory: IntGauge,
 }
+
+/// The `scimType` of a SCIM error response, left in its extensions for the request metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct ScimType(pub &'static str);
 
 /// `VmRSS` and `VmHWM` (peak) of this process in bytes, from `/proc/self/status` (Linux).
 fn memory() -> Option<(i64, i64)> {
@@ -30,6 +51,42 @@ fn memory() -> Option<(i64, i64)> {
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("roster".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method, status and tenant",
+            ),
+            &["route", "method", "status", "tenant"],
+        )?;
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ],
+            ),
+            &["route", "method"],
+        )?;
+        let rejections = IntCounterVec::new(
+            Opts::new(
+                "scim_rejections_total",
+                "SCIM requests refused with a client error, by tenant, status and scimType",
+            ),
+            &["tenant", "status", "scim_type"],
+        )?;
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "auth_failures_total",
+                "Requests refused for a missing, unknown, revoked or expired token",
+            ),
+            &["surface"],
+        )?;
+        let events = IntCounterVec::new(
+            Opts::new(
+                "events_appended_total",
+                "Events appended to the log, by event type",
+            ),
+            &["type"],
+        )?;
         let log_head = IntGauge::new(
             "log_durable_sequence",
             "Highest durable sequence of the event log",
@@ -57,14 +114,24 @@ impl Metrics {
             "process_peak_resident_memory_bytes",
             "Peak resident memory of the roster process since it started",
         )?;
-        registry.register(Box::new(resident_memory.clone()))?;
-        registry.register(Box::new(peak_resident_memory.clone()))?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(request_seconds.clone()))?;
+        registry.register(Box::new(rejections.clone()))?;
+        registry.register(Box::new(auth_failures.clone()))?;
+        registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(log_head.clone()))?;
         registry.register(Box::new(projection_checkpoint.clone()))?;
         registry.register(Box::new(projection_lag_events.clone()))?;
         registry.register(Box::new(projection_lag_seconds.clone()))?;
+        registry.register(Box::new(resident_memory.clone()))?;
+        registry.register(Box::new(peak_resident_memory.clone()))?;
         Ok(Self {
             registry,
+            requests,
+            request_seconds,
+            rejections,
+            auth_failures,
+            events,
             log_head,
             projection_checkpoint,
             projection_lag_events,
@@ -72,6 +139,16 @@ impl Metrics {
             resident_memory,
             peak_resident_memory,
         })
+    }
+
+    /// Counts a request refused for its token, on `surface` (`scim` or `grpc`).
+    pub fn auth_failure(&self, surface: &str) {
+        self.auth_failures.with_label_values(&[surface]).inc();
+    }
+
+    /// Counts appended events of one type.
+    pub fn events_appended(&self, event_type: &str, count: u64) {
+        self.events.with_label_values(&[event_type]).inc_by(count);
     }
 
     /// The text exposition of every metric, with state gauges read now.
@@ -99,5 +176,85 @@ impl Metrics {
             tracing::warn!(%error, "encoding metrics failed");
         }
         String::from_utf8(text).unwrap_or_default()
+    }
+}
+
+/// The tenant a SCIM path names, if it is an existing tenant (so that random paths cannot
+/// create label values).
+fn tenant_label(state: &AppState, path: &str) -> String {
+    path.strip_prefix("/scim/v2/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|name| TenantName::parse(name).ok())
+        .filter(|tenant| matches!(state.tenant_exists(tenant), Ok(true)))
+        .map_or_else(|| "-".to_owned(), |tenant| tenant.to_string())
+}
+
+/// Axum middleware: counts and times every HTTP request.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    let status = response.status();
+    let tenant = tenant_label(&state, &path);
+    metrics
+        .requests
+        .with_label_values(&[&route, &method, status.as_str(), &tenant])
+        .inc();
+    metrics
+        .request_seconds
+        .with_label_values(&[&route, &method])
+        .observe(started.elapsed().as_secs_f64());
+    if status.is_client_error() && route.starts_with("/scim/") {
+        let scim_type = response
+            .extensions()
+            .get::<ScimType>()
+            .map_or("none", |scim_type| scim_type.0);
+        metrics
+            .rejections
+            .with_label_values(&[&tenant, status.as_str(), scim_type])
+            .inc();
+        if status == axum::http::StatusCode::UNAUTHORIZED {
+            metrics.auth_failure("scim");
+        }
+    }
+    response
+}
+
+/// Counts every event appended to the (local) log by type, from `from` on, until the log closes.
+pub async fn count_events(state: AppState, mut from: u64) {
+    let log = state.engine.log().clone();
+    let mut durable = log.subscribe();
+    loop {
+        let head = *durable.borrow_and_update();
+        while from < head {
+            let reader = log.clone();
+            let next = from + 1;
+            let events = match tokio::task::spawn_blocking(move || reader.read(next, 4096)).await {
+                Ok(Ok(events)) => events,
+                _ => return,
+            };
+            let Some(last) = events.last().map(|event| event.sequence) else {
+                break;
+            };
+            let mut counts: std::collections::HashMap<&'static str, u64> =
+                std::collections::HashMap::new();
+            for event in &events {
+                *counts.entry(event.payload.event_type()).or_default() += 1;
+            }
+            for (event_type, count) in counts {
+                state.metrics.events_appended(event_type, count);
+            }
+            from = last;
+        }
+        if durable.changed().await.is_err() {
+            return;
+        }
     }
 }

@@ -194,6 +194,17 @@ impl EmbeddedLog {
             .map_err(|_| AppendError::Unavailable("log writer stopped".into()))?
     }
 
+    /// Whether appends are accepted: a writer that has not failed (a mirror is written by its
+    /// stream, not here).
+    pub fn writable(&self) -> Result<(), LogError> {
+        if self.shared.failed.load(Ordering::Acquire) {
+            return Err(LogError::Unavailable(
+                "an earlier write failed; restart roster to recover from disk".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Resolves once every event up to `sequence` is on disk.
     pub async fn wait_durable(&self, sequence: u64) -> Result<(), LogError> {
         let mut durable = self.shared.durable.subscribe();

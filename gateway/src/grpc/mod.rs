@@ -78,6 +78,26 @@ pub async fn serve(
 
 /// The admin actor behind `authorization: Bearer <admin token>`, or why not.
 pub async fn authorize_admin(state: &AppState, metadata: &MetadataMap) -> Result<Actor, Status> {
+    counted(state, authorize_admin_unmetered(state, metadata).await)
+}
+
+/// Counts refused credentials in the metrics.
+fn counted(state: &AppState, outcome: Result<Actor, Status>) -> Result<Actor, Status> {
+    if let Err(status) = &outcome
+        && matches!(
+            status.code(),
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+        )
+    {
+        state.metrics.auth_failure("grpc");
+    }
+    outcome
+}
+
+async fn authorize_admin_unmetered(
+    state: &AppState,
+    metadata: &MetadataMap,
+) -> Result<Actor, Status> {
     let header = metadata
         .get("authorization")
         .and_then(|value| value.to_str().ok())
@@ -101,6 +121,17 @@ pub async fn authorize_admin(state: &AppState, metadata: &MetadataMap) -> Result
 /// The actor behind `authorization: Bearer <token>` for a call about `tenant`: the admin token,
 /// or a valid token of that tenant. A valid token of another tenant is refused as such.
 pub async fn authorize_tenant(
+    state: &AppState,
+    metadata: &MetadataMap,
+    tenant: &TenantName,
+) -> Result<Actor, Status> {
+    counted(
+        state,
+        authorize_tenant_unmetered(state, metadata, tenant).await,
+    )
+}
+
+async fn authorize_tenant_unmetered(
     state: &AppState,
     metadata: &MetadataMap,
     tenant: &TenantName,

@@ -149,6 +149,11 @@ impl IntoResponse for ScimError {
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(scim_type) = self.scim_type {
+            response
+                .extensions_mut()
+                .insert(crate::metrics::ScimType(scim_type));
+        }
         response
     }
 }

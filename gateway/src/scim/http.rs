@@ -70,9 +70,39 @@ pub fn router(state: AppState) -> Router {
         .route("/scim/v2/{tenant}/Schemas", get(discovery::schemas))
         .route("/scim/v2/{tenant}/Schemas/{id}", get(discovery::schema))
         .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
+}
+
+/// Alive: the process answers.
+async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// Ready: the log takes writes and the views are caught up with it (503 otherwise, with why).
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(reason) => {
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {reason}\n"),
+            )
+                .into_response();
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(super::error::RETRY_AFTER_SECONDS),
+            );
+            response
+        }
+    }
 }
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {

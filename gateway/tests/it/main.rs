@@ -11,6 +11,7 @@ mod groups;
 mod grpc;
 mod interop;
 mod nats;
+mod operations;
 mod protocol;
 mod rebuild;
 mod roles;

@@ -1,0 +1,94 @@
+//! Running roster: health and readiness endpoints, Prometheus metrics (requests by route, status
+//! and tenant; rejections by scimType; authentication failures; events by type), SIGTERM.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Process, Stack, reply};
+
+async fn metrics(stack: &Stack) -> String {
+    reqwest::get(format!("{}/metrics", stack.http_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_without_a_token() {
+    let stack = Stack::start().await;
+    for path in ["/healthz", "/readyz"] {
+        let response = reqwest::get(format!("{}{path}", stack.http_url()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_rejections_auth_failures_and_events() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    acme.create_user("alice").await;
+    acme.post("/Users", &json!({"userName": "ALICE"}))
+        .await
+        .expect_error(409, Some("uniqueness"));
+    acme.post("/Users", &json!({"userName": "-x-"}))
+        .await
+        .expect_error(400, Some("invalidValue"));
+    let anonymous = reqwest::Client::new()
+        .get(acme.url("/Users"))
+        .send()
+        .await
+        .unwrap();
+    reply(anonymous).await.expect_error(401, None);
+
+    let mut text = metrics(&stack).await;
+    for _ in 0..50 {
+        if text.contains("roster_events_appended_total{type=\"user.provisioned\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = metrics(&stack).await;
+    }
+    for expected in [
+        "roster_http_requests_total{method=\"POST\",route=\"/scim/v2/{tenant}/Users\",status=\"201\",tenant=\"acme\"} 1",
+        "roster_scim_rejections_total{scim_type=\"uniqueness\",status=\"409\",tenant=\"acme\"} 1",
+        "roster_scim_rejections_total{scim_type=\"invalidValue\",status=\"400\",tenant=\"acme\"} 1",
+        "roster_auth_failures_total{surface=\"scim\"} 1",
+        "roster_events_appended_total{type=\"user.provisioned\"} 1",
+        "roster_http_request_duration_seconds_bucket{method=\"POST\",route=\"/scim/v2/{tenant}/Users\"",
+        "roster_process_peak_resident_memory_bytes",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+    // Unknown tenants do not become label values.
+    let _ = reqwest::get(format!("{}/scim/v2/nosuch/Users", stack.http_url())).await;
+    assert!(!metrics(&stack).await.contains("tenant=\"nosuch\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut server = Process::spawn(&data_dir, None).await;
+    let tenant = server.create_tenant(&data_dir, "term").await;
+    tenant.create_user("before").await;
+    let pid = server.child.id().unwrap().to_string();
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
+        .await
+        .expect("roster exits after SIGTERM")
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    let server = Process::spawn(&data_dir, None).await;
+    let tenant = server.tenant("term", &tenant.token);
+    assert_eq!(tenant.find("userName eq \"before\"").await.len(), 1);
+}
