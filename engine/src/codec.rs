@@ -127,6 +127,21 @@ pub fn to_proto(event: &Event) -> pb::Event {
         EventPayload::TokenRevoked { token_id } => P::TokenRevoked(pb::TokenRevoked {
             token_id: token_id.0.clone(),
         }),
+        EventPayload::TokenExpiryChanged {
+            token_id,
+            expires_at,
+        } => P::TokenExpiryChanged(pb::TokenExpiryChanged {
+            token_id: token_id.0.clone(),
+            expires_at: expires_at.map(timestamp_to_proto),
+        }),
+        EventPayload::TokenUsed { token_id } => P::TokenUsed(pb::TokenUsed {
+            token_id: token_id.0.clone(),
+        }),
+        EventPayload::TenantSettingsChanged { sso_enforced } => {
+            P::TenantSettingsChanged(pb::TenantSettingsChanged {
+                sso_enforced: *sso_enforced,
+            })
+        }
         EventPayload::UserProvisioned { user_id, profile } => {
             P::UserProvisioned(pb::UserProvisioned {
                 user_id: user_id.to_string(),
@@ -339,6 +354,16 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
         P::TokenRevoked(p) => EventPayload::TokenRevoked {
             token_id: TokenId(p.token_id),
         },
+        P::TokenExpiryChanged(p) => EventPayload::TokenExpiryChanged {
+            token_id: TokenId(p.token_id),
+            expires_at: p.expires_at.as_ref().map(timestamp_from_proto),
+        },
+        P::TokenUsed(p) => EventPayload::TokenUsed {
+            token_id: TokenId(p.token_id),
+        },
+        P::TenantSettingsChanged(p) => EventPayload::TenantSettingsChanged {
+            sso_enforced: p.sso_enforced,
+        },
         P::UserProvisioned(p) => EventPayload::UserProvisioned {
             user_id: user_id(&p.user_id)?,
             profile: UserProfile {
@@ -444,7 +469,6 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
             resource_group_id: resource_group_id(&p.resource_group_id)?,
             user_id: user_id(&p.user_id)?,
         },
-        _ => return Err(CodecError::UnknownPayload),
     };
     let actor = event.actor.unwrap_or_default();
     let source = event.source.unwrap_or_default();
@@ -529,6 +553,20 @@ mod tests {
             },
             EventPayload::TokenRevoked {
                 token_id: TokenId("abc".into()),
+            },
+            EventPayload::TokenExpiryChanged {
+                token_id: TokenId("abc".into()),
+                expires_at: Some(Timestamp::from_micros(1_700_000_000_000_000)),
+            },
+            EventPayload::TokenExpiryChanged {
+                token_id: TokenId("abc".into()),
+                expires_at: None,
+            },
+            EventPayload::TokenUsed {
+                token_id: TokenId("abc".into()),
+            },
+            EventPayload::TenantSettingsChanged {
+                sso_enforced: Some(true),
             },
             EventPayload::UserProvisioned {
                 user_id,

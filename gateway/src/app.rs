@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use roster_engine::domain::{Actor, Command, TenantName, Timestamp, TokenRecord};
+use roster_engine::domain::{Actor, Command, TenantName, Timestamp, TokenId, TokenRecord};
 use roster_engine::engine::{CommandContext, Engine, ExecuteError, OpenError};
 use roster_projector::{AuditTrail, DirectoryView, Projection, ProjectionError, Projector};
 use thiserror::Error;
@@ -90,9 +90,89 @@ pub struct AppState {
     pub audit: AuditTrail,
     pub projector: Projector,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// When this process last asked to record each token's use (so that a burst of requests
+    /// asks once).
+    token_uses: Arc<std::sync::Mutex<std::collections::HashMap<TokenId, i64>>>,
 }
 
+/// A token's use is recorded at most once per this many microseconds (the engine's resolution).
+const TOKEN_USE_EVERY_MICROS: i64 = 3_600_000_000;
+/// Longest a request waits for its token's use to be recorded.
+const TOKEN_USE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Tokens expiring within this many microseconds are warned about.
+const EXPIRY_WARNING_MICROS: i64 = 7 * 24 * 3_600_000_000;
+
 impl AppState {
+    /// Records that `token` of `tenant` authenticated a request now, unless that was recorded
+    /// within the hour, before the request goes on (so the audit trail shows the use ahead of what
+    /// the request changed). A failure to record does not fail the request.
+    pub async fn note_token_use(&self, tenant: &TenantName, token: &TokenRecord, now: Timestamp) {
+        let recent = |at: i64| now.as_micros() - at < TOKEN_USE_EVERY_MICROS;
+        if token.last_used_at.is_some_and(|at| recent(at.as_micros())) {
+            return;
+        }
+        {
+            let Ok(mut asked) = self.token_uses.lock() else {
+                return;
+            };
+            if asked.get(&token.id).is_some_and(|at| recent(*at)) {
+                return;
+            }
+            asked.insert(token.id.clone(), now.as_micros());
+        }
+        let context = CommandContext {
+            now,
+            actor: Actor::system(),
+            source: Default::default(),
+            causation_id: format!("token-use-{}", token.id),
+        };
+        let command = Command::RecordTokenUse {
+            token_id: token.id.clone(),
+            at: now,
+        };
+        let recorded = tokio::time::timeout(
+            TOKEN_USE_TIMEOUT,
+            self.engine.execute(tenant, command, context),
+        )
+        .await;
+        if !matches!(recorded, Ok(Ok(_))) {
+            tracing::debug!(%tenant, token = %token.id, "recording a token's use failed");
+            if let Ok(mut asked) = self.token_uses.lock() {
+                asked.remove(&token.id);
+            }
+        }
+    }
+
+    /// Logs a warning for every valid token that expires within a week.
+    pub fn warn_about_expiring_tokens(&self, now: Timestamp) {
+        let store = self.engine.aggregate();
+        let Ok(tenants) = store.tenants() else {
+            return;
+        };
+        let names = tenants
+            .into_iter()
+            .map(|(name, _)| name)
+            .chain(std::iter::once(TenantName::system()));
+        for tenant in names {
+            for token in store.tokens(&tenant).unwrap_or_default() {
+                let Some(expires_at) = token.expires_at else {
+                    continue;
+                };
+                let left = expires_at.as_micros() - now.as_micros();
+                if token.is_valid_at(now) && left < EXPIRY_WARNING_MICROS {
+                    warn!(
+                        %tenant,
+                        token = %token.id,
+                        name = %token.name,
+                        expires_at = %expires_at.to_rfc3339(),
+                        hours_left = left / 3_600_000_000,
+                        "a token expires soon: rotate it (roster token rotate)"
+                    );
+                }
+            }
+        }
+    }
+
     /// Whether `tenant` exists (as of every accepted command).
     pub fn tenant_exists(&self, tenant: &TenantName) -> Result<bool, ExecuteError> {
         Ok(!tenant.is_system()
@@ -258,12 +338,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         audit,
         projector,
         metrics: Arc::new(metrics),
+        token_uses: Arc::default(),
     };
 
     let event_counter = tokio::spawn(crate::metrics::count_events(
         state.clone(),
         state.engine.log().durable_head(),
     ));
+    let expiry_warnings = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                every_hour.tick().await;
+                state.warn_about_expiring_tokens(clock::now());
+            }
+        })
+    };
     let admin_token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
     ensure_admin_token(&state, &admin_token_file).await?;
 
@@ -323,7 +414,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown,
         servers: vec![http_server, grpc_server],
         projector: projector_task,
-        background: vec![event_counter],
+        background: vec![event_counter, expiry_warnings],
     })
 }
 

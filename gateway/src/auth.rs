@@ -85,6 +85,7 @@ mod tests {
             created_at: Timestamp::from_micros(0),
             expires_at: issued.token.expires_at,
             revoked_at: None,
+            last_used_at: None,
         }
     }
 

@@ -300,6 +300,13 @@ enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Change a tenant's policy.
+    Set {
+        tenant: String,
+        /// Members must come through the tenant's IdP: CheckAccess denies other sessions.
+        #[arg(long)]
+        sso_enforced: Option<bool>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -309,11 +316,58 @@ enum TokenCommand {
         tenant: String,
         #[arg(long, default_value = "default")]
         name: String,
+        /// Lifetime, e.g. 90d, 12h (default: never expires).
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<prost_types::Duration>,
     },
-    /// List a tenant's tokens (never their secrets).
+    /// List a tenant's tokens (never their secrets): state, expiry, last use.
     List { tenant: String },
     /// Revoke a token at once.
     Revoke { tenant: String, token_id: String },
+    /// Issue a new token and keep the old one valid for the overlap only; prints the new token
+    /// as the last line of stdout.
+    Rotate {
+        tenant: String,
+        token_id: String,
+        /// How long the old token keeps working, e.g. 24h (default 24h).
+        #[arg(long, value_parser = parse_duration)]
+        overlap: Option<prost_types::Duration>,
+        /// Lifetime of the new token (default: never expires).
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<prost_types::Duration>,
+        /// Name of the new token (default: the old one's).
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+}
+
+/// `90d`, `12h`, `30m`, `45s` or `2w`.
+fn parse_duration(text: &str) -> Result<prost_types::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} needs a unit: s, m, h, d or w (e.g. 90d)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a number"))?;
+    let unit_seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use s, m, h, d or w"
+            ));
+        }
+    };
+    let seconds = number
+        .checked_mul(unit_seconds)
+        .filter(|seconds| *seconds > 0)
+        .ok_or_else(|| format!("{text:?} is not a positive duration"))?;
+    Ok(prost_types::Duration { seconds, nanos: 0 })
 }
 
 fn main() -> Result<()> {
@@ -455,12 +509,33 @@ fn rpc_error(status: tonic::Status) -> anyhow::Error {
 }
 
 fn show_token(token: &pb::TokenInfo) -> String {
+    let time = |at: &Option<prost_types::Timestamp>| {
+        at.as_ref()
+            .map(roster_engine::codec::timestamp_from_proto)
+            .map(|at| at.to_rfc3339())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64);
     let state = if token.revoked_at.is_some() {
         "revoked"
+    } else if token
+        .expires_at
+        .as_ref()
+        .is_some_and(|at| at.seconds <= now)
+    {
+        "expired"
     } else {
         "active"
     };
-    format!("{}\t{}\t{}", token.id, token.name, state)
+    format!(
+        "{}\t{}\t{}\texpires={}\tlast_used={}",
+        token.id,
+        token.name,
+        state,
+        time(&token.expires_at).unwrap_or_else(|| "never".into()),
+        time(&token.last_used_at).unwrap_or_else(|| "never".into()),
+    )
 }
 
 async fn tenant(common: &Common, command: TenantCommand) -> Result<()> {
@@ -491,10 +566,24 @@ async fn tenant(common: &Common, command: TenantCommand) -> Result<()> {
                 .into_inner();
             for tenant in response.tenants {
                 println!(
-                    "{}\tusers={}\tgroups={}",
-                    tenant.name, tenant.users, tenant.groups
+                    "{}\tusers={}\tgroups={}\tsso_enforced={}",
+                    tenant.name, tenant.users, tenant.groups, tenant.sso_enforced
                 );
             }
+        }
+        TenantCommand::Set {
+            tenant,
+            sso_enforced,
+        } => {
+            let info = client
+                .set_tenant_settings(pb::SetTenantSettingsRequest {
+                    tenant,
+                    sso_enforced,
+                })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            println!("{}\tsso_enforced={}", info.name, info.sso_enforced);
         }
     }
     Ok(())
@@ -503,9 +592,46 @@ async fn tenant(common: &Common, command: TenantCommand) -> Result<()> {
 async fn token(common: &Common, command: TokenCommand) -> Result<()> {
     let mut client = admin_client(common).await?;
     match command {
-        TokenCommand::Issue { tenant, name } => {
+        TokenCommand::Rotate {
+            tenant,
+            token_id,
+            overlap,
+            expires,
+            name,
+        } => {
             let response = client
-                .issue_token(pb::IssueTokenRequest { tenant, name })
+                .rotate_token(pb::RotateTokenRequest {
+                    tenant,
+                    token_id,
+                    name,
+                    overlap,
+                    expires_in: expires,
+                })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            if let Some(previous) = &response.previous {
+                println!("old: {}", show_token(previous));
+            }
+            if let Some(token) = &response.token {
+                println!(
+                    "new: {}; the token below is shown only once:",
+                    show_token(token)
+                );
+            }
+            println!("{}", response.secret);
+        }
+        TokenCommand::Issue {
+            tenant,
+            name,
+            expires,
+        } => {
+            let response = client
+                .issue_token(pb::IssueTokenRequest {
+                    tenant,
+                    name,
+                    expires_in: expires,
+                })
                 .await
                 .map_err(rpc_error)?
                 .into_inner();

@@ -119,7 +119,21 @@ fn changes(payload: &EventPayload) -> Map<String, Value> {
             set("name", json!(name));
             set("expiresAt", json!(expires_at.map(|at| at.to_rfc3339())));
         }
-        EventPayload::TokenRevoked { token_id } => set("tokenId", json!(token_id.0)),
+        EventPayload::TokenRevoked { token_id } | EventPayload::TokenUsed { token_id } => {
+            set("tokenId", json!(token_id.0));
+        }
+        EventPayload::TokenExpiryChanged {
+            token_id,
+            expires_at,
+        } => {
+            set("tokenId", json!(token_id.0));
+            set("expiresAt", json!(expires_at.map(|at| at.to_rfc3339())));
+        }
+        EventPayload::TenantSettingsChanged { sso_enforced } => {
+            if let Some(enforced) = sso_enforced {
+                set("ssoEnforced", json!(enforced));
+            }
+        }
         EventPayload::UserProvisioned { profile, .. } => {
             set("userName", json!(profile.user_name));
             set("externalId", json!(profile.external_id));

@@ -37,6 +37,7 @@ pub fn apply(state: &mut State, event: &Event) {
                     created_at: at,
                     expires_at: *expires_at,
                     revoked_at: None,
+                    last_used_at: None,
                 }),
             );
             state.journal.touch(Touched::Token(token_id.clone()));
@@ -45,6 +46,27 @@ pub fn apply(state: &mut State, event: &Event) {
             if let Some(Some(token)) = state.tokens.get_mut(token_id) {
                 token.revoked_at = Some(at);
                 state.journal.touch(Touched::Token(token_id.clone()));
+            }
+        }
+        EventPayload::TokenExpiryChanged {
+            token_id,
+            expires_at,
+        } => {
+            if let Some(Some(token)) = state.tokens.get_mut(token_id) {
+                token.expires_at = *expires_at;
+                state.journal.touch(Touched::Token(token_id.clone()));
+            }
+        }
+        EventPayload::TokenUsed { token_id } => {
+            if let Some(Some(token)) = state.tokens.get_mut(token_id) {
+                token.last_used_at = Some(at);
+                state.journal.touch(Touched::Token(token_id.clone()));
+            }
+        }
+        EventPayload::TenantSettingsChanged { sso_enforced } => {
+            if let (Some(tenant), Some(enforced)) = (state.tenant.as_mut(), sso_enforced) {
+                tenant.sso_enforced = *enforced;
+                state.journal.touch(Touched::Tenant);
             }
         }
         EventPayload::UserProvisioned { user_id, profile } => {

@@ -36,6 +36,23 @@ pub enum Command {
     RevokeToken {
         token_id: TokenId,
     },
+    /// Issues `new` and makes the valid token `old` expire at `old_expires_at` (or at its own
+    /// expiry, if sooner): a rotation with an overlap.
+    RotateToken {
+        old: TokenId,
+        new: NewToken,
+        old_expires_at: Timestamp,
+    },
+    /// Records that a token authenticated a request at `at`; nothing when it was recorded less
+    /// than an hour before.
+    RecordTokenUse {
+        token_id: TokenId,
+        at: Timestamp,
+    },
+    /// Turns the tenant's SSO-enforcement policy on or off.
+    SetSsoEnforced {
+        enforced: bool,
+    },
     ProvisionUser {
         user_id: UserId,
         profile: UserProfile,
@@ -120,7 +137,14 @@ impl Command {
                 }
             }
             Command::IssueToken(token) => footprint.tokens.push(token.id.clone()),
-            Command::RevokeToken { token_id } => footprint.tokens.push(token_id.clone()),
+            Command::RevokeToken { token_id } | Command::RecordTokenUse { token_id, .. } => {
+                footprint.tokens.push(token_id.clone());
+            }
+            Command::RotateToken { old, new, .. } => {
+                footprint.tokens.push(old.clone());
+                footprint.tokens.push(new.id.clone());
+            }
+            Command::SetSsoEnforced { .. } => {}
             Command::ProvisionUser { user_id, profile }
             | Command::ReplaceUser {
                 user_id, profile, ..

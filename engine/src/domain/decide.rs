@@ -15,6 +15,8 @@ use super::user::{Attributes, UserProfile, check_user_name, fold};
 pub const MEMBERS_PER_EVENT: usize = 1000;
 /// Longest resource group name.
 const RESOURCE_GROUP_NAME_MAX: usize = 100;
+/// A token's use is recorded at most once per this many microseconds (an hour).
+const TOKEN_USE_RESOLUTION_MICROS: i64 = 3_600_000_000;
 
 /// Attribute names that are never part of a profile's free-form attributes: they are modelled
 /// separately (`userName`, `externalId`, `active`), owned by the server (`id`, `meta`, `schemas`,
@@ -61,6 +63,58 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
                 return Ok(Vec::new());
             }
             Ok(vec![EventPayload::TokenRevoked { token_id }])
+        }
+        Command::RotateToken {
+            old,
+            new,
+            old_expires_at,
+        } => {
+            require_tenant_or_system(state)?;
+            let current = state
+                .token(&old)
+                .ok_or_else(|| Rejection::TokenNotFound(old.clone()))?;
+            if current.revoked_at.is_some() {
+                return Err(Rejection::TokenNotFound(old));
+            }
+            if state.tokens.get(&new.id).is_some_and(Option::is_some) {
+                return Err(Rejection::TokenAlreadyExists(new.id));
+            }
+            let expires_at = current
+                .expires_at
+                .map_or(old_expires_at, |expiry| expiry.min(old_expires_at));
+            let mut events = vec![token_issued(new)];
+            if current.expires_at != Some(expires_at) {
+                events.push(EventPayload::TokenExpiryChanged {
+                    token_id: old,
+                    expires_at: Some(expires_at),
+                });
+            }
+            Ok(events)
+        }
+        Command::RecordTokenUse { token_id, at } => {
+            let Some(token) = state.token(&token_id) else {
+                return Ok(Vec::new());
+            };
+            let recent = token.last_used_at.is_some_and(|last| {
+                at.as_micros() - last.as_micros() < TOKEN_USE_RESOLUTION_MICROS
+            });
+            if recent {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventPayload::TokenUsed { token_id }])
+        }
+        Command::SetSsoEnforced { enforced } => {
+            require_tenant(state)?;
+            if state
+                .tenant
+                .as_ref()
+                .is_some_and(|tenant| tenant.sso_enforced == enforced)
+            {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventPayload::TenantSettingsChanged {
+                sso_enforced: Some(enforced),
+            }])
         }
         Command::ProvisionUser { user_id, profile } => {
             require_tenant(state)?;

@@ -85,6 +85,19 @@ pub enum EventPayload {
     TokenRevoked {
         token_id: TokenId,
     },
+    TokenExpiryChanged {
+        token_id: TokenId,
+        /// `None`: the token no longer expires.
+        expires_at: Option<Timestamp>,
+    },
+    /// The token authenticated a request (recorded at most once an hour per token).
+    TokenUsed {
+        token_id: TokenId,
+    },
+    TenantSettingsChanged {
+        /// `Some` when the SSO-enforcement policy changed.
+        sso_enforced: Option<bool>,
+    },
     UserProvisioned {
         user_id: UserId,
         profile: UserProfile,
@@ -187,6 +200,9 @@ impl EventPayload {
             EventPayload::TenantCreated { .. } => "tenant.created",
             EventPayload::TokenIssued { .. } => "token.issued",
             EventPayload::TokenRevoked { .. } => "token.revoked",
+            EventPayload::TokenExpiryChanged { .. } => "token.expiry_changed",
+            EventPayload::TokenUsed { .. } => "token.used",
+            EventPayload::TenantSettingsChanged { .. } => "tenant.settings_changed",
             EventPayload::UserProvisioned { .. } => "user.provisioned",
             EventPayload::UserUpdated { .. } => "user.updated",
             EventPayload::UserDeactivated { .. } => "user.deactivated",
@@ -215,8 +231,12 @@ impl EventPayload {
     pub fn footprint(&self) -> Footprint {
         let mut footprint = Footprint::default();
         match self {
-            EventPayload::TenantCreated { .. } | EventPayload::UserProvisioned { .. } => {}
+            EventPayload::TenantCreated { .. }
+            | EventPayload::TenantSettingsChanged { .. }
+            | EventPayload::UserProvisioned { .. } => {}
             EventPayload::TokenIssued { token_id, .. }
+            | EventPayload::TokenExpiryChanged { token_id, .. }
+            | EventPayload::TokenUsed { token_id }
             | EventPayload::TokenRevoked { token_id } => {
                 footprint.tokens.push(token_id.clone());
             }
@@ -297,8 +317,12 @@ impl EventPayload {
     /// The id of the resource the event is about, for audit and filtering.
     pub fn target(&self) -> String {
         match self {
-            EventPayload::TenantCreated { .. } => String::new(),
+            EventPayload::TenantCreated { .. } | EventPayload::TenantSettingsChanged { .. } => {
+                String::new()
+            }
             EventPayload::TokenIssued { token_id, .. }
+            | EventPayload::TokenExpiryChanged { token_id, .. }
+            | EventPayload::TokenUsed { token_id }
             | EventPayload::TokenRevoked { token_id } => token_id.0.clone(),
             EventPayload::UserProvisioned { user_id, .. }
             | EventPayload::UserUpdated { user_id, .. }

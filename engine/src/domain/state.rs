@@ -38,6 +38,9 @@ pub struct TokenRecord {
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// When it last authenticated a request, to the hour.
+    #[serde(default)]
+    pub last_used_at: Option<Timestamp>,
 }
 
 impl TokenRecord {

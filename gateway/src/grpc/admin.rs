@@ -238,7 +238,35 @@ fn token_info(record: &TokenRecord) -> pb::TokenInfo {
         created_at: Some(timestamp_to_proto(record.created_at)),
         expires_at: record.expires_at.map(timestamp_to_proto),
         revoked_at: record.revoked_at.map(timestamp_to_proto),
-        last_used_at: None,
+        last_used_at: record.last_used_at.map(timestamp_to_proto),
+    }
+}
+
+/// Longest token lifetime or overlap accepted: ten years.
+const MAX_DURATION_MICROS: i64 = 10 * 366 * 24 * 3_600_000_000;
+/// How long a rotated token stays valid when no overlap is given: a day.
+const DEFAULT_OVERLAP_MICROS: i64 = 24 * 3_600_000_000;
+
+/// A positive protobuf duration in microseconds.
+fn duration_micros(duration: &prost_types::Duration, what: &str) -> Result<i64, Status> {
+    let micros = duration
+        .seconds
+        .checked_mul(1_000_000)
+        .and_then(|micros| micros.checked_add(i64::from(duration.nanos) / 1_000))
+        .filter(|micros| *micros > 0 && *micros <= MAX_DURATION_MICROS)
+        .ok_or_else(|| {
+            Status::invalid_argument(format!("{what} must be positive and at most ten years"))
+        })?;
+    Ok(micros)
+}
+
+fn tenant_info(name: &TenantName, record: &roster_engine::domain::TenantRecord) -> pb::TenantInfo {
+    pb::TenantInfo {
+        name: name.to_string(),
+        created_at: Some(timestamp_to_proto(record.created_at)),
+        users: record.user_count,
+        groups: record.group_count,
+        sso_enforced: record.sso_enforced,
     }
 }
 
@@ -306,12 +334,7 @@ impl pb::admin_server::Admin for AdminService {
             .map_err(|error| Status::unavailable(error.to_string()))?
             .into_iter()
             .filter(|(name, _)| !name.is_system())
-            .map(|(name, record)| pb::TenantInfo {
-                name: name.to_string(),
-                created_at: Some(timestamp_to_proto(record.created_at)),
-                users: record.user_count,
-                groups: record.group_count,
-            })
+            .map(|(name, record)| tenant_info(&name, &record))
             .collect();
         Ok(Response::new(pb::ListTenantsResponse { tenants }))
     }
@@ -323,7 +346,15 @@ impl pb::admin_server::Admin for AdminService {
         let context = self.context(&request).await?;
         let request = request.into_inner();
         let tenant = self.existing_tenant(&request.tenant).await?;
-        let issued = auth::issue(&token_name(&request.name)?, None);
+        let expires_at = match &request.expires_in {
+            Some(lifetime) => Some(
+                context
+                    .now
+                    .plus_micros(duration_micros(lifetime, "expires_in")?),
+            ),
+            None => None,
+        };
+        let issued = auth::issue(&token_name(&request.name)?, expires_at);
         let token_id = issued.token.id.clone();
         let executed = self
             .state
@@ -384,6 +415,89 @@ impl pb::admin_server::Admin for AdminService {
         let token = executed.state.token(&token_id).map(token_info);
         tracing::info!(%tenant, token = %token_id, "token revoked");
         Ok(Response::new(pb::RevokeTokenResponse { token }))
+    }
+
+    async fn rotate_token(
+        &self,
+        request: Request<pb::RotateTokenRequest>,
+    ) -> Result<Response<pb::RotateTokenResponse>, Status> {
+        let context = self.context(&request).await?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant).await?;
+        let old = TokenId(request.token_id);
+        let current = self
+            .state
+            .engine
+            .aggregate()
+            .token(&tenant, &old)
+            .map_err(|error| Status::unavailable(error.to_string()))?
+            .ok_or_else(|| Status::not_found(format!("token {old} not found")))?;
+        let overlap = match &request.overlap {
+            Some(overlap) => duration_micros(overlap, "overlap")?,
+            None => DEFAULT_OVERLAP_MICROS,
+        };
+        let expires_at = match &request.expires_in {
+            Some(lifetime) => Some(
+                context
+                    .now
+                    .plus_micros(duration_micros(lifetime, "expires_in")?),
+            ),
+            None => None,
+        };
+        let name = if request.name.trim().is_empty() {
+            current.name.clone()
+        } else {
+            token_name(&request.name)?
+        };
+        let issued = auth::issue(&name, expires_at);
+        let new_id = issued.token.id.clone();
+        let executed = self
+            .state
+            .engine
+            .execute(
+                &tenant,
+                Command::RotateToken {
+                    old: old.clone(),
+                    new: issued.token,
+                    old_expires_at: context.now.plus_micros(overlap),
+                },
+                context,
+            )
+            .await
+            .map_err(status)?;
+        let token = executed.state.token(&new_id).map(token_info);
+        let previous = executed.state.token(&old).map(token_info);
+        tracing::info!(%tenant, old = %old, new = %new_id, "token rotated");
+        Ok(Response::new(pb::RotateTokenResponse {
+            token,
+            secret: issued.bearer,
+            previous,
+        }))
+    }
+
+    async fn set_tenant_settings(
+        &self,
+        request: Request<pb::SetTenantSettingsRequest>,
+    ) -> Result<Response<pb::TenantInfo>, Status> {
+        let context = self.context(&request).await?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant).await?;
+        if let Some(enforced) = request.sso_enforced {
+            self.state
+                .engine
+                .execute(&tenant, Command::SetSsoEnforced { enforced }, context)
+                .await
+                .map_err(status)?;
+            tracing::info!(%tenant, sso_enforced = enforced, "tenant settings changed");
+        }
+        let record = self
+            .state
+            .engine
+            .aggregate()
+            .tenant(&tenant)
+            .map_err(|error| Status::unavailable(error.to_string()))?
+            .ok_or_else(|| Status::not_found(format!("tenant {tenant} not found")))?;
+        Ok(Response::new(tenant_info(&tenant, &record)))
     }
 
     async fn list_role_mappings(

@@ -106,11 +106,15 @@ async fn authorize_admin_unmetered(
         })?;
     let presented = auth::parse_authorization(header)
         .ok_or_else(|| Status::unauthenticated("authorization must be \"Bearer <admin token>\""))?;
+    let now = clock::now();
     let record = state
-        .authenticate_fresh(&TenantName::system(), &presented, clock::now())
+        .authenticate_fresh(&TenantName::system(), &presented, now)
         .await
         .map_err(|error| Status::unavailable(error.to_string()))?
         .ok_or_else(|| Status::permission_denied("this token is not a valid admin token"))?;
+    state
+        .note_token_use(&TenantName::system(), &record, now)
+        .await;
     Ok(Actor {
         kind: ActorKind::Admin,
         id: record.id.0,
@@ -151,6 +155,9 @@ async fn authorize_tenant_unmetered(
         .authenticate(&TenantName::system(), &presented, now)
         .map_err(unavailable)?
     {
+        state
+            .note_token_use(&TenantName::system(), &record, now)
+            .await;
         return Ok(Actor {
             kind: ActorKind::Admin,
             id: record.id.0,
@@ -162,6 +169,7 @@ async fn authorize_tenant_unmetered(
         .await
         .map_err(unavailable)?
     {
+        state.note_token_use(tenant, &record, now).await;
         return Ok(Actor {
             kind: ActorKind::ScimToken,
             id: record.id.0,

@@ -163,6 +163,7 @@ impl FromRequestParts<AppState> for ScimClient {
             .ok_or_else(|| {
                 ScimError::unauthorized("a valid bearer token for this tenant is required")
             })?;
+        state.note_token_use(&tenant, &token, now).await;
         let source = source(parts);
         let base_url = format!("{}/scim/v2/{tenant}", origin(&parts.headers));
         Ok(Self {

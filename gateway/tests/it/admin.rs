@@ -67,6 +67,7 @@ async fn tokens_are_issued_listed_without_secrets_and_revoked_at_once() {
         .issue_token(stack.with_admin_token(pb::IssueTokenRequest {
             tenant: "acme".into(),
             name: "okta".into(),
+            expires_in: None,
         }))
         .await
         .unwrap()
@@ -111,6 +112,7 @@ async fn tokens_are_issued_listed_without_secrets_and_revoked_at_once() {
         .issue_token(stack.with_admin_token(pb::IssueTokenRequest {
             tenant: "ghost".into(),
             name: String::new(),
+            expires_in: None,
         }))
         .await
         .unwrap_err();
@@ -190,4 +192,110 @@ async fn cli_creates_tenants_and_manages_tokens() {
     let failed = roster(&stack, &["tenant", "create", "acme"]).await;
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("already exists"));
+}
+
+#[tokio::test]
+async fn rotation_keeps_the_old_token_for_the_overlap_only() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    let mut admin = stack.admin().await;
+    let old_id = acme.token.split('_').nth(1).unwrap().to_owned();
+    let rotated = admin
+        .rotate_token(stack.with_admin_token(pb::RotateTokenRequest {
+            tenant: "acme".into(),
+            token_id: old_id.clone(),
+            name: String::new(),
+            overlap: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+            expires_in: Some(prost_types::Duration {
+                seconds: 90 * 86_400,
+                nanos: 0,
+            }),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let previous = rotated.previous.unwrap();
+    assert!(previous.expires_at.is_some(), "the old token now expires");
+    assert!(rotated.token.unwrap().expires_at.is_some());
+    let mut new = acme.clone();
+    new.token = rotated.secret.clone();
+    // During the overlap both work; after it, the old one gets 401 at once.
+    acme.get("/Users").await.expect(200);
+    new.get("/Users").await.expect(200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    acme.get("/Users").await.expect_error(401, None);
+    new.get("/Users").await.expect(200);
+
+    let unknown = admin
+        .rotate_token(stack.with_admin_token(pb::RotateTokenRequest {
+            tenant: "acme".into(),
+            token_id: "nope".into(),
+            name: String::new(),
+            overlap: None,
+            expires_in: None,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn tokens_expire_and_their_last_use_is_recorded() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    let mut admin = stack.admin().await;
+    let issued = admin
+        .issue_token(stack.with_admin_token(pb::IssueTokenRequest {
+            tenant: "acme".into(),
+            name: "short".into(),
+            expires_in: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut short = acme.clone();
+    short.token = issued.secret.clone();
+    short.get("/Users").await.expect(200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    short.get("/Users").await.expect_error(401, None);
+
+    let short_id = issued.token.unwrap().id;
+    let mut last_used = None;
+    for _ in 0..50 {
+        let tokens = admin
+            .list_tokens(stack.with_admin_token(pb::ListTokensRequest {
+                tenant: "acme".into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .tokens;
+        last_used = tokens
+            .iter()
+            .find(|token| token.id == short_id)
+            .and_then(|token| token.last_used_at);
+        if last_used.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(last_used.is_some(), "the token's use was recorded");
+    let zero = admin
+        .issue_token(stack.with_admin_token(pb::IssueTokenRequest {
+            tenant: "acme".into(),
+            name: "bad".into(),
+            expires_in: Some(prost_types::Duration {
+                seconds: 0,
+                nanos: 0,
+            }),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(zero.code(), Code::InvalidArgument);
 }

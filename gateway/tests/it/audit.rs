@@ -64,11 +64,14 @@ async fn export_streams_every_record_as_json_lines_and_csv() {
         [
             "tenant.created",
             "token.issued",
+            "token.used",
             "user.provisioned",
             "user.deactivated"
-        ]
+        ],
+        "the token's first use of the hour is recorded before what the request changed"
     );
-    let provisioned = &records[2];
+    assert_eq!(records[2]["target"], records[1]["target"]);
+    let provisioned = &records[3];
     assert_eq!(provisioned["target"], id.as_str());
     assert_eq!(provisioned["actor"]["kind"], "scim_token");
     assert_eq!(provisioned["source"]["ip"], "127.0.0.1");
@@ -77,7 +80,7 @@ async fn export_streams_every_record_as_json_lines_and_csv() {
         !stdout.contains("hunter2"),
         "passwords never reach the trail"
     );
-    assert_eq!(records[3]["prev_hash"], records[2]["hash"]);
+    assert_eq!(records[4]["prev_hash"], records[3]["hash"]);
 
     let csv = roster(
         &stack,
@@ -115,7 +118,7 @@ async fn a_tampered_record_fails_verification_by_name_after_a_restart() {
     some_history(&stack).await;
     let verified = roster(&stack, &["audit", "verify", "acme"]).await;
     assert!(verified.status.success());
-    assert!(String::from_utf8_lossy(&verified.stdout).contains("4 records"));
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("5 records"));
 
     // Stop roster, alter the user.provisioned record on disk, start again.
     let data_dir = stack.data_dir();
@@ -214,7 +217,9 @@ async fn rebuild_replays_the_log_into_identical_views_and_reports_its_speed() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("events/s"), "{stdout}");
     assert!(
-        stdout.contains("projections rebuilt from 5 events"),
+        // The admin token issued and used; acme created with its token, the token used, the user
+        // provisioned and deactivated.
+        stdout.contains("projections rebuilt from 7 events"),
         "{stdout}"
     );
     let after = (

@@ -3,6 +3,7 @@
 
 mod access;
 mod groups;
+mod tokens;
 mod users;
 
 use uuid::Uuid;
