@@ -390,7 +390,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let router = crate::scim::http::router(state.clone());
         let mut stop = shutdown.subscribe();
         tokio::spawn(async move {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            // Paths are normalized before routing (IdPs send `/users`, `/Users/`).
+            let router = tower::Layer::layer(
+                &tower::util::MapRequestLayer::new(crate::scim::http::normalize_request),
+                router,
+            );
+            let service =
+                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                    SocketAddr,
+                >(router);
             let result = axum::serve(http_listener, service)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|stop| *stop).await;

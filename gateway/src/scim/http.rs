@@ -81,6 +81,65 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The SCIM endpoints under a tenant, as routed.
+const ENDPOINTS: [&str; 7] = [
+    "Users",
+    "Groups",
+    "Bulk",
+    "ServiceProviderConfig",
+    "ResourceTypes",
+    "Schemas",
+    ".search",
+];
+
+/// A SCIM path as routed: the endpoint name in its canonical case (`/users` → `/Users`, Microsoft's
+/// reference tests send it lowercase) and without a trailing slash (`/Users/?filter=…`).
+/// `None` when the path needs no change.
+pub fn normalize_path(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/scim/v2/")?;
+    let mut segments: Vec<&str> = rest.split('/').collect();
+    let mut changed = false;
+    while segments.len() > 1 && segments.last() == Some(&"") {
+        segments.pop();
+        changed = true;
+    }
+    let mut owned: Vec<String> = segments
+        .iter()
+        .map(|segment| (*segment).to_owned())
+        .collect();
+    for index in [1, 2] {
+        let Some(segment) = owned.get(index) else {
+            break;
+        };
+        // Only the endpoint itself and `.search` after it; ids and schema URNs keep their case.
+        if index == 2 && !segment.eq_ignore_ascii_case(".search") {
+            break;
+        }
+        if let Some(canonical) = ENDPOINTS
+            .iter()
+            .find(|endpoint| endpoint.eq_ignore_ascii_case(segment) && **endpoint != segment)
+        {
+            owned[index] = (*canonical).to_owned();
+            changed = true;
+        }
+    }
+    changed.then(|| format!("/scim/v2/{}", owned.join("/")))
+}
+
+/// Applies [`normalize_path`] to a request before routing.
+pub fn normalize_request(mut request: Request) -> Request {
+    if let Some(path) = normalize_path(request.uri().path()) {
+        let uri = match request.uri().query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        if let Ok(uri) = uri.parse() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
 /// Alive: the process answers.
 async fn healthz() -> Response {
     (StatusCode::OK, "ok\n").into_response()
@@ -322,4 +381,36 @@ pub async fn read_barrier(app: &AppState) -> Result<(), ScimError> {
 pub fn store_unavailable(error: impl std::fmt::Display) -> ScimError {
     tracing::warn!(%error, "view read failed");
     ScimError::unavailable("the directory is temporarily unavailable; retry later")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_names_are_routed_case_insensitively_and_trailing_slashes_dropped() {
+        assert_eq!(
+            normalize_path("/scim/v2/acme/users").as_deref(),
+            Some("/scim/v2/acme/Users")
+        );
+        assert_eq!(
+            normalize_path("/scim/v2/acme/Users/").as_deref(),
+            Some("/scim/v2/acme/Users")
+        );
+        assert_eq!(
+            normalize_path("/scim/v2/acme/groups/.SEARCH").as_deref(),
+            Some("/scim/v2/acme/Groups/.search")
+        );
+        assert_eq!(
+            normalize_path("/scim/v2/acme/serviceproviderconfig").as_deref(),
+            Some("/scim/v2/acme/ServiceProviderConfig")
+        );
+        assert_eq!(
+            normalize_path("/scim/v2/acme/Users/ABC-def"),
+            None,
+            "ids keep their case"
+        );
+        assert_eq!(normalize_path("/scim/v2/acme/Users"), None);
+        assert_eq!(normalize_path("/metrics"), None);
+    }
 }

@@ -131,17 +131,28 @@ pub fn parse_path(text: &str, schema: &ResourceSchema) -> Result<PatchPath, Scim
         }
         None => (text, None, ""),
     };
-    let head = filter::parse_attr_path(head).map_err(ScimError::invalid_path)?;
+    let mut head = filter::parse_attr_path(head).map_err(ScimError::invalid_path)?;
     let urn = match &head.urn {
+        // Entra sends extension attributes unqualified (`"path": "manager"`,
+        // [MS-DEV Example 5]): a name the core schema lacks is looked up in
+        // the extensions.
+        None if schema.attribute(None, &head.name).is_none() => schema
+            .extensions
+            .iter()
+            .find(|extension| extension.attribute(&head.name).is_some())
+            .map(|extension| extension.id.to_owned()),
         None => None,
         Some(urn) if schema.core.id.eq_ignore_ascii_case(urn) => None,
-        Some(urn) => Some(
-            schema
-                .schema(urn)
-                .ok_or_else(|| ScimError::invalid_path(format!("unknown schema {urn:?} in path")))?
-                .id
-                .to_owned(),
-        ),
+        Some(urn) => match schema.schema(urn) {
+            Some(extension) => Some(extension.id.to_owned()),
+            // An extension roster has no schema for (Entra's custom extension
+            // attributes, [MS-ATTR]) is kept as sent: one top-level member
+            // named by the full URN, as a POST stores it.
+            None => {
+                head.name = format!("{urn}:{}", head.name);
+                None
+            }
+        },
     };
     let sub = match (filter_text, head.sub, tail) {
         (None, sub, _) => sub,
@@ -911,10 +922,6 @@ mod tests {
                 ops(json!([{"op": "add", "path": "emails[nosuch eq 1].value", "value": 1}])),
                 "invalidPath",
             ),
-            (
-                ops(json!([{"op": "add", "path": "urn:unknown:schema:attr", "value": 1}])),
-                "invalidPath",
-            ),
             (ops(json!([{"op": "add", "path": "title"}])), "invalidValue"),
             (
                 ops(json!([{"op": "add", "value": "not an object"}])),
@@ -925,6 +932,25 @@ mod tests {
             let error = patched(user(), body.clone()).unwrap_err();
             assert_eq!(error.scim_type, Some(scim_type), "{body}");
         }
+    }
+
+    #[test]
+    fn unknown_extension_paths_are_kept_flat_and_unqualified_names_find_their_extension() {
+        let custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:colour";
+        let result = patched(
+            user(),
+            ops(json!([
+                {"op": "replace", "path": custom, "value": "green"},
+                {"op": "add", "path": "department", "value": "R&D"},
+            ])),
+        )
+        .unwrap();
+        assert_eq!(result[custom], "green");
+        assert_eq!(
+            result["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"],
+            "R&D"
+        );
+        assert!(result.get("department").is_none());
     }
 
     #[test]
