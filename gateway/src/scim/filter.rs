@@ -232,7 +232,11 @@ pub fn parse_attr_path(text: &str) -> Result<AttrPath, String> {
 
 /// Splits a schema URN prefix (`urn:…:User:`) from an attribute path.
 pub fn split_urn(text: &str) -> (Option<&str>, &str) {
-    if text.len() > 4 && text[..4].eq_ignore_ascii_case("urn:") {
+    // `get`, not slicing: the fourth byte may fall inside a multi-byte character (`a🂠`).
+    let is_urn = text
+        .get(..4)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("urn:"));
+    if text.len() > 4 && is_urn {
         // The attribute starts after the last ':' (attribute names contain none).
         match text.rfind(':') {
             Some(index) if index > 4 => (Some(&text[..index]), &text[index + 1..]),
@@ -885,5 +889,16 @@ mod tests {
         assert!(validate(&unknown_sub, &USER_RESOURCE).is_err());
         let deep = format!("{}userName pr{}", "(".repeat(100), ")".repeat(100));
         assert!(parse(&deep).is_err());
+    }
+
+    #[test]
+    fn multi_byte_characters_near_the_start_of_an_attribute_are_invalid_filter_not_a_panic() {
+        // Found by the robustness proptests: the URN check sliced at byte 4.
+        for bad in ["a🂠 pr", "abcé eq 1", "߀ਅ", "emails[a🂠 pr]"] {
+            let error = parse(bad).err().unwrap_or_else(|| panic!("{bad:?} parsed"));
+            assert_eq!(error.scim_type, Some("invalidFilter"), "{bad:?}");
+        }
+        assert_eq!(split_urn("abcé"), (None, "abcé"));
+        assert_eq!(split_urn("urn:é:x"), (Some("urn:é"), "x"));
     }
 }

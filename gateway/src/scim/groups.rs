@@ -356,16 +356,26 @@ fn member_changes(
 }
 
 /// The group's profile after attribute operations, applied to its document without members.
-fn patched_profile(
-    current: &GroupRecord,
-    operations: &[Operation],
-    base_url: &str,
-) -> Result<GroupProfile, ScimError> {
-    let Value::Object(mut document) = render_group(current, None, base_url) else {
+fn patched_profile(document: Value, operations: &[Operation]) -> Result<GroupProfile, ScimError> {
+    let Value::Object(mut document) = document else {
         return Err(ScimError::unavailable("group could not be rendered"));
     };
     patch::apply(&mut document, operations, &GROUP_RESOURCE)?;
     Ok(group_from_json(&Value::Object(document))?.profile)
+}
+
+/// A PATCH body applied to a group's rendered `document` (without members) by the handler's own
+/// steps, short of the engine and the member store: the profile that would be written (`None`
+/// when only members change), or the error the client would get. Member value filters are
+/// parsed but not evaluated. For the robustness tests and fuzz targets.
+pub fn dry_run_patch(body: &Value, document: Value) -> Result<Option<GroupProfile>, ScimError> {
+    let operations = patch::parse_request(body, &GROUP_RESOURCE)?;
+    super::users::refuse_removing_required(&operations, &GROUP_RESOURCE)?;
+    let split = split_patch(operations)?;
+    if split.attributes.is_empty() {
+        return Ok(None);
+    }
+    patched_profile(document, &split.attributes).map(Some)
 }
 
 /// Runs an update of group `id` built from its current record, retrying when another write
@@ -470,9 +480,8 @@ pub async fn patch(
             None
         } else {
             Some(patched_profile(
-                current,
+                render_group(current, None, &client.base_url),
                 &split.attributes,
-                &client.base_url,
             )?)
         };
         // Member edges commute with concurrent writes; a version check is only needed when the

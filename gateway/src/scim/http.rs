@@ -308,15 +308,18 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
         let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
             .await
             .map_err(|_| too_large())?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ScimError::invalid_syntax("the request body is empty"));
-        }
-        serde_json::from_slice(&bytes)
-            .map(ScimBody)
-            .map_err(|error| {
-                ScimError::invalid_syntax(format!("the request body is not valid JSON: {error}"))
-            })
+        parse_json_body(&bytes).map(ScimBody)
     }
+}
+
+/// Reads a request body's bytes as JSON: a blank body or invalid JSON is `invalidSyntax`.
+pub fn parse_json_body(bytes: &[u8]) -> Result<Value, ScimError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ScimError::invalid_syntax("the request body is empty"));
+    }
+    serde_json::from_slice(bytes).map_err(|error| {
+        ScimError::invalid_syntax(format!("the request body is not valid JSON: {error}"))
+    })
 }
 
 /// A SCIM JSON response.

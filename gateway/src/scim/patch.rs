@@ -9,6 +9,8 @@
 //! those values (Entra's legacy member removal); removing something absent is not an error (IdPs
 //! retry). Read-only attributes other than `id` are ignored.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::error::ScimError;
@@ -443,14 +445,15 @@ fn items(value: &Value) -> Vec<Value> {
 }
 
 /// The identity of a multi-valued element: its `value` when it has one.
-fn same_element(left: &Value, right: &Value) -> bool {
-    let key = |value: &Value| match value {
-        Value::Object(_) => filter::get_ci(value, "value").cloned(),
-        other => Some(other.clone()),
-    };
-    match (key(left), key(right)) {
-        (Some(left), Some(right)) => left == right,
-        _ => left == right,
+/// What makes two elements of a multi-valued attribute the same one: their `value`
+/// sub-attribute when they have one, else the whole element (as serialized). Computed once per
+/// element so that adding or removing n values against m is O(n + m), not O(n·m).
+fn element_identity(element: &Value) -> String {
+    match element {
+        Value::Object(_) => filter::get_ci(element, "value")
+            .unwrap_or(element)
+            .to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -483,9 +486,9 @@ fn apply_whole(
             match (multi_valued, value, container.get_mut(key)) {
                 // Remove only the given values (Entra's legacy member removal).
                 (true, Some(value), Some(Value::Array(existing))) if !value.is_null() => {
-                    let doomed = items(value);
-                    existing
-                        .retain(|element| !doomed.iter().any(|gone| same_element(element, gone)));
+                    let doomed: HashSet<String> =
+                        items(value).iter().map(element_identity).collect();
+                    existing.retain(|element| !doomed.contains(&element_identity(element)));
                     if existing.is_empty() {
                         container.remove(key);
                     }
@@ -503,8 +506,9 @@ fn apply_whole(
                 Some(Value::Null) | None => Vec::new(),
                 Some(other) => vec![other],
             };
+            let mut present: HashSet<String> = existing.iter().map(element_identity).collect();
             for item in items(value) {
-                if !existing.iter().any(|element| same_element(element, &item)) {
+                if present.insert(element_identity(&item)) {
                     existing.push(item);
                 }
             }

@@ -8,7 +8,9 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use roster_engine::domain::{Command, Rejection, TenantName, UserId, UserRecord, fold};
+use roster_engine::domain::{
+    Command, Rejection, TenantName, UserId, UserProfile, UserRecord, fold,
+};
 use roster_engine::engine::ExecuteError;
 use serde_json::Value;
 use uuid::Uuid;
@@ -246,13 +248,10 @@ pub async fn patch(
     let operations = patch::parse_request(&body, &USER_RESOURCE)?;
     refuse_removing_required(&operations, &USER_RESOURCE)?;
     let record = read_modify_write(&app, &client, id, &headers, |current| {
-        let Value::Object(mut document) = render_user(current, None, &client.base_url) else {
-            return Err(ScimError::unavailable("user could not be rendered"));
-        };
-        patch::apply(&mut document, &operations, &USER_RESOURCE)?;
+        let document = render_user(current, None, &client.base_url);
         Ok(Command::ReplaceUser {
             user_id: id,
-            profile: profile_from_json(&Value::Object(document), current.profile.active)?,
+            profile: patched_profile(document, &operations, current.profile.active)?,
             expected_version: Some(current.version),
         })
     })
@@ -293,6 +292,33 @@ pub(crate) fn refuse_removing_required(
         }
     }
     Ok(())
+}
+
+/// The profile of a user after a PATCH: `document` (the user as rendered) with `operations`
+/// applied, read back as a body; `active` stays `default_active` unless set.
+fn patched_profile(
+    document: Value,
+    operations: &[patch::Operation],
+    default_active: bool,
+) -> Result<UserProfile, ScimError> {
+    let Value::Object(mut document) = document else {
+        return Err(ScimError::unavailable("user could not be rendered"));
+    };
+    patch::apply(&mut document, operations, &USER_RESOURCE)?;
+    profile_from_json(&Value::Object(document), default_active)
+}
+
+/// A PATCH body applied to a user's rendered `document` by the handler's own steps, short of the
+/// engine: the profile that would be written, or the error the client would get. For the
+/// robustness tests and fuzz targets.
+pub fn dry_run_patch(
+    body: &Value,
+    document: Value,
+    default_active: bool,
+) -> Result<UserProfile, ScimError> {
+    let operations = patch::parse_request(body, &USER_RESOURCE)?;
+    refuse_removing_required(&operations, &USER_RESOURCE)?;
+    patched_profile(document, &operations, default_active)
 }
 
 pub async fn delete(

@@ -15,6 +15,7 @@ mod nats;
 mod operations;
 mod protocol;
 mod rebuild;
+mod robustness;
 mod roles;
 mod support;
 mod users;
