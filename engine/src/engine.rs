@@ -241,6 +241,34 @@ impl Engine {
         Ok(executed)
     }
 
+    /// Decides `command` for `tenant` as [`Engine::execute`] would, and appends nothing: the
+    /// events it would produce (sequence 0, not durable) and the slice after them, or its
+    /// rejection. Decided against the aggregate as it is now (on JetStream, once it has caught
+    /// up with the stream), outside the tenant's actor: a dry run never delays real commands.
+    pub async fn dry_run(
+        &self,
+        tenant: &TenantName,
+        command: Command,
+        context: CommandContext,
+    ) -> Result<Executed, ExecuteError> {
+        if self.is_jetstream() {
+            self.aggregate_caught_up().await?;
+        }
+        let Decided {
+            events, outcomes, ..
+        } = decide_batch(&self.inner.aggregate, tenant, &[(command, context)])?;
+        match outcomes.into_iter().next() {
+            Some(Ok((range, state))) => Ok(Executed {
+                events: events[range].to_vec(),
+                state,
+            }),
+            Some(Err(rejection)) => Err(ExecuteError::Rejected(rejection)),
+            None => Err(ExecuteError::Unavailable(
+                "the dry run decided nothing".into(),
+            )),
+        }
+    }
+
     /// The aggregate store, for reads that must see every accepted command (authentication).
     pub fn aggregate(&self) -> &StateStore {
         &self.inner.aggregate
@@ -840,4 +868,62 @@ fn catch_up(log: &EmbeddedLog, aggregate: &StateStore) -> Result<(), OpenError> 
         aggregate.apply_events(&events)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Role, UserId, UserProfile};
+
+    fn context() -> CommandContext {
+        CommandContext {
+            now: Timestamp::from_micros(1_700_000_000_000_000),
+            actor: Actor::system(),
+            source: Default::default(),
+            causation_id: "test".to_owned(),
+        }
+    }
+
+    fn alice() -> Command {
+        Command::ProvisionUser {
+            user_id: UserId(Uuid::from_u128(1)),
+            profile: UserProfile {
+                user_name: "alice".to_owned(),
+                external_id: None,
+                active: true,
+                attributes: Default::default(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_decides_like_execute_and_appends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let engine = Engine::open(&db).unwrap();
+        let tenant = TenantName::parse("acme").unwrap();
+        let create = Command::CreateTenant {
+            default_role: Role::Read,
+            first_token: None,
+        };
+        engine.execute(&tenant, create, context()).await.unwrap();
+        let head = engine.log().durable_head();
+
+        let dry = engine.dry_run(&tenant, alice(), context()).await.unwrap();
+        assert_eq!(dry.events.len(), 1);
+        assert_eq!(dry.events[0].payload.event_type(), "user.provisioned");
+        assert_eq!(dry.events[0].sequence, 0);
+        assert!(dry.state.user(&UserId(Uuid::from_u128(1))).is_some());
+        assert_eq!(engine.log().durable_head(), head, "nothing appended");
+        let stored = engine
+            .aggregate()
+            .user(&tenant, &UserId(Uuid::from_u128(1)));
+        assert!(stored.unwrap().is_none(), "the aggregate is untouched");
+
+        // The real command still succeeds, after which the same dry run is refused.
+        engine.execute(&tenant, alice(), context()).await.unwrap();
+        let again = engine.dry_run(&tenant, alice(), context()).await;
+        assert!(matches!(again, Err(ExecuteError::Rejected(_))), "{again:?}");
+        engine.close();
+    }
 }

@@ -205,6 +205,7 @@ fn client_for(client: &ScimClient) -> ScimClient {
         tenant: client.tenant.clone(),
         context: client.context.clone(),
         base_url: client.base_url.clone(),
+        dry_run: client.dry_run.clone(),
     }
 }
 

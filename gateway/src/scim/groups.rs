@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use roster_engine::domain::{
     Command, GroupId, GroupProfile, GroupRecord, MemberChange, Rejection, TenantName, UserId, fold,
 };
-use roster_engine::engine::ExecuteError;
+use roster_engine::engine::{ExecuteError, Executed};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -137,16 +137,14 @@ pub async fn create(
     let input = group_from_json(&body)?;
     let group_id = GroupId(Uuid::now_v7());
     let mut members = input.members.unwrap_or_default();
-    let executed = app
-        .engine
+    let executed = client
         .execute(
-            &client.tenant,
+            &app,
             Command::CreateGroup {
                 group_id,
                 profile: input.profile,
                 members: members.clone(),
             },
-            client.context.clone(),
         )
         .await?;
     let record = executed
@@ -386,7 +384,7 @@ async fn update(
     id: GroupId,
     headers: &HeaderMap,
     build: impl Fn(&GroupRecord) -> Result<Command, ScimError>,
-) -> Result<(), ScimError> {
+) -> Result<Executed, ScimError> {
     let if_match = header_value(headers, "if-match");
     for _ in 0..WRITE_ATTEMPTS {
         read_barrier(app).await?;
@@ -400,12 +398,8 @@ async fn update(
             )));
         }
         let command = build(&current)?;
-        match app
-            .engine
-            .execute(&client.tenant, command, client.context.clone())
-            .await
-        {
-            Ok(_) => return Ok(()),
+        match client.execute(app, command).await {
+            Ok(executed) => return Ok(executed),
             Err(ExecuteError::Rejected(Rejection::VersionMismatch { .. }))
                 if if_match.is_none() => {}
             Err(error) => return Err(error.into()),
@@ -416,13 +410,26 @@ async fn update(
     )))
 }
 
-/// The group as it is now, after a write (waits for the views).
+/// The group as it is now, after a write (waits for the views). In a dry run, the group as the
+/// write would leave it, without its members (the events show the membership changes).
 async fn reread(
     app: &AppState,
     client: &ScimClient,
     id: GroupId,
     selection: &Selection,
+    executed: &Executed,
 ) -> Result<Response, ScimError> {
+    if client.dry_run.is_some() {
+        let record = executed
+            .state
+            .group(&id)
+            .ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
+        let body = selection.apply(
+            render_group(record, None, &client.base_url),
+            &GROUP_RESOURCE,
+        );
+        return Ok(respond(StatusCode::OK, record, &body, None));
+    }
     read_barrier(app).await?;
     let record = current_group(app, &client.tenant, id)?;
     let body = present(app, client, &record, selection)?;
@@ -448,7 +455,7 @@ pub async fn replace(
         .map(MemberChange::Replace)
         .into_iter()
         .collect();
-    update(&app, &client, id, &headers, |current| {
+    let executed = update(&app, &client, id, &headers, |current| {
         Ok(Command::UpdateGroup {
             group_id: id,
             profile: Some(input.profile.clone()),
@@ -457,7 +464,7 @@ pub async fn replace(
         })
     })
     .await?;
-    reread(&app, &client, id, &selection).await
+    reread(&app, &client, id, &selection, &executed).await
 }
 
 pub async fn patch(
@@ -475,7 +482,7 @@ pub async fn patch(
     super::users::refuse_removing_required(&operations, &GROUP_RESOURCE)?;
     let split = split_patch(operations)?;
     let pinned = header_value(&headers, "if-match").is_some();
-    update(&app, &client, id, &headers, |current| {
+    let executed = update(&app, &client, id, &headers, |current| {
         let profile = if split.attributes.is_empty() {
             None
         } else {
@@ -499,7 +506,7 @@ pub async fn patch(
     if selection.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    reread(&app, &client, id, &selection).await
+    reread(&app, &client, id, &selection, &executed).await
 }
 
 pub async fn delete(
@@ -523,14 +530,13 @@ pub async fn delete(
         }
         None => None,
     };
-    app.engine
+    client
         .execute(
-            &client.tenant,
+            &app,
             Command::DeleteGroup {
                 group_id: id,
                 expected_version,
             },
-            client.context.clone(),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

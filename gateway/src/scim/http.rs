@@ -12,12 +12,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use roster_engine::domain::Command;
 use roster_engine::domain::{Actor, ActorKind, Source, TenantName};
-use roster_engine::engine::CommandContext;
+use roster_engine::engine::{CommandContext, ExecuteError, Executed};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::SCIM_CONTENT_TYPE;
+use super::dry_run::{self, DryRun};
 use super::error::ScimError;
 use super::{bulk, discovery, groups, search, users};
 use crate::app::AppState;
@@ -74,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(dry_run::layer))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,
@@ -187,6 +190,34 @@ pub struct ScimClient {
     pub context: CommandContext,
     /// `http://host/scim/v2/<tenant>`, for `Location` and `$ref`.
     pub base_url: String,
+    /// Set for a dry run: commands are decided, not appended (see `dry_run`).
+    pub dry_run: Option<DryRun>,
+}
+
+impl ScimClient {
+    /// Runs `command` for this client's tenant: executes it, or in a dry run decides it and
+    /// records the events it would append.
+    pub async fn execute(
+        &self,
+        app: &AppState,
+        command: Command,
+    ) -> Result<Executed, ExecuteError> {
+        match &self.dry_run {
+            None => {
+                app.engine
+                    .execute(&self.tenant, command, self.context.clone())
+                    .await
+            }
+            Some(dry_run) => {
+                let executed = app
+                    .engine
+                    .dry_run(&self.tenant, command, self.context.clone())
+                    .await?;
+                dry_run.record(&executed.events);
+                Ok(executed)
+            }
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for ScimClient {
@@ -238,6 +269,7 @@ impl FromRequestParts<AppState> for ScimClient {
             },
             tenant,
             base_url,
+            dry_run: parts.extensions.get::<DryRun>().cloned(),
         })
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod bulk;
 pub mod discovery;
+pub mod dry_run;
 pub mod error;
 pub mod filter;
 pub mod group;

@@ -110,13 +110,8 @@ pub async fn create(
     let selection = Selection::from_query(&query_pairs(query.as_deref()));
     let profile = profile_from_json(&body, true)?;
     let user_id = UserId(Uuid::now_v7());
-    let executed = app
-        .engine
-        .execute(
-            &client.tenant,
-            Command::ProvisionUser { user_id, profile },
-            client.context.clone(),
-        )
+    let executed = client
+        .execute(&app, Command::ProvisionUser { user_id, profile })
         .await?;
     let record = executed
         .state
@@ -182,11 +177,7 @@ async fn read_modify_write(
             )));
         }
         let command = modify(&current)?;
-        match app
-            .engine
-            .execute(&client.tenant, command, client.context.clone())
-            .await
-        {
+        match client.execute(app, command).await {
             Ok(executed) => {
                 return executed
                     .state
@@ -342,14 +333,13 @@ pub async fn delete(
         }
         None => None,
     };
-    app.engine
+    client
         .execute(
-            &client.tenant,
+            &app,
             Command::DeleteUser {
                 user_id: id,
                 expected_version,
             },
-            client.context.clone(),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
