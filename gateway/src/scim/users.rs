@@ -462,8 +462,7 @@ pub fn search_users(
         let mut page = Vec::new();
         if search.count > 0 {
             for record in store
-                .users_after(tenant, None)
-                .skip(search.start_index - 1)
+                .users_skipping(tenant, search.start_index - 1)
                 .take(search.count)
             {
                 let record = record.map_err(store_unavailable)?;
