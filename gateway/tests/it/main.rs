@@ -7,6 +7,7 @@
 mod admin;
 mod audit;
 mod crash;
+mod drift;
 mod groups;
 mod grpc;
 mod interop;
