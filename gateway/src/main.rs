@@ -1365,7 +1365,13 @@ async fn drift(common: &Common, arguments: DriftArgs) -> Result<()> {
     };
     let rendered = match arguments.format {
         DriftOutput::Text => report.render_text(),
-        DriftOutput::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+        DriftOutput::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => format!("{json}\n"),
+            Err(error) => {
+                eprintln!("Error: rendering the report as JSON: {error}");
+                std::process::exit(2);
+            }
+        },
     };
     let mut stdout = std::io::stdout().lock();
     let written = stdout
