@@ -97,6 +97,8 @@ enum Command {
     /// Play SCIM load against a running roster and report throughput and latency.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Compare a tenant with an IdP export; exits 0 without drift, 1 with drift, 2 on error.
+    Drift(DriftArgs),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -406,6 +408,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Audit(command) => audit(&cli.common, command).await,
         Command::Rebuild { aggregate } => rebuild(&cli.common, aggregate).await,
         Command::Bench(command) => bench(&cli.common, command).await,
+        Command::Drift(arguments) => drift(&cli.common, arguments).await,
     }
 }
 
@@ -1186,5 +1189,200 @@ async fn rebuild(common: &Common, aggregate: bool) -> Result<()> {
         report.elapsed.as_secs_f64(),
         report.events_per_second()
     );
+    Ok(())
+}
+
+// ---- `roster drift`: a tenant against an IdP export (comparison in `roster_gateway::drift`) ----
+
+#[derive(Args, Debug)]
+struct DriftArgs {
+    tenant: String,
+    /// The IdP export: SCIM JSON (ListResponse, pages, array of resources, or
+    /// {"Users": …, "Groups": …}) or CSV (userName, externalId, active, groups separated by ;).
+    #[arg(long)]
+    from: PathBuf,
+    /// How the export is written (default: detected from its content).
+    #[arg(long, value_enum)]
+    input_format: Option<DriftInput>,
+    /// Report format: text for people, json (stable, `version` 1) for machines.
+    #[arg(long, value_enum, default_value = "text")]
+    format: DriftOutput,
+    /// Users, groups or members per Directory request (at most 1000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    page_size: u32,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DriftInput {
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DriftOutput {
+    Text,
+    Json,
+}
+
+type DirectoryClient = roster_proto::v1::directory_client::DirectoryClient<
+    tonic::service::interceptor::InterceptedService<Channel, AdminToken>,
+>;
+
+async fn directory_client(common: &Common) -> Result<DirectoryClient> {
+    let token = admin_token(&common.data_dir)?;
+    let header: MetadataValue<_> = format!("Bearer {token}")
+        .parse()
+        .context("the admin token contains characters not allowed in a header")?;
+    let endpoint = if common.grpc.contains("://") {
+        common.grpc.clone()
+    } else {
+        format!("http://{}", common.grpc)
+    };
+    let channel = Channel::from_shared(endpoint.clone())
+        .with_context(|| format!("invalid gRPC address {endpoint:?}"))?
+        .connect()
+        .await
+        .with_context(|| {
+            format!("connecting to roster at {endpoint} (is `roster serve` running?)")
+        })?;
+    Ok(
+        roster_proto::v1::directory_client::DirectoryClient::with_interceptor(
+            channel,
+            AdminToken(header),
+        )
+        .max_decoding_message_size(64 << 20),
+    )
+}
+
+/// roster's side of the comparison, read a page at a time: users, groups, and the members of
+/// the groups the comparison needs.
+async fn roster_directory(
+    client: &mut DirectoryClient,
+    tenant: &str,
+    export: &roster_gateway::drift::Export,
+    page_size: u32,
+) -> Result<roster_gateway::drift::RosterDirectory> {
+    let mut directory = roster_gateway::drift::RosterDirectory::default();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_users(pb::ListUsersRequest {
+                tenant: tenant.to_owned(),
+                page_size,
+                page_token,
+            })
+            .await
+            .map_err(rpc_error)?
+            .into_inner();
+        for user in &page.users {
+            directory.add_user(user);
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    if export.carried.groups {
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .list_groups(pb::ListGroupsRequest {
+                    tenant: tenant.to_owned(),
+                    page_size,
+                    page_token,
+                })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            for group in &page.groups {
+                directory.add_group(group);
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+    }
+    for group in roster_gateway::drift::groups_needing_members(&directory, export) {
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .list_group_members(pb::ListGroupMembersRequest {
+                    tenant: tenant.to_owned(),
+                    group: group.clone(),
+                    page_size,
+                    page_token,
+                    as_of: None,
+                })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            for member in &page.members {
+                directory.add_member(&group, member);
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+    }
+    Ok(directory)
+}
+
+async fn drift_report(
+    common: &Common,
+    arguments: &DriftArgs,
+) -> Result<roster_gateway::drift::Report> {
+    use roster_gateway::drift::{Export, InputFormat};
+    let text = std::fs::read_to_string(&arguments.from)
+        .with_context(|| format!("reading the export {}", arguments.from.display()))?;
+    let format = arguments.input_format.map(|format| match format {
+        DriftInput::Json => InputFormat::Json,
+        DriftInput::Csv => InputFormat::Csv,
+    });
+    let export = Export::parse(&text, format)
+        .with_context(|| format!("reading the export {}", arguments.from.display()))?;
+    let mut client = directory_client(common).await?;
+    let roster =
+        roster_directory(&mut client, &arguments.tenant, &export, arguments.page_size).await?;
+    Ok(roster_gateway::drift::compare(
+        &arguments.tenant,
+        &arguments.from.display().to_string(),
+        &roster,
+        &export,
+    ))
+}
+
+/// Prints the report; exits 1 on drift and 2 on any error (`Ok` only without drift).
+async fn drift(common: &Common, arguments: DriftArgs) -> Result<()> {
+    use std::io::Write;
+    let report = match drift_report(common, &arguments).await {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            std::process::exit(2);
+        }
+    };
+    let rendered = match arguments.format {
+        DriftOutput::Text => report.render_text(),
+        DriftOutput::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => format!("{json}\n"),
+            Err(error) => {
+                eprintln!("Error: rendering the report as JSON: {error}");
+                std::process::exit(2);
+            }
+        },
+    };
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_all(rendered.as_bytes())
+        .and_then(|()| stdout.flush());
+    if let Err(error) = written {
+        eprintln!("Error: writing the report: {error}");
+        std::process::exit(2);
+    }
+    if report.drift {
+        std::process::exit(1);
+    }
     Ok(())
 }

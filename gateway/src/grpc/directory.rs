@@ -42,6 +42,16 @@ fn page_token(token: &str) -> Result<Option<UserId>, Status> {
         .map_err(|_| Status::invalid_argument("page_token is not one this service issued"))
 }
 
+fn group_page_token(token: &str) -> Result<Option<GroupId>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    token
+        .parse::<GroupId>()
+        .map(Some)
+        .map_err(|_| Status::invalid_argument("page_token is not one this service issued"))
+}
+
 /// The role an action needs.
 fn required_role(action: pb::Action) -> Option<Role> {
     match action {
@@ -472,6 +482,48 @@ impl pb::directory_server::Directory for DirectoryService {
                 .effective_role
                 .map_or(pb::Role::Unspecified, role_to_proto)
                 .into(),
+        }))
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        let tenant = self.tenant(&request, &request.get_ref().tenant).await?;
+        let size = page_size(request.get_ref().page_size);
+        let after = group_page_token(&request.get_ref().page_token)?;
+        let mut groups = Vec::with_capacity(size);
+        let mut more = false;
+        for record in self.store().groups_after(&tenant, after) {
+            let record = record.map_err(unavailable)?;
+            if groups.len() == size {
+                more = true;
+                break;
+            }
+            groups.push(pb::Group {
+                id: record.id.to_string(),
+                display_name: record.profile.display_name,
+                external_id: record.profile.external_id.unwrap_or_default(),
+                member_count: record.member_count,
+                attributes_json: serde_json::Value::Object(record.profile.attributes).to_string(),
+                version: record.version,
+                created_at: Some(timestamp_to_proto(record.created_at)),
+                modified_at: Some(timestamp_to_proto(record.modified_at)),
+            });
+        }
+        let next_page_token = match (more, groups.last()) {
+            (true, Some(last)) => last.id.clone(),
+            _ => String::new(),
+        };
+        let total = self
+            .store()
+            .tenant(&tenant)
+            .map_err(unavailable)?
+            .map_or(0, |record| record.group_count);
+        Ok(Response::new(pb::ListGroupsResponse {
+            groups,
+            next_page_token,
+            total,
         }))
     }
 }

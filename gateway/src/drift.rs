@@ -1,0 +1,1756 @@
+//! Drift reports: how a tenant's directory in roster differs from an IdP's export of it
+//! (`roster drift`).
+//!
+//! The export is read by [`Export::parse`]: SCIM JSON (a `ListResponse`, an array of resources or
+//! of `ListResponse` pages, or `{"Users": …, "Groups": …}`) or CSV (`userName`, `externalId`,
+//! `active`, `groups`, …). The roster side is built page by page from the `Directory` gRPC
+//! messages ([`RosterDirectory`]). [`compare`] matches users by `externalId` (when both sides
+//! have one), else by `userName` case-insensitively, and groups by `externalId`, else
+//! `displayName`; it reports resources on one side only, attribute differences and membership
+//! differences as a [`Report`], whose JSON form (`version` 1) is the stable machine output.
+//!
+//! `userName` and group `displayName` compare case-insensitively (SCIM's `caseExact: false`, and
+//! how roster itself tells them apart); every other value compares exactly.
+//!
+//! Only what the export carries is compared: an attribute is compared when the export has it on
+//! at least one resource (or has its CSV column); there, a resource without it has no value.
+//! `active` is compared where the export states it. A CSV names groups only through members, so
+//! roster groups without members are not reported missing from a CSV export.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use roster_proto::v1 as pb;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// What is wrong with an export file.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("the export is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the CSV export is malformed: {0}")]
+    Csv(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(message: impl Into<String>) -> ExportError {
+    ExportError::Invalid(message.into())
+}
+
+/// How an export is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    Json,
+    Csv,
+}
+
+impl InputFormat {
+    /// By content: JSON starts with `{` or `[` (after whitespace); anything else is CSV.
+    pub fn detect(text: &str) -> InputFormat {
+        match strip_bom(text).trim_start().chars().next() {
+            Some('{' | '[') => InputFormat::Json,
+            _ => InputFormat::Csv,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputFormat::Json => "json",
+            InputFormat::Csv => "csv",
+        }
+    }
+}
+
+fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// Folds a userName or displayName for case-insensitive matching (as roster does).
+fn fold(name: &str) -> String {
+    roster_engine::domain::fold(name)
+}
+
+/// One user as one side knows it. `None`: no value (for `active`: not stated).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserEntry {
+    /// roster's id; in an export, the IdP's id when it has one.
+    pub id: Option<String>,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub active: Option<bool>,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// The primary email (the one marked primary, else the first).
+    pub email: Option<String>,
+}
+
+/// One group as one side knows it (members apart).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupEntry {
+    pub id: Option<String>,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub member_count: u64,
+}
+
+/// A member of a group in the export.
+#[derive(Clone, Debug, PartialEq)]
+struct ExportMember {
+    /// The export's user this member is, when the export holds it.
+    user: Option<usize>,
+    /// The member's `value` (an id) and `display`, to resolve it otherwise.
+    value: Option<String>,
+    display: Option<String>,
+}
+
+/// The user attributes beyond `userName` and `active` that a drift report can compare, in
+/// report order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UserAttribute {
+    ExternalId,
+    DisplayName,
+    GivenName,
+    FamilyName,
+    PrimaryEmail,
+}
+
+impl UserAttribute {
+    const ALL: [UserAttribute; 5] = [
+        UserAttribute::ExternalId,
+        UserAttribute::DisplayName,
+        UserAttribute::GivenName,
+        UserAttribute::FamilyName,
+        UserAttribute::PrimaryEmail,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserAttribute::ExternalId => "externalId",
+            UserAttribute::DisplayName => "displayName",
+            UserAttribute::GivenName => "name.givenName",
+            UserAttribute::FamilyName => "name.familyName",
+            UserAttribute::PrimaryEmail => "primaryEmail",
+        }
+    }
+
+    fn of(self, user: &UserEntry) -> Option<&str> {
+        match self {
+            UserAttribute::ExternalId => user.external_id.as_deref(),
+            UserAttribute::DisplayName => user.display_name.as_deref(),
+            UserAttribute::GivenName => user.given_name.as_deref(),
+            UserAttribute::FamilyName => user.family_name.as_deref(),
+            UserAttribute::PrimaryEmail => user.email.as_deref(),
+        }
+    }
+}
+
+/// What an export carries, and so what is compared.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Carried {
+    pub users: bool,
+    pub groups: bool,
+    /// Groups are known only through their members (CSV): roster groups without members are not
+    /// reported missing.
+    pub groups_by_members_only: bool,
+    pub memberships: bool,
+    pub user_attributes: BTreeSet<UserAttribute>,
+    pub group_external_id: bool,
+}
+
+/// An IdP export, parsed.
+#[derive(Clone, Debug, Default)]
+pub struct Export {
+    pub format: Option<InputFormat>,
+    pub users: Vec<UserEntry>,
+    pub groups: Vec<GroupEntry>,
+    members: Vec<Vec<ExportMember>>,
+    pub carried: Carried,
+}
+
+const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    User,
+    Group,
+}
+
+/// A field of a JSON object, its name matched case-insensitively (SCIM attribute names are).
+fn get_ci<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object.get(name).or_else(|| {
+        object
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    })
+}
+
+fn has_schema(object: &Map<String, Value>, schema: &str) -> bool {
+    match get_ci(object, "schemas") {
+        Some(Value::Array(schemas)) => schemas.iter().any(|item| {
+            item.as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case(schema))
+        }),
+        _ => false,
+    }
+}
+
+/// `true`/`false`, also as strings in any case (Entra sends `"True"`).
+fn lenient_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(flag) => Some(*flag),
+        Value::String(text) => parse_bool(text),
+        _ => None,
+    }
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Some(true),
+        "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// An optional string attribute: absent and null are `None`; other types are an error.
+fn optional_string(
+    object: &Map<String, Value>,
+    name: &str,
+    what: &dyn Fn() -> String,
+) -> Result<Option<String>, ExportError> {
+    match get_ci(object, name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.is_empty() => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(invalid(format!("{}: {name} must be a string", what()))),
+    }
+}
+
+/// The primary email of a SCIM `emails` value: the one marked primary, else the first.
+fn primary_email(emails: Option<&Value>) -> Option<String> {
+    let Some(Value::Array(emails)) = emails else {
+        return None;
+    };
+    let objects = emails.iter().filter_map(Value::as_object);
+    let primary = objects
+        .clone()
+        .find(|email| get_ci(email, "primary").and_then(lenient_bool) == Some(true))
+        .or_else(|| objects.clone().next())?;
+    get_ci(primary, "value")
+        .and_then(Value::as_str)
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned)
+}
+
+/// The attributes roster and JSON exports keep beyond the core ones.
+fn user_details(object: &Map<String, Value>, user: &mut UserEntry) {
+    user.display_name = get_ci(object, "displayName")
+        .and_then(Value::as_str)
+        .filter(|text| !text.is_empty())
+        .map(str::to_owned);
+    if let Some(Value::Object(name)) = get_ci(object, "name") {
+        let part = |key| {
+            get_ci(name, key)
+                .and_then(Value::as_str)
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned)
+        };
+        user.given_name = part("givenName");
+        user.family_name = part("familyName");
+    }
+    user.email = primary_email(get_ci(object, "emails"));
+}
+
+impl Export {
+    /// Parses an export; `format` `None`: detected from the content.
+    pub fn parse(text: &str, format: Option<InputFormat>) -> Result<Export, ExportError> {
+        let text = strip_bom(text);
+        let format = format.unwrap_or_else(|| InputFormat::detect(text));
+        let mut export = match format {
+            InputFormat::Json => Self::from_json(text)?,
+            InputFormat::Csv => Self::from_csv(text)?,
+        };
+        export.format = Some(format);
+        export.check_unique()?;
+        Ok(export)
+    }
+
+    fn from_json(text: &str) -> Result<Export, ExportError> {
+        let document: Value = serde_json::from_str(text)?;
+        let mut resources = Vec::new();
+        let mut export = Export::default();
+        collect(&document, None, &mut resources, &mut export.carried)?;
+        let mut groups = Vec::new();
+        for (index, (kind, object)) in resources.into_iter().enumerate() {
+            let what = || format!("resource #{} of the export", index + 1);
+            match kind {
+                Kind::User => export.add_json_user(object, &what)?,
+                Kind::Group => groups.push((object, index)),
+            }
+        }
+        // Members name users by the export's ids: index those first.
+        let by_id: HashMap<&str, usize> = export
+            .users
+            .iter()
+            .enumerate()
+            .filter_map(|(index, user)| user.id.as_deref().map(|id| (id, index)))
+            .collect();
+        let mut parsed = Vec::new();
+        for (object, index) in groups {
+            let what = || format!("resource #{} of the export", index + 1);
+            parsed.push(group_from_json(object, &by_id, &what, &mut export.carried)?);
+        }
+        for (group, members) in parsed {
+            export.groups.push(group);
+            export.members.push(members);
+        }
+        if !export.carried.users && !export.carried.groups {
+            return Err(invalid(
+                "the export holds no Users or Groups (an empty ListResponse says neither which \
+                 it lists; use {\"Users\": …, \"Groups\": …} to export an empty directory)",
+            ));
+        }
+        Ok(export)
+    }
+
+    fn add_json_user(
+        &mut self,
+        object: &Map<String, Value>,
+        what: &dyn Fn() -> String,
+    ) -> Result<(), ExportError> {
+        let user_name = match get_ci(object, "userName") {
+            Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
+            _ => return Err(invalid(format!("{}: a User needs a userName", what()))),
+        };
+        let what = || format!("{} (user {user_name:?})", what());
+        let mut user = UserEntry {
+            id: optional_string(object, "id", &what)?,
+            user_name: user_name.clone(),
+            external_id: optional_string(object, "externalId", &what)?,
+            ..UserEntry::default()
+        };
+        user.active = match get_ci(object, "active") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(
+                lenient_bool(value)
+                    .ok_or_else(|| invalid(format!("{}: active must be a boolean", what())))?,
+            ),
+        };
+        user_details(object, &mut user);
+        let carried = &mut self.carried.user_attributes;
+        if get_ci(object, "externalId").is_some() {
+            carried.insert(UserAttribute::ExternalId);
+        }
+        if get_ci(object, "displayName").is_some() {
+            carried.insert(UserAttribute::DisplayName);
+        }
+        if let Some(Value::Object(name)) = get_ci(object, "name") {
+            if get_ci(name, "givenName").is_some() {
+                carried.insert(UserAttribute::GivenName);
+            }
+            if get_ci(name, "familyName").is_some() {
+                carried.insert(UserAttribute::FamilyName);
+            }
+        }
+        if get_ci(object, "emails").is_some() {
+            carried.insert(UserAttribute::PrimaryEmail);
+        }
+        self.carried.users = true;
+        self.users.push(user);
+        Ok(())
+    }
+
+    fn from_csv(text: &str) -> Result<Export, ExportError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let headers = reader
+            .headers()
+            .map_err(|error| ExportError::Csv(error.to_string()))?
+            .clone();
+        let column = |name: &str| {
+            headers
+                .iter()
+                .position(|header| header.eq_ignore_ascii_case(name))
+        };
+        let user_name_column = column("userName").ok_or_else(|| {
+            ExportError::Csv(format!(
+                "the header has no userName column (it reads {:?}; expected userName, \
+                 externalId, active, groups)",
+                headers.iter().collect::<Vec<_>>().join(",")
+            ))
+        })?;
+        let external_id = column("externalId");
+        let active = column("active");
+        let groups = column("groups");
+        let attributes = [
+            (UserAttribute::DisplayName, column("displayName")),
+            (UserAttribute::GivenName, column("givenName")),
+            (UserAttribute::FamilyName, column("familyName")),
+            (UserAttribute::PrimaryEmail, column("email")),
+        ];
+        let mut export = Export::default();
+        export.carried.users = true;
+        if external_id.is_some() {
+            export
+                .carried
+                .user_attributes
+                .insert(UserAttribute::ExternalId);
+        }
+        for (attribute, index) in attributes {
+            if index.is_some() {
+                export.carried.user_attributes.insert(attribute);
+            }
+        }
+        if groups.is_some() {
+            export.carried.groups = true;
+            export.carried.groups_by_members_only = true;
+            export.carried.memberships = true;
+        }
+        let mut group_index: HashMap<String, usize> = HashMap::new();
+        for record in reader.records() {
+            let record = record.map_err(|error| ExportError::Csv(error.to_string()))?;
+            let line = record.position().map_or(0, csv::Position::line);
+            let cell = |index: Option<usize>| {
+                index
+                    .and_then(|index| record.get(index))
+                    .filter(|text| !text.is_empty())
+                    .map(str::to_owned)
+            };
+            let user_name = cell(Some(user_name_column))
+                .ok_or_else(|| ExportError::Csv(format!("line {line}: userName is empty")))?;
+            let active = match cell(active) {
+                None => None,
+                Some(text) => Some(parse_bool(&text).ok_or_else(|| {
+                    ExportError::Csv(format!(
+                        "line {line}: active must be true or false, not {text:?}"
+                    ))
+                })?),
+            };
+            let user = UserEntry {
+                id: None,
+                user_name,
+                external_id: cell(external_id),
+                active,
+                display_name: cell(attributes[0].1),
+                given_name: cell(attributes[1].1),
+                family_name: cell(attributes[2].1),
+                email: cell(attributes[3].1),
+            };
+            let user_index = export.users.len();
+            export.users.push(user);
+            let mut seen = HashSet::new();
+            for name in cell(groups)
+                .unwrap_or_default()
+                .split(';')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+            {
+                if !seen.insert(fold(name)) {
+                    continue;
+                }
+                let group = *group_index.entry(fold(name)).or_insert_with(|| {
+                    export.groups.push(GroupEntry {
+                        id: None,
+                        display_name: name.to_owned(),
+                        external_id: None,
+                        member_count: 0,
+                    });
+                    export.members.push(Vec::new());
+                    export.groups.len() - 1
+                });
+                export.groups[group].member_count += 1;
+                export.members[group].push(ExportMember {
+                    user: Some(user_index),
+                    value: None,
+                    display: None,
+                });
+            }
+        }
+        Ok(export)
+    }
+
+    /// Two resources of the export claiming one name or externalId is a broken export.
+    fn check_unique(&self) -> Result<(), ExportError> {
+        let mut names = HashSet::new();
+        let mut external_ids = HashSet::new();
+        for user in &self.users {
+            if !names.insert(fold(&user.user_name)) {
+                return Err(invalid(format!(
+                    "the export lists userName {:?} twice",
+                    user.user_name
+                )));
+            }
+            if let Some(external_id) = &user.external_id
+                && !external_ids.insert(external_id.as_str())
+            {
+                return Err(invalid(format!(
+                    "the export lists user externalId {external_id:?} twice"
+                )));
+            }
+        }
+        let mut names = HashSet::new();
+        let mut external_ids = HashSet::new();
+        for group in &self.groups {
+            if !names.insert(fold(&group.display_name)) {
+                return Err(invalid(format!(
+                    "the export lists group {:?} twice",
+                    group.display_name
+                )));
+            }
+            if let Some(external_id) = &group.external_id
+                && !external_ids.insert(external_id.as_str())
+            {
+                return Err(invalid(format!(
+                    "the export lists group externalId {external_id:?} twice"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Gathers the resources of a JSON export: `ListResponse`s (their `Resources`), arrays of
+/// resources or pages, `{"Users": …, "Groups": …}`, or single resources. `hint`: the kind the
+/// enclosing `Users`/`Groups` key names.
+fn collect<'a>(
+    value: &'a Value,
+    hint: Option<Kind>,
+    resources: &mut Vec<(Kind, &'a Map<String, Value>)>,
+    carried: &mut Carried,
+) -> Result<(), ExportError> {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                collect(item, hint, resources, carried)?;
+            }
+            Ok(())
+        }
+        Value::Object(object) => {
+            if has_schema(object, ERROR_SCHEMA) {
+                return Err(invalid(format!(
+                    "the export contains a SCIM error response, not resources: {}",
+                    get_ci(object, "detail")
+                        .and_then(Value::as_str)
+                        .unwrap_or("(no detail)")
+                )));
+            }
+            if let Some(page) = get_ci(object, "Resources") {
+                return match page {
+                    Value::Array(_) => collect(page, hint, resources, carried),
+                    Value::Null => Ok(()),
+                    _ => Err(invalid("Resources of a ListResponse must be an array")),
+                };
+            }
+            let users = get_ci(object, "Users");
+            let groups = get_ci(object, "Groups");
+            if users.is_some() || groups.is_some() {
+                if let Some(users) = users {
+                    carried.users = true;
+                    collect(users, Some(Kind::User), resources, carried)?;
+                }
+                if let Some(groups) = groups {
+                    carried.groups = true;
+                    collect(groups, Some(Kind::Group), resources, carried)?;
+                }
+                return Ok(());
+            }
+            if has_schema(object, "urn:ietf:params:scim:api:messages:2.0:ListResponse") {
+                // A ListResponse without Resources: an empty page.
+                return Ok(());
+            }
+            let kind = resource_kind(object, hint).ok_or_else(|| {
+                invalid(format!(
+                    "resource #{} of the export is neither a User nor a Group (no schemas, \
+                     meta.resourceType or userName says which)",
+                    resources.len() + 1
+                ))
+            })?;
+            resources.push((kind, object));
+            Ok(())
+        }
+        _ => Err(invalid(
+            "the export must be a JSON object or array of SCIM resources or ListResponses",
+        )),
+    }
+}
+
+fn resource_kind(object: &Map<String, Value>, hint: Option<Kind>) -> Option<Kind> {
+    let declared = get_ci(object, "meta")
+        .and_then(Value::as_object)
+        .and_then(|meta| get_ci(meta, "resourceType"))
+        .and_then(Value::as_str);
+    match declared {
+        Some(kind) if kind.eq_ignore_ascii_case("User") => return Some(Kind::User),
+        Some(kind) if kind.eq_ignore_ascii_case("Group") => return Some(Kind::Group),
+        _ => {}
+    }
+    if has_schema(object, USER_SCHEMA) {
+        return Some(Kind::User);
+    }
+    if has_schema(object, GROUP_SCHEMA) {
+        return Some(Kind::Group);
+    }
+    hint.or_else(|| get_ci(object, "userName").map(|_| Kind::User))
+}
+
+fn group_from_json(
+    object: &Map<String, Value>,
+    users_by_id: &HashMap<&str, usize>,
+    what: &dyn Fn() -> String,
+    carried: &mut Carried,
+) -> Result<(GroupEntry, Vec<ExportMember>), ExportError> {
+    let display_name = match get_ci(object, "displayName") {
+        Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
+        _ => return Err(invalid(format!("{}: a Group needs a displayName", what()))),
+    };
+    let what = || format!("{} (group {display_name:?})", what());
+    let mut members = Vec::new();
+    match get_ci(object, "members") {
+        None => {}
+        Some(Value::Null) => carried.memberships = true,
+        Some(Value::Array(items)) => {
+            carried.memberships = true;
+            for item in items {
+                let Value::Object(member) = item else {
+                    return Err(invalid(format!("{}: members must be objects", what())));
+                };
+                // roster's groups hold users; nested groups are not compared.
+                let nested = get_ci(member, "type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|kind| kind.eq_ignore_ascii_case("Group"));
+                if nested {
+                    continue;
+                }
+                let value = optional_string(member, "value", &what)?;
+                let display = optional_string(member, "display", &what)?;
+                if value.is_none() && display.is_none() {
+                    return Err(invalid(format!(
+                        "{}: a member has neither value nor display",
+                        what()
+                    )));
+                }
+                let user = value.as_deref().and_then(|id| users_by_id.get(id)).copied();
+                members.push(ExportMember {
+                    user,
+                    value,
+                    display,
+                });
+            }
+        }
+        Some(_) => return Err(invalid(format!("{}: members must be an array", what()))),
+    }
+    if get_ci(object, "externalId").is_some() {
+        carried.group_external_id = true;
+    }
+    carried.groups = true;
+    let id = optional_string(object, "id", &what)?;
+    let external_id = optional_string(object, "externalId", &what)?;
+    let group = GroupEntry {
+        id,
+        display_name,
+        external_id,
+        member_count: members.len() as u64,
+    };
+    Ok((group, members))
+}
+
+/// A tenant's directory as roster lists it, built page by page from the gRPC messages.
+#[derive(Clone, Debug, Default)]
+pub struct RosterDirectory {
+    pub users: Vec<UserEntry>,
+    pub groups: Vec<GroupEntry>,
+    users_by_id: HashMap<String, usize>,
+    users_by_name: HashMap<String, usize>,
+    /// Members by group id: user id and userName.
+    members: HashMap<String, Vec<(String, String)>>,
+}
+
+impl RosterDirectory {
+    pub fn add_user(&mut self, user: &pb::User) {
+        let mut entry = UserEntry {
+            id: Some(user.id.clone()),
+            user_name: user.user_name.clone(),
+            external_id: Some(user.external_id.clone()).filter(|id| !id.is_empty()),
+            active: Some(user.active),
+            ..UserEntry::default()
+        };
+        // roster wrote this JSON itself; should it ever not parse, the user simply has no
+        // further attributes to compare.
+        if let Ok(Value::Object(attributes)) = serde_json::from_str(&user.attributes_json) {
+            user_details(&attributes, &mut entry);
+        }
+        self.users_by_id.insert(user.id.clone(), self.users.len());
+        self.users_by_name
+            .insert(fold(&user.user_name), self.users.len());
+        self.users.push(entry);
+    }
+
+    pub fn add_group(&mut self, group: &pb::Group) {
+        self.groups.push(GroupEntry {
+            id: Some(group.id.clone()),
+            display_name: group.display_name.clone(),
+            external_id: Some(group.external_id.clone()).filter(|id| !id.is_empty()),
+            member_count: group.member_count,
+        });
+    }
+
+    pub fn add_member(&mut self, group_id: &str, member: &pb::Member) {
+        self.members
+            .entry(group_id.to_owned())
+            .or_default()
+            .push((member.user_id.clone(), member.user_name.clone()));
+    }
+}
+
+/// How two resources were matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MatchedBy {
+    ExternalId,
+    UserName,
+    DisplayName,
+}
+
+/// Matches export entries to roster entries: by externalId where both have one, then by folded
+/// name among those left. Returns, per export entry, its roster entry.
+fn match_entries(
+    export: &[(Option<&str>, String)],
+    roster: &[(Option<&str>, String)],
+    by_name: MatchedBy,
+) -> Vec<Option<(usize, MatchedBy)>> {
+    let mut matched = vec![None; export.len()];
+    let mut taken = vec![false; roster.len()];
+    let by_external_id: HashMap<&str, usize> = roster
+        .iter()
+        .enumerate()
+        .filter_map(|(index, (external_id, _))| external_id.map(|id| (id, index)))
+        .collect();
+    for (index, (external_id, _)) in export.iter().enumerate() {
+        if let Some(&found) = external_id.and_then(|id| by_external_id.get(id))
+            && !taken[found]
+        {
+            taken[found] = true;
+            matched[index] = Some((found, MatchedBy::ExternalId));
+        }
+    }
+    let by_folded_name: HashMap<&str, usize> = roster
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| !taken[*index])
+        .map(|(index, (_, name))| (name.as_str(), index))
+        .collect();
+    for (index, (_, name)) in export.iter().enumerate() {
+        if matched[index].is_some() {
+            continue;
+        }
+        if let Some(&found) = by_folded_name.get(name.as_str())
+            && !taken[found]
+        {
+            taken[found] = true;
+            matched[index] = Some((found, by_name));
+        }
+    }
+    matched
+}
+
+fn user_keys(users: &[UserEntry]) -> Vec<(Option<&str>, String)> {
+    users
+        .iter()
+        .map(|user| (user.external_id.as_deref(), fold(&user.user_name)))
+        .collect()
+}
+
+fn group_keys(groups: &[GroupEntry]) -> Vec<(Option<&str>, String)> {
+    groups
+        .iter()
+        .map(|group| (group.external_id.as_deref(), fold(&group.display_name)))
+        .collect()
+}
+
+fn match_groups(roster: &RosterDirectory, export: &Export) -> Vec<Option<(usize, MatchedBy)>> {
+    match_entries(
+        &group_keys(&export.groups),
+        &group_keys(&roster.groups),
+        MatchedBy::DisplayName,
+    )
+}
+
+/// The roster groups whose members the comparison needs (matched groups with members, when the
+/// export carries memberships): list only these.
+pub fn groups_needing_members(roster: &RosterDirectory, export: &Export) -> Vec<String> {
+    if !export.carried.memberships {
+        return Vec::new();
+    }
+    match_groups(roster, export)
+        .into_iter()
+        .flatten()
+        .map(|(index, _)| &roster.groups[index])
+        .filter(|group| group.member_count > 0)
+        .filter_map(|group| group.id.clone())
+        .collect()
+}
+
+/// A user on one side only.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSummary {
+    /// roster's id (null for users only in the IdP).
+    pub id: Option<String>,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// A group on one side only.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSummary {
+    pub id: Option<String>,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub members: u64,
+}
+
+/// One attribute whose value differs: roster's value, then the IdP's (null: no value).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Difference {
+    pub attribute: &'static str,
+    pub roster: Value,
+    pub idp: Value,
+}
+
+/// A resource present on both sides whose attributes differ.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Changed {
+    /// roster's id and name of the resource (userName or displayName).
+    pub id: Option<String>,
+    pub name: String,
+    pub matched_by: MatchedBy,
+    pub differences: Vec<Difference>,
+}
+
+/// A group on both sides whose members differ, members named by userName.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipDifference {
+    pub group_id: Option<String>,
+    pub display_name: String,
+    /// Members in the IdP that roster's group lacks.
+    pub only_in_idp: Vec<String>,
+    /// Members of roster's group the IdP lacks.
+    pub only_in_roster: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Section<T> {
+    pub only_in_idp: Vec<T>,
+    pub only_in_roster: Vec<T>,
+    pub different: Vec<Changed>,
+}
+
+/// What was compared.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Compared {
+    pub users: bool,
+    pub groups: bool,
+    pub memberships: bool,
+    pub user_attributes: Vec<&'static str>,
+    pub group_attributes: Vec<&'static str>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub users_only_in_idp: usize,
+    pub users_only_in_roster: usize,
+    pub users_with_differences: usize,
+    pub groups_only_in_idp: usize,
+    pub groups_only_in_roster: usize,
+    pub groups_with_differences: usize,
+    pub groups_with_membership_differences: usize,
+    pub members_only_in_idp: usize,
+    pub members_only_in_roster: usize,
+}
+
+/// A drift report; its JSON form is `roster drift --format json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The report format's version.
+    pub version: u32,
+    pub tenant: String,
+    /// The export file as given, and its format (`json` or `csv`).
+    pub source: String,
+    pub source_format: &'static str,
+    pub drift: bool,
+    pub compared: Compared,
+    pub summary: Summary,
+    pub users: Section<UserSummary>,
+    pub groups: Section<GroupSummary>,
+    pub memberships: Vec<MembershipDifference>,
+}
+
+fn text_value(value: Option<&str>) -> Value {
+    value.map_or(Value::Null, |text| Value::String(text.to_owned()))
+}
+
+fn user_summary(user: &UserEntry, roster_side: bool) -> UserSummary {
+    UserSummary {
+        id: if roster_side { user.id.clone() } else { None },
+        user_name: user.user_name.clone(),
+        external_id: user.external_id.clone(),
+        active: user.active,
+    }
+}
+
+fn group_summary(group: &GroupEntry, roster_side: bool) -> GroupSummary {
+    GroupSummary {
+        id: if roster_side { group.id.clone() } else { None },
+        display_name: group.display_name.clone(),
+        external_id: group.external_id.clone(),
+        members: group.member_count,
+    }
+}
+
+/// Who a member is, for comparing member sets.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum MemberKey {
+    Roster(usize),
+    Export(usize),
+    Named(String),
+}
+
+/// Compares roster's view of `tenant` with an export.
+pub fn compare(tenant: &str, source: &str, roster: &RosterDirectory, export: &Export) -> Report {
+    let carried = &export.carried;
+    let mut report = Report {
+        version: 1,
+        tenant: tenant.to_owned(),
+        source: source.to_owned(),
+        source_format: export.format.map_or("json", InputFormat::as_str),
+        ..Report::default()
+    };
+    report.compared = Compared {
+        users: carried.users,
+        groups: carried.groups,
+        memberships: carried.memberships,
+        user_attributes: if carried.users {
+            let mut attributes = vec!["userName", "active"];
+            attributes.extend(
+                UserAttribute::ALL
+                    .iter()
+                    .filter(|attribute| carried.user_attributes.contains(attribute))
+                    .map(|attribute| attribute.as_str()),
+            );
+            attributes
+        } else {
+            Vec::new()
+        },
+        group_attributes: match (carried.groups, carried.group_external_id) {
+            (false, _) => Vec::new(),
+            (true, false) => vec!["displayName"],
+            (true, true) => vec!["displayName", "externalId"],
+        },
+    };
+
+    let user_matches = match_entries(
+        &user_keys(&export.users),
+        &user_keys(&roster.users),
+        MatchedBy::UserName,
+    );
+    if carried.users {
+        let mut matched_roster = vec![false; roster.users.len()];
+        for (index, found) in user_matches.iter().enumerate() {
+            let idp = &export.users[index];
+            let Some((roster_index, matched_by)) = *found else {
+                report.users.only_in_idp.push(user_summary(idp, false));
+                continue;
+            };
+            matched_roster[roster_index] = true;
+            let ours = &roster.users[roster_index];
+            let mut differences = Vec::new();
+            if fold(&ours.user_name) != fold(&idp.user_name) {
+                differences.push(Difference {
+                    attribute: "userName",
+                    roster: Value::String(ours.user_name.clone()),
+                    idp: Value::String(idp.user_name.clone()),
+                });
+            }
+            if let (Some(theirs), Some(mine)) = (idp.active, ours.active)
+                && theirs != mine
+            {
+                differences.push(Difference {
+                    attribute: "active",
+                    roster: Value::Bool(mine),
+                    idp: Value::Bool(theirs),
+                });
+            }
+            for attribute in UserAttribute::ALL {
+                if carried.user_attributes.contains(&attribute)
+                    && attribute.of(ours) != attribute.of(idp)
+                {
+                    differences.push(Difference {
+                        attribute: attribute.as_str(),
+                        roster: text_value(attribute.of(ours)),
+                        idp: text_value(attribute.of(idp)),
+                    });
+                }
+            }
+            if !differences.is_empty() {
+                report.users.different.push(Changed {
+                    id: ours.id.clone(),
+                    name: ours.user_name.clone(),
+                    matched_by,
+                    differences,
+                });
+            }
+        }
+        for (index, user) in roster.users.iter().enumerate() {
+            if !matched_roster[index] {
+                report.users.only_in_roster.push(user_summary(user, true));
+            }
+        }
+    }
+
+    if carried.groups {
+        let group_matches = match_groups(roster, export);
+        let mut matched_roster = vec![false; roster.groups.len()];
+        for (index, found) in group_matches.iter().enumerate() {
+            let idp = &export.groups[index];
+            let Some((roster_index, matched_by)) = *found else {
+                report.groups.only_in_idp.push(group_summary(idp, false));
+                continue;
+            };
+            matched_roster[roster_index] = true;
+            let ours = &roster.groups[roster_index];
+            let mut differences = Vec::new();
+            if fold(&ours.display_name) != fold(&idp.display_name) {
+                differences.push(Difference {
+                    attribute: "displayName",
+                    roster: Value::String(ours.display_name.clone()),
+                    idp: Value::String(idp.display_name.clone()),
+                });
+            }
+            if carried.group_external_id && ours.external_id != idp.external_id {
+                differences.push(Difference {
+                    attribute: "externalId",
+                    roster: text_value(ours.external_id.as_deref()),
+                    idp: text_value(idp.external_id.as_deref()),
+                });
+            }
+            if !differences.is_empty() {
+                report.groups.different.push(Changed {
+                    id: ours.id.clone(),
+                    name: ours.display_name.clone(),
+                    matched_by,
+                    differences,
+                });
+            }
+            if carried.memberships {
+                let difference =
+                    membership_difference(roster, export, &user_matches, index, roster_index);
+                if !difference.only_in_idp.is_empty() || !difference.only_in_roster.is_empty() {
+                    report.memberships.push(difference);
+                }
+            }
+        }
+        for (index, group) in roster.groups.iter().enumerate() {
+            let named_by_members_only = carried.groups_by_members_only && group.member_count == 0;
+            if !matched_roster[index] && !named_by_members_only {
+                report
+                    .groups
+                    .only_in_roster
+                    .push(group_summary(group, true));
+            }
+        }
+    }
+
+    sort_report(&mut report);
+    report.summary = Summary {
+        users_only_in_idp: report.users.only_in_idp.len(),
+        users_only_in_roster: report.users.only_in_roster.len(),
+        users_with_differences: report.users.different.len(),
+        groups_only_in_idp: report.groups.only_in_idp.len(),
+        groups_only_in_roster: report.groups.only_in_roster.len(),
+        groups_with_differences: report.groups.different.len(),
+        groups_with_membership_differences: report.memberships.len(),
+        members_only_in_idp: report.memberships.iter().map(|m| m.only_in_idp.len()).sum(),
+        members_only_in_roster: report
+            .memberships
+            .iter()
+            .map(|m| m.only_in_roster.len())
+            .sum(),
+    };
+    let summary = &report.summary;
+    report.drift = summary.users_only_in_idp
+        + summary.users_only_in_roster
+        + summary.users_with_differences
+        + summary.groups_only_in_idp
+        + summary.groups_only_in_roster
+        + summary.groups_with_differences
+        + summary.groups_with_membership_differences
+        > 0;
+    report
+}
+
+fn membership_difference(
+    roster: &RosterDirectory,
+    export: &Export,
+    user_matches: &[Option<(usize, MatchedBy)>],
+    export_group: usize,
+    roster_group: usize,
+) -> MembershipDifference {
+    let group = &roster.groups[roster_group];
+    let resolve_by_name = |name: &str| roster.users_by_name.get(&fold(name)).copied();
+    let theirs: HashSet<MemberKey> = export.members[export_group]
+        .iter()
+        .map(|member| {
+            if let Some(user) = member.user {
+                return match user_matches[user] {
+                    Some((found, _)) => MemberKey::Roster(found),
+                    None => MemberKey::Export(user),
+                };
+            }
+            if let Some(&found) = member
+                .value
+                .as_ref()
+                .and_then(|id| roster.users_by_id.get(id))
+            {
+                return MemberKey::Roster(found);
+            }
+            if !export.carried.users
+                && let Some(found) = member.display.as_deref().and_then(resolve_by_name)
+            {
+                return MemberKey::Roster(found);
+            }
+            MemberKey::Named(
+                member
+                    .display
+                    .clone()
+                    .or_else(|| member.value.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let ours: HashSet<MemberKey> = group
+        .id
+        .as_ref()
+        .and_then(|id| roster.members.get(id))
+        .into_iter()
+        .flatten()
+        .map(
+            |(user_id, user_name)| match roster.users_by_id.get(user_id) {
+                Some(&found) => MemberKey::Roster(found),
+                None => MemberKey::Named(user_name.clone()),
+            },
+        )
+        .collect();
+    let name = |key: &MemberKey| match key {
+        MemberKey::Roster(index) => roster.users[*index].user_name.clone(),
+        MemberKey::Export(index) => export.users[*index].user_name.clone(),
+        MemberKey::Named(name) => name.clone(),
+    };
+    MembershipDifference {
+        group_id: group.id.clone(),
+        display_name: group.display_name.clone(),
+        only_in_idp: theirs.difference(&ours).map(name).collect(),
+        only_in_roster: ours.difference(&theirs).map(name).collect(),
+    }
+}
+
+/// Sorts every list by folded name (then exactly), so reports are stable.
+fn sort_report(report: &mut Report) {
+    let by_name = |a: &str, b: &str| fold(a).cmp(&fold(b)).then_with(|| a.cmp(b));
+    report
+        .users
+        .only_in_idp
+        .sort_by(|a, b| by_name(&a.user_name, &b.user_name));
+    report
+        .users
+        .only_in_roster
+        .sort_by(|a, b| by_name(&a.user_name, &b.user_name));
+    report
+        .groups
+        .only_in_idp
+        .sort_by(|a, b| by_name(&a.display_name, &b.display_name));
+    report
+        .groups
+        .only_in_roster
+        .sort_by(|a, b| by_name(&a.display_name, &b.display_name));
+    report
+        .users
+        .different
+        .sort_by(|a, b| by_name(&a.name, &b.name));
+    report
+        .groups
+        .different
+        .sort_by(|a, b| by_name(&a.name, &b.name));
+    report
+        .memberships
+        .sort_by(|a, b| by_name(&a.display_name, &b.display_name));
+    for membership in &mut report.memberships {
+        membership.only_in_idp.sort_by(|a, b| by_name(a, b));
+        membership.only_in_roster.sort_by(|a, b| by_name(a, b));
+    }
+}
+
+fn show_value(value: &Value) -> String {
+    match value {
+        Value::Null => "(none)".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn plural(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
+impl Report {
+    /// One line: the counts of what was compared, or that there is no drift.
+    pub fn summary_line(&self) -> String {
+        if !self.drift {
+            return format!(
+                "no drift: tenant {} matches {} (compared: {})",
+                self.tenant,
+                self.source,
+                self.compared_list()
+            );
+        }
+        let s = &self.summary;
+        let mut parts = Vec::new();
+        if self.compared.users {
+            parts.push(format!(
+                "users: {} only in IdP, {} only in roster, {} with differences",
+                s.users_only_in_idp, s.users_only_in_roster, s.users_with_differences
+            ));
+        }
+        if self.compared.groups {
+            parts.push(format!(
+                "groups: {} only in IdP, {} only in roster, {} with differences",
+                s.groups_only_in_idp, s.groups_only_in_roster, s.groups_with_differences
+            ));
+        }
+        if self.compared.memberships {
+            parts.push(format!(
+                "memberships differ in {} ({} members only in IdP, {} only in roster)",
+                plural(s.groups_with_membership_differences, "group", "groups"),
+                s.members_only_in_idp,
+                s.members_only_in_roster
+            ));
+        }
+        format!("drift: {}", parts.join("; "))
+    }
+
+    fn compared_list(&self) -> String {
+        let mut parts = Vec::new();
+        if self.compared.users {
+            parts.push("users");
+        }
+        if self.compared.groups {
+            parts.push("groups");
+        }
+        if self.compared.memberships {
+            parts.push("memberships");
+        }
+        parts.join(", ")
+    }
+
+    /// The human-readable report: a section per kind of difference, then the summary line.
+    pub fn render_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "Drift of tenant {} against {} ({}; compared: {})",
+            self.tenant,
+            self.source,
+            self.source_format,
+            self.compared_list()
+        );
+        let user_line = |user: &UserSummary| {
+            let mut line = format!("  {}", user.user_name);
+            if let Some(external_id) = &user.external_id {
+                let _ = write!(line, "  externalId={external_id}");
+            }
+            if let Some(active) = user.active {
+                let _ = write!(line, "  active={active}");
+            }
+            if let Some(id) = &user.id {
+                let _ = write!(line, "  id={id}");
+            }
+            line
+        };
+        let group_line = |group: &GroupSummary| {
+            let mut line = format!("  {}", group.display_name);
+            if let Some(external_id) = &group.external_id {
+                let _ = write!(line, "  externalId={external_id}");
+            }
+            let _ = write!(line, "  members={}", group.members);
+            if let Some(id) = &group.id {
+                let _ = write!(line, "  id={id}");
+            }
+            line
+        };
+        let changed = |out: &mut String, title: &str, changed: &[Changed]| {
+            if changed.is_empty() {
+                return;
+            }
+            let _ = writeln!(
+                out,
+                "\n{title} ({}): attribute: roster → IdP",
+                changed.len()
+            );
+            for resource in changed {
+                let by = match resource.matched_by {
+                    MatchedBy::ExternalId => "externalId",
+                    MatchedBy::UserName => "userName",
+                    MatchedBy::DisplayName => "displayName",
+                };
+                let _ = writeln!(out, "  {} (matched by {by})", resource.name);
+                for difference in &resource.differences {
+                    let _ = writeln!(
+                        out,
+                        "    {}: {} → {}",
+                        difference.attribute,
+                        show_value(&difference.roster),
+                        show_value(&difference.idp)
+                    );
+                }
+            }
+        };
+        let mut section = |title: &str, lines: Vec<String>| {
+            if lines.is_empty() {
+                return;
+            }
+            let _ = writeln!(out, "\n{title} ({}):", lines.len());
+            for line in lines {
+                let _ = writeln!(out, "{line}");
+            }
+        };
+        section(
+            "Users only in the IdP",
+            self.users.only_in_idp.iter().map(user_line).collect(),
+        );
+        section(
+            "Users only in roster",
+            self.users.only_in_roster.iter().map(user_line).collect(),
+        );
+        section(
+            "Groups only in the IdP",
+            self.groups.only_in_idp.iter().map(group_line).collect(),
+        );
+        section(
+            "Groups only in roster",
+            self.groups.only_in_roster.iter().map(group_line).collect(),
+        );
+        changed(
+            &mut out,
+            "User attribute differences",
+            &self.users.different,
+        );
+        changed(
+            &mut out,
+            "Group attribute differences",
+            &self.groups.different,
+        );
+        if !self.memberships.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nMembership differences ({}): + in the IdP only, - in roster only",
+                plural(self.memberships.len(), "group", "groups")
+            );
+            for membership in &self.memberships {
+                let _ = writeln!(out, "  {}", membership.display_name);
+                for name in &membership.only_in_idp {
+                    let _ = writeln!(out, "    + {name}");
+                }
+                for name in &membership.only_in_roster {
+                    let _ = writeln!(out, "    - {name}");
+                }
+            }
+        }
+        let _ = writeln!(out, "\n{}", self.summary_line());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn roster_user(
+        id: &str,
+        name: &str,
+        external_id: &str,
+        active: bool,
+        attributes: Value,
+    ) -> pb::User {
+        pb::User {
+            id: id.into(),
+            user_name: name.into(),
+            external_id: external_id.into(),
+            active,
+            attributes_json: attributes.to_string(),
+            ..pb::User::default()
+        }
+    }
+
+    fn roster_group(id: &str, name: &str, external_id: &str, members: u64) -> pb::Group {
+        pb::Group {
+            id: id.into(),
+            display_name: name.into(),
+            external_id: external_id.into(),
+            member_count: members,
+            ..pb::Group::default()
+        }
+    }
+
+    fn member(id: &str, name: &str) -> pb::Member {
+        pb::Member {
+            user_id: id.into(),
+            user_name: name.into(),
+        }
+    }
+
+    /// alice (e-alice), bob (e-bob), carol; Engineering (g-eng: alice, bob), Sales (g-sales:
+    /// carol), Empty (no members).
+    fn roster() -> RosterDirectory {
+        let mut roster = RosterDirectory::default();
+        roster.add_user(&roster_user(
+            "u1",
+            "alice",
+            "e-alice",
+            true,
+            json!({"displayName": "Alice A", "name": {"givenName": "Alice", "familyName": "A"},
+                   "emails": [{"value": "a@x.io", "primary": true}]}),
+        ));
+        roster.add_user(&roster_user("u2", "bob", "e-bob", true, json!({})));
+        roster.add_user(&roster_user("u3", "carol", "", true, json!({})));
+        roster.add_group(&roster_group("g1", "Engineering", "g-eng", 2));
+        roster.add_group(&roster_group("g2", "Sales", "", 1));
+        roster.add_group(&roster_group("g3", "Empty", "", 0));
+        roster.add_member("g1", &member("u1", "alice"));
+        roster.add_member("g1", &member("u2", "bob"));
+        roster.add_member("g2", &member("u3", "carol"));
+        roster
+    }
+
+    fn matching_json() -> Value {
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": 6,
+            "Resources": [
+                {"schemas": [USER_SCHEMA], "id": "i1", "userName": "alice", "externalId": "e-alice",
+                 "active": true, "displayName": "Alice A",
+                 "name": {"givenName": "Alice", "familyName": "A"},
+                 "emails": [{"value": "other@x.io"}, {"value": "a@x.io", "primary": true}]},
+                {"schemas": [USER_SCHEMA], "id": "i2", "userName": "bob", "externalId": "e-bob", "active": true},
+                {"schemas": [USER_SCHEMA], "id": "i3", "userName": "Carol", "active": true},
+                {"schemas": [GROUP_SCHEMA], "displayName": "Engineering", "externalId": "g-eng",
+                 "members": [{"value": "i1"}, {"value": "i2"}]},
+                {"schemas": [GROUP_SCHEMA], "displayName": "Sales", "members": [{"value": "i3"}]},
+                {"meta": {"resourceType": "Group"}, "displayName": "Empty", "members": []}
+            ]
+        })
+    }
+
+    fn report_for(export: &Value) -> Report {
+        let export = Export::parse(&export.to_string(), None).unwrap();
+        compare("acme", "export.json", &roster(), &export)
+    }
+
+    #[test]
+    fn an_export_matching_roster_has_no_drift() {
+        let report = report_for(&matching_json());
+        assert!(!report.drift, "{}", report.render_text());
+        assert_eq!(report.summary, Summary::default());
+        // Carol is carol: userName compares case-insensitively.
+        assert!(report.users.different.is_empty());
+    }
+
+    #[test]
+    fn every_kind_of_difference_is_reported() {
+        let export = json!([
+            {"Resources": [
+                // alice: deactivated, renamed, new email; matched by externalId.
+                {"schemas": [USER_SCHEMA], "id": "i1", "userName": "alice.new", "externalId": "e-alice",
+                 "active": "False", "displayName": "Alice A",
+                 "name": {"givenName": "Alice", "familyName": "B"},
+                 "emails": [{"value": "new@x.io", "primary": true}]},
+                // bob: externalId changed; matched by userName.
+                {"schemas": [USER_SCHEMA], "id": "i2", "userName": "BOB", "externalId": "e-bob-2", "active": true},
+                // dave: only in the IdP.
+                {"schemas": [USER_SCHEMA], "id": "i4", "userName": "dave", "externalId": "e-dave"}
+            ]},
+            {"Resources": [
+                // Engineering renamed, bob left, dave joined.
+                {"schemas": [GROUP_SCHEMA], "displayName": "Platform", "externalId": "g-eng",
+                 "members": [{"value": "i1"}, {"value": "i4"}]},
+                {"schemas": [GROUP_SCHEMA], "displayName": "Support", "members": []},
+                {"schemas": [GROUP_SCHEMA], "displayName": "empty", "externalId": "g-empty",
+                 "members": [{"value": "i2", "display": "Bob"}]}
+            ]}
+        ]);
+        let report = report_for(&export);
+        assert!(report.drift);
+        let names = |users: &[UserSummary]| -> Vec<String> {
+            users.iter().map(|u| u.user_name.clone()).collect()
+        };
+        assert_eq!(names(&report.users.only_in_idp), ["dave"]);
+        assert_eq!(names(&report.users.only_in_roster), ["carol"]);
+        assert_eq!(report.users.only_in_roster[0].id.as_deref(), Some("u3"));
+        let alice = &report.users.different[0];
+        assert_eq!(
+            (alice.name.as_str(), alice.matched_by),
+            ("alice", MatchedBy::ExternalId)
+        );
+        let attributes: Vec<(&str, Value, Value)> = alice
+            .differences
+            .iter()
+            .map(|d| (d.attribute, d.roster.clone(), d.idp.clone()))
+            .collect();
+        assert_eq!(
+            attributes,
+            [
+                ("userName", json!("alice"), json!("alice.new")),
+                ("active", json!(true), json!(false)),
+                ("name.familyName", json!("A"), json!("B")),
+                ("primaryEmail", json!("a@x.io"), json!("new@x.io")),
+            ]
+        );
+        let bob = &report.users.different[1];
+        assert_eq!(bob.matched_by, MatchedBy::UserName);
+        // BOB is bob (userName is case-insensitive); the externalId changed.
+        assert_eq!(
+            bob.differences,
+            [Difference {
+                attribute: "externalId",
+                roster: json!("e-bob"),
+                idp: json!("e-bob-2"),
+            }]
+        );
+        let groups = |groups: &[GroupSummary]| -> Vec<String> {
+            groups.iter().map(|g| g.display_name.clone()).collect()
+        };
+        assert_eq!(groups(&report.groups.only_in_idp), ["Support"]);
+        assert_eq!(groups(&report.groups.only_in_roster), ["Sales"]);
+        let renamed: Vec<(&str, &str, MatchedBy, usize)> = report
+            .groups
+            .different
+            .iter()
+            .map(|g| {
+                (
+                    g.name.as_str(),
+                    g.differences[0].attribute,
+                    g.matched_by,
+                    g.differences.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            renamed,
+            [
+                ("Empty", "externalId", MatchedBy::DisplayName, 1),
+                ("Engineering", "displayName", MatchedBy::ExternalId, 1),
+            ]
+        );
+        assert_eq!(
+            report.memberships,
+            [
+                MembershipDifference {
+                    group_id: Some("g3".into()),
+                    display_name: "Empty".into(),
+                    only_in_idp: vec!["bob".into()],
+                    only_in_roster: vec![],
+                },
+                MembershipDifference {
+                    group_id: Some("g1".into()),
+                    display_name: "Engineering".into(),
+                    only_in_idp: vec!["dave".into()],
+                    only_in_roster: vec!["bob".into()],
+                },
+            ]
+        );
+        assert_eq!(report.summary.members_only_in_idp, 2);
+        assert_eq!(report.summary.members_only_in_roster, 1);
+        let text = report.render_text();
+        assert!(text.contains("    active: true → false"), "{text}");
+        assert!(text.contains("    + dave"), "{text}");
+        assert!(text.contains("    - bob"), "{text}");
+        assert!(
+            text.lines()
+                .last()
+                .unwrap()
+                .starts_with("drift: users: 1 only in IdP"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn only_attributes_the_export_carries_are_compared() {
+        // No displayName, name, emails or active anywhere: alice's attributes are not drift.
+        let export = json!({"Users": [
+            {"userName": "alice", "externalId": "e-alice"},
+            {"userName": "bob", "externalId": "e-bob"},
+            {"userName": "carol"}
+        ]});
+        let report = report_for(&export);
+        assert!(!report.drift, "{}", report.render_text());
+        assert_eq!(
+            report.compared.user_attributes,
+            ["userName", "active", "externalId"]
+        );
+        assert!(!report.compared.groups);
+        // Once one user carries displayName, a user without one has none.
+        let export = json!({"Users": [
+            {"userName": "alice", "externalId": "e-alice"},
+            {"userName": "bob", "externalId": "e-bob", "displayName": "Bob"},
+            {"userName": "carol"}
+        ]});
+        let report = report_for(&export);
+        let differences: Vec<(&str, &str, Value)> = report
+            .users
+            .different
+            .iter()
+            .flat_map(|c| {
+                c.differences
+                    .iter()
+                    .map(|d| (c.name.as_str(), d.attribute, d.idp.clone()))
+            })
+            .collect();
+        assert_eq!(
+            differences,
+            [
+                ("alice", "displayName", Value::Null),
+                ("bob", "displayName", json!("Bob"))
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_exports_name_groups_through_members() {
+        let csv = "GROUPS,userName,Active,externalId\n\
+                   \"Engineering; Sales\",alice,true,e-alice\n\
+                   Engineering,bob,yes,e-bob\n\
+                   ,carol,,\n";
+        let export = Export::parse(csv, None).unwrap();
+        assert_eq!(export.format, Some(InputFormat::Csv));
+        let report = compare("acme", "x.csv", &roster(), &export);
+        // carol left Sales, alice joined it; Empty has no members and is not reported.
+        assert!(
+            report.users.different.is_empty(),
+            "{}",
+            report.render_text()
+        );
+        assert!(
+            report.groups.only_in_roster.is_empty(),
+            "{}",
+            report.render_text()
+        );
+        assert_eq!(
+            report.memberships,
+            [MembershipDifference {
+                group_id: Some("g2".into()),
+                display_name: "Sales".into(),
+                only_in_idp: vec!["alice".into()],
+                only_in_roster: vec!["carol".into()],
+            }]
+        );
+        assert_eq!(report.source_format, "csv");
+    }
+
+    #[test]
+    fn csv_quoting_follows_rfc_4180() {
+        let csv = "userName,displayName,groups\n\"o'neil\",\"O'Neil, \"\"Pat\"\"\",\"A;B\"\n";
+        let export = Export::parse(csv, Some(InputFormat::Csv)).unwrap();
+        assert_eq!(
+            export.users[0].display_name.as_deref(),
+            Some("O'Neil, \"Pat\"")
+        );
+        assert_eq!(export.groups.len(), 2);
+    }
+
+    #[test]
+    fn malformed_exports_are_refused_with_a_reason() {
+        let cases = [
+            ("{\"Resources\": [", "not valid JSON"),
+            ("{\"Resources\": []}", "holds no Users or Groups"),
+            ("[{\"displayName\": 3}]", "neither a User nor a Group"),
+            (
+                "[{\"userName\": \"a\", \"active\": \"maybe\"}]",
+                "active must be a boolean",
+            ),
+            (
+                "{\"schemas\": [\"urn:ietf:params:scim:api:messages:2.0:Error\"], \"detail\": \"denied\"}",
+                "SCIM error response",
+            ),
+            (
+                "[{\"userName\": \"a\"}, {\"userName\": \"A\"}]",
+                "userName \"A\" twice",
+            ),
+            ("name,email\nx,y\n", "no userName column"),
+            (
+                "userName,active\nx,perhaps\n",
+                "line 2: active must be true or false",
+            ),
+            ("userName,active\nx\n", "malformed"),
+            ("userName\n\"\"\n", "line 2: userName is empty"),
+        ];
+        for (text, expected) in cases {
+            let error = Export::parse(text, None).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_groups_only_export_resolves_members_by_roster_id_or_user_name() {
+        let export = json!({"Groups": {"Resources": [
+            {"displayName": "Engineering", "externalId": "g-eng",
+             "members": [{"value": "u1"}, {"value": "x", "display": "bob"}, {"value": "y", "display": "zed"}]},
+            {"displayName": "Sales", "members": [{"value": "u3"}]},
+            {"displayName": "Empty"}
+        ]}});
+        let report = report_for(&export);
+        assert!(!report.compared.users);
+        assert_eq!(report.memberships.len(), 1, "{}", report.render_text());
+        assert_eq!(report.memberships[0].only_in_idp, ["zed"]);
+        assert!(report.memberships[0].only_in_roster.is_empty());
+    }
+
+    #[test]
+    fn members_needed_are_those_of_matched_groups_with_members() {
+        let export = Export::parse(&matching_json().to_string(), None).unwrap();
+        assert_eq!(groups_needing_members(&roster(), &export), ["g1", "g2"]);
+    }
+
+    #[test]
+    fn the_json_report_is_stable() {
+        let report = report_for(&json!({"Users": [{"userName": "dave"}]}));
+        let value = serde_json::to_value(&report).unwrap();
+        assert_eq!(value["version"], 1);
+        assert_eq!(value["drift"], true);
+        assert_eq!(
+            value["users"]["onlyInIdp"],
+            json!([{"id": null, "userName": "dave", "externalId": null, "active": null}])
+        );
+        assert_eq!(value["summary"]["usersOnlyInRoster"], 3);
+        assert_eq!(
+            value["compared"]["userAttributes"],
+            json!(["userName", "active"])
+        );
+        assert_eq!(value["memberships"], json!([]));
+    }
+}
