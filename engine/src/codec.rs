@@ -295,6 +295,21 @@ pub fn to_proto(event: &Event) -> pb::Event {
             resource_group_id: resource_group_id.to_string(),
             user_id: user_id.to_string(),
         }),
+        EventPayload::TenantStaged { generation } => P::TenantStaged(pb::TenantStaged {
+            generation: *generation,
+        }),
+        EventPayload::BranchOpened => P::BranchOpened(pb::BranchOpened {}),
+        EventPayload::BranchReady => P::BranchReady(pb::BranchReady {}),
+        EventPayload::BranchFrozen => P::BranchFrozen(pb::BranchFrozen {}),
+        EventPayload::BranchDropped => P::BranchDropped(pb::BranchDropped {}),
+        EventPayload::StagingPromoted { generation } => P::StagingPromoted(pb::StagingPromoted {
+            generation: *generation,
+        }),
+        EventPayload::StagingDiscarded { generation } => {
+            P::StagingDiscarded(pb::StagingDiscarded {
+                generation: *generation,
+            })
+        }
     };
     pb::Event {
         event_id: event.id.to_string(),
@@ -469,12 +484,26 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
             resource_group_id: resource_group_id(&p.resource_group_id)?,
             user_id: user_id(&p.user_id)?,
         },
+        P::TenantStaged(p) => EventPayload::TenantStaged {
+            generation: p.generation,
+        },
+        P::BranchOpened(_) => EventPayload::BranchOpened,
+        P::BranchReady(_) => EventPayload::BranchReady,
+        P::BranchFrozen(_) => EventPayload::BranchFrozen,
+        P::BranchDropped(_) => EventPayload::BranchDropped,
+        P::StagingPromoted(p) => EventPayload::StagingPromoted {
+            generation: p.generation,
+        },
+        P::StagingDiscarded(p) => EventPayload::StagingDiscarded {
+            generation: p.generation,
+        },
     };
     let actor = event.actor.unwrap_or_default();
     let source = event.source.unwrap_or_default();
     Ok(Event {
         id: Uuid::parse_str(&event.event_id).map_err(|error| invalid("event_id", error))?,
-        tenant: TenantName::parse(&event.tenant).map_err(|error| invalid("tenant", error))?,
+        tenant: TenantName::parse_stored(&event.tenant)
+            .map_err(|error| invalid("tenant", error))?,
         sequence: event.sequence,
         occurred_at: event
             .occurred_at
@@ -667,10 +696,20 @@ mod tests {
                 resource_group_id,
                 user_id,
             },
+            EventPayload::TenantStaged { generation: 3 },
+            EventPayload::BranchOpened,
+            EventPayload::BranchReady,
+            EventPayload::BranchFrozen,
+            EventPayload::BranchDropped,
+            EventPayload::StagingPromoted { generation: 3 },
+            EventPayload::StagingDiscarded { generation: 4 },
         ] {
             let event = envelope(payload);
             assert_eq!(decode(&encode(&event)).unwrap(), event);
         }
+        let mut branch_event = envelope(EventPayload::BranchReady);
+        branch_event.tenant = TenantName::parse("acme").unwrap().staging_branch(7);
+        assert_eq!(decode(&encode(&branch_event)).unwrap(), branch_event);
     }
 
     #[test]

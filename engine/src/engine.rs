@@ -546,7 +546,9 @@ async fn handle_embedded(pipeline: &Pipeline, tenant: &TenantName, jobs: Vec<Job
         Ok(Vec::new())
     } else {
         let mut batch = sled::Batch::default();
-        aggregate.stage(&mut state, &mut batch);
+        if let Err(error) = aggregate.stage(&mut state, &mut batch) {
+            return fail_all(replies, &error.to_string());
+        }
         let store = aggregate.clone();
         let owner = tenant.clone();
         let after_append = Box::new(move |appended: &[Event]| {

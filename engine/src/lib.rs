@@ -5,6 +5,7 @@ pub mod codec;
 pub mod domain;
 pub mod engine;
 pub mod log;
+pub mod staging;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -147,6 +147,16 @@ fn trailing_id(key: &[u8]) -> Option<[u8; 16]> {
         .and_then(|start| key[start..].try_into().ok())
 }
 
+/// Two 16-byte ids, one after the other.
+fn id_pair(bytes: &[u8]) -> Option<(uuid::Uuid, uuid::Uuid)> {
+    let first: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
+    let second: [u8; 16] = bytes.get(16..32)?.try_into().ok()?;
+    Some((
+        uuid::Uuid::from_bytes(first),
+        uuid::Uuid::from_bytes(second),
+    ))
+}
+
 fn decode_u64(bytes: &[u8]) -> u64 {
     bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
@@ -184,6 +194,13 @@ impl StateStore {
     /// Loads every entry of `footprint` that `state` does not hold yet. Entries already present
     /// are newer than the store (changed by `apply` and not written back) and are kept.
     pub fn load_into(&self, state: &mut State, footprint: &Footprint) -> StoreResult<()> {
+        if state.loaded.dropped {
+            // Everything the store holds for the tenant is gone in this slice.
+            return Ok(());
+        }
+        if footprint.whole_tenant && !state.loaded.whole_tenant {
+            self.load_whole(state)?;
+        }
         let tenant = state.name.clone();
         let tenant = &tenant;
         load_missing(&mut state.tokens, &footprint.tokens, |id| {
@@ -282,6 +299,117 @@ impl StateStore {
         Ok(())
     }
 
+    /// Loads everything the store holds for the slice's tenant (tokens aside), keeping entries
+    /// the slice already holds: proportional to the tenant's size, for promotions and diffs.
+    fn load_whole(&self, state: &mut State) -> StoreResult<()> {
+        let tenant = state.name.clone();
+        let tenant = &tenant;
+        state.loaded.whole_tenant = true;
+        for user in self.users_after(tenant, None) {
+            let user = user?;
+            state.users.entry(user.id).or_insert(Some(user));
+        }
+        for (kind, names) in [
+            (USER_NAME, &mut state.user_names),
+            (USER_EXTERNAL_ID, &mut state.user_external_ids),
+        ] {
+            let prefix = key(kind, tenant, &[]);
+            for entry in self.tree.scan_prefix(&prefix) {
+                let (key, value) = entry?;
+                let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                let id = decode_id(&key, &value)?;
+                names.entry(name).or_insert(Some(id));
+            }
+        }
+        for group in self.groups_after(tenant, None) {
+            let group = group?;
+            state.groups.entry(group.id).or_insert(Some(group));
+        }
+        let prefix = key(GROUP_NAME, tenant, &[]);
+        for entry in self.tree.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let id = GroupId(decode_id(&key, &value)?.0);
+            state.group_names.entry(name).or_insert(Some(id));
+        }
+        let prefix = key(MEMBER, tenant, &[]);
+        for entry in self.tree.scan_prefix(&prefix) {
+            let (key, _) = entry?;
+            if let Some((group, user)) = id_pair(&key[prefix.len()..]) {
+                state.know_membership(GroupId(group), UserId(user), true);
+            }
+        }
+        for (group, role) in self.role_mappings(tenant)? {
+            state.role_mappings.entry(group).or_insert(Some(role));
+        }
+        for resource_group in self.resource_groups(tenant)? {
+            let folded = crate::domain::fold(&resource_group.name);
+            state
+                .resource_group_names
+                .entry(folded)
+                .or_insert(Some(resource_group.id));
+            state
+                .resource_groups
+                .entry(resource_group.id)
+                .or_insert(Some(resource_group));
+        }
+        let prefix = key(LINK, tenant, &[]);
+        for entry in self.tree.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            if let Some((group, resource_group)) = id_pair(&key[prefix.len()..]) {
+                let role = decode_role(&key, &value)?;
+                state
+                    .group_links
+                    .entry((GroupId(group), ResourceGroupId(resource_group)))
+                    .or_insert(Some(role));
+            }
+        }
+        let prefix = key(RESOURCE_GROUP_MEMBER, tenant, &[]);
+        for entry in self.tree.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            if let Some((resource_group, user)) = id_pair(&key[prefix.len()..]) {
+                let role = decode_role(&key, &value)?;
+                state.know_resource_group_member(
+                    ResourceGroupId(resource_group),
+                    UserId(user),
+                    Some(role),
+                );
+            }
+        }
+        let users: Vec<UserId> = state.users.keys().copied().collect();
+        let groups: Vec<GroupId> = state.groups.keys().copied().collect();
+        let resource_groups: Vec<ResourceGroupId> = state.resource_groups.keys().copied().collect();
+        state.loaded.groups_of_users.extend(users.iter().copied());
+        state.loaded.resource_groups_of_users.extend(users);
+        state
+            .loaded
+            .members_of_groups
+            .extend(groups.iter().copied());
+        state.loaded.links_of_groups.extend(groups);
+        state
+            .loaded
+            .members_of_resource_groups
+            .extend(resource_groups);
+        Ok(())
+    }
+
+    /// Adds to `batch` the removal of every key of `tenant`: every `kind tenant` and
+    /// `kind tenant \0 …` key, whatever the kind, so views that share the layout are cleared too.
+    pub fn stage_clear_tenant(
+        &self,
+        tenant: &TenantName,
+        batch: &mut sled::Batch,
+    ) -> StoreResult<()> {
+        for kind in 0x21u8..=0x7e {
+            batch.remove(tenant_key(kind, tenant));
+            for entry in self.tree.scan_prefix(key(kind, tenant, &[])) {
+                let (key, _) = entry?;
+                batch.remove(key);
+            }
+        }
+        Ok(())
+    }
+
     fn load_resource_group(
         &self,
         state: &mut State,
@@ -318,10 +446,11 @@ impl StateStore {
     }
 
     /// Moves what `apply` journaled in `state` into `batch`.
-    pub fn stage(&self, state: &mut State, batch: &mut sled::Batch) {
+    pub fn stage(&self, state: &mut State, batch: &mut sled::Batch) -> StoreResult<()> {
         let tenant = state.name.clone();
         for touched in state.journal.drain() {
             match touched {
+                Touched::Everything => self.stage_clear_tenant(&tenant, batch)?,
                 Touched::Tenant => match &state.tenant {
                     Some(record) => batch.insert(tenant_key(TENANT, &tenant), encode(record)),
                     None => batch.remove(tenant_key(TENANT, &tenant)),
@@ -448,6 +577,7 @@ impl StateStore {
                 }
             }
         }
+        Ok(())
     }
 
     /// Records in `batch` that the store reflects the log up to `sequence`, for `tenant` and
@@ -521,7 +651,7 @@ impl StateStore {
             *last = event.sequence;
         }
         for (tenant, (mut state, last)) in slices {
-            self.stage(&mut state, batch);
+            self.stage(&mut state, batch)?;
             batch.insert(
                 tenant_key(TENANT_CHECKPOINT, &tenant),
                 last.to_be_bytes().as_slice(),

@@ -309,6 +309,33 @@ enum TenantCommand {
         #[arg(long)]
         sso_enforced: Option<bool>,
     },
+    /// Put a tenant in staging: its SCIM reads and writes (same URL and token) go to a copy of its
+    /// directory until `promote` or `discard`; live access is untouched meanwhile.
+    Stage { tenant: String },
+    /// Show what promoting the staging would change, per user. Exit code 0; with --exit-code,
+    /// 2 when promotion would change something (errors are always 1).
+    Diff {
+        tenant: String,
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+        /// Exit with 2 when promotion would change something, 0 when not.
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Apply the staged changes to the live tenant in one step and leave staging.
+    Promote {
+        tenant: String,
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+    },
+    /// Leave staging and drop the staged changes; the live tenant is untouched.
+    Discard { tenant: String },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum DiffFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -569,8 +596,8 @@ async fn tenant(common: &Common, command: TenantCommand) -> Result<()> {
                 .into_inner();
             for tenant in response.tenants {
                 println!(
-                    "{}\tusers={}\tgroups={}\tsso_enforced={}",
-                    tenant.name, tenant.users, tenant.groups, tenant.sso_enforced
+                    "{}\tusers={}\tgroups={}\tsso_enforced={}\tstaged={}",
+                    tenant.name, tenant.users, tenant.groups, tenant.sso_enforced, tenant.staged
                 );
             }
         }
@@ -588,8 +615,215 @@ async fn tenant(common: &Common, command: TenantCommand) -> Result<()> {
                 .into_inner();
             println!("{}\tsso_enforced={}", info.name, info.sso_enforced);
         }
+        TenantCommand::Stage { tenant } => {
+            let response = client
+                .stage_tenant(pb::StageTenantRequest { tenant })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            let name = response.tenant.map(|info| info.name).unwrap_or_default();
+            println!(
+                "tenant {name} {} (staging {}): {} users and {} groups copied; SCIM now reads and \
+                 writes the staged copy",
+                if response.resumed {
+                    "staging finished"
+                } else {
+                    "staged"
+                },
+                response.generation,
+                response.users_copied,
+                response.groups_copied
+            );
+        }
+        TenantCommand::Diff {
+            tenant,
+            format,
+            exit_code,
+        } => {
+            let diff = client
+                .get_staging_diff(pb::GetStagingDiffRequest { tenant })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            print_staging_diff(&diff, format, false);
+            if exit_code && !diff.users.is_empty() {
+                std::process::exit(2);
+            }
+        }
+        TenantCommand::Promote { tenant, format } => {
+            let response = client
+                .promote_tenant(pb::PromoteTenantRequest { tenant })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            if let Some(promoted) = &response.promoted {
+                print_staging_diff(promoted, format, true);
+            }
+        }
+        TenantCommand::Discard { tenant } => {
+            let response = client
+                .discard_staging(pb::DiscardStagingRequest { tenant })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            let name = response.tenant.map(|info| info.name).unwrap_or_default();
+            println!(
+                "tenant {name}: staging {} discarded; SCIM reads and writes the live tenant again",
+                response.generation
+            );
+        }
     }
     Ok(())
+}
+
+fn staged_role_text(role: Option<&pb::StagedRole>) -> String {
+    use pb::role_source::Kind;
+    let Some(role) = role else {
+        return "(none)".to_owned();
+    };
+    let name = roster_engine::codec::role_from_proto(role.role).map_or("?", |role| role.as_str());
+    match role.source.as_ref().and_then(|source| source.kind.as_ref()) {
+        Some(Kind::Group(group)) => format!("{name} (group {})", group.display_name),
+        Some(Kind::DefaultRole(_)) => format!("{name} (default)"),
+        Some(Kind::Manual(_)) => format!("{name} (set by hand)"),
+        None => name.to_owned(),
+    }
+}
+
+fn staged_role_json(role: Option<&pb::StagedRole>) -> serde_json::Value {
+    use pb::role_source::Kind;
+    let Some(role) = role else {
+        return serde_json::Value::Null;
+    };
+    let name = roster_engine::codec::role_from_proto(role.role).map(|role| role.as_str());
+    let source = match role.source.as_ref().and_then(|source| source.kind.as_ref()) {
+        Some(Kind::Group(group)) => {
+            serde_json::json!({"group": {"id": group.id, "displayName": group.display_name}})
+        }
+        Some(Kind::DefaultRole(_)) => serde_json::json!("default"),
+        Some(Kind::Manual(_)) => serde_json::json!("manual"),
+        None => serde_json::Value::Null,
+    };
+    serde_json::json!({"role": name, "source": source})
+}
+
+fn change_name(change: i32) -> &'static str {
+    use pb::user_staging_change::Change;
+    match Change::try_from(change).unwrap_or(Change::Unspecified) {
+        Change::Created => "created",
+        Change::Deleted => "deleted",
+        Change::Deactivated => "deactivated",
+        Change::Reactivated => "reactivated",
+        Change::Updated => "updated",
+        Change::None | Change::Unspecified => "unchanged",
+    }
+}
+
+/// Prints a staging diff (`done`: what a promotion changed) as text or JSON.
+fn print_staging_diff(diff: &pb::StagingDiff, format: DiffFormat, done: bool) {
+    if format == DiffFormat::Json {
+        let groups = |groups: &[pb::GroupRef]| {
+            groups
+                .iter()
+                .map(|group| serde_json::json!({"id": group.id, "displayName": group.display_name}))
+                .collect::<Vec<_>>()
+        };
+        let users: Vec<serde_json::Value> = diff
+            .users
+            .iter()
+            .map(|user| {
+                serde_json::json!({
+                    "userId": user.user_id,
+                    "userName": user.user_name,
+                    "previousUserName": (!user.previous_user_name.is_empty())
+                        .then_some(&user.previous_user_name),
+                    "change": change_name(user.change),
+                    "orgRole": user.org_role.as_ref().map(|change| serde_json::json!({
+                        "before": staged_role_json(change.before.as_ref()),
+                        "after": staged_role_json(change.after.as_ref()),
+                    })),
+                    "resourceGroups": user.resource_groups.iter().map(|change| serde_json::json!({
+                        "id": change.resource_group_id,
+                        "name": change.resource_group_name,
+                        "before": staged_role_json(change.before.as_ref()),
+                        "after": staged_role_json(change.after.as_ref()),
+                    })).collect::<Vec<_>>(),
+                    "groupsJoined": groups(&user.groups_joined),
+                    "groupsLeft": groups(&user.groups_left),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "tenant": diff.tenant,
+                "staging": diff.generation,
+                "promoted": done,
+                "events": diff.events,
+                "users": users,
+            })
+        );
+        return;
+    }
+    let verb = if done {
+        "promoted"
+    } else {
+        "promotion would change"
+    };
+    println!(
+        "tenant {}, staging {}: {verb} {} user(s) ({} events)",
+        diff.tenant,
+        diff.generation,
+        diff.users.len(),
+        diff.events
+    );
+    for user in &diff.users {
+        let change = change_name(user.change);
+        let mark = match change {
+            "created" | "reactivated" => '+',
+            "deleted" | "deactivated" => '-',
+            _ => '~',
+        };
+        let renamed = if user.previous_user_name.is_empty() {
+            String::new()
+        } else {
+            format!(" (was {})", user.previous_user_name)
+        };
+        let lifecycle = if change == "unchanged" {
+            String::new()
+        } else {
+            format!("  {change}")
+        };
+        println!("{mark} {}{renamed}{lifecycle}", user.user_name);
+        if let Some(role) = &user.org_role {
+            println!(
+                "    org role: {} -> {}",
+                staged_role_text(role.before.as_ref()),
+                staged_role_text(role.after.as_ref())
+            );
+        }
+        for change in &user.resource_groups {
+            println!(
+                "    resource group {}: {} -> {}",
+                change.resource_group_name,
+                staged_role_text(change.before.as_ref()),
+                staged_role_text(change.after.as_ref())
+            );
+        }
+        let names = |groups: &[pb::GroupRef]| {
+            groups
+                .iter()
+                .map(|group| group.display_name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !user.groups_joined.is_empty() {
+            println!("    joins: {}", names(&user.groups_joined));
+        }
+        if !user.groups_left.is_empty() {
+            println!("    leaves: {}", names(&user.groups_left));
+        }
+    }
 }
 
 async fn token(common: &Common, command: TokenCommand) -> Result<()> {

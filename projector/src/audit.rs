@@ -8,6 +8,9 @@
 //! record's JSON with `prev_hash` and `hash` empty, and the first record of a tenant chains from
 //! 32 zero bytes.
 //!
+//! A staging branch's events (`acme~s3`) are recorded in their tenant's chain with the branch's
+//! name as `tenant`, so the trail is one per tenant and staged changes stand out.
+//!
 //! Tree `view.audit`: `R tenant \0 sequence` → record JSON · `H tenant` → the chain's head
 //! (sequence and hash) · `#checkpoint` → last event applied.
 
@@ -220,6 +223,15 @@ fn changes(payload: &EventPayload) -> Map<String, Value> {
         EventPayload::ResourceGroupMemberRemoved { user_id, .. } => {
             set("user", json!(user_id.to_string()));
         }
+        EventPayload::TenantStaged { generation }
+        | EventPayload::StagingPromoted { generation }
+        | EventPayload::StagingDiscarded { generation } => {
+            set("staging", json!(generation));
+        }
+        EventPayload::BranchOpened
+        | EventPayload::BranchReady
+        | EventPayload::BranchFrozen
+        | EventPayload::BranchDropped => {}
     }
     match without_secrets(Value::Object(changes)) {
         Value::Object(changes) => changes,
@@ -430,29 +442,31 @@ impl Projection for AuditTrail {
         let mut heads: HashMap<TenantName, [u8; 32]> = HashMap::new();
         let mut batch = sled::Batch::default();
         for event in events {
-            let prev = match heads.get(&event.tenant) {
+            // A staging branch's events join its tenant's chain; their `tenant` names the branch.
+            let chain = event.tenant.live();
+            let prev = match heads.get(&chain) {
                 Some(prev) => *prev,
-                None => match self.head(&event.tenant)? {
+                None => match self.head(&chain)? {
                     Some(head) => hash_bytes(&head.hash)
-                        .ok_or_else(|| corrupt(&tenant_prefix(HEAD, &event.tenant), "bad hash"))?,
+                        .ok_or_else(|| corrupt(&tenant_prefix(HEAD, &chain), "bad hash"))?,
                     None => GENESIS,
                 },
             };
             let record = record_of(event, &prev);
             let hash = hash_bytes(&record.hash).unwrap_or(GENESIS);
             batch.insert(
-                record_key(&event.tenant, event.sequence),
+                record_key(&chain, event.sequence),
                 serde_json::to_vec(&record).unwrap_or_default(),
             );
             batch.insert(
-                tenant_prefix(HEAD, &event.tenant),
+                tenant_prefix(HEAD, &chain),
                 serde_json::to_vec(&Head {
                     sequence: event.sequence,
                     hash: record.hash.clone(),
                 })
                 .unwrap_or_default(),
             );
-            heads.insert(event.tenant.clone(), hash);
+            heads.insert(chain, hash);
         }
         if let Some(last) = events.last() {
             batch.insert(CHECKPOINT, last.sequence.to_be_bytes().as_slice());

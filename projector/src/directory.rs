@@ -7,6 +7,9 @@
 //! - access history (whose last entry is the current access), resource-group members,
 //!   membership intervals and the default-role history (keys in `access`).
 //!
+//! Staging branches (`acme~s3`) get the directory and its indexes, so SCIM reads them, but no
+//! access views; `BranchDropped` removes every key of the branch.
+//!
 //! Everything a chunk of events changes, checkpoint included, is written in one atomic batch.
 //! Access is recomputed with the domain's own rules (`domain::access`) after every event that can
 //! change it, so the history has one snapshot per change, in log order.
@@ -479,6 +482,19 @@ impl<'a> Chunk<'a> {
                 }
             }
         }
+        if tenant.is_branch() {
+            // A staging branch is read through SCIM only: no access views, which would otherwise
+            // look like live access. A dropped branch leaves nothing behind.
+            if matches!(event.payload, EventPayload::BranchDropped) {
+                let mut owned = tenant.as_str().as_bytes().to_vec();
+                owned.push(0);
+                self.writes
+                    .retain(|(key, _)| !key.get(1..).is_some_and(|rest| rest.starts_with(&owned)));
+                self.current.retain(|(owner, _), _| owner != tenant);
+                self.open.retain(|(owner, _, _), _| owner != tenant);
+            }
+            return Ok(());
+        }
         match &event.payload {
             // A new user has no access history to look up.
             EventPayload::UserProvisioned { user_id, .. } => {
@@ -561,10 +577,10 @@ impl<'a> Chunk<'a> {
         Ok(())
     }
 
-    fn finish(self) -> sled::Batch {
+    fn finish(self) -> Result<sled::Batch, ProjectionError> {
         let mut batch = sled::Batch::default();
         for (tenant, (mut state, last)) in self.slices {
-            self.view.store.stage(&mut state, &mut batch);
+            self.view.store.stage(&mut state, &mut batch)?;
             if last > 0 {
                 self.view
                     .store
@@ -582,7 +598,7 @@ impl<'a> Chunk<'a> {
                 .store
                 .stage_global_checkpoint(&mut batch, self.last);
         }
-        batch
+        Ok(batch)
     }
 }
 
@@ -600,7 +616,7 @@ impl Projection for DirectoryView {
         for event in events {
             chunk.apply(event)?;
         }
-        self.store.apply_batch(chunk.finish())?;
+        self.store.apply_batch(chunk.finish()?)?;
         Ok(())
     }
 

@@ -5,7 +5,8 @@
 use super::event::{Event, EventPayload};
 use super::ids::{GroupId, Timestamp, UserId};
 use super::state::{
-    GroupRecord, ResourceGroupRecord, State, TenantRecord, TokenRecord, Touched, UserRecord,
+    BranchState, GroupRecord, ResourceGroupRecord, Staging, State, TenantRecord, TokenRecord,
+    Touched, UserRecord,
 };
 use super::user::fold;
 
@@ -19,6 +20,9 @@ pub fn apply(state: &mut State, event: &Event) {
                 sso_enforced: false,
                 user_count: 0,
                 group_count: 0,
+                staging: None,
+                stagings: 0,
+                branch: None,
             });
             state.journal.touch(Touched::Tenant);
         }
@@ -364,6 +368,46 @@ pub fn apply(state: &mut State, event: &Event) {
                 .journal
                 .touch(Touched::ResourceGroupMember(*resource_group_id, *user_id));
         }
+        EventPayload::TenantStaged { generation } => {
+            if let Some(tenant) = state.tenant.as_mut() {
+                tenant.staging = Some(Staging {
+                    generation: *generation,
+                    since: at,
+                });
+                tenant.stagings = tenant.stagings.max(*generation);
+                state.journal.touch(Touched::Tenant);
+            }
+        }
+        EventPayload::StagingPromoted { .. } | EventPayload::StagingDiscarded { .. } => {
+            if let Some(tenant) = state.tenant.as_mut() {
+                tenant.staging = None;
+                state.journal.touch(Touched::Tenant);
+            }
+        }
+        EventPayload::BranchOpened => {
+            state.tenant = Some(TenantRecord {
+                created_at: at,
+                default_role: super::ids::Role::Read,
+                sso_enforced: false,
+                user_count: 0,
+                group_count: 0,
+                staging: None,
+                stagings: 0,
+                branch: Some(BranchState::Copying),
+            });
+            state.journal.touch(Touched::Tenant);
+        }
+        EventPayload::BranchReady | EventPayload::BranchFrozen => {
+            if let Some(tenant) = state.tenant.as_mut() {
+                tenant.branch = Some(if matches!(event.payload, EventPayload::BranchReady) {
+                    BranchState::Open
+                } else {
+                    BranchState::Frozen
+                });
+                state.journal.touch(Touched::Tenant);
+            }
+        }
+        EventPayload::BranchDropped => state.drop_everything(),
     }
 }
 

@@ -1,9 +1,46 @@
 //! Commands: what a caller asks the directory to do. New ids, times and token hashes are made by
 //! the caller and carried in the command, so `decide` stays a pure function.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::ids::{GroupId, ResourceGroupId, Role, Timestamp, TokenId, UserId};
-use super::state::{Footprint, GroupProfile};
+use super::state::{BranchState, Footprint, GroupProfile, State};
 use super::user::{UserProfile, fold};
+
+/// A staging branch's directory (users, groups, memberships): what promotion makes the live
+/// directory. Role mappings, resource groups and the default role are not part of it: those stay
+/// the live tenant's, and apply to the promoted directory.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BranchDirectory {
+    pub users: BTreeMap<UserId, UserProfile>,
+    pub groups: BTreeMap<GroupId, GroupProfile>,
+    pub members: BTreeMap<GroupId, BTreeSet<UserId>>,
+}
+
+impl BranchDirectory {
+    /// The directory a state holds (the whole branch, loaded with `Footprint::whole_tenant`).
+    pub fn of(state: &State) -> Self {
+        let mut directory = Self::default();
+        for user in state.all_users() {
+            directory.users.insert(user.id, user.profile.clone());
+        }
+        for group in state.all_groups() {
+            directory.groups.insert(group.id, group.profile.clone());
+            directory
+                .members
+                .insert(group.id, state.members_of(group.id).collect());
+        }
+        directory
+    }
+}
+
+/// Part of the live directory copied into a staging branch by one command.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BranchCopy {
+    pub users: Vec<(UserId, UserProfile)>,
+    /// Groups with all their members (users of this copy or of an earlier one).
+    pub groups: Vec<(GroupId, GroupProfile, Vec<UserId>)>,
+}
 
 /// A token to issue; the caller generated its id and secret and passes only the secret's hash.
 #[derive(Clone, Debug, PartialEq)]
@@ -124,6 +161,24 @@ pub enum Command {
         resource_group_id: ResourceGroupId,
         user_id: UserId,
     },
+    /// Puts the tenant in staging: its directory freezes and SCIM goes to a new staging branch.
+    StageTenant,
+    /// Creates the staging branch this command is addressed to, empty and `Copying`.
+    OpenBranch,
+    /// Copies part of the live directory into the branch; what it already holds is skipped, so
+    /// an interrupted copy resumes.
+    CopyToBranch(BranchCopy),
+    /// Moves the branch to `Open` (copy done, or a promotion given up) or `Frozen` (promotion).
+    SetBranchState(BranchState),
+    /// Forgets everything the branch holds.
+    DropBranch,
+    /// Makes the live directory the staging branch's, in one step, and leaves staging.
+    PromoteStaging {
+        generation: u64,
+        branch: Box<BranchDirectory>,
+    },
+    /// Leaves staging; the live directory stays as it is.
+    DiscardStaging,
 }
 
 impl Command {
@@ -251,6 +306,20 @@ impl Command {
                     .resource_group_members
                     .push((*resource_group_id, *user_id));
             }
+            Command::StageTenant
+            | Command::OpenBranch
+            | Command::SetBranchState(_)
+            | Command::DropBranch
+            | Command::DiscardStaging => {}
+            Command::CopyToBranch(copy) => {
+                footprint
+                    .users
+                    .extend(copy.users.iter().map(|(user_id, _)| *user_id));
+                footprint
+                    .groups
+                    .extend(copy.groups.iter().map(|(group_id, _, _)| *group_id));
+            }
+            Command::PromoteStaging { .. } => footprint.whole_tenant = true,
         }
         footprint
     }

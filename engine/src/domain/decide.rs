@@ -8,6 +8,7 @@ use super::command::{Command, MemberChange, NewToken};
 use super::event::EventPayload;
 use super::ids::{GroupId, ResourceGroupId, UserId};
 use super::rejection::Rejection;
+use super::staging::{self, require_directory_writable};
 use super::state::{GroupProfile, GroupRecord, ResourceGroupRecord, State, UserRecord};
 use super::user::{Attributes, UserProfile, check_user_name, fold};
 
@@ -117,7 +118,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             }])
         }
         Command::ProvisionUser { user_id, profile } => {
-            require_tenant(state)?;
+            require_directory_writable(state)?;
             let profile = normalize(profile)?;
             if state.user(&user_id).is_some() {
                 return Err(Rejection::UserAlreadyExists(user_id));
@@ -130,7 +131,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             profile,
             expected_version,
         } => {
-            require_tenant(state)?;
+            require_directory_writable(state)?;
             let current = existing_user(state, user_id, expected_version)?;
             let profile = normalize(profile)?;
             check_unique(state, user_id, &profile)?;
@@ -141,7 +142,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             active,
             expected_version,
         } => {
-            require_tenant(state)?;
+            require_directory_writable(state)?;
             let current = existing_user(state, user_id, expected_version)?;
             let profile = UserProfile {
                 active,
@@ -153,7 +154,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             user_id,
             expected_version,
         } => {
-            require_tenant(state)?;
+            require_directory_writable(state)?;
             let current = existing_user(state, user_id, expected_version)?;
             // The user leaves every group and resource group first, as events of their own.
             let mut events: Vec<EventPayload> = state
@@ -185,7 +186,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             profile,
             members,
         } => {
-            require_tenant(state)?;
+            require_directory_writable(state)?;
             if state.group(&group_id).is_some() {
                 return Err(Rejection::GroupAlreadyExists(group_id));
             }
@@ -203,7 +204,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             member_changes,
             expected_version,
         } => {
-            require_tenant(state)?;
+            require_directory_writable(state)?;
             let current = existing_group(state, group_id, expected_version)?;
             let mut events = match profile {
                 Some(profile) => {
@@ -229,7 +230,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             group_id,
             expected_version,
         } => {
-            require_tenant(state)?;
+            require_directory_writable(state)?;
             let current = existing_group(state, group_id, expected_version)?;
             let mut changes = MemberChanges::new(state, group_id);
             changes.remove_all();
@@ -392,6 +393,15 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
                 user_id,
             }])
         }
+        Command::StageTenant => staging::stage(state),
+        Command::OpenBranch => staging::open_branch(state),
+        Command::CopyToBranch(copy) => staging::copy_to_branch(state, copy),
+        Command::SetBranchState(wanted) => staging::set_branch_state(state, wanted),
+        Command::DropBranch => staging::drop_branch(state),
+        Command::PromoteStaging { generation, branch } => {
+            staging::promote(state, generation, &branch)
+        }
+        Command::DiscardStaging => staging::discard(state),
     }
 }
 
@@ -465,7 +475,7 @@ fn check_group_name(state: &State, group_id: GroupId, display_name: &str) -> Res
 }
 
 /// The events that turn a group's profile into `profile`.
-fn update_group(current: &GroupRecord, profile: GroupProfile) -> Vec<EventPayload> {
+pub(super) fn update_group(current: &GroupRecord, profile: GroupProfile) -> Vec<EventPayload> {
     let before = &current.profile;
     let mut events = Vec::new();
     if profile.display_name != before.display_name {
@@ -676,7 +686,7 @@ fn check_unique(state: &State, user_id: UserId, profile: &UserProfile) -> Result
 
 /// The events that turn `current` into `profile`: an update with what changed, then the
 /// lifecycle change of `active`. Nothing changed: no events.
-fn replace(current: &UserRecord, profile: UserProfile) -> Vec<EventPayload> {
+pub(super) fn replace(current: &UserRecord, profile: UserProfile) -> Vec<EventPayload> {
     let before = &current.profile;
     let mut events = Vec::new();
     let user_name = (profile.user_name != before.user_name).then(|| profile.user_name.clone());

@@ -191,6 +191,27 @@ pub enum EventPayload {
         resource_group_id: ResourceGroupId,
         user_id: UserId,
     },
+    /// The tenant entered staging; its SCIM traffic goes to branch `generation`.
+    TenantStaged {
+        generation: u64,
+    },
+    /// (On a branch.) The branch was created, empty; the live directory is copied in next.
+    BranchOpened,
+    /// (On a branch.) The branch takes SCIM reads and writes.
+    BranchReady,
+    /// (On a branch.) A promotion is reading the branch: it takes no more writes.
+    BranchFrozen,
+    /// (On a branch.) Everything the branch held is gone.
+    BranchDropped,
+    /// The live directory became the branch's (the events before this one, of the same command)
+    /// and the tenant left staging.
+    StagingPromoted {
+        generation: u64,
+    },
+    /// The tenant left staging without changing its directory.
+    StagingDiscarded {
+        generation: u64,
+    },
 }
 
 impl EventPayload {
@@ -224,6 +245,13 @@ impl EventPayload {
             EventPayload::ResourceGroupUnlinked { .. } => "resource_group.unlinked",
             EventPayload::ResourceGroupMemberSet { .. } => "resource_group.member_set",
             EventPayload::ResourceGroupMemberRemoved { .. } => "resource_group.member_removed",
+            EventPayload::TenantStaged { .. } => "tenant.staged",
+            EventPayload::BranchOpened => "staging.branch_opened",
+            EventPayload::BranchReady => "staging.branch_ready",
+            EventPayload::BranchFrozen => "staging.branch_frozen",
+            EventPayload::BranchDropped => "staging.branch_dropped",
+            EventPayload::StagingPromoted { .. } => "tenant.staging_promoted",
+            EventPayload::StagingDiscarded { .. } => "tenant.staging_discarded",
         }
     }
 
@@ -233,7 +261,14 @@ impl EventPayload {
         match self {
             EventPayload::TenantCreated { .. }
             | EventPayload::TenantSettingsChanged { .. }
-            | EventPayload::UserProvisioned { .. } => {}
+            | EventPayload::UserProvisioned { .. }
+            | EventPayload::TenantStaged { .. }
+            | EventPayload::BranchOpened
+            | EventPayload::BranchReady
+            | EventPayload::BranchFrozen
+            | EventPayload::BranchDropped
+            | EventPayload::StagingPromoted { .. }
+            | EventPayload::StagingDiscarded { .. } => {}
             EventPayload::TokenIssued { token_id, .. }
             | EventPayload::TokenExpiryChanged { token_id, .. }
             | EventPayload::TokenUsed { token_id }
@@ -317,9 +352,15 @@ impl EventPayload {
     /// The id of the resource the event is about, for audit and filtering.
     pub fn target(&self) -> String {
         match self {
-            EventPayload::TenantCreated { .. } | EventPayload::TenantSettingsChanged { .. } => {
-                String::new()
-            }
+            EventPayload::TenantCreated { .. }
+            | EventPayload::TenantSettingsChanged { .. }
+            | EventPayload::TenantStaged { .. }
+            | EventPayload::BranchOpened
+            | EventPayload::BranchReady
+            | EventPayload::BranchFrozen
+            | EventPayload::BranchDropped
+            | EventPayload::StagingPromoted { .. }
+            | EventPayload::StagingDiscarded { .. } => String::new(),
             EventPayload::TokenIssued { token_id, .. }
             | EventPayload::TokenExpiryChanged { token_id, .. }
             | EventPayload::TokenUsed { token_id }

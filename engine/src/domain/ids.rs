@@ -16,6 +16,11 @@ pub struct TenantName(String);
 /// The reserved tenant that holds deployment-wide state, such as admin tokens.
 pub const SYSTEM_TENANT: &str = "_system";
 
+/// Joins a live tenant's name to the suffix of one of its staging branches (`acme~s3`). `~` is not
+/// in the tenant-name alphabet, so no request can name, create or authenticate to a branch: only
+/// the engine addresses branches, and only through [`TenantName::staging_branch`].
+pub const BRANCH_SEPARATOR: char = '~';
+
 impl TenantName {
     /// Parses a tenant name, explaining which rule it breaks.
     pub fn parse(name: &str) -> Result<Self, String> {
@@ -41,6 +46,42 @@ impl TenantName {
             ));
         }
         Ok(Self(name.to_owned()))
+    }
+
+    /// Parses a name read back from the log or a store: a tenant name, or the name of one of a
+    /// tenant's staging branches (`acme~s3`), which [`TenantName::parse`] refuses.
+    pub fn parse_stored(name: &str) -> Result<Self, String> {
+        let Some((live, suffix)) = name.split_once(BRANCH_SEPARATOR) else {
+            return Self::parse(name);
+        };
+        let live = Self::parse(live)?;
+        let generation = suffix
+            .strip_prefix('s')
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<u64>().ok())
+            .ok_or_else(|| format!("{name:?} is not a staging branch name"))?;
+        if live.is_system() {
+            return Err("the system tenant has no staging branches".to_owned());
+        }
+        Ok(live.staging_branch(generation))
+    }
+
+    /// The name of the `generation`-th staging branch of this tenant.
+    pub fn staging_branch(&self, generation: u64) -> Self {
+        Self(format!("{}{BRANCH_SEPARATOR}s{generation}", self.0))
+    }
+
+    /// Whether this is a staging branch rather than a tenant.
+    pub fn is_branch(&self) -> bool {
+        self.0.contains(BRANCH_SEPARATOR)
+    }
+
+    /// The live tenant a staging branch belongs to; a tenant is its own live tenant.
+    pub fn live(&self) -> Self {
+        match self.0.split_once(BRANCH_SEPARATOR) {
+            Some((live, _)) => Self(live.to_owned()),
+            None => self.clone(),
+        }
     }
 
     /// The reserved `_system` tenant.
@@ -234,6 +275,31 @@ mod tests {
                 TenantName::parse(bad).is_err(),
                 "{bad:?} should be rejected"
             );
+        }
+    }
+
+    #[test]
+    fn staging_branches_are_named_apart_from_tenants() {
+        let acme = TenantName::parse("acme").unwrap();
+        let branch = acme.staging_branch(3);
+        assert_eq!(branch.as_str(), "acme~s3");
+        assert!(branch.is_branch() && !acme.is_branch());
+        assert_eq!(branch.live(), acme);
+        assert!(
+            TenantName::parse("acme~s3").is_err(),
+            "no request names a branch"
+        );
+        assert_eq!(TenantName::parse_stored("acme~s3"), Ok(branch));
+        assert_eq!(TenantName::parse_stored("acme"), Ok(acme));
+        for bad in [
+            "acme~",
+            "acme~s",
+            "acme~x1",
+            "~s1",
+            "acme~s1~s2",
+            "_system~s1",
+        ] {
+            assert!(TenantName::parse_stored(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -11,6 +11,7 @@ mod decide;
 mod event;
 mod ids;
 mod rejection;
+mod staging;
 mod state;
 mod user;
 
@@ -19,16 +20,18 @@ mod tests;
 
 pub use access::{Access, Grant, RoleGrant, access};
 pub use apply::apply;
-pub use command::{Command, MemberChange, NewToken};
+pub use command::{BranchCopy, BranchDirectory, Command, MemberChange, NewToken};
 pub use decide::{MEMBERS_PER_EVENT, decide};
 pub use event::{Actor, ActorKind, Event, EventPayload, Source};
 pub use ids::{
-    GroupId, ResourceGroupId, Role, SYSTEM_TENANT, TenantName, Timestamp, TokenId, UserId,
+    BRANCH_SEPARATOR, GroupId, ResourceGroupId, Role, SYSTEM_TENANT, TenantName, Timestamp,
+    TokenId, UserId,
 };
 pub use rejection::{Rejection, RejectionKind};
+pub use staging::{Lifecycle, PromotionDiff, UserChange, promotion_diff};
 pub use state::{
-    Footprint, GroupProfile, GroupRecord, Journal, Loaded, ResourceGroupRecord, State,
-    TenantRecord, TokenRecord, Touched, UserRecord,
+    BranchState, Footprint, GroupProfile, GroupRecord, Journal, Loaded, ResourceGroupRecord,
+    Staging, State, TenantRecord, TokenRecord, Touched, UserRecord,
 };
 pub use user::{
     Attributes, USER_NAME_MAX, USER_NAME_MIN, UserNameRule, UserProfile, check_user_name, fold,

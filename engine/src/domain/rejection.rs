@@ -64,6 +64,28 @@ pub enum Rejection {
         resource_group: ResourceGroupId,
         group: GroupId,
     },
+    #[error(
+        "tenant is staged: its directory changes go to the staging branch (retry the request, or promote or discard the staging first)"
+    )]
+    TenantStaged,
+    #[error("tenant is already staged: promote or discard it first")]
+    AlreadyStaged,
+    #[error("tenant is not staged")]
+    NotStaged,
+    #[error("the tenant's staging changed (staging {actual:?}, not {expected}); look again")]
+    StagingChanged { expected: u64, actual: Option<u64> },
+    #[error("the staging branch is {0}: {1}")]
+    BranchNotOpen(&'static str, &'static str),
+    #[error("{0}")]
+    NotABranch(&'static str),
+    #[error(
+        "promotion would swap names between {0} and others in one step, which cannot be ordered: rename one of them in the identity provider first, or promote in two steps"
+    )]
+    PromotionNameCycle(String),
+    #[error(
+        "promotion needs {events} events, more than the {max} one atomic append holds on JetStream: promote smaller batches of changes (discard, stage again and sync in parts)"
+    )]
+    PromotionTooLarge { events: usize, max: usize },
 }
 
 /// The family of a rejection, which decides its status on every edge.
@@ -104,9 +126,15 @@ impl Rejection {
             | Rejection::GroupAlreadyExists(_)
             | Rejection::ResourceGroupNameTaken { .. }
             | Rejection::ResourceGroupAlreadyExists(_) => RejectionKind::Conflict,
-            Rejection::VersionMismatch { .. } | Rejection::ResourceGroupHasMembers(_) => {
-                RejectionKind::PreconditionFailed
-            }
+            Rejection::TenantStaged | Rejection::BranchNotOpen(..) => RejectionKind::Conflict,
+            Rejection::VersionMismatch { .. }
+            | Rejection::ResourceGroupHasMembers(_)
+            | Rejection::AlreadyStaged
+            | Rejection::NotStaged
+            | Rejection::StagingChanged { .. }
+            | Rejection::NotABranch(_)
+            | Rejection::PromotionNameCycle(_)
+            | Rejection::PromotionTooLarge { .. } => RejectionKind::PreconditionFailed,
             Rejection::ResourceGroupScimManaged(_) => RejectionKind::Forbidden,
         }
     }

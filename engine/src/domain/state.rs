@@ -27,6 +27,35 @@ pub struct TenantRecord {
     pub user_count: u64,
     #[serde(default)]
     pub group_count: u64,
+    /// Set while the tenant is staged: its SCIM traffic goes to this staging branch.
+    #[serde(default)]
+    pub staging: Option<Staging>,
+    /// How many times the tenant was staged (the last branch's generation).
+    #[serde(default)]
+    pub stagings: u64,
+    /// Set on a staging branch's own record (never on a tenant's).
+    #[serde(default)]
+    pub branch: Option<BranchState>,
+}
+
+/// A tenant's current staging.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Staging {
+    /// Which branch (see `TenantName::staging_branch`).
+    pub generation: u64,
+    pub since: Timestamp,
+}
+
+/// Where a staging branch is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BranchState {
+    /// The live directory is being copied in; SCIM waits.
+    Copying,
+    /// SCIM reads and writes go here.
+    Open,
+    /// A promotion is reading it: no more writes.
+    Frozen,
 }
 
 /// A bearer token. Only the SHA-256 of its secret is kept.
@@ -129,6 +158,8 @@ pub struct Footprint {
     pub resource_groups_of_users: Vec<UserId>,
     /// Resource groups whose every manual member must be loaded.
     pub members_of_resource_groups: Vec<ResourceGroupId>,
+    /// Everything the tenant holds (promotion compares whole directories).
+    pub whole_tenant: bool,
 }
 
 /// Which entries `apply` changed, in the order it changed them.
@@ -138,6 +169,9 @@ pub struct Journal(Vec<Touched>);
 /// One entry of the state that `apply` changed.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Touched {
+    /// Every entry of the tenant is gone (a dropped staging branch). Sorts first, so a store
+    /// clears the tenant before writing anything else the journal holds.
+    Everything,
     Tenant,
     Token(TokenId),
     User(UserId),
@@ -224,6 +258,10 @@ pub struct Loaded {
     pub links_of_groups: BTreeSet<GroupId>,
     pub resource_groups_of_users: BTreeSet<UserId>,
     pub members_of_resource_groups: BTreeSet<ResourceGroupId>,
+    /// The slice holds the whole tenant.
+    pub whole_tenant: bool,
+    /// The tenant was dropped in this slice: the store has nothing newer to load.
+    pub dropped: bool,
 }
 
 /// Which enumerations are loaded is bookkeeping for the loader, not the state's meaning.
@@ -271,6 +309,25 @@ impl State {
             loaded: Loaded::default(),
             journal: Journal::default(),
         }
+    }
+
+    /// Forgets everything the tenant held (a dropped staging branch) and journals that.
+    pub(crate) fn drop_everything(&mut self) {
+        let mut journal = std::mem::take(&mut self.journal);
+        *self = State::new(self.name.clone());
+        journal.touch(Touched::Everything);
+        self.journal = journal;
+        self.loaded.dropped = true;
+    }
+
+    /// Every user the slice holds (all of them when the whole tenant was loaded).
+    pub fn all_users(&self) -> impl Iterator<Item = &UserRecord> + '_ {
+        self.users.values().filter_map(Option::as_ref)
+    }
+
+    /// Every group the slice holds (all of them when the whole tenant was loaded).
+    pub fn all_groups(&self) -> impl Iterator<Item = &GroupRecord> + '_ {
+        self.groups.values().filter_map(Option::as_ref)
     }
 
     /// A copy of the tenant record and of the entries `footprint` names, as they are now: what

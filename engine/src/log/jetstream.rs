@@ -2,7 +2,9 @@
 //! every process keeps a local mirror of it (see `embedded`).
 //!
 //! - Subjects: `roster.evt.<tenant>.<resource>.<verb>`, one event per message, `Nats-Msg-Id` =
-//!   event id (a retried append is deduplicated).
+//!   event id (a retried append is deduplicated). A staging branch's events go to
+//!   `roster.stg.<tenant>~s<generation>.<resource>.<verb>` instead (the stream holds both), so
+//!   subscribers of the public `roster.evt.>` subjects never see staged, unpromoted changes.
 //! - Per-tenant serializability: the first message of an append carries
 //!   `Nats-Expected-Last-Subject-Sequence: <tenant head>` with
 //!   `Nats-Expected-Last-Subject-Sequence-Subject: roster.evt.<tenant>.>`; a stale head is refused
@@ -25,8 +27,10 @@ use crate::domain::{Event, TenantName, Timestamp};
 
 /// The stream's name.
 pub const STREAM: &str = "ROSTER_EVENTS";
-/// Every subject of the stream starts with this.
+/// Every subject of a tenant's events starts with this (the public contract).
 pub const SUBJECT_PREFIX: &str = "roster.evt";
+/// Every subject of a staging branch's events starts with this.
+pub const BRANCH_SUBJECT_PREFIX: &str = "roster.stg";
 /// Oldest server with everything the log relies on (atomic batch publish).
 const MINIMUM_SERVER: (u64, u64) = (2, 12);
 /// Messages in one atomic batch, at most (ADR-50).
@@ -59,7 +63,8 @@ impl JetStreamConfig {
 /// The subject an event is published on.
 pub fn subject(event: &Event) -> String {
     format!(
-        "{SUBJECT_PREFIX}.{}.{}",
+        "{}.{}.{}",
+        prefix(&event.tenant),
         event.tenant,
         event.payload.event_type()
     )
@@ -67,7 +72,23 @@ pub fn subject(event: &Event) -> String {
 
 /// The subjects of every event of `tenant`.
 pub fn tenant_subjects(tenant: &TenantName) -> String {
-    format!("{SUBJECT_PREFIX}.{tenant}.>")
+    format!("{}.{tenant}.>", prefix(tenant))
+}
+
+fn prefix(tenant: &TenantName) -> &'static str {
+    if tenant.is_branch() {
+        BRANCH_SUBJECT_PREFIX
+    } else {
+        SUBJECT_PREFIX
+    }
+}
+
+/// The subjects the stream must hold.
+fn stream_subjects() -> Vec<String> {
+    vec![
+        format!("{SUBJECT_PREFIX}.>"),
+        format!("{BRANCH_SUBJECT_PREFIX}.>"),
+    ]
 }
 
 fn unavailable(error: impl std::fmt::Display) -> LogError {
@@ -228,7 +249,7 @@ impl JetStreamLog {
         let context = jetstream::new(client.clone());
         let wanted = stream::Config {
             name: STREAM.to_owned(),
-            subjects: vec![format!("{SUBJECT_PREFIX}.>")],
+            subjects: stream_subjects(),
             storage: stream::StorageType::File,
             num_replicas: config.replicas.max(1),
             duplicate_window: Duration::from_secs(300),
@@ -261,11 +282,21 @@ impl JetStreamLog {
             .map_err(|error| unavailable(format!("reading stream {STREAM}: {error}")))?
             .config
             .clone();
-        if !existing.allow_atomic_publish || !existing.deny_delete || !existing.deny_purge {
+        let missing_subjects: Vec<String> = stream_subjects()
+            .into_iter()
+            .filter(|subject| !existing.subjects.contains(subject))
+            .collect();
+        if !existing.allow_atomic_publish
+            || !existing.deny_delete
+            || !existing.deny_purge
+            || !missing_subjects.is_empty()
+        {
+            // A stream created by an older roster lacks the staging subjects: add them.
             let mut updated = existing.clone();
             updated.allow_atomic_publish = true;
             updated.deny_delete = true;
             updated.deny_purge = true;
+            updated.subjects.extend(missing_subjects);
             context
                 .update_stream(updated)
                 .await
@@ -631,5 +662,37 @@ mod tests {
             Some(7)
         );
         assert_eq!(actual_head("something else"), None);
+    }
+
+    #[test]
+    fn staging_branches_publish_outside_the_public_subjects() {
+        let acme = TenantName::parse("acme").unwrap();
+        let event = |tenant: TenantName| Event {
+            id: uuid::Uuid::nil(),
+            tenant,
+            sequence: 0,
+            occurred_at: Timestamp::default(),
+            recorded_at: Timestamp::default(),
+            actor: crate::domain::Actor::system(),
+            source: crate::domain::Source::default(),
+            causation_id: String::new(),
+            payload: crate::domain::EventPayload::UserDeleted {
+                user_id: crate::domain::UserId(uuid::Uuid::nil()),
+                user_name: "alice".into(),
+                external_id: None,
+            },
+        };
+        assert_eq!(
+            subject(&event(acme.clone())),
+            "roster.evt.acme.user.deleted"
+        );
+        assert_eq!(tenant_subjects(&acme), "roster.evt.acme.>");
+        let branch = acme.staging_branch(2);
+        assert_eq!(
+            subject(&event(branch.clone())),
+            "roster.stg.acme~s2.user.deleted"
+        );
+        assert_eq!(tenant_subjects(&branch), "roster.stg.acme~s2.>");
+        assert!(stream_subjects().contains(&"roster.stg.>".to_owned()));
     }
 }

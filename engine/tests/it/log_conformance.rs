@@ -327,3 +327,41 @@ async fn a_thousand_events_land_together(log: LogUnderTest) {
     assert_eq!(refused, Err(AppendError::Conflict { actual_head: 1000 }));
     assert_eq!(ids(&log.read_all().await), ids(&batch));
 }
+
+/// A stream created by a roster from before staging holds `roster.evt.>` only: connecting adds
+/// the staging branches' subjects, keeping what was there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_stream_gets_the_staging_subjects_added() {
+    use async_nats::jetstream::{self, stream};
+
+    let server = NatsServer::start();
+    let context = jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    context
+        .create_stream(stream::Config {
+            name: "ROSTER_EVENTS".to_owned(),
+            subjects: vec!["roster.evt.>".to_owned()],
+            allow_atomic_publish: true,
+            deny_delete: true,
+            deny_purge: true,
+            ..stream::Config::default()
+        })
+        .await
+        .unwrap();
+    JetStreamLog::connect(&JetStreamConfig {
+        url: server.url(),
+        replicas: 1,
+    })
+    .await
+    .unwrap();
+    let subjects = context
+        .get_stream("ROSTER_EVENTS")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .subjects
+        .clone();
+    assert_eq!(subjects, vec!["roster.evt.>", "roster.stg.>"]);
+}

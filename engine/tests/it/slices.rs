@@ -28,7 +28,7 @@ fn through_store(
         apply(&mut slice, &envelope(tenant, *sequence, payload.clone()));
     }
     let mut batch = roster_engine::sled::Batch::default();
-    store.stage(&mut slice, &mut batch);
+    store.stage(&mut slice, &mut batch).unwrap();
     store.stage_checkpoint(&mut batch, tenant, *sequence);
     store.apply_batch(batch).unwrap();
     Ok(payloads)

@@ -3,10 +3,11 @@
 
 use roster_engine::codec::{role_from_proto, role_to_proto, timestamp_to_proto};
 use roster_engine::domain::{
-    Command, GroupId, Rejection, RejectionKind, ResourceGroupId, ResourceGroupRecord, Role, Source,
-    TenantName, TokenId, TokenRecord, UserId, fold,
+    Command, Grant, GroupId, Lifecycle, Rejection, RejectionKind, ResourceGroupId,
+    ResourceGroupRecord, Role, RoleGrant, Source, TenantName, TokenId, TokenRecord, UserId, fold,
 };
 use roster_engine::engine::{CommandContext, ExecuteError};
+use roster_engine::staging::StagingReport;
 use roster_engine::store::StateStore;
 use roster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -79,6 +80,12 @@ impl AdminService {
             tenant,
             &record,
         )?))
+    }
+
+    fn tenant_info(&self, tenant: &TenantName) -> Result<pb::TenantInfo, Status> {
+        let record = stored(self.store().tenant(tenant))?
+            .ok_or_else(|| Status::not_found(format!("tenant {tenant} not found")))?;
+        Ok(tenant_info(tenant, &record))
     }
 
     async fn existing_tenant(&self, name: &str) -> Result<TenantName, Status> {
@@ -267,6 +274,113 @@ fn tenant_info(name: &TenantName, record: &roster_engine::domain::TenantRecord) 
         users: record.user_count,
         groups: record.group_count,
         sso_enforced: record.sso_enforced,
+        staged: record.staging.is_some(),
+        staged_since: record
+            .staging
+            .as_ref()
+            .map(|staging| timestamp_to_proto(staging.since)),
+    }
+}
+
+/// The diff message of a staging report: per user, what changes, with group and resource-group
+/// names (a group's name after promotion when it has one, else before).
+pub fn staging_diff_message(tenant: &TenantName, report: &StagingReport) -> pb::StagingDiff {
+    use pb::role_source::Kind;
+    let promoted = &report.diff.promoted;
+    let group_ref = |id: GroupId| pb::GroupRef {
+        id: id.to_string(),
+        display_name: promoted
+            .group(&id)
+            .or_else(|| report.live.group(&id))
+            .map(|group| group.profile.display_name.clone())
+            .unwrap_or_default(),
+    };
+    let staged_role = |grant: &RoleGrant| pb::StagedRole {
+        role: role_to_proto(grant.role).into(),
+        source: Some(pb::RoleSource {
+            kind: Some(match grant.grant {
+                Grant::Default => Kind::DefaultRole(true),
+                Grant::Group(group) => Kind::Group(group_ref(group)),
+                Grant::Manual => Kind::Manual(true),
+            }),
+        }),
+    };
+    let users = report
+        .diff
+        .users
+        .iter()
+        .map(|change| {
+            let org_before = change
+                .before
+                .as_ref()
+                .and_then(|access| access.org_role.as_ref());
+            let org_after = change
+                .after
+                .as_ref()
+                .and_then(|access| access.org_role.as_ref());
+            let no_groups = Default::default();
+            let groups_before = change
+                .before
+                .as_ref()
+                .map_or(&no_groups, |access| &access.resource_groups);
+            let groups_after = change
+                .after
+                .as_ref()
+                .map_or(&no_groups, |access| &access.resource_groups);
+            let mut resource_groups: Vec<ResourceGroupId> = groups_before
+                .keys()
+                .chain(groups_after.keys())
+                .copied()
+                .filter(|id| groups_before.get(id) != groups_after.get(id))
+                .collect();
+            resource_groups.dedup();
+            resource_groups.sort();
+            resource_groups.dedup();
+            pb::UserStagingChange {
+                user_id: change.user_id.to_string(),
+                user_name: change.user_name.clone(),
+                previous_user_name: change.previous_user_name.clone().unwrap_or_default(),
+                change: match change.lifecycle {
+                    Lifecycle::Created => pb::user_staging_change::Change::Created,
+                    Lifecycle::Deleted => pb::user_staging_change::Change::Deleted,
+                    Lifecycle::Deactivated => pb::user_staging_change::Change::Deactivated,
+                    Lifecycle::Reactivated => pb::user_staging_change::Change::Reactivated,
+                    Lifecycle::Updated => pb::user_staging_change::Change::Updated,
+                    Lifecycle::Unchanged => pb::user_staging_change::Change::None,
+                }
+                .into(),
+                org_role: (org_before != org_after).then(|| pb::RoleChange {
+                    before: org_before.map(staged_role),
+                    after: org_after.map(staged_role),
+                }),
+                resource_groups: resource_groups
+                    .into_iter()
+                    .map(|id| pb::ResourceGroupRoleChange {
+                        resource_group_id: id.to_string(),
+                        resource_group_name: report
+                            .live
+                            .resource_group(&id)
+                            .map(|record| record.name.clone())
+                            .unwrap_or_default(),
+                        before: groups_before.get(&id).map(staged_role),
+                        after: groups_after.get(&id).map(staged_role),
+                    })
+                    .collect(),
+                groups_joined: change
+                    .groups_joined
+                    .iter()
+                    .copied()
+                    .map(group_ref)
+                    .collect(),
+                groups_left: change.groups_left.iter().copied().map(group_ref).collect(),
+            }
+        })
+        .collect();
+    pb::StagingDiff {
+        tenant: tenant.to_string(),
+        generation: report.generation,
+        users,
+        events: report.diff.events as u64,
     }
 }
 
@@ -498,6 +612,81 @@ impl pb::admin_server::Admin for AdminService {
             .map_err(|error| Status::unavailable(error.to_string()))?
             .ok_or_else(|| Status::not_found(format!("tenant {tenant} not found")))?;
         Ok(Response::new(tenant_info(&tenant, &record)))
+    }
+
+    async fn stage_tenant(
+        &self,
+        request: Request<pb::StageTenantRequest>,
+    ) -> Result<Response<pb::StageTenantResponse>, Status> {
+        let context = self.context(&request).await?;
+        let tenant = self.existing_tenant(&request.get_ref().tenant).await?;
+        let staged = self
+            .state
+            .engine
+            .stage_tenant(&tenant, context)
+            .await
+            .map_err(status)?;
+        tracing::info!(%tenant, generation = staged.generation, resumed = staged.resumed, users = staged.users_copied, "tenant staged");
+        Ok(Response::new(pb::StageTenantResponse {
+            tenant: Some(self.tenant_info(&tenant)?),
+            generation: staged.generation,
+            resumed: staged.resumed,
+            users_copied: staged.users_copied as u64,
+            groups_copied: staged.groups_copied as u64,
+        }))
+    }
+
+    async fn get_staging_diff(
+        &self,
+        request: Request<pb::GetStagingDiffRequest>,
+    ) -> Result<Response<pb::StagingDiff>, Status> {
+        self.context(&request).await?;
+        let tenant = self.existing_tenant(&request.get_ref().tenant).await?;
+        let report = self
+            .state
+            .engine
+            .staging_diff(&tenant)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(staging_diff_message(&tenant, &report)))
+    }
+
+    async fn promote_tenant(
+        &self,
+        request: Request<pb::PromoteTenantRequest>,
+    ) -> Result<Response<pb::PromoteTenantResponse>, Status> {
+        let context = self.context(&request).await?;
+        let tenant = self.existing_tenant(&request.get_ref().tenant).await?;
+        let report = self
+            .state
+            .engine
+            .promote_staging(&tenant, context)
+            .await
+            .map_err(status)?;
+        tracing::info!(%tenant, generation = report.generation, users = report.diff.users.len(), events = report.diff.events, "staging promoted");
+        Ok(Response::new(pb::PromoteTenantResponse {
+            promoted: Some(staging_diff_message(&tenant, &report)),
+            tenant: Some(self.tenant_info(&tenant)?),
+        }))
+    }
+
+    async fn discard_staging(
+        &self,
+        request: Request<pb::DiscardStagingRequest>,
+    ) -> Result<Response<pb::DiscardStagingResponse>, Status> {
+        let context = self.context(&request).await?;
+        let tenant = self.existing_tenant(&request.get_ref().tenant).await?;
+        let generation = self
+            .state
+            .engine
+            .discard_staging(&tenant, context)
+            .await
+            .map_err(status)?;
+        tracing::info!(%tenant, generation, "staging discarded");
+        Ok(Response::new(pb::DiscardStagingResponse {
+            tenant: Some(self.tenant_info(&tenant)?),
+            generation,
+        }))
     }
 
     async fn list_role_mappings(

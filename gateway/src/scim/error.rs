@@ -97,6 +97,13 @@ impl ScimError {
 impl From<Rejection> for ScimError {
     fn from(rejection: Rejection) -> Self {
         let detail = rejection.to_string();
+        if matches!(
+            rejection,
+            Rejection::TenantStaged | Rejection::BranchNotOpen(..)
+        ) {
+            // Staging began or a promotion is under way: the same request succeeds shortly.
+            return Self::unavailable(detail);
+        }
         match rejection.kind() {
             RejectionKind::Invalid => Self::invalid_value(detail),
             RejectionKind::NotFound => Self::not_found(detail),

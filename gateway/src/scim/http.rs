@@ -9,11 +9,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use roster_engine::domain::Command;
-use roster_engine::domain::{Actor, ActorKind, Source, TenantName};
+use roster_engine::domain::{Actor, ActorKind, BranchState, Command, Source, TenantName};
 use roster_engine::engine::{CommandContext, ExecuteError, Executed};
 use serde_json::Value;
 use uuid::Uuid;
@@ -254,8 +253,9 @@ impl FromRequestParts<AppState> for ScimClient {
                 ScimError::unauthorized("a valid bearer token for this tenant is required")
             })?;
         state.note_token_use(&tenant, &token, now).await;
-        let source = source(parts);
         let base_url = format!("{}/scim/v2/{tenant}", origin(&parts.headers));
+        let tenant = staging_route(state, tenant, &parts.method)?;
+        let source = source(parts);
         Ok(Self {
             context: CommandContext {
                 now,
@@ -271,6 +271,45 @@ impl FromRequestParts<AppState> for ScimClient {
             base_url,
             dry_run: parts.extensions.get::<DryRun>().cloned(),
         })
+    }
+}
+
+/// Where a tenant's SCIM requests go: the tenant itself, or, while it is staged, its staging
+/// branch (reads and writes alike, with the tenant's own URL and token). Everything after this
+/// point works on the branch as on any tenant; nothing else ever addresses a branch.
+fn staging_route(
+    state: &AppState,
+    tenant: TenantName,
+    method: &Method,
+) -> Result<TenantName, ScimError> {
+    let store = state.engine.aggregate();
+    let unavailable = |error: roster_engine::store::StoreError| {
+        tracing::warn!(%error, "reading the tenant's staging failed");
+        ScimError::unavailable("the directory is temporarily unavailable; retry later")
+    };
+    let Some(staging) = store
+        .tenant(&tenant)
+        .map_err(unavailable)?
+        .and_then(|record| record.staging)
+    else {
+        return Ok(tenant);
+    };
+    let branch = tenant.staging_branch(staging.generation);
+    let branch_state = store
+        .tenant(&branch)
+        .map_err(unavailable)?
+        .and_then(|record| record.branch);
+    match branch_state {
+        Some(BranchState::Open) => Ok(branch),
+        Some(BranchState::Frozen) if *method == Method::GET || *method == Method::HEAD => {
+            Ok(branch)
+        }
+        Some(BranchState::Frozen) => Err(ScimError::unavailable(
+            "the tenant's staged changes are being promoted; retry shortly",
+        )),
+        _ => Err(ScimError::unavailable(
+            "the tenant is being staged (its directory is being copied); retry shortly",
+        )),
     }
 }
 

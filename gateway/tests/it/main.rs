@@ -19,5 +19,6 @@ mod protocol;
 mod rebuild;
 mod robustness;
 mod roles;
+mod staging;
 mod support;
 mod users;

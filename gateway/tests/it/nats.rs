@@ -533,3 +533,93 @@ async fn platform_teams_follow_deactivations_on_the_documented_subjects() {
         ]
     );
 }
+
+/// The subjects of the messages a consumer filtered on `filter` finds in the stream now.
+async fn subjects_in_stream(nats: &NatsServer, filter: &str) -> Vec<String> {
+    use async_nats::jetstream::{self, consumer};
+    use futures::StreamExt;
+
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let stream = jetstream::new(client)
+        .get_stream("ROSTER_EVENTS")
+        .await
+        .unwrap();
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            filter_subject: filter.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer
+        .fetch()
+        .max_messages(100)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .unwrap();
+    let mut subjects = Vec::new();
+    while let Some(message) = messages.next().await {
+        subjects.push(message.unwrap().subject.to_string());
+    }
+    subjects
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_changes_reach_the_public_subjects_only_when_promoted() {
+    let nats = NatsServer::start();
+    let stack = Stack::start_nats(&nats.url()).await;
+    let acme = stack.tenant("acme").await;
+    let alice = acme.create_user("alice").await;
+    stack
+        .admin()
+        .await
+        .stage_tenant(stack.with_admin_token(pb::StageTenantRequest {
+            tenant: "acme".into(),
+        }))
+        .await
+        .unwrap();
+    acme.patch(
+        &format!("/Users/{alice}"),
+        &patch_op(json!([{"op": "replace", "path": "active", "value": false}])),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        acme.get(&format!("/Users/{alice}")).await.expect(200)["active"],
+        false
+    );
+    assert!(
+        subjects_in_stream(&nats, "roster.evt.*.user.deactivated")
+            .await
+            .is_empty(),
+        "staged changes are not on the public subjects"
+    );
+    assert_eq!(
+        subjects_in_stream(&nats, "roster.stg.>")
+            .await
+            .into_iter()
+            .filter(|subject| subject.ends_with(".user.deactivated"))
+            .collect::<Vec<_>>(),
+        vec!["roster.stg.acme~s1.user.deactivated".to_owned()]
+    );
+    stack
+        .admin()
+        .await
+        .promote_tenant(stack.with_admin_token(pb::PromoteTenantRequest {
+            tenant: "acme".into(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        subjects_in_stream(&nats, "roster.evt.*.user.deactivated").await,
+        vec!["roster.evt.acme.user.deactivated".to_owned()]
+    );
+    // A restarted process on the same stream (and its rebuilt caches) agrees.
+    let stack = stack.restart().await;
+    let acme = stack.tenant_at(&acme);
+    assert_eq!(
+        acme.get(&format!("/Users/{alice}")).await.expect(200)["active"],
+        false
+    );
+}

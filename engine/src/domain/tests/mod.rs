@@ -3,6 +3,7 @@
 
 mod access;
 mod groups;
+mod staging;
 mod tokens;
 mod users;
 
