@@ -10,4 +10,5 @@ pub mod bench;
 pub mod clock;
 pub mod grpc;
 pub mod metrics;
+pub mod ratelimit;
 pub mod scim;

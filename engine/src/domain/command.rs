@@ -2,7 +2,8 @@
 //! the caller and carried in the command, so `decide` stays a pure function.
 
 use super::ids::{GroupId, ResourceGroupId, Role, Timestamp, TokenId, UserId};
-use super::state::{Footprint, GroupProfile};
+use super::jit::{self, JitLogin};
+use super::state::{Footprint, GroupProfile, State};
 use super::user::{UserProfile, fold};
 
 /// A token to issue; the caller generated its id and secret and passes only the secret's hash.
@@ -124,6 +125,15 @@ pub enum Command {
         resource_group_id: ResourceGroupId,
         user_id: UserId,
     },
+    /// Maps an SSO claim value to an org role for just-in-time provisioning (`None`: removes
+    /// the mapping).
+    SetClaimRoleMapping {
+        claim: String,
+        value: String,
+        role: Option<Role>,
+    },
+    /// Creates or updates the user behind an SSO login (just-in-time provisioning).
+    JitProvision(JitLogin),
 }
 
 impl Command {
@@ -251,7 +261,19 @@ impl Command {
                     .resource_group_members
                     .push((*resource_group_id, *user_id));
             }
+            Command::SetClaimRoleMapping { .. } => {}
+            Command::JitProvision(login) => footprint = jit::footprint(login),
         }
         footprint
+    }
+
+    /// What `decide` needs loaded beyond [`Self::footprint`], found through the entries that
+    /// footprint loaded (the users an SSO subject, externalId or userName index points at).
+    /// Empty for most commands.
+    pub fn dependent_footprint(&self, state: &State) -> Footprint {
+        match self {
+            Command::JitProvision(login) => jit::dependent_footprint(login, state),
+            _ => Footprint::default(),
+        }
     }
 }

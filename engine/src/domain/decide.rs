@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::command::{Command, MemberChange, NewToken};
 use super::event::EventPayload;
 use super::ids::{GroupId, ResourceGroupId, UserId};
+use super::jit;
 use super::rejection::Rejection;
 use super::state::{GroupProfile, GroupRecord, ResourceGroupRecord, State, UserRecord};
 use super::user::{Attributes, UserProfile, check_user_name, fold};
@@ -375,6 +376,10 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
                 role,
             }])
         }
+        Command::SetClaimRoleMapping { claim, value, role } => {
+            jit::decide_claim_role_mapping(state, claim, value, role)
+        }
+        Command::JitProvision(login) => jit::decide_jit(state, login),
         Command::RemoveResourceGroupMember {
             resource_group_id,
             user_id,
@@ -600,7 +605,7 @@ fn token_issued(token: NewToken) -> EventPayload {
     }
 }
 
-fn require_tenant(state: &State) -> Result<(), Rejection> {
+pub(super) fn require_tenant(state: &State) -> Result<(), Rejection> {
     match state.tenant {
         Some(_) if !state.name.is_system() => Ok(()),
         _ => Err(Rejection::TenantNotFound),
@@ -634,7 +639,7 @@ fn existing_user(
 }
 
 /// Applies the profile rules and drops what is never stored.
-fn normalize(profile: UserProfile) -> Result<UserProfile, Rejection> {
+pub(super) fn normalize(profile: UserProfile) -> Result<UserProfile, Rejection> {
     let mut profile = profile.without_secrets();
     profile
         .attributes
@@ -676,7 +681,7 @@ fn check_unique(state: &State, user_id: UserId, profile: &UserProfile) -> Result
 
 /// The events that turn `current` into `profile`: an update with what changed, then the
 /// lifecycle change of `active`. Nothing changed: no events.
-fn replace(current: &UserRecord, profile: UserProfile) -> Vec<EventPayload> {
+pub(super) fn replace(current: &UserRecord, profile: UserProfile) -> Vec<EventPayload> {
     let before = &current.profile;
     let mut events = Vec::new();
     let user_name = (profile.user_name != before.user_name).then(|| profile.user_name.clone());

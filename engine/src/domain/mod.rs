@@ -10,6 +10,7 @@ mod command;
 mod decide;
 mod event;
 mod ids;
+mod jit;
 mod rejection;
 mod state;
 mod user;
@@ -25,10 +26,13 @@ pub use event::{Actor, ActorKind, Event, EventPayload, Source};
 pub use ids::{
     GroupId, ResourceGroupId, Role, SYSTEM_TENANT, TenantName, Timestamp, TokenId, UserId,
 };
+pub use jit::{
+    CLAIM_ROLE_MAPPINGS_MAX, JitLogin, claim_values, role_from_claims, user_name_candidates,
+};
 pub use rejection::{Rejection, RejectionKind};
 pub use state::{
-    Footprint, GroupProfile, GroupRecord, Journal, Loaded, ResourceGroupRecord, State,
-    TenantRecord, TokenRecord, Touched, UserRecord,
+    ClaimRole, ClaimRoleMapping, Footprint, GroupProfile, GroupRecord, Journal, Loaded,
+    ResourceGroupRecord, SsoLink, State, TenantRecord, TokenRecord, Touched, UserRecord,
 };
 pub use user::{
     Attributes, USER_NAME_MAX, USER_NAME_MIN, UserNameRule, UserProfile, check_user_name, fold,

@@ -64,6 +64,16 @@ pub enum Rejection {
         resource_group: ResourceGroupId,
         group: GroupId,
     },
+    #[error("no claim mapping for claim {claim:?} with value {value:?}")]
+    ClaimRoleMappingNotFound { claim: String, value: String },
+    #[error(
+        "user {user_name:?} is deactivated: an SSO login does not reactivate a user; reactivate them through the identity provider (SCIM)"
+    )]
+    JitUserDeactivated { user_name: String },
+    #[error(
+        "several users have the email {email:?} and none is linked to this SSO subject: link one by giving it the subject as externalId"
+    )]
+    JitAmbiguousEmail { email: String },
 }
 
 /// The family of a rejection, which decides its status on every edge.
@@ -94,7 +104,8 @@ impl Rejection {
             | Rejection::TokenNotFound(_)
             | Rejection::GroupNotFound(_)
             | Rejection::ResourceGroupNotFound(_)
-            | Rejection::NotLinked { .. } => RejectionKind::NotFound,
+            | Rejection::NotLinked { .. }
+            | Rejection::ClaimRoleMappingNotFound { .. } => RejectionKind::NotFound,
             Rejection::TenantAlreadyExists
             | Rejection::UserNameTaken { .. }
             | Rejection::ExternalIdTaken { .. }
@@ -103,11 +114,14 @@ impl Rejection {
             | Rejection::GroupNameTaken { .. }
             | Rejection::GroupAlreadyExists(_)
             | Rejection::ResourceGroupNameTaken { .. }
-            | Rejection::ResourceGroupAlreadyExists(_) => RejectionKind::Conflict,
+            | Rejection::ResourceGroupAlreadyExists(_)
+            | Rejection::JitAmbiguousEmail { .. } => RejectionKind::Conflict,
             Rejection::VersionMismatch { .. } | Rejection::ResourceGroupHasMembers(_) => {
                 RejectionKind::PreconditionFailed
             }
-            Rejection::ResourceGroupScimManaged(_) => RejectionKind::Forbidden,
+            Rejection::ResourceGroupScimManaged(_) | Rejection::JitUserDeactivated { .. } => {
+                RejectionKind::Forbidden
+            }
         }
     }
 }

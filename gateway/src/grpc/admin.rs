@@ -155,9 +155,19 @@ fn role_mappings(store: &StateStore, tenant: &TenantName) -> Result<pb::RoleMapp
             role: role_to_proto(role).into(),
         });
     }
+    let claim_mappings = record
+        .claim_role_mappings
+        .iter()
+        .map(|mapping| pb::ClaimRoleMapping {
+            claim: mapping.claim.clone(),
+            value: mapping.value.clone(),
+            role: role_to_proto(mapping.role).into(),
+        })
+        .collect();
     Ok(pb::RoleMappings {
         default_role: role_to_proto(record.default_role).into(),
         mappings,
+        claim_mappings,
     })
 }
 
@@ -706,5 +716,46 @@ impl pb::admin_server::Admin for AdminService {
         )
         .await?;
         self.resource_group_response(&tenant, resource_group_id)
+    }
+
+    async fn set_claim_role_mapping(
+        &self,
+        request: Request<pb::SetClaimRoleMappingRequest>,
+    ) -> Result<Response<pb::RoleMappings>, Status> {
+        let context = self.context(&request).await?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant).await?;
+        let role = requested_role(request.role)?;
+        self.execute(
+            &tenant,
+            Command::SetClaimRoleMapping {
+                claim: request.claim,
+                value: request.value,
+                role: Some(role),
+            },
+            context,
+        )
+        .await?;
+        Ok(Response::new(role_mappings(self.store(), &tenant)?))
+    }
+
+    async fn remove_claim_role_mapping(
+        &self,
+        request: Request<pb::RemoveClaimRoleMappingRequest>,
+    ) -> Result<Response<pb::RoleMappings>, Status> {
+        let context = self.context(&request).await?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant).await?;
+        self.execute(
+            &tenant,
+            Command::SetClaimRoleMapping {
+                claim: request.claim,
+                value: request.value,
+                role: None,
+            },
+            context,
+        )
+        .await?;
+        Ok(Response::new(role_mappings(self.store(), &tenant)?))
     }
 }
