@@ -122,14 +122,19 @@ pub(super) async fn provision(
         .events
         .iter()
         .any(|event| matches!(event.payload, EventPayload::UserProvisioned { .. }));
-    let user_id = executed
-        .state
-        .user_id_by_subject(&subject)
-        .ok_or_else(|| Status::internal("the provisioned user is not linked to the subject"))?;
+    state.read_barrier().await.map_err(unavailable)?;
+    // The command's slice names the linked user; the view, read after the write, as well.
+    let user_id = match executed.state.user_id_by_subject(&subject) {
+        Some(id) => id,
+        None => service
+            .store()
+            .user_id_by_subject(&tenant, &subject)
+            .map_err(unavailable)?
+            .ok_or_else(|| Status::unavailable("the directory is catching up; retry later"))?,
+    };
     if !executed.events.is_empty() {
         tracing::info!(%tenant, user = %user_id, created, events = executed.events.len(), "just-in-time provisioning");
     }
-    state.read_barrier().await.map_err(unavailable)?;
     let record = service
         .store()
         .user(&tenant, &user_id)

@@ -10,6 +10,7 @@ mod crash;
 mod groups;
 mod grpc;
 mod interop;
+mod jit;
 mod leniency;
 mod nats;
 mod operations;
