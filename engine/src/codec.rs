@@ -7,8 +7,8 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::domain::{
-    Actor, ActorKind, Attributes, Event, EventPayload, GroupId, GroupProfile, ResourceGroupId,
-    Role, Source, TenantName, Timestamp, TokenId, UserId, UserProfile,
+    Actor, ActorKind, Attributes, ClaimRole, Event, EventPayload, GroupId, GroupProfile,
+    ResourceGroupId, Role, Source, TenantName, Timestamp, TokenId, UserId, UserProfile,
 };
 
 #[derive(Debug, Error)]
@@ -310,6 +310,38 @@ pub fn to_proto(event: &Event) -> pb::Event {
                 generation: *generation,
             })
         }
+        EventPayload::ClaimRoleMappingSet { claim, value, role } => {
+            P::ClaimRoleMappingSet(pb::ClaimRoleMappingSet {
+                claim: claim.clone(),
+                value: value.clone(),
+                role: role_to_proto(*role).into(),
+            })
+        }
+        EventPayload::ClaimRoleMappingRemoved { claim, value } => {
+            P::ClaimRoleMappingRemoved(pb::ClaimRoleMappingRemoved {
+                claim: claim.clone(),
+                value: value.clone(),
+            })
+        }
+        EventPayload::UserSsoLinked { user_id, subject } => P::UserSsoLinked(pb::UserSsoLinked {
+            user_id: user_id.to_string(),
+            subject: subject.clone(),
+        }),
+        EventPayload::UserClaimRoleChanged {
+            user_id,
+            claim_role,
+        } => P::UserClaimRoleChanged(match claim_role {
+            Some(granted) => pb::UserClaimRoleChanged {
+                user_id: user_id.to_string(),
+                role: role_to_proto(granted.role).into(),
+                claim: granted.claim.clone(),
+                value: granted.value.clone(),
+            },
+            None => pb::UserClaimRoleChanged {
+                user_id: user_id.to_string(),
+                ..Default::default()
+            },
+        }),
     };
     pb::Event {
         event_id: event.id.to_string(),
@@ -496,6 +528,27 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
         },
         P::StagingDiscarded(p) => EventPayload::StagingDiscarded {
             generation: p.generation,
+        },
+        P::ClaimRoleMappingSet(p) => EventPayload::ClaimRoleMappingSet {
+            claim: p.claim,
+            value: p.value,
+            role: role(p.role)?,
+        },
+        P::ClaimRoleMappingRemoved(p) => EventPayload::ClaimRoleMappingRemoved {
+            claim: p.claim,
+            value: p.value,
+        },
+        P::UserSsoLinked(p) => EventPayload::UserSsoLinked {
+            user_id: user_id(&p.user_id)?,
+            subject: p.subject,
+        },
+        P::UserClaimRoleChanged(p) => EventPayload::UserClaimRoleChanged {
+            user_id: user_id(&p.user_id)?,
+            claim_role: role_from_proto(p.role).map(|role| ClaimRole {
+                role,
+                claim: p.claim,
+                value: p.value,
+            }),
         },
     };
     let actor = event.actor.unwrap_or_default();
@@ -703,6 +756,31 @@ mod tests {
             EventPayload::BranchDropped,
             EventPayload::StagingPromoted { generation: 3 },
             EventPayload::StagingDiscarded { generation: 4 },
+            EventPayload::ClaimRoleMappingSet {
+                claim: "custom.department".into(),
+                value: "Research".into(),
+                role: Role::Write,
+            },
+            EventPayload::ClaimRoleMappingRemoved {
+                claim: "groups".into(),
+                value: "eng".into(),
+            },
+            EventPayload::UserSsoLinked {
+                user_id,
+                subject: "00u1abc".into(),
+            },
+            EventPayload::UserClaimRoleChanged {
+                user_id,
+                claim_role: Some(ClaimRole {
+                    role: Role::Admin,
+                    claim: "roles".into(),
+                    value: "Owner".into(),
+                }),
+            },
+            EventPayload::UserClaimRoleChanged {
+                user_id,
+                claim_role: None,
+            },
         ] {
             let event = envelope(payload);
             assert_eq!(decode(&encode(&event)).unwrap(), event);

@@ -465,8 +465,7 @@ fn decide_batch(
     let mut events: Vec<Event> = Vec::new();
     let mut outcomes = Vec::with_capacity(commands.len());
     for (command, context) in commands {
-        let footprint = command.footprint();
-        aggregate.load_into(&mut state, &footprint)?;
+        let footprint = aggregate.load_command(&mut state, command)?;
         let payloads = match decide(&state, command.clone()) {
             Ok(payloads) => payloads,
             Err(rejection) => {

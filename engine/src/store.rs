@@ -12,6 +12,7 @@
 //! `P tenant \0 group` → mapped org role · `Q tenant \0 resource-group` → resource group record ·
 //! `W tenant \0 folded-name` → resource group · `L tenant \0 group resource-group` → link role ·
 //! `V tenant \0 resource-group user` and `Z tenant \0 user resource-group` → manual member role ·
+//! `S tenant \0 sso-subject` → user ·
 //! `I token-id` → owning tenant ·
 //! `C tenant` → the tenant's last applied sequence · `#checkpoint` → last applied sequence.
 
@@ -23,8 +24,8 @@ use sled::IVec;
 use thiserror::Error;
 
 use crate::domain::{
-    Event, Footprint, GroupId, GroupRecord, ResourceGroupId, ResourceGroupRecord, Role, State,
-    TenantName, TenantRecord, TokenId, TokenRecord, Touched, UserId, UserRecord, apply,
+    Command, Event, Footprint, GroupId, GroupRecord, ResourceGroupId, ResourceGroupRecord, Role,
+    State, TenantName, TenantRecord, TokenId, TokenRecord, Touched, UserId, UserRecord, apply,
 };
 
 const TENANT: u8 = b'T';
@@ -32,6 +33,7 @@ const TOKEN: u8 = b'K';
 const USER: u8 = b'U';
 const USER_NAME: u8 = b'N';
 const USER_EXTERNAL_ID: u8 = b'X';
+const USER_SUBJECT: u8 = b'S';
 const GROUP: u8 = b'G';
 const GROUP_NAME: u8 = b'D';
 const MEMBER: u8 = b'M';
@@ -216,6 +218,11 @@ impl StateStore {
             &mut state.user_external_ids,
             &footprint.user_external_ids,
             |id| self.user_id_by_external_id(tenant, id),
+        )?;
+        load_missing(
+            &mut state.user_subjects,
+            &footprint.user_subjects,
+            |subject| self.user_id_by_subject(tenant, subject),
         )?;
         load_missing(&mut state.groups, &footprint.groups, |id| {
             self.group(tenant, id)
@@ -410,6 +417,19 @@ impl StateStore {
         Ok(())
     }
 
+    /// Loads what `decide` needs for `command`: its footprint, then what the entries loaded point
+    /// at ([`Command::dependent_footprint`]). Returns everything loaded.
+    pub fn load_command(&self, state: &mut State, command: &Command) -> StoreResult<Footprint> {
+        let mut footprint = command.footprint();
+        self.load_into(state, &footprint)?;
+        let dependent = command.dependent_footprint(state);
+        if dependent != Footprint::default() {
+            self.load_into(state, &dependent)?;
+            footprint.extend(dependent);
+        }
+        Ok(footprint)
+    }
+
     fn load_resource_group(
         &self,
         state: &mut State,
@@ -487,6 +507,13 @@ impl StateStore {
                 Touched::UserExternalId(external_id) => {
                     let key = key(USER_EXTERNAL_ID, &tenant, external_id.as_bytes());
                     match state.user_id_by_external_id(&external_id) {
+                        Some(id) => batch.insert(key, id.as_bytes().as_slice()),
+                        None => batch.remove(key),
+                    }
+                }
+                Touched::UserSubject(subject) => {
+                    let key = key(USER_SUBJECT, &tenant, subject.as_bytes());
+                    match state.user_id_by_subject(&subject) {
                         Some(id) => batch.insert(key, id.as_bytes().as_slice()),
                         None => batch.remove(key),
                     }
@@ -751,6 +778,15 @@ impl StateStore {
         external_id: &str,
     ) -> StoreResult<Option<UserId>> {
         self.get_id(&key(USER_EXTERNAL_ID, tenant, external_id.as_bytes()))
+    }
+
+    /// The user linked to an SSO subject.
+    pub fn user_id_by_subject(
+        &self,
+        tenant: &TenantName,
+        subject: &str,
+    ) -> StoreResult<Option<UserId>> {
+        self.get_id(&key(USER_SUBJECT, tenant, subject.as_bytes()))
     }
 
     pub fn group(&self, tenant: &TenantName, id: &GroupId) -> StoreResult<Option<GroupRecord>> {

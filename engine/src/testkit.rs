@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use crate::domain::{
-    Actor, Attributes, Command, Event, EventPayload, GroupId, GroupProfile, MemberChange,
+    Actor, Attributes, Command, Event, EventPayload, GroupId, GroupProfile, JitLogin, MemberChange,
     ResourceGroupId, Role, Source, TenantName, Timestamp, UserId, UserProfile,
 };
 
@@ -91,6 +91,33 @@ fn group_profile() -> impl Strategy<Value = GroupProfile> {
     })
 }
 
+/// SSO subjects that hit every way just-in-time provisioning finds a user: a linked subject,
+/// an externalId (`ext-n`), a userName (`user-n`), or nothing.
+pub const SUBJECTS: [&str; 4] = ["ext-0", "ext-1", "user-1", "sub-0"];
+
+/// A just-in-time login over the small universe (its email matches offered for every user, as
+/// the gateway offers every holder of the email).
+fn jit_login() -> impl Strategy<Value = Command> {
+    (
+        0..USERS,
+        0..SUBJECTS.len(),
+        proptest::option::of(0..3u8),
+        proptest::option::of(prop_oneof![Just("Ann"), Just("Bo")]),
+        proptest::collection::vec(prop_oneof![Just("g0"), Just("g1"), Just("g2")], 0..3),
+    )
+        .prop_map(|(n, subject, email, given, groups)| {
+            Command::JitProvision(JitLogin {
+                new_user_id: uid(n),
+                subject: SUBJECTS[subject].to_owned(),
+                email: email.map(|email| format!("e{email}@x.io")),
+                given_name: given.map(str::to_owned),
+                family_name: None,
+                claims: serde_json::json!({ "groups": groups }),
+                email_matches: (0..USERS).map(uid).collect(),
+            })
+        })
+}
+
 /// Any command over the small universe, valid or not.
 pub fn command() -> impl Strategy<Value = Command> {
     let user = 0..USERS;
@@ -174,6 +201,14 @@ pub fn command() -> impl Strategy<Value = Command> {
         (resource_group, user).prop_map(|(r, u)| Command::RemoveResourceGroupMember {
             resource_group_id: rgid(r),
             user_id: uid(u)
+        }),
+        jit_login(),
+        (0..3u8, proptest::option::of(role())).prop_map(|(n, role)| {
+            Command::SetClaimRoleMapping {
+                claim: "groups".to_owned(),
+                value: format!("G{n}"),
+                role,
+            }
         }),
     ]
 }

@@ -28,6 +28,8 @@ pub struct Config {
     pub cache_bytes: u64,
     /// Run on NATS JetStream instead of the embedded log.
     pub nats: Option<roster_engine::log::JetStreamConfig>,
+    /// Per-token SCIM request rate limit; `None` (the default): unlimited.
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
 }
 
 impl Config {
@@ -38,6 +40,7 @@ impl Config {
             grpc,
             cache_bytes: 256 * 1024 * 1024,
             nats: None,
+            rate_limit: None,
         }
     }
 }
@@ -90,6 +93,8 @@ pub struct AppState {
     pub audit: AuditTrail,
     pub projector: Projector,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The per-token SCIM rate limit (passes everything unless configured).
+    pub rate_limiter: Arc<crate::ratelimit::RateLimiter>,
     /// When this process last asked to record each token's use (so that a burst of requests
     /// asks once).
     token_uses: Arc<std::sync::Mutex<std::collections::HashMap<TokenId, i64>>>,
@@ -338,6 +343,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         audit,
         projector,
         metrics: Arc::new(metrics),
+        rate_limiter: Arc::new(crate::ratelimit::RateLimiter::new(config.rate_limit)),
         token_uses: Arc::default(),
     };
 

@@ -11,4 +11,5 @@ pub mod clock;
 pub mod drift;
 pub mod grpc;
 pub mod metrics;
+pub mod ratelimit;
 pub mod scim;

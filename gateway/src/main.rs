@@ -72,6 +72,14 @@ enum Command {
             requires = "nats"
         )]
         nats_replicas: usize,
+        /// Per-token SCIM rate limit in requests per second (429 with Retry-After beyond it).
+        /// Off by default: Entra ID quarantines provisioning jobs that see 429s.
+        #[arg(long, env = "ROSTER_RATE_LIMIT")]
+        rate_limit: Option<f64>,
+        /// Requests a token may make at once before the rate applies (default: the rate, rounded
+        /// up).
+        #[arg(long, env = "ROSTER_RATE_LIMIT_BURST", requires = "rate_limit")]
+        rate_limit_burst: Option<u32>,
     },
     /// Manage tenants (organizations).
     #[command(subcommand)]
@@ -168,7 +176,74 @@ enum RoleCommand {
     },
     /// Remove a group's mapping.
     Unmap { tenant: String, group: String },
+    /// SSO claim → org role mappings for just-in-time provisioning.
+    #[command(subcommand)]
+    Claim(ClaimCommand),
 }
+
+// ---- just-in-time provisioning: `roster role claim …` ---------------------------------------
+
+#[derive(Subcommand, Debug)]
+enum ClaimCommand {
+    /// Grant an org role to SSO logins whose claim holds a value (again: change the role).
+    Set {
+        tenant: String,
+        /// Dotted attribute path into the claims: groups, roles, custom.department, …
+        #[arg(long)]
+        claim: String,
+        /// The value to match (case-insensitive; a string, or any element of an array).
+        #[arg(long)]
+        value: String,
+        #[arg(long, value_parser = parse_role)]
+        role: pb::Role,
+    },
+    /// Remove a claim mapping.
+    Remove {
+        tenant: String,
+        #[arg(long)]
+        claim: String,
+        #[arg(long)]
+        value: String,
+    },
+}
+
+async fn claim_mapping(
+    client: &mut AdminClient<tonic::service::interceptor::InterceptedService<Channel, AdminToken>>,
+    command: ClaimCommand,
+) -> Result<tonic::Response<pb::RoleMappings>, tonic::Status> {
+    match command {
+        ClaimCommand::Set {
+            tenant,
+            claim,
+            value,
+            role,
+        } => {
+            client
+                .set_claim_role_mapping(pb::SetClaimRoleMappingRequest {
+                    tenant,
+                    claim,
+                    value,
+                    role: role.into(),
+                })
+                .await
+        }
+        ClaimCommand::Remove {
+            tenant,
+            claim,
+            value,
+        } => {
+            client
+                .remove_claim_role_mapping(pb::RemoveClaimRoleMappingRequest {
+                    tenant,
+                    claim,
+                    value,
+                })
+                .await
+        }
+    }
+}
+
+// ---- end of just-in-time provisioning ----------------------------------------------------------
 
 #[derive(Subcommand, Debug)]
 enum ResourceGroupCommand {
@@ -421,12 +496,18 @@ async fn run(cli: Cli) -> Result<()> {
             http,
             nats,
             nats_replicas,
+            rate_limit,
+            rate_limit_burst,
         } => {
             let nats = nats.map(|url| roster_engine::log::JetStreamConfig {
                 url,
                 replicas: nats_replicas,
             });
-            serve(&cli.common, http, nats).await
+            let rate_limit = rate_limit
+                .map(|rate| roster_gateway::ratelimit::RateLimit::new(rate, rate_limit_burst))
+                .transpose()
+                .map_err(|reason| anyhow::anyhow!("--rate-limit: {reason}"))?;
+            serve(&cli.common, http, nats, rate_limit).await
         }
         Command::Tenant(command) => tenant(&cli.common, command).await,
         Command::Token(command) => token(&cli.common, command).await,
@@ -443,6 +524,7 @@ async fn serve(
     common: &Common,
     http: SocketAddr,
     nats: Option<roster_engine::log::JetStreamConfig>,
+    rate_limit: Option<roster_gateway::ratelimit::RateLimit>,
 ) -> Result<()> {
     let grpc: SocketAddr = common
         .grpc
@@ -450,6 +532,14 @@ async fn serve(
         .with_context(|| format!("--grpc {:?} is not a socket address", common.grpc))?;
     let mut config = Config::new(&common.data_dir, http, grpc);
     config.nats = nats;
+    config.rate_limit = rate_limit;
+    if let Some(limit) = rate_limit {
+        tracing::info!(
+            per_second = limit.per_second,
+            burst = limit.burst,
+            "SCIM rate limit per token"
+        );
+    }
     let running = app::start(config).await?;
     tracing::info!(path = %running.admin_token_file.display(), "admin token file");
     shutdown_signal().await;
@@ -686,6 +776,7 @@ fn staged_role_text(role: Option<&pb::StagedRole>) -> String {
         Some(Kind::Group(group)) => format!("{name} (group {})", group.display_name),
         Some(Kind::DefaultRole(_)) => format!("{name} (default)"),
         Some(Kind::Manual(_)) => format!("{name} (set by hand)"),
+        Some(Kind::Claim(claim)) => format!("{name} (SSO claim {}={})", claim.claim, claim.value),
         None => name.to_owned(),
     }
 }
@@ -702,6 +793,9 @@ fn staged_role_json(role: Option<&pb::StagedRole>) -> serde_json::Value {
         }
         Some(Kind::DefaultRole(_)) => serde_json::json!("default"),
         Some(Kind::Manual(_)) => serde_json::json!("manual"),
+        Some(Kind::Claim(claim)) => {
+            serde_json::json!({"claim": {"claim": claim.claim, "value": claim.value}})
+        }
         None => serde_json::Value::Null,
     };
     serde_json::json!({"role": name, "source": source})
@@ -1099,6 +1193,14 @@ fn show_role_mappings(mappings: &pb::RoleMappings) {
             role_name(mapping.role)
         );
     }
+    for mapping in &mappings.claim_mappings {
+        println!(
+            "claim\t{}={}\t{}",
+            mapping.claim,
+            mapping.value,
+            role_name(mapping.role)
+        );
+    }
 }
 
 async fn role(common: &Common, command: RoleCommand) -> Result<()> {
@@ -1135,6 +1237,7 @@ async fn role(common: &Common, command: RoleCommand) -> Result<()> {
                 .remove_role_mapping(pb::RemoveRoleMappingRequest { tenant, group })
                 .await
         }
+        RoleCommand::Claim(command) => claim_mapping(&mut client, command).await,
     }
     .map_err(rpc_error)?
     .into_inner();

@@ -1,6 +1,6 @@
 //! Prometheus metrics, served at `/metrics`: HTTP requests by route, method, status and tenant
 //! with latency histograms; SCIM rejections by tenant and `scimType` (a sync stuck in a 409 or 400
-//! loop shows there); authentication failures; events appended by type; the log head; projection
+//! loop shows there); authentication failures; requests refused by the rate limit; events appended by type; the log head; projection
 //! checkpoints and lag; process memory. State gauges are read from the running stack when
 //! scraped; counters are updated as things happen.
 
@@ -24,6 +24,7 @@ pub struct Metrics {
     request_seconds: HistogramVec,
     rejections: IntCounterVec,
     auth_failures: IntCounterVec,
+    rate_limited: IntCounterVec,
     events: IntCounterVec,
     log_head: IntGauge,
     projection_checkpoint: IntGaugeVec,
@@ -80,6 +81,13 @@ impl Metrics {
             ),
             &["surface"],
         )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "scim_rate_limited_total",
+                "SCIM requests refused with 429 by the per-token rate limit, by tenant",
+            ),
+            &["tenant"],
+        )?;
         let events = IntCounterVec::new(
             Opts::new(
                 "events_appended_total",
@@ -118,6 +126,7 @@ impl Metrics {
         registry.register(Box::new(request_seconds.clone()))?;
         registry.register(Box::new(rejections.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(log_head.clone()))?;
         registry.register(Box::new(projection_checkpoint.clone()))?;
@@ -131,6 +140,7 @@ impl Metrics {
             request_seconds,
             rejections,
             auth_failures,
+            rate_limited,
             events,
             log_head,
             projection_checkpoint,
@@ -144,6 +154,13 @@ impl Metrics {
     /// Counts a request refused for its token, on `surface` (`scim` or `grpc`).
     pub fn auth_failure(&self, surface: &str) {
         self.auth_failures.with_label_values(&[surface]).inc();
+    }
+
+    /// Counts a SCIM request refused by the rate limit.
+    pub fn rate_limited(&self, tenant: &TenantName) {
+        self.rate_limited
+            .with_label_values(&[tenant.as_str()])
+            .inc();
     }
 
     /// Counts appended events of one type.

@@ -21,16 +21,21 @@ pub(crate) const INTERVAL: u8 = b'i';
 pub(crate) const DEFAULT_ROLE: u8 = b'd';
 
 /// Where a role comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Via {
     /// The tenant's default org role (resolved when read, so a default change needs no rewrite).
     Default,
     Group(GroupId),
     Manual,
+    /// The user's SSO claims at their last just-in-time provisioning: `claim` held `value`.
+    Claim {
+        claim: String,
+        value: String,
+    },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     pub role: Role,
     pub via: Via,
@@ -68,10 +73,14 @@ impl AccessRecord {
 fn grant(grant: &domain::RoleGrant) -> Grant {
     Grant {
         role: grant.role,
-        via: match grant.grant {
+        via: match &grant.grant {
             domain::Grant::Default => Via::Default,
-            domain::Grant::Group(group) => Via::Group(group),
+            domain::Grant::Group(group) => Via::Group(*group),
             domain::Grant::Manual => Via::Manual,
+            domain::Grant::Claim { claim, value } => Via::Claim {
+                claim: claim.clone(),
+                value: value.clone(),
+            },
         },
     }
 }

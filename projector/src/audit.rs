@@ -232,6 +232,23 @@ fn changes(payload: &EventPayload) -> Map<String, Value> {
         | EventPayload::BranchReady
         | EventPayload::BranchFrozen
         | EventPayload::BranchDropped => {}
+        EventPayload::ClaimRoleMappingSet { claim, value, role } => {
+            set("claim", json!(claim));
+            set("value", json!(value));
+            set("role", json!(role));
+        }
+        EventPayload::ClaimRoleMappingRemoved { claim, value } => {
+            set("claim", json!(claim));
+            set("value", json!(value));
+            set("role", Value::Null);
+        }
+        EventPayload::UserSsoLinked { subject, .. } => set("ssoSubject", json!(subject)),
+        EventPayload::UserClaimRoleChanged { claim_role, .. } => set(
+            "claimRole",
+            claim_role.as_ref().map_or(Value::Null, |granted| {
+                json!({"role": granted.role, "claim": granted.claim, "value": granted.value})
+            }),
+        ),
     }
     match without_secrets(Value::Object(changes)) {
         Value::Object(changes) => changes,

@@ -318,7 +318,8 @@ fn affected_users(
         | EventPayload::UserReactivated { user_id, .. }
         | EventPayload::UserDeleted { user_id, .. }
         | EventPayload::ResourceGroupMemberSet { user_id, .. }
-        | EventPayload::ResourceGroupMemberRemoved { user_id, .. } => vec![*user_id],
+        | EventPayload::ResourceGroupMemberRemoved { user_id, .. }
+        | EventPayload::UserClaimRoleChanged { user_id, .. } => vec![*user_id],
         EventPayload::GroupMembersAdded { user_ids, .. }
         | EventPayload::GroupMembersRemoved { user_ids, .. } => user_ids.clone(),
         EventPayload::RoleMappingSet { group_id, .. }
@@ -559,7 +560,7 @@ impl<'a> Chunk<'a> {
             }
             for (resource_group, grant) in new_groups {
                 if old_groups.get(resource_group) != Some(grant) {
-                    changes.push((*resource_group, Some(*grant)));
+                    changes.push((*resource_group, Some(grant.clone())));
                 }
             }
             for (resource_group, grant) in changes {

@@ -2,7 +2,8 @@
 //! groups, the tenant's role mappings and resource-group links. Pure, like `decide`: the caller
 //! loads the user's access slice (see `StateStore::load_access`).
 //!
-//! - Org role: the highest role mapped to any of the user's groups, else the tenant's default.
+//! - Org role: the highest of the roles mapped to any of the user's groups and the role their SSO
+//!   claims granted at their last just-in-time provisioning, else the tenant's default.
 //! - Resource-group role: the highest link role over the user's groups linked to it; for a
 //!   resource group managed by hand, the role it was given.
 //! - A deactivated user has no access at all.
@@ -13,7 +14,7 @@ use super::ids::{GroupId, ResourceGroupId, Role, UserId};
 use super::state::State;
 
 /// Where a role comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Grant {
     /// The tenant's default org role.
     Default,
@@ -21,6 +22,8 @@ pub enum Grant {
     Group(GroupId),
     /// Set by hand on a resource group not managed by SCIM.
     Manual,
+    /// The user's SSO claims: claim `claim` held `value` at their last just-in-time provisioning.
+    Claim { claim: String, value: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +77,22 @@ pub fn access(state: &State, user: UserId) -> Option<Access> {
                 },
             );
         }
+    }
+    if let Some(claim_role) = record
+        .sso
+        .as_ref()
+        .and_then(|link| link.claim_role.as_ref())
+    {
+        keep_highest(
+            &mut org_role,
+            RoleGrant {
+                role: claim_role.role,
+                grant: Grant::Claim {
+                    claim: claim_role.claim.clone(),
+                    value: claim_role.value.clone(),
+                },
+            },
+        );
     }
     if org_role.is_none() {
         org_role = state.tenant.as_ref().map(|tenant| RoleGrant {

@@ -5,8 +5,8 @@
 use super::event::{Event, EventPayload};
 use super::ids::{GroupId, Timestamp, UserId};
 use super::state::{
-    BranchState, GroupRecord, ResourceGroupRecord, Staging, State, TenantRecord, TokenRecord,
-    Touched, UserRecord,
+    BranchState, ClaimRoleMapping, GroupRecord, ResourceGroupRecord, SsoLink, Staging, State,
+    TenantRecord, TokenRecord, Touched, UserRecord,
 };
 use super::user::fold;
 
@@ -23,6 +23,7 @@ pub fn apply(state: &mut State, event: &Event) {
                 staging: None,
                 stagings: 0,
                 branch: None,
+                claim_role_mappings: Vec::new(),
             });
             state.journal.touch(Touched::Tenant);
         }
@@ -84,6 +85,7 @@ pub fn apply(state: &mut State, event: &Event) {
                     version: 1,
                     created_at: at,
                     modified_at: at,
+                    sso: None,
                 }),
             );
             state.journal.touch(Touched::User(*user_id));
@@ -143,6 +145,9 @@ pub fn apply(state: &mut State, event: &Event) {
             };
             set_user_name(state, *user_id, Some(&user.profile.user_name), None);
             set_external_id(state, *user_id, user.profile.external_id.as_deref(), None);
+            if let Some(link) = &user.sso {
+                set_subject(state, *user_id, Some(&link.subject), None);
+            }
             state.users.insert(*user_id, None);
             state.journal.touch(Touched::User(*user_id));
             adjust_user_count(state, -1);
@@ -394,6 +399,7 @@ pub fn apply(state: &mut State, event: &Event) {
                 staging: None,
                 stagings: 0,
                 branch: Some(BranchState::Copying),
+                claim_role_mappings: Vec::new(),
             });
             state.journal.touch(Touched::Tenant);
         }
@@ -408,6 +414,88 @@ pub fn apply(state: &mut State, event: &Event) {
             }
         }
         EventPayload::BranchDropped => state.drop_everything(),
+        EventPayload::ClaimRoleMappingSet { .. }
+        | EventPayload::ClaimRoleMappingRemoved { .. }
+        | EventPayload::UserSsoLinked { .. }
+        | EventPayload::UserClaimRoleChanged { .. } => apply_jit(state, &event.payload),
+    }
+}
+
+/// Folds the just-in-time provisioning events: claim mappings live in the tenant record, a
+/// user's SSO link and claim-derived role in the user record (neither changes the SCIM
+/// representation, so the user's version stays).
+fn apply_jit(state: &mut State, payload: &EventPayload) {
+    match payload {
+        EventPayload::ClaimRoleMappingSet { claim, value, role } => {
+            if let Some(tenant) = state.tenant.as_mut() {
+                let folded = fold(value);
+                tenant
+                    .claim_role_mappings
+                    .retain(|mapping| !(mapping.claim == *claim && fold(&mapping.value) == folded));
+                tenant.claim_role_mappings.push(ClaimRoleMapping {
+                    claim: claim.clone(),
+                    value: value.clone(),
+                    role: *role,
+                });
+                tenant
+                    .claim_role_mappings
+                    .sort_by(|a, b| (&a.claim, fold(&a.value)).cmp(&(&b.claim, fold(&b.value))));
+                state.journal.touch(Touched::Tenant);
+            }
+        }
+        EventPayload::ClaimRoleMappingRemoved { claim, value } => {
+            if let Some(tenant) = state.tenant.as_mut() {
+                let folded = fold(value);
+                tenant
+                    .claim_role_mappings
+                    .retain(|mapping| !(mapping.claim == *claim && fold(&mapping.value) == folded));
+                state.journal.touch(Touched::Tenant);
+            }
+        }
+        EventPayload::UserSsoLinked { user_id, subject } => {
+            let Some(mut user) = state.user(user_id).cloned() else {
+                return;
+            };
+            let old = user.sso.as_ref().map(|link| link.subject.clone());
+            set_subject(state, *user_id, old.as_deref(), Some(subject));
+            let claim_role = user.sso.take().and_then(|link| link.claim_role);
+            user.sso = Some(SsoLink {
+                subject: subject.clone(),
+                claim_role,
+            });
+            state.users.insert(*user_id, Some(user));
+            state.journal.touch(Touched::User(*user_id));
+        }
+        EventPayload::UserClaimRoleChanged {
+            user_id,
+            claim_role,
+        } => {
+            let Some(mut user) = state.user(user_id).cloned() else {
+                return;
+            };
+            let Some(link) = user.sso.as_mut() else {
+                return;
+            };
+            link.claim_role.clone_from(claim_role);
+            state.users.insert(*user_id, Some(user));
+            state.journal.touch(Touched::User(*user_id));
+        }
+        _ => {}
+    }
+}
+
+/// Moves the SSO subject index entry of `user_id` from `old` to `new`.
+fn set_subject(state: &mut State, user_id: UserId, old: Option<&str>, new: Option<&str>) {
+    if let Some(old) = old
+        && (state.user_id_by_subject(old) == Some(user_id)
+            || !state.user_subjects.contains_key(old))
+    {
+        state.user_subjects.insert(old.to_owned(), None);
+        state.journal.touch(Touched::UserSubject(old.to_owned()));
+    }
+    if let Some(new) = new {
+        state.user_subjects.insert(new.to_owned(), Some(user_id));
+        state.journal.touch(Touched::UserSubject(new.to_owned()));
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::ids::{GroupId, ResourceGroupId, Role, Timestamp, TokenId, UserId};
+use super::jit::{self, JitLogin};
 use super::state::{BranchState, Footprint, GroupProfile, State};
 use super::user::{UserProfile, fold};
 
@@ -179,6 +180,15 @@ pub enum Command {
     },
     /// Leaves staging; the live directory stays as it is.
     DiscardStaging,
+    /// Maps an SSO claim value to an org role for just-in-time provisioning (`None`: removes
+    /// the mapping).
+    SetClaimRoleMapping {
+        claim: String,
+        value: String,
+        role: Option<Role>,
+    },
+    /// Creates or updates the user behind an SSO login (just-in-time provisioning).
+    JitProvision(JitLogin),
 }
 
 impl Command {
@@ -320,7 +330,19 @@ impl Command {
                     .extend(copy.groups.iter().map(|(group_id, _, _)| *group_id));
             }
             Command::PromoteStaging { .. } => footprint.whole_tenant = true,
+            Command::SetClaimRoleMapping { .. } => {}
+            Command::JitProvision(login) => footprint = jit::footprint(login),
         }
         footprint
+    }
+
+    /// What `decide` needs loaded beyond [`Self::footprint`], found through the entries that
+    /// footprint loaded (the users an SSO subject, externalId or userName index points at).
+    /// Empty for most commands.
+    pub fn dependent_footprint(&self, state: &State) -> Footprint {
+        match self {
+            Command::JitProvision(login) => jit::dependent_footprint(login, state),
+            _ => Footprint::default(),
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::command::{Command, MemberChange, NewToken};
 use super::event::EventPayload;
 use super::ids::{GroupId, ResourceGroupId, UserId};
+use super::jit;
 use super::rejection::Rejection;
 use super::staging::{self, require_directory_writable};
 use super::state::{GroupProfile, GroupRecord, ResourceGroupRecord, State, UserRecord};
@@ -376,6 +377,10 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
                 role,
             }])
         }
+        Command::SetClaimRoleMapping { claim, value, role } => {
+            jit::decide_claim_role_mapping(state, claim, value, role)
+        }
+        Command::JitProvision(login) => jit::decide_jit(state, login),
         Command::RemoveResourceGroupMember {
             resource_group_id,
             user_id,
@@ -610,7 +615,7 @@ fn token_issued(token: NewToken) -> EventPayload {
     }
 }
 
-fn require_tenant(state: &State) -> Result<(), Rejection> {
+pub(super) fn require_tenant(state: &State) -> Result<(), Rejection> {
     match state.tenant {
         Some(_) if !state.name.is_system() => Ok(()),
         _ => Err(Rejection::TenantNotFound),
@@ -644,7 +649,7 @@ fn existing_user(
 }
 
 /// Applies the profile rules and drops what is never stored.
-fn normalize(profile: UserProfile) -> Result<UserProfile, Rejection> {
+pub(super) fn normalize(profile: UserProfile) -> Result<UserProfile, Rejection> {
     let mut profile = profile.without_secrets();
     profile
         .attributes

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ids::{GroupId, ResourceGroupId, Role, TenantName, Timestamp, TokenId, UserId};
-use super::state::{Footprint, GroupProfile};
+use super::state::{ClaimRole, Footprint, GroupProfile};
 use super::user::{Attributes, UserProfile};
 
 /// Who asked for a change.
@@ -212,6 +212,26 @@ pub enum EventPayload {
     StagingDiscarded {
         generation: u64,
     },
+    /// SSO claim `claim` holding `value` grants `role` at just-in-time provisioning.
+    ClaimRoleMappingSet {
+        claim: String,
+        value: String,
+        role: Role,
+    },
+    ClaimRoleMappingRemoved {
+        claim: String,
+        value: String,
+    },
+    /// The user is the SSO identity `subject` (just-in-time provisioning linked or created them).
+    UserSsoLinked {
+        user_id: UserId,
+        subject: String,
+    },
+    /// The org role the user's SSO claims grant changed (`None`: they grant none).
+    UserClaimRoleChanged {
+        user_id: UserId,
+        claim_role: Option<ClaimRole>,
+    },
 }
 
 impl EventPayload {
@@ -252,6 +272,10 @@ impl EventPayload {
             EventPayload::BranchDropped => "staging.branch_dropped",
             EventPayload::StagingPromoted { .. } => "tenant.staging_promoted",
             EventPayload::StagingDiscarded { .. } => "tenant.staging_discarded",
+            EventPayload::ClaimRoleMappingSet { .. } => "role.claim_mapping_set",
+            EventPayload::ClaimRoleMappingRemoved { .. } => "role.claim_mapping_removed",
+            EventPayload::UserSsoLinked { .. } => "user.sso_linked",
+            EventPayload::UserClaimRoleChanged { .. } => "user.claim_role_changed",
         }
     }
 
@@ -320,6 +344,13 @@ impl EventPayload {
                     .resource_group_members
                     .push((*resource_group_id, *user_id));
             }
+            EventPayload::ClaimRoleMappingSet { .. }
+            | EventPayload::ClaimRoleMappingRemoved { .. } => {}
+            EventPayload::UserSsoLinked { user_id, subject } => {
+                footprint.users.push(*user_id);
+                footprint.user_subjects.push(subject.clone());
+            }
+            EventPayload::UserClaimRoleChanged { user_id, .. } => footprint.users.push(*user_id),
         }
         footprint
     }
@@ -331,7 +362,9 @@ impl EventPayload {
             | EventPayload::UserUpdated { user_id, .. }
             | EventPayload::UserDeactivated { user_id, .. }
             | EventPayload::UserReactivated { user_id, .. }
-            | EventPayload::UserDeleted { user_id, .. } => Some(*user_id),
+            | EventPayload::UserDeleted { user_id, .. }
+            | EventPayload::UserSsoLinked { user_id, .. }
+            | EventPayload::UserClaimRoleChanged { user_id, .. } => Some(*user_id),
             _ => None,
         }
     }
@@ -369,7 +402,11 @@ impl EventPayload {
             | EventPayload::UserUpdated { user_id, .. }
             | EventPayload::UserDeactivated { user_id, .. }
             | EventPayload::UserReactivated { user_id, .. }
-            | EventPayload::UserDeleted { user_id, .. } => user_id.to_string(),
+            | EventPayload::UserDeleted { user_id, .. }
+            | EventPayload::UserSsoLinked { user_id, .. }
+            | EventPayload::UserClaimRoleChanged { user_id, .. } => user_id.to_string(),
+            EventPayload::ClaimRoleMappingSet { claim, value, .. }
+            | EventPayload::ClaimRoleMappingRemoved { claim, value } => format!("{claim}={value}"),
             EventPayload::GroupCreated { group_id, .. }
             | EventPayload::GroupRenamed { group_id, .. }
             | EventPayload::GroupUpdated { group_id, .. }

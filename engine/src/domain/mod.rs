@@ -10,6 +10,7 @@ mod command;
 mod decide;
 mod event;
 mod ids;
+mod jit;
 mod rejection;
 mod staging;
 mod state;
@@ -27,11 +28,15 @@ pub use ids::{
     BRANCH_SEPARATOR, GroupId, ResourceGroupId, Role, SYSTEM_TENANT, TenantName, Timestamp,
     TokenId, UserId,
 };
+pub use jit::{
+    CLAIM_ROLE_MAPPINGS_MAX, JitLogin, claim_values, role_from_claims, user_name_candidates,
+};
 pub use rejection::{Rejection, RejectionKind};
 pub use staging::{Lifecycle, PromotionDiff, UserChange, promotion_diff};
 pub use state::{
-    BranchState, Footprint, GroupProfile, GroupRecord, Journal, Loaded, ResourceGroupRecord,
-    Staging, State, TenantRecord, TokenRecord, Touched, UserRecord,
+    BranchState, ClaimRole, ClaimRoleMapping, Footprint, GroupProfile, GroupRecord, Journal,
+    Loaded, ResourceGroupRecord, SsoLink, Staging, State, TenantRecord, TokenRecord, Touched,
+    UserRecord,
 };
 pub use user::{
     Attributes, USER_NAME_MAX, USER_NAME_MIN, UserNameRule, UserProfile, check_user_name, fold,

@@ -86,6 +86,16 @@ pub enum Rejection {
         "promotion needs {events} events, more than the {max} one atomic append holds on JetStream: promote smaller batches of changes (discard, stage again and sync in parts)"
     )]
     PromotionTooLarge { events: usize, max: usize },
+    #[error("no claim mapping for claim {claim:?} with value {value:?}")]
+    ClaimRoleMappingNotFound { claim: String, value: String },
+    #[error(
+        "user {user_name:?} is deactivated: an SSO login does not reactivate a user; reactivate them through the identity provider (SCIM)"
+    )]
+    JitUserDeactivated { user_name: String },
+    #[error(
+        "several users have the email {email:?} and none is linked to this SSO subject: link one by giving it the subject as externalId"
+    )]
+    JitAmbiguousEmail { email: String },
 }
 
 /// The family of a rejection, which decides its status on every edge.
@@ -116,7 +126,8 @@ impl Rejection {
             | Rejection::TokenNotFound(_)
             | Rejection::GroupNotFound(_)
             | Rejection::ResourceGroupNotFound(_)
-            | Rejection::NotLinked { .. } => RejectionKind::NotFound,
+            | Rejection::NotLinked { .. }
+            | Rejection::ClaimRoleMappingNotFound { .. } => RejectionKind::NotFound,
             Rejection::TenantAlreadyExists
             | Rejection::UserNameTaken { .. }
             | Rejection::ExternalIdTaken { .. }
@@ -125,7 +136,8 @@ impl Rejection {
             | Rejection::GroupNameTaken { .. }
             | Rejection::GroupAlreadyExists(_)
             | Rejection::ResourceGroupNameTaken { .. }
-            | Rejection::ResourceGroupAlreadyExists(_) => RejectionKind::Conflict,
+            | Rejection::ResourceGroupAlreadyExists(_)
+            | Rejection::JitAmbiguousEmail { .. } => RejectionKind::Conflict,
             Rejection::TenantStaged | Rejection::BranchNotOpen(..) => RejectionKind::Conflict,
             Rejection::VersionMismatch { .. }
             | Rejection::ResourceGroupHasMembers(_)
@@ -135,7 +147,9 @@ impl Rejection {
             | Rejection::NotABranch(_)
             | Rejection::PromotionNameCycle(_)
             | Rejection::PromotionTooLarge { .. } => RejectionKind::PreconditionFailed,
-            Rejection::ResourceGroupScimManaged(_) => RejectionKind::Forbidden,
+            Rejection::ResourceGroupScimManaged(_) | Rejection::JitUserDeactivated { .. } => {
+                RejectionKind::Forbidden
+            }
         }
     }
 }

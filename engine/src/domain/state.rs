@@ -36,6 +36,9 @@ pub struct TenantRecord {
     /// Set on a staging branch's own record (never on a tenant's).
     #[serde(default)]
     pub branch: Option<BranchState>,
+    /// Claim → org role mappings for just-in-time provisioning, sorted by claim and folded value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claim_role_mappings: Vec<ClaimRoleMapping>,
 }
 
 /// A tenant's current staging.
@@ -56,6 +59,34 @@ pub enum BranchState {
     Open,
     /// A promotion is reading it: no more writes.
     Frozen,
+}
+
+/// An SSO claim value that grants an org role at just-in-time provisioning: the claim at the
+/// dotted path `claim` (e.g. `groups`, `custom.department`) equals `value` (case-insensitively),
+/// or holds it as an element of an array.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRoleMapping {
+    pub claim: String,
+    pub value: String,
+    pub role: Role,
+}
+
+/// The org role a user's SSO claims granted at their last just-in-time provisioning, with the
+/// mapping that granted it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClaimRole {
+    pub role: Role,
+    pub claim: String,
+    pub value: String,
+}
+
+/// A user's link to an SSO identity (set by just-in-time provisioning).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoLink {
+    /// The IdP's subject (`sub`) for the user; unique per tenant.
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_role: Option<ClaimRole>,
 }
 
 /// A bearer token. Only the SHA-256 of its secret is kept.
@@ -88,6 +119,9 @@ pub struct UserRecord {
     pub version: u64,
     pub created_at: Timestamp,
     pub modified_at: Timestamp,
+    /// Set once the user signed in through SSO and was provisioned just in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoLink>,
 }
 
 /// What an IdP says about a group, members aside (they are edges).
@@ -137,6 +171,8 @@ pub struct Footprint {
     /// Folded userNames to resolve.
     pub user_names: Vec<String>,
     pub user_external_ids: Vec<String>,
+    /// SSO subjects to resolve.
+    pub user_subjects: Vec<String>,
     pub groups: Vec<GroupId>,
     /// Folded displayNames to resolve.
     pub group_names: Vec<String>,
@@ -162,6 +198,52 @@ pub struct Footprint {
     pub whole_tenant: bool,
 }
 
+impl Footprint {
+    /// Adds everything `other` needs.
+    pub fn extend(&mut self, other: Footprint) {
+        let Footprint {
+            tokens,
+            users,
+            user_names,
+            user_external_ids,
+            user_subjects,
+            groups,
+            group_names,
+            memberships,
+            groups_of_users,
+            members_of_groups,
+            role_mappings,
+            resource_groups,
+            resource_group_names,
+            links_of_groups,
+            resource_group_members,
+            resource_groups_of_users,
+            members_of_resource_groups,
+            whole_tenant,
+        } = other;
+        self.tokens.extend(tokens);
+        self.users.extend(users);
+        self.user_names.extend(user_names);
+        self.user_external_ids.extend(user_external_ids);
+        self.user_subjects.extend(user_subjects);
+        self.groups.extend(groups);
+        self.group_names.extend(group_names);
+        self.memberships.extend(memberships);
+        self.groups_of_users.extend(groups_of_users);
+        self.members_of_groups.extend(members_of_groups);
+        self.role_mappings.extend(role_mappings);
+        self.resource_groups.extend(resource_groups);
+        self.resource_group_names.extend(resource_group_names);
+        self.links_of_groups.extend(links_of_groups);
+        self.resource_group_members.extend(resource_group_members);
+        self.resource_groups_of_users
+            .extend(resource_groups_of_users);
+        self.members_of_resource_groups
+            .extend(members_of_resource_groups);
+        self.whole_tenant |= whole_tenant;
+    }
+}
+
 /// Which entries `apply` changed, in the order it changed them.
 #[derive(Clone, Debug, Default)]
 pub struct Journal(Vec<Touched>);
@@ -177,6 +259,7 @@ pub enum Touched {
     User(UserId),
     UserName(String),
     UserExternalId(String),
+    UserSubject(String),
     Group(GroupId),
     GroupName(String),
     Membership(GroupId, UserId),
@@ -225,6 +308,8 @@ pub struct State {
     pub user_names: BTreeMap<String, Option<UserId>>,
     /// externalId → owner.
     pub user_external_ids: BTreeMap<String, Option<UserId>>,
+    /// SSO subject → linked user.
+    pub user_subjects: BTreeMap<String, Option<UserId>>,
     pub groups: BTreeMap<GroupId, Option<GroupRecord>>,
     /// Folded displayName → group.
     pub group_names: BTreeMap<String, Option<GroupId>>,
@@ -296,6 +381,7 @@ impl State {
             users: BTreeMap::new(),
             user_names: BTreeMap::new(),
             user_external_ids: BTreeMap::new(),
+            user_subjects: BTreeMap::new(),
             groups: BTreeMap::new(),
             group_names: BTreeMap::new(),
             memberships: BTreeMap::new(),
@@ -358,6 +444,11 @@ impl State {
             &mut extract.user_external_ids,
             &footprint.user_external_ids,
         );
+        copy(
+            &self.user_subjects,
+            &mut extract.user_subjects,
+            &footprint.user_subjects,
+        );
         copy(&self.groups, &mut extract.groups, &footprint.groups);
         copy(
             &self.group_names,
@@ -397,6 +488,11 @@ impl State {
 
     pub fn user_id_by_external_id(&self, external_id: &str) -> Option<UserId> {
         self.user_external_ids.get(external_id).copied().flatten()
+    }
+
+    /// The user linked to an SSO subject.
+    pub fn user_id_by_subject(&self, subject: &str) -> Option<UserId> {
+        self.user_subjects.get(subject).copied().flatten()
     }
 
     pub fn group(&self, id: &GroupId) -> Option<&GroupRecord> {

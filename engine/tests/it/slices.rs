@@ -9,7 +9,9 @@ use roster_engine::domain::{
     Command, EventPayload, GroupId, Role, State, TenantName, UserId, access, apply, decide,
 };
 use roster_engine::store::StateStore;
-use roster_engine::testkit::{GROUPS, RESOURCE_GROUPS, USERS, command, envelope, gid, rgid, uid};
+use roster_engine::testkit::{
+    GROUPS, RESOURCE_GROUPS, SUBJECTS, USERS, command, envelope, gid, rgid, uid,
+};
 
 /// Decides and applies `command` the way the engine does: against a slice loaded by footprint,
 /// loading each event's footprint before applying it, then writing back what was journaled.
@@ -20,7 +22,7 @@ fn through_store(
     command: Command,
 ) -> Result<Vec<EventPayload>, roster_engine::domain::Rejection> {
     let mut slice = store.slice(tenant).unwrap();
-    store.load_into(&mut slice, &command.footprint()).unwrap();
+    store.load_command(&mut slice, &command).unwrap();
     let payloads = decide(&slice, command)?;
     for payload in &payloads {
         store.load_into(&mut slice, &payload.footprint()).unwrap();
@@ -70,11 +72,13 @@ proptest! {
             prop_assert_eq!(&actual, &expected, "decision for {:?}", command);
         }
 
-        prop_assert_eq!(store.tenant(&tenant).unwrap().map(|t| (t.user_count, t.group_count, t.default_role)),
-            full.tenant.as_ref().map(|t| (t.user_count, t.group_count, t.default_role)));
+        prop_assert_eq!(store.tenant(&tenant).unwrap(), full.tenant.clone());
+        for subject in SUBJECTS {
+            prop_assert_eq!(store.user_id_by_subject(&tenant, subject).unwrap(), full.user_id_by_subject(subject));
+        }
         for n in 0..USERS {
             let stored = store.user(&tenant, &uid(n)).unwrap();
-            prop_assert_eq!(stored.as_ref().map(|u| (&u.profile, u.version)), full.user(&uid(n)).map(|u| (&u.profile, u.version)));
+            prop_assert_eq!(stored.as_ref().map(|u| (&u.profile, u.version, &u.sso)), full.user(&uid(n)).map(|u| (&u.profile, u.version, &u.sso)));
             let mut slice = store.slice(&tenant).unwrap();
             store.load_access(&mut slice, uid(n)).unwrap();
             prop_assert_eq!(access(&slice, uid(n)), access(&full, uid(n)), "access of user {}", n);

@@ -395,6 +395,7 @@ pub async fn grpc_access(
                                 namespace: tenant.clone(),
                                 resource_group: String::new(),
                             }),
+                            ..Default::default()
                         });
                         request
                             .metadata_mut()

@@ -162,9 +162,19 @@ fn role_mappings(store: &StateStore, tenant: &TenantName) -> Result<pb::RoleMapp
             role: role_to_proto(role).into(),
         });
     }
+    let claim_mappings = record
+        .claim_role_mappings
+        .iter()
+        .map(|mapping| pb::ClaimRoleMapping {
+            claim: mapping.claim.clone(),
+            value: mapping.value.clone(),
+            role: role_to_proto(mapping.role).into(),
+        })
+        .collect();
     Ok(pb::RoleMappings {
         default_role: role_to_proto(record.default_role).into(),
         mappings,
+        claim_mappings,
     })
 }
 
@@ -298,10 +308,14 @@ pub fn staging_diff_message(tenant: &TenantName, report: &StagingReport) -> pb::
     let staged_role = |grant: &RoleGrant| pb::StagedRole {
         role: role_to_proto(grant.role).into(),
         source: Some(pb::RoleSource {
-            kind: Some(match grant.grant {
+            kind: Some(match &grant.grant {
                 Grant::Default => Kind::DefaultRole(true),
-                Grant::Group(group) => Kind::Group(group_ref(group)),
+                Grant::Group(group) => Kind::Group(group_ref(*group)),
                 Grant::Manual => Kind::Manual(true),
+                Grant::Claim { claim, value } => Kind::Claim(pb::ClaimSource {
+                    claim: claim.clone(),
+                    value: value.clone(),
+                }),
             }),
         }),
     };
@@ -895,5 +909,46 @@ impl pb::admin_server::Admin for AdminService {
         )
         .await?;
         self.resource_group_response(&tenant, resource_group_id)
+    }
+
+    async fn set_claim_role_mapping(
+        &self,
+        request: Request<pb::SetClaimRoleMappingRequest>,
+    ) -> Result<Response<pb::RoleMappings>, Status> {
+        let context = self.context(&request).await?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant).await?;
+        let role = requested_role(request.role)?;
+        self.execute(
+            &tenant,
+            Command::SetClaimRoleMapping {
+                claim: request.claim,
+                value: request.value,
+                role: Some(role),
+            },
+            context,
+        )
+        .await?;
+        Ok(Response::new(role_mappings(self.store(), &tenant)?))
+    }
+
+    async fn remove_claim_role_mapping(
+        &self,
+        request: Request<pb::RemoveClaimRoleMappingRequest>,
+    ) -> Result<Response<pb::RoleMappings>, Status> {
+        let context = self.context(&request).await?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(&request.tenant).await?;
+        self.execute(
+            &tenant,
+            Command::SetClaimRoleMapping {
+                claim: request.claim,
+                value: request.value,
+                role: None,
+            },
+            context,
+        )
+        .await?;
+        Ok(Response::new(role_mappings(self.store(), &tenant)?))
     }
 }

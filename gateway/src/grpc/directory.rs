@@ -20,7 +20,7 @@ pub struct DirectoryService {
     state: AppState,
 }
 
-fn unavailable(error: impl std::fmt::Display) -> Status {
+pub(super) fn unavailable(error: impl std::fmt::Display) -> Status {
     tracing::warn!(%error, "directory read failed");
     Status::unavailable("the directory is temporarily unavailable; retry later")
 }
@@ -84,7 +84,11 @@ impl DirectoryService {
         Ok(tenant)
     }
 
-    fn store(&self) -> &roster_engine::store::StateStore {
+    pub(super) fn app(&self) -> &AppState {
+        &self.state
+    }
+
+    pub(super) fn store(&self) -> &roster_engine::store::StateStore {
         self.state.directory.store()
     }
 
@@ -146,7 +150,7 @@ impl DirectoryService {
             .collect()
     }
 
-    fn user_message(
+    pub(super) fn user_message(
         &self,
         tenant: &TenantName,
         record: &UserRecord,
@@ -202,18 +206,22 @@ impl DirectoryService {
             })
     }
 
-    fn source(&self, tenant: &TenantName, via: Via) -> Result<pb::RoleSource, Status> {
+    fn source(&self, tenant: &TenantName, via: &Via) -> Result<pb::RoleSource, Status> {
         use pb::role_source::Kind;
         Ok(pb::RoleSource {
             kind: Some(match via {
                 Via::Default => Kind::DefaultRole(true),
-                Via::Group(group) => Kind::Group(self.group_ref(tenant, group)?),
+                Via::Group(group) => Kind::Group(self.group_ref(tenant, *group)?),
                 Via::Manual => Kind::Manual(true),
+                Via::Claim { claim, value } => Kind::Claim(pb::ClaimSource {
+                    claim: claim.clone(),
+                    value: value.clone(),
+                }),
             }),
         })
     }
 
-    fn access_message(
+    pub(super) fn access_message(
         &self,
         tenant: &TenantName,
         user: UserId,
@@ -222,7 +230,7 @@ impl DirectoryService {
         let (org_role, org_role_source) = match &access.org_role {
             Some(grant) => (
                 role_to_proto(grant.role),
-                Some(self.source(tenant, grant.via)?),
+                Some(self.source(tenant, &grant.via)?),
             ),
             None => (pb::Role::Unspecified, None),
         };
@@ -238,7 +246,7 @@ impl DirectoryService {
                 resource_group_id: id.to_string(),
                 resource_group_name: name,
                 role: role_to_proto(grant.role).into(),
-                source: Some(self.source(tenant, grant.via)?),
+                source: Some(self.source(tenant, &grant.via)?),
             });
         }
         Ok(pb::UserAccess {
@@ -250,7 +258,7 @@ impl DirectoryService {
         })
     }
 
-    fn access(
+    pub(super) fn access(
         &self,
         tenant: &TenantName,
         user: UserId,
@@ -269,6 +277,7 @@ fn deny(reason: impl Into<String>) -> CheckAccessOutcome {
         allowed: false,
         reason: reason.into(),
         effective_role: None,
+        sso_required: false,
     }
 }
 
@@ -276,6 +285,28 @@ struct CheckAccessOutcome {
     allowed: bool,
     reason: String,
     effective_role: Option<Role>,
+    sso_required: bool,
+}
+
+/// Why a session may not act for a member of `tenant`, which enforces SSO; `None` when it came
+/// through the tenant's IdP. Anything but an SSO session naming this tenant is refused, an
+/// unspecified one included (fail closed).
+fn sso_refusal(tenant: &TenantName, session: pb::SessionAuth, sso_tenant: &str) -> Option<String> {
+    let how = match session {
+        pb::SessionAuth::Sso if sso_tenant.trim().eq_ignore_ascii_case(tenant.as_str()) => {
+            return None;
+        }
+        pb::SessionAuth::Sso if sso_tenant.trim().is_empty() => {
+            "through SSO without naming the organization (sso_tenant)".to_owned()
+        }
+        pb::SessionAuth::Sso => format!("through the SSO of {:?}", sso_tenant.trim()),
+        pb::SessionAuth::Password => "with a password".to_owned(),
+        pb::SessionAuth::Social => "with a social login".to_owned(),
+        pb::SessionAuth::Unspecified => "in an unspecified way (session_auth unset)".to_owned(),
+    };
+    Some(format!(
+        "{tenant} enforces SSO: the session authenticated {how}, not through {tenant}'s identity provider"
+    ))
 }
 
 #[tonic::async_trait]
@@ -413,6 +444,8 @@ impl pb::directory_server::Directory for DirectoryService {
         let tenant = self.tenant(&request, &request.get_ref().tenant).await?;
         let request = request.into_inner();
         let action = pb::Action::try_from(request.action).unwrap_or(pb::Action::Unspecified);
+        let session_auth =
+            pb::SessionAuth::try_from(request.session_auth).unwrap_or(pb::SessionAuth::Unspecified);
         let required = required_role(action).ok_or_else(|| {
             Status::invalid_argument("action: read, contribute, write or administer")
         })?;
@@ -424,6 +457,14 @@ impl pb::directory_server::Directory for DirectoryService {
                 "resource: a namespace is required",
             ));
         }
+        let enforced = self
+            .store()
+            .tenant(&tenant)
+            .map_err(unavailable)?
+            .is_some_and(|record| record.sso_enforced);
+        let sso_denial = enforced
+            .then(|| sso_refusal(&tenant, session_auth, &request.sso_tenant))
+            .flatten();
         let outcome = match self.resolve_user(&tenant, request.user.as_ref()) {
             Err(status) if status.code() == tonic::Code::NotFound => {
                 deny("the user does not exist in this organization")
@@ -434,6 +475,12 @@ impl pb::directory_server::Directory for DirectoryService {
                 Some(access) if !access.active => {
                     deny("the user is deactivated: a deactivated user may do nothing")
                 }
+                Some(_) if sso_denial.is_some() => CheckAccessOutcome {
+                    allowed: false,
+                    reason: sso_denial.clone().unwrap_or_default(),
+                    effective_role: None,
+                    sso_required: true,
+                },
                 Some(access) => {
                     let user_name = self.existing_user(&tenant, user)?.profile.user_name;
                     if resource.namespace.eq_ignore_ascii_case(tenant.as_str()) {
@@ -454,6 +501,7 @@ impl pb::directory_server::Directory for DirectoryService {
                                 allowed: true,
                                 reason: format!("role {role} allows {}", required.as_str()),
                                 effective_role: Some(role),
+                                sso_required: false,
                             },
                             Some(role) => CheckAccessOutcome {
                                 allowed: false,
@@ -461,6 +509,7 @@ impl pb::directory_server::Directory for DirectoryService {
                                     "role {role} is below {required}, which this action needs"
                                 ),
                                 effective_role: Some(role),
+                                sso_required: false,
                             },
                             None => deny("the user holds no role here"),
                         }
@@ -482,6 +531,7 @@ impl pb::directory_server::Directory for DirectoryService {
                 .effective_role
                 .map_or(pb::Role::Unspecified, role_to_proto)
                 .into(),
+            sso_required: outcome.sso_required,
         }))
     }
 
@@ -525,5 +575,14 @@ impl pb::directory_server::Directory for DirectoryService {
             next_page_token,
             total,
         }))
+    }
+
+    async fn jit_provision(
+        &self,
+        request: Request<pb::JitProvisionRequest>,
+    ) -> Result<Response<pb::JitProvisionResponse>, Status> {
+        super::jit::provision(self, request)
+            .await
+            .map(Response::new)
     }
 }

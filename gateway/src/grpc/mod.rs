@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod directory;
 mod events;
+mod jit;
 
 use roster_proto::v1::FILE_DESCRIPTOR_SET;
 use roster_proto::v1::admin_server::AdminServer;

@@ -252,6 +252,15 @@ impl FromRequestParts<AppState> for ScimClient {
             .ok_or_else(|| {
                 ScimError::unauthorized("a valid bearer token for this tenant is required")
             })?;
+        if let Err(wait) = state
+            .rate_limiter
+            .check(&token.id, std::time::Instant::now())
+        {
+            state.metrics.rate_limited(&tenant);
+            return Err(ScimError::too_many_requests(
+                crate::ratelimit::retry_after_seconds(wait),
+            ));
+        }
         state.note_token_use(&tenant, &token, now).await;
         let base_url = format!("{}/scim/v2/{tenant}", origin(&parts.headers));
         let tenant = staging_route(state, tenant, &parts.method)?;

@@ -348,6 +348,7 @@ async fn check(
                     namespace: namespace.into(),
                     resource_group: resource_group.into(),
                 }),
+                ..Default::default()
             },
         ))
         .await
@@ -451,6 +452,7 @@ async fn check_access_applies_each_managed_account_rule() {
                     namespace: "acme".into(),
                     resource_group: String::new(),
                 }),
+                ..Default::default()
             },
         ))
         .await

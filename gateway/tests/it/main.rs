@@ -12,6 +12,7 @@ mod dry_run;
 mod groups;
 mod grpc;
 mod interop;
+mod jit;
 mod leniency;
 mod nats;
 mod operations;

@@ -58,6 +58,7 @@ async fn may_administer(stack: &Stack, acme: &Tenant, user: &str) -> bool {
                     namespace: "acme".into(),
                     resource_group: String::new(),
                 }),
+                ..Default::default()
             },
         ))
         .await
@@ -150,6 +151,7 @@ fn role_of(staged: &Option<pb::StagedRole>) -> Option<(pb::Role, String)> {
             Some(pb::role_source::Kind::Group(group)) => group.display_name.clone(),
             Some(pb::role_source::Kind::DefaultRole(_)) => "default".to_owned(),
             Some(pb::role_source::Kind::Manual(_)) => "manual".to_owned(),
+            Some(pb::role_source::Kind::Claim(claim)) => format!("claim {}", claim.claim),
             None => String::new(),
         };
         (pb::Role::try_from(staged.role).unwrap(), source)

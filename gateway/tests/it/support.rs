@@ -43,8 +43,22 @@ impl Stack {
     }
 
     pub async fn start_in(dir: TempDir, nats: Option<String>) -> Stack {
+        Self::start_configured(dir, nats, |_| {}).await
+    }
+
+    /// roster on the embedded log with `configure` applied to its configuration.
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Stack {
+        Self::start_configured(tempfile::tempdir().unwrap(), None, configure).await
+    }
+
+    async fn start_configured(
+        dir: TempDir,
+        nats: Option<String>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Stack {
         let mut config = Config::new(dir.path().join("data"), any_port(), any_port());
         config.nats = nats.clone().map(|url| JetStreamConfig { url, replicas: 1 });
+        configure(&mut config);
         let running = app::start(config).await.expect("roster starts");
         Stack {
             running,

@@ -3,6 +3,7 @@
 
 mod access;
 mod groups;
+mod jit;
 mod staging;
 mod tokens;
 mod users;

@@ -1,0 +1,555 @@
+//! Just-in-time provisioning: the rules for the user behind an SSO login.
+//!
+//! - **Who**: the user linked to the login's subject; else an unlinked user whose `externalId` or
+//!   `userName` is the subject, or (exactly one) whose emails hold the login's email. A match is
+//!   linked (`UserSsoLinked`), never duplicated. Otherwise a user is created with a username
+//!   derived from the email's local part, else the name, else the subject, made to follow the
+//!   username rules and de-duplicated with a numeric suffix (`alice`, `alice-2`, …).
+//! - **What**: the given and family name and the email follow the claims (`UserUpdated` when
+//!   they changed). A deactivated user is refused: SCIM owns the lifecycle.
+//! - **Role**: the tenant's claim mappings (dotted claim path → value → org role) applied to the
+//!   claims; the most privileged match wins and is kept on the user (`UserClaimRoleChanged`),
+//!   where `access` counts it as one more source of the org role.
+
+use serde_json::{Map, Value, json};
+
+use super::decide::{normalize, replace, require_tenant};
+use super::event::EventPayload;
+use super::ids::{Role, UserId};
+use super::rejection::Rejection;
+use super::state::{ClaimRole, ClaimRoleMapping, Footprint, State, UserRecord};
+use super::user::{USER_NAME_MAX, UserProfile, check_user_name, fold};
+
+/// Most claim mappings a tenant may have (they live in the tenant record).
+pub const CLAIM_ROLE_MAPPINGS_MAX: usize = 200;
+const CLAIM_PATH_MAX: usize = 200;
+const CLAIM_VALUE_MAX: usize = 256;
+const SUBJECT_MAX: usize = 255;
+const EMAIL_MAX: usize = 254;
+const NAME_MAX: usize = 256;
+/// Numeric suffixes tried after the derived username itself (`-2` … `-9`).
+const NUMERIC_SUFFIXES: std::ops::RangeInclusive<u32> = 2..=9;
+
+/// An SSO login as the platform reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JitLogin {
+    /// The id the user gets if one is created (made by the caller: no randomness here).
+    pub new_user_id: UserId,
+    /// The IdP's subject (`sub`).
+    pub subject: String,
+    pub email: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// Every claim of the login, as a JSON object.
+    pub claims: Value,
+    /// Users the caller found with `email` (a read index the engine does not keep); the rules
+    /// check each against the current state.
+    pub email_matches: Vec<UserId>,
+}
+
+/// The scalar values at a dotted claim path: a string (or number, boolean) or the scalar elements
+/// of an array. A top-level key equal to the whole path wins over the dotted walk, so namespaced
+/// claims such as `https://example.com/roles` work.
+pub fn claim_values(claims: &Value, path: &str) -> Vec<String> {
+    let found = match claims.get(path) {
+        Some(value) => Some(value),
+        None => path
+            .split('.')
+            .try_fold(claims, |value, segment| value.get(segment)),
+    };
+    match found {
+        Some(Value::Array(items)) => items.iter().filter_map(scalar).collect(),
+        Some(value) => scalar(value).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+/// The most privileged role the mappings grant for `claims` (on a tie, the first mapping in
+/// claim-then-value order), with the mapping that grants it.
+pub fn role_from_claims(mappings: &[ClaimRoleMapping], claims: &Value) -> Option<ClaimRole> {
+    let mut best: Option<ClaimRole> = None;
+    for mapping in mappings {
+        let wanted = fold(&mapping.value);
+        let matched = claim_values(claims, &mapping.claim)
+            .iter()
+            .any(|value| fold(value) == wanted);
+        if matched && best.as_ref().is_none_or(|best| mapping.role > best.role) {
+            best = Some(ClaimRole {
+                role: mapping.role,
+                claim: mapping.claim.clone(),
+                value: mapping.value.clone(),
+            });
+        }
+    }
+    best
+}
+
+/// A common Latin letter without its accent.
+fn unaccented(c: char) -> Option<&'static str> {
+    Some(match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' => "a",
+        'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' | 'Ā' => "A",
+        'ç' | 'ć' | 'č' => "c",
+        'Ç' | 'Ć' | 'Č' => "C",
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ę' | 'ě' => "e",
+        'È' | 'É' | 'Ê' | 'Ë' | 'Ē' | 'Ę' | 'Ě' => "E",
+        'ì' | 'í' | 'î' | 'ï' | 'ī' => "i",
+        'Ì' | 'Í' | 'Î' | 'Ï' | 'Ī' => "I",
+        'ñ' | 'ń' | 'ň' => "n",
+        'Ñ' | 'Ń' | 'Ň' => "N",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' => "o",
+        'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' | 'Ō' => "O",
+        'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' => "u",
+        'Ù' | 'Ú' | 'Û' | 'Ü' | 'Ū' | 'Ů' => "U",
+        'ý' | 'ÿ' => "y",
+        'Ý' => "Y",
+        'ś' | 'š' => "s",
+        'Ś' | 'Š' => "S",
+        'ź' | 'ż' | 'ž' => "z",
+        'Ź' | 'Ż' | 'Ž' => "Z",
+        'ł' => "l",
+        'Ł' => "L",
+        'ř' => "r",
+        'Ř' => "R",
+        'ß' => "ss",
+        'æ' => "ae",
+        'Æ' => "AE",
+        'œ' => "oe",
+        'Œ' => "OE",
+        _ => return None,
+    })
+}
+
+/// `text` made of letters, digits and single inner dashes, at most `max` characters.
+fn sanitize(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if let Some(plain) = unaccented(c) {
+            out.push_str(plain);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let mut out: String = out.trim_matches('-').chars().take(max).collect();
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
+/// The username a login's user would get when nothing else holds it: from the email's local
+/// part (without a `+tag`), else the given and family name, else the subject; digits only get a
+/// `user-` prefix; `user` when nothing usable is left.
+fn base_user_name(login: &JitLogin) -> String {
+    let local_part = login.email.as_deref().map(|email| {
+        let local = email.rsplit_once('@').map_or(email, |(local, _)| local);
+        local.split('+').next().unwrap_or(local)
+    });
+    let full_name = [login.given_name.as_deref(), login.family_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let sources = [
+        local_part,
+        Some(full_name.as_str()),
+        Some(login.subject.as_str()),
+    ];
+    for source in sources.into_iter().flatten() {
+        let mut candidate = sanitize(source, USER_NAME_MAX);
+        if !candidate.is_empty() && candidate.chars().all(|c| c.is_ascii_digit()) {
+            candidate = sanitize(&format!("user-{candidate}"), USER_NAME_MAX);
+        }
+        if check_user_name(&candidate).is_ok() {
+            return candidate;
+        }
+    }
+    "user".to_owned()
+}
+
+/// `base` with `-suffix`, shortened so that the whole stays within the length rule.
+fn with_suffix(base: &str, suffix: &str) -> String {
+    let keep = USER_NAME_MAX.saturating_sub(suffix.len() + 1);
+    let mut stem: String = base.chars().take(keep).collect();
+    while stem.ends_with('-') {
+        stem.pop();
+    }
+    format!("{stem}-{suffix}")
+}
+
+/// The usernames a created user may get, in order of preference: the derived name, then with
+/// `-2` … `-9`, then with a suffix taken from the new user's id.
+pub fn user_name_candidates(login: &JitLogin) -> Vec<String> {
+    let base = base_user_name(login);
+    let id = login.new_user_id.0.simple().to_string();
+    let id_suffix = &id[id.len() - 8..];
+    std::iter::once(base.clone())
+        .chain(NUMERIC_SUFFIXES.map(|n| with_suffix(&base, &n.to_string())))
+        .chain(std::iter::once(with_suffix(&base, id_suffix)))
+        .filter(|name| check_user_name(name).is_ok())
+        .collect()
+}
+
+pub(super) fn footprint(login: &JitLogin) -> Footprint {
+    let login = trimmed(login.clone());
+    let mut footprint = Footprint::default();
+    footprint.users.push(login.new_user_id);
+    footprint.users.extend(login.email_matches.iter().copied());
+    footprint.user_subjects.push(login.subject.clone());
+    footprint.user_external_ids.push(login.subject.clone());
+    footprint.user_names.push(fold(&login.subject));
+    footprint
+        .user_names
+        .extend(user_name_candidates(&login).iter().map(|name| fold(name)));
+    footprint
+}
+
+pub(super) fn dependent_footprint(login: &JitLogin, state: &State) -> Footprint {
+    let subject = login.subject.trim();
+    let mut footprint = Footprint::default();
+    footprint.users.extend(
+        [
+            state.user_id_by_subject(subject),
+            state.user_id_by_external_id(subject),
+            state.user_id_by_name(&fold(subject)),
+        ]
+        .into_iter()
+        .flatten(),
+    );
+    footprint
+}
+
+fn invalid(message: impl Into<String>) -> Rejection {
+    Rejection::InvalidValue(message.into())
+}
+
+/// A claim path: non-empty, no empty segment.
+fn check_claim_path(claim: &str) -> Result<(), Rejection> {
+    if claim.is_empty() || claim.chars().count() > CLAIM_PATH_MAX {
+        return Err(invalid(format!(
+            "claim must be a dotted attribute path of 1 to {CLAIM_PATH_MAX} characters"
+        )));
+    }
+    if claim.split('.').any(str::is_empty) {
+        return Err(invalid(format!(
+            "claim {claim:?} has an empty segment: write paths like groups or custom.department"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn decide_claim_role_mapping(
+    state: &State,
+    claim: String,
+    value: String,
+    role: Option<Role>,
+) -> Result<Vec<EventPayload>, Rejection> {
+    require_tenant(state)?;
+    let claim = claim.trim().to_owned();
+    let value = value.trim().to_owned();
+    check_claim_path(&claim)?;
+    if value.is_empty() || value.chars().count() > CLAIM_VALUE_MAX {
+        return Err(invalid(format!(
+            "the claim value must be 1 to {CLAIM_VALUE_MAX} characters"
+        )));
+    }
+    let mappings = state
+        .tenant
+        .as_ref()
+        .map_or(&[][..], |tenant| &tenant.claim_role_mappings[..]);
+    let folded = fold(&value);
+    let existing = mappings
+        .iter()
+        .find(|mapping| mapping.claim == claim && fold(&mapping.value) == folded);
+    match (role, existing) {
+        (Some(role), Some(existing)) if existing.role == role && existing.value == value => {
+            Ok(Vec::new())
+        }
+        (Some(_), None) if mappings.len() >= CLAIM_ROLE_MAPPINGS_MAX => Err(invalid(format!(
+            "a tenant has at most {CLAIM_ROLE_MAPPINGS_MAX} claim mappings"
+        ))),
+        (Some(role), _) => Ok(vec![EventPayload::ClaimRoleMappingSet {
+            claim,
+            value,
+            role,
+        }]),
+        (None, Some(existing)) => Ok(vec![EventPayload::ClaimRoleMappingRemoved {
+            claim,
+            value: existing.value.clone(),
+        }]),
+        (None, None) => Err(Rejection::ClaimRoleMappingNotFound { claim, value }),
+    }
+}
+
+/// A trimmed optional text, `None` when empty.
+fn trim(value: Option<String>) -> Option<String> {
+    value
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// The login with its texts trimmed (empty ones absent), as the footprint and the rules see it.
+fn trimmed(login: JitLogin) -> JitLogin {
+    JitLogin {
+        subject: login.subject.trim().to_owned(),
+        email: trim(login.email),
+        given_name: trim(login.given_name),
+        family_name: trim(login.family_name),
+        ..login
+    }
+}
+
+/// An optional text (already trimmed), refused beyond `max` characters.
+fn text(value: Option<String>, what: &str, max: usize) -> Result<Option<String>, Rejection> {
+    match value {
+        Some(value) if value.chars().count() > max || value.chars().any(char::is_control) => Err(
+            invalid(format!("{what} must be at most {max} printable characters")),
+        ),
+        value => Ok(value),
+    }
+}
+
+/// The login with its texts trimmed and checked.
+fn checked(login: JitLogin) -> Result<JitLogin, Rejection> {
+    let login = trimmed(login);
+    let subject = text(trim(Some(login.subject)), "subject", SUBJECT_MAX)?
+        .ok_or_else(|| invalid("subject (the IdP's sub claim) is required"))?;
+    let email = text(login.email, "email", EMAIL_MAX)?;
+    if let Some(email) = &email {
+        let valid = email
+            .rsplit_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+            && !email.contains(char::is_whitespace);
+        if !valid {
+            return Err(invalid(format!("email {email:?} is not an email address")));
+        }
+    }
+    let claims = match login.claims {
+        Value::Null => Value::Object(Map::new()),
+        claims @ Value::Object(_) => claims,
+        _ => return Err(invalid("claims must be a JSON object")),
+    };
+    Ok(JitLogin {
+        subject,
+        email,
+        given_name: text(login.given_name, "given_name", NAME_MAX)?,
+        family_name: text(login.family_name, "family_name", NAME_MAX)?,
+        claims,
+        ..login
+    })
+}
+
+fn has_email(user: &UserRecord, email: &str) -> bool {
+    user.profile
+        .emails()
+        .iter()
+        .any(|(value, _)| value.eq_ignore_ascii_case(email))
+}
+
+/// The existing user behind the login, if any (see the module documentation for the order).
+fn find_user<'a>(state: &'a State, login: &JitLogin) -> Result<Option<&'a UserRecord>, Rejection> {
+    let subject = &login.subject;
+    if let Some(user) = state
+        .user_id_by_subject(subject)
+        .and_then(|id| state.user(&id))
+    {
+        return Ok(Some(user));
+    }
+    let unlinked = |id: UserId| state.user(&id).filter(|user| user.sso.is_none());
+    if let Some(user) = state.user_id_by_external_id(subject).and_then(unlinked) {
+        return Ok(Some(user));
+    }
+    if let Some(user) = state.user_id_by_name(&fold(subject)).and_then(unlinked) {
+        return Ok(Some(user));
+    }
+    if let Some(email) = &login.email {
+        let mut matches: Vec<&UserRecord> = login
+            .email_matches
+            .iter()
+            .filter_map(|id| unlinked(*id))
+            .filter(|user| has_email(user, email))
+            .collect();
+        matches.sort_by_key(|user| user.id);
+        matches.dedup_by_key(|user| user.id);
+        match matches.as_slice() {
+            [] => {}
+            [user] => return Ok(Some(user)),
+            _ => {
+                return Err(Rejection::JitAmbiguousEmail {
+                    email: email.clone(),
+                });
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn formatted(given: Option<&str>, family: Option<&str>) -> Option<String> {
+    let parts: Vec<&str> = [given, family]
+        .into_iter()
+        .flatten()
+        .filter(|part| !part.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// `attributes` with the login's names: `name.givenName`, `name.familyName`, and `name.formatted`
+/// and `displayName` where they were the names joined (or absent).
+fn apply_names(attributes: &mut Map<String, Value>, login: &JitLogin) {
+    let before = attributes
+        .get("name")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut name = before.clone();
+    for (key, value) in [
+        ("givenName", &login.given_name),
+        ("familyName", &login.family_name),
+    ] {
+        if let Some(value) = value {
+            name.insert(key.to_owned(), json!(value));
+        }
+    }
+    if name == before {
+        return;
+    }
+    let text = |map: &Map<String, Value>, key: &str| {
+        map.get(key).and_then(Value::as_str).map(str::to_owned)
+    };
+    let old = formatted(
+        text(&before, "givenName").as_deref(),
+        text(&before, "familyName").as_deref(),
+    );
+    let new = formatted(
+        text(&name, "givenName").as_deref(),
+        text(&name, "familyName").as_deref(),
+    );
+    if let Some(new) = &new {
+        if text(&before, "formatted").is_none() || text(&before, "formatted") == old {
+            name.insert("formatted".to_owned(), json!(new));
+        }
+        let display = attributes.get("displayName").and_then(Value::as_str);
+        if display.is_none() || display.map(str::to_owned) == old {
+            attributes.insert("displayName".to_owned(), json!(new));
+        }
+    }
+    attributes.insert("name".to_owned(), Value::Object(name));
+}
+
+/// `attributes` with the login's email among `emails`: unchanged when present already (any
+/// case), else it replaces the primary (or first) address, or becomes the only one.
+fn apply_email(attributes: &mut Map<String, Value>, email: &str) {
+    let mut emails = attributes
+        .get("emails")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let present = emails.iter().any(|entry| {
+        entry
+            .get("value")
+            .and_then(Value::as_str)
+            .is_some_and(|value| value.eq_ignore_ascii_case(email))
+    });
+    if present {
+        return;
+    }
+    let primary = emails
+        .iter()
+        .position(|entry| entry.get("primary") == Some(&Value::Bool(true)))
+        .or(if emails.is_empty() { None } else { Some(0) });
+    match primary.and_then(|index| emails.get_mut(index)?.as_object_mut()) {
+        Some(entry) => {
+            entry.insert("value".to_owned(), json!(email));
+        }
+        None => emails.push(json!({"value": email, "type": "work", "primary": true})),
+    }
+    attributes.insert("emails".to_owned(), Value::Array(emails));
+}
+
+fn profile_for(login: &JitLogin, base: UserProfile) -> UserProfile {
+    let mut profile = base;
+    apply_names(&mut profile.attributes, login);
+    if let Some(email) = &login.email {
+        apply_email(&mut profile.attributes, email);
+    }
+    profile
+}
+
+pub(super) fn decide_jit(state: &State, login: JitLogin) -> Result<Vec<EventPayload>, Rejection> {
+    require_tenant(state)?;
+    let login = checked(login)?;
+    let claim_role = state
+        .tenant
+        .as_ref()
+        .and_then(|tenant| role_from_claims(&tenant.claim_role_mappings, &login.claims));
+    let mut events = Vec::new();
+    match find_user(state, &login)? {
+        Some(user) => {
+            if !user.profile.active {
+                return Err(Rejection::JitUserDeactivated {
+                    user_name: user.profile.user_name.clone(),
+                });
+            }
+            let user_id = user.id;
+            if user.sso.is_none() {
+                events.push(EventPayload::UserSsoLinked {
+                    user_id,
+                    subject: login.subject.clone(),
+                });
+            }
+            let profile = normalize(profile_for(&login, user.profile.clone()))?;
+            events.extend(replace(user, profile));
+            let current = user.sso.as_ref().and_then(|link| link.claim_role.clone());
+            if current != claim_role {
+                events.push(EventPayload::UserClaimRoleChanged {
+                    user_id,
+                    claim_role,
+                });
+            }
+        }
+        None => {
+            let user_id = login.new_user_id;
+            if state.user(&user_id).is_some() {
+                return Err(Rejection::UserAlreadyExists(user_id));
+            }
+            let candidates = user_name_candidates(&login);
+            let user_name = candidates
+                .iter()
+                .find(|name| state.user_id_by_name(&fold(name)).is_none())
+                .cloned()
+                .ok_or_else(|| Rejection::UserNameTaken {
+                    user_name: candidates.first().cloned().unwrap_or_default(),
+                })?;
+            let base = UserProfile {
+                user_name,
+                external_id: None,
+                active: true,
+                attributes: Map::new(),
+            };
+            let profile = normalize(profile_for(&login, base))?;
+            events.push(EventPayload::UserProvisioned { user_id, profile });
+            events.push(EventPayload::UserSsoLinked {
+                user_id,
+                subject: login.subject.clone(),
+            });
+            if claim_role.is_some() {
+                events.push(EventPayload::UserClaimRoleChanged {
+                    user_id,
+                    claim_role,
+                });
+            }
+        }
+    }
+    Ok(events)
+}
