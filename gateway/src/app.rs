@@ -281,8 +281,11 @@ impl Running {
         for server in self.servers {
             let _ = server.await;
         }
+        // Wait for the background tasks to be gone: each holds handles on the database, which
+        // is released only once every handle is dropped.
         for task in self.background {
             task.abort();
+            let _ = task.await;
         }
         self.projector.abort();
         let _ = self.projector.await;

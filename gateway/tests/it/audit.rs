@@ -125,7 +125,7 @@ async fn a_tampered_record_fails_verification_by_name_after_a_restart() {
     let Stack { running, dir, .. } = stack;
     running.shutdown().await;
     let tampered_sequence = {
-        let db = roster_engine::open_database(&data_dir.join("db"), 8 << 20).unwrap();
+        let db = crate::support::open_stopped_database(&data_dir);
         let trail = roster_projector::AuditTrail::open(&db).unwrap();
         let tenant = roster_engine::domain::TenantName::parse("acme").unwrap();
         let mut record = trail

@@ -1,10 +1,9 @@
 //! Everything but the log is a cache: deleting the aggregate store or a view and restarting
 //! rebuilds it byte for byte from the log.
 
-use roster_engine::open_database;
 use serde_json::json;
 
-use crate::support::{Stack, dump_tree, patch_op};
+use crate::support::{Stack, dump_tree, open_stopped_database, patch_op};
 
 /// Runs a little history with every kind of user change.
 async fn history(stack: &Stack) {
@@ -55,7 +54,7 @@ async fn rebuilds_identically(tree: &str) {
     let before = dump_tree(&data_dir, tree);
     assert!(before.len() > 50, "{tree} holds the history");
     {
-        let db = open_database(&data_dir.join("db"), 16 << 20).unwrap();
+        let db = open_stopped_database(&data_dir);
         assert!(db.drop_tree(tree).unwrap(), "{tree} existed");
         db.flush().unwrap();
     }
@@ -119,7 +118,7 @@ async fn after_a_rebuild_the_rules_still_hold() {
         dir
     };
     {
-        let db = open_database(&data_dir.join("db"), 16 << 20).unwrap();
+        let db = open_stopped_database(&data_dir);
         db.drop_tree("aggregate").unwrap();
         db.flush().unwrap();
     }

@@ -443,8 +443,24 @@ pub fn patch_op(operations: Value) -> Value {
 }
 
 /// Every key and value of a sled tree, for comparing rebuilt state byte for byte.
+/// Opens a stopped roster's database. The previous process's handles are released a moment
+/// after shutdown returns (sled's own threads exit last), so a lock still held is waited out.
+pub fn open_stopped_database(data_dir: &Path) -> roster_engine::sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match roster_engine::open_database(&data_dir.join("db"), 16 << 20) {
+            Ok(db) => return db,
+            Err(error) if std::time::Instant::now() < deadline => {
+                eprintln!("database not released yet ({error}); retrying");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(error) => panic!("the database was not released: {error}"),
+        }
+    }
+}
+
 pub fn dump_tree(data_dir: &Path, tree: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let db = roster_engine::open_database(&data_dir.join("db"), 16 << 20).unwrap();
+    let db = open_stopped_database(data_dir);
     let tree = db.open_tree(tree).unwrap();
     tree.iter()
         .map(|entry| {
