@@ -9,6 +9,7 @@ pub mod staging;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod workload;
 
 pub use sled;
 

@@ -19,16 +19,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use roster_engine::domain::{
-    Actor, ActorKind, Attributes, Command, Event, GroupId, GroupProfile, MemberChange,
-    ResourceGroupId, Role, Source, State, TenantName, Timestamp, UserId, UserProfile, apply,
-    decide,
+    Actor, ActorKind, Command, Event, Source, State, TenantName, Timestamp, apply, decide,
 };
 use roster_engine::log::EmbeddedLog;
+use roster_engine::workload::{IdKind, tenant_history};
 use roster_projector::{AuditTrail, DirectoryView, Projection, Projector};
-use serde_json::json;
 use uuid::Uuid;
 
 /// Events to generate, about.
@@ -83,26 +81,6 @@ impl History {
     }
 }
 
-fn profile(n: usize, title: &str, active: bool) -> UserProfile {
-    let mut attributes = Attributes::new();
-    attributes.insert(
-        "name".into(),
-        json!({"givenName": "Seed", "familyName": format!("User {n}")}),
-    );
-    attributes.insert("displayName".into(), json!(format!("Seed User {n}")));
-    attributes.insert(
-        "emails".into(),
-        json!([{"value": format!("user-{n}@seed.example"), "type": "work", "primary": true}]),
-    );
-    attributes.insert("title".into(), json!(title));
-    UserProfile {
-        user_name: format!("user-{n}"),
-        external_id: Some(format!("ext-{n}")),
-        active,
-        attributes,
-    }
-}
-
 /// About `EVENTS` events in `TENANTS` tenants, in the proportions of `roster bench seed`
 /// (gateway/src/bench/history.rs), deterministic.
 fn generate() -> Vec<Event> {
@@ -114,109 +92,14 @@ fn generate() -> Vec<Event> {
     };
     for t in 0..TENANTS {
         let mut state = State::new(TenantName::parse(&format!("seed-{t}")).unwrap());
-        let users = (per_tenant * 35 / 100) as usize;
-        let groups = (users / 200).max(5);
-        let group_ids: Vec<GroupId> = (0..groups).map(|n| GroupId(id(1, t, n))).collect();
-        let user_ids: Vec<UserId> = (0..users).map(|n| UserId(id(2, t, n))).collect();
-        let mut phases: Vec<Vec<Command>> = vec![vec![Command::CreateTenant {
-            default_role: Role::Read,
-            first_token: None,
-        }]];
-        phases.push(
-            group_ids
-                .iter()
-                .enumerate()
-                .map(|(n, group_id)| Command::CreateGroup {
-                    group_id: *group_id,
-                    profile: GroupProfile {
-                        display_name: format!("group-{n}"),
-                        external_id: Some(format!("g-{n}")),
-                        attributes: Attributes::new(),
-                    },
-                    members: Vec::new(),
-                })
-                .collect(),
-        );
-        phases.push(
-            user_ids
-                .iter()
-                .enumerate()
-                .map(|(n, user_id)| Command::ProvisionUser {
-                    user_id: *user_id,
-                    profile: profile(n, "Engineer", true),
-                })
-                .collect(),
-        );
-        let mut setup = Vec::new();
-        for (n, group_id) in group_ids.iter().take(20).enumerate() {
-            setup.push(Command::SetRoleMapping {
-                group_id: *group_id,
-                role: Some(Role::ALL[n % Role::ALL.len()]),
-            });
-        }
-        for (n, group_id) in group_ids.iter().take(10).enumerate() {
-            let resource_group_id = ResourceGroupId(id(3, t, n));
-            phases.push(vec![Command::CreateResourceGroup {
-                resource_group_id,
-                name: format!("rg-{n}"),
-            }]);
-            setup.push(Command::LinkResourceGroup {
-                resource_group_id,
-                group_id: *group_id,
-                role: Role::ALL[n % Role::ALL.len()],
-            });
-        }
-        phases.push(setup);
-        let pick = |rng: &mut StdRng| user_ids[rng.random_range(0..users)];
-        let adds = (per_tenant * 30 / 100) as usize;
-        phases.push(
-            (0..adds)
-                .map(|_| Command::UpdateGroup {
-                    group_id: group_ids[rng.random_range(0..groups)],
-                    profile: None,
-                    member_changes: vec![MemberChange::Add(
-                        (0..3).map(|_| pick(&mut rng)).collect(),
-                    )],
-                    expected_version: None,
-                })
-                .collect(),
-        );
-        let updates = (per_tenant * 15 / 100) as usize;
-        phases.push(
-            (0..updates)
-                .map(|round| {
-                    let n = rng.random_range(0..users);
-                    Command::ReplaceUser {
-                        user_id: user_ids[n],
-                        profile: profile(n, &format!("Title {round}"), true),
-                        expected_version: None,
-                    }
-                })
-                .collect(),
-        );
-        let toggles = (per_tenant * 10 / 100) as usize;
-        phases.push(
-            (0..toggles)
-                .map(|round| Command::SetUserActive {
-                    user_id: pick(&mut rng),
-                    active: round % 3 == 2,
-                    expected_version: None,
-                })
-                .collect(),
-        );
-        let removals = (per_tenant * 8 / 100) as usize;
-        phases.push(
-            (0..removals)
-                .map(|_| Command::UpdateGroup {
-                    group_id: group_ids[rng.random_range(0..groups)],
-                    profile: None,
-                    member_changes: vec![MemberChange::Remove(
-                        (0..3).map(|_| pick(&mut rng)).collect(),
-                    )],
-                    expected_version: None,
-                })
-                .collect(),
-        );
+        let phases = tenant_history(per_tenant, &mut rng, |kind, n| {
+            let tag = match kind {
+                IdKind::Group => 1,
+                IdKind::User => 2,
+                IdKind::ResourceGroup => 3,
+            };
+            id(tag, t, n)
+        });
         for phase in phases {
             history.run(&mut state, phase);
         }

@@ -7,13 +7,9 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use roster_engine::domain::{
-    Actor, Attributes, Command, GroupId, GroupProfile, MemberChange, ResourceGroupId, Role, Source,
-    TenantName, Timestamp, UserId, UserProfile,
-};
+use roster_engine::domain::{Actor, Command, GroupId, Source, TenantName, Timestamp, UserId};
 use roster_engine::engine::{CommandContext, Engine};
 use roster_projector::DirectoryView;
-use serde_json::json;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -97,128 +93,8 @@ pub async fn seed(data_dir: &Path, target: u64, tenants: usize) -> Result<Seeded
             &Uuid::now_v7().simple().to_string()[24..]
         ))
         .map_err(|error| error.to_string())?;
-        let users = (per_tenant * 35 / 100).max(10) as usize;
-        let groups = (users / 200).max(5);
-        let mut phases: Vec<Vec<Command>> = Vec::new();
-        phases.push(vec![Command::CreateTenant {
-            default_role: Role::Read,
-            first_token: None,
-        }]);
-        let group_ids: Vec<GroupId> = (0..groups).map(|_| GroupId(Uuid::now_v7())).collect();
-        phases.push(
-            group_ids
-                .iter()
-                .enumerate()
-                .map(|(n, group_id)| Command::CreateGroup {
-                    group_id: *group_id,
-                    profile: GroupProfile {
-                        display_name: format!("group-{n}"),
-                        external_id: Some(format!("g-{n}")),
-                        attributes: Attributes::new(),
-                    },
-                    members: Vec::new(),
-                })
-                .collect(),
-        );
-        let user_ids: Vec<UserId> = (0..users).map(|_| UserId(Uuid::now_v7())).collect();
-        let profile = |n: usize, title: &str, active: bool| {
-            let mut attributes = Attributes::new();
-            attributes.insert(
-                "name".into(),
-                json!({"givenName": "Seed", "familyName": format!("User {n}")}),
-            );
-            attributes.insert(
-                "emails".into(),
-                json!([{"value": format!("user-{n}@seed.example"), "type": "work", "primary": true}]),
-            );
-            attributes.insert("title".into(), json!(title));
-            UserProfile {
-                user_name: format!("user-{n}"),
-                external_id: Some(format!("ext-{n}")),
-                active,
-                attributes,
-            }
-        };
-        phases.push(
-            user_ids
-                .iter()
-                .enumerate()
-                .map(|(n, user_id)| Command::ProvisionUser {
-                    user_id: *user_id,
-                    profile: profile(n, "Engineer", true),
-                })
-                .collect(),
-        );
-        let mut setup = Vec::new();
-        for (n, group_id) in group_ids.iter().take(20).enumerate() {
-            setup.push(Command::SetRoleMapping {
-                group_id: *group_id,
-                role: Some(Role::ALL[n % Role::ALL.len()]),
-            });
-        }
-        for (n, group_id) in group_ids.iter().take(10).enumerate() {
-            let resource_group_id = ResourceGroupId(Uuid::now_v7());
-            phases.push(vec![Command::CreateResourceGroup {
-                resource_group_id,
-                name: format!("rg-{n}"),
-            }]);
-            setup.push(Command::LinkResourceGroup {
-                resource_group_id,
-                group_id: *group_id,
-                role: Role::ALL[n % Role::ALL.len()],
-            });
-        }
-        phases.push(setup);
-        let pick = |rng: &mut StdRng| user_ids[rng.random_range(0..users)];
-        let adds = (per_tenant * 30 / 100) as usize;
-        phases.push(
-            (0..adds)
-                .map(|_| Command::UpdateGroup {
-                    group_id: group_ids[rng.random_range(0..groups)],
-                    profile: None,
-                    member_changes: vec![MemberChange::Add(
-                        (0..3).map(|_| pick(&mut rng)).collect(),
-                    )],
-                    expected_version: None,
-                })
-                .collect(),
-        );
-        let updates = (per_tenant * 15 / 100) as usize;
-        phases.push(
-            (0..updates)
-                .map(|round| {
-                    let n = rng.random_range(0..users);
-                    Command::ReplaceUser {
-                        user_id: user_ids[n],
-                        profile: profile(n, &format!("Title {round}"), true),
-                        expected_version: None,
-                    }
-                })
-                .collect(),
-        );
-        let toggles = (per_tenant * 10 / 100) as usize;
-        phases.push(
-            (0..toggles)
-                .map(|round| Command::SetUserActive {
-                    user_id: pick(&mut rng),
-                    active: round % 3 == 2,
-                    expected_version: None,
-                })
-                .collect(),
-        );
-        let removals = (per_tenant * 8 / 100) as usize;
-        phases.push(
-            (0..removals)
-                .map(|_| Command::UpdateGroup {
-                    group_id: group_ids[rng.random_range(0..groups)],
-                    profile: None,
-                    member_changes: vec![MemberChange::Remove(
-                        (0..3).map(|_| pick(&mut rng)).collect(),
-                    )],
-                    expected_version: None,
-                })
-                .collect(),
-        );
+        let phases =
+            roster_engine::workload::tenant_history(per_tenant, &mut rng, |_, _| Uuid::now_v7());
         for phase in phases {
             commands += phase.len() as u64;
             events += run_all(&engine, &tenant, phase, 256).await;
