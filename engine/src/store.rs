@@ -1028,20 +1028,36 @@ impl StateStore {
         self.records_after(key(USER, tenant, &[]), after.map(|id| *id.as_bytes()))
     }
 
-    /// A tenant's users in id order from the `skip`-th on: the skipped entries are stepped over
-    /// without being decoded, so a deep page costs a key walk, not a read of every earlier user.
+    /// A tenant's users in id order from the `skip`-th on (see [`Self::records_skipping`]).
     pub fn users_skipping(
         &self,
         tenant: &TenantName,
         skip: usize,
     ) -> impl Iterator<Item = StoreResult<UserRecord>> + use<> {
-        self.tree
-            .scan_prefix(key(USER, tenant, &[]))
-            .skip(skip)
-            .map(|entry| {
-                let (key, value) = entry?;
-                decode(&key, &value)
-            })
+        self.records_skipping(key(USER, tenant, &[]), skip)
+    }
+
+    /// A tenant's groups in id order from the `skip`-th on (see [`Self::records_skipping`]).
+    pub fn groups_skipping(
+        &self,
+        tenant: &TenantName,
+        skip: usize,
+    ) -> impl Iterator<Item = StoreResult<GroupRecord>> + use<> {
+        self.records_skipping(key(GROUP, tenant, &[]), skip)
+    }
+
+    /// Records under `prefix` in key order from the `skip`-th on: the skipped entries are
+    /// stepped over without being decoded, so a deep page costs a key walk, not a read of every
+    /// earlier record.
+    fn records_skipping<T: DeserializeOwned>(
+        &self,
+        prefix: Vec<u8>,
+        skip: usize,
+    ) -> impl Iterator<Item = StoreResult<T>> + use<T> {
+        self.tree.scan_prefix(prefix).skip(skip).map(|entry| {
+            let (key, value) = entry?;
+            decode(&key, &value)
+        })
     }
 }
 

@@ -704,8 +704,7 @@ pub fn search_groups(
         let mut page = Vec::new();
         if search.count > 0 {
             for record in store
-                .groups_after(tenant, None)
-                .skip(search.start_index - 1)
+                .groups_skipping(tenant, search.start_index - 1)
                 .take(search.count)
             {
                 let record = record.map_err(store_unavailable)?;
