@@ -11,6 +11,7 @@
 Exits non-zero naming every problem.
 """
 
+import importlib
 import os
 import re
 import shutil
@@ -47,6 +48,12 @@ def load_yaml_tools():
              "--target", str(TOOLS), "kubernetes-validate==1.37.0"],
             check=True,
         )
+        # TOOLS did not exist at the first import attempt, so Python cached "no finder" for it;
+        # forget that, or the fresh install stays invisible to this process.
+        sys.path_importer_cache.pop(str(TOOLS), None)
+        importlib.invalidate_caches()
+        import kubernetes_validate  # noqa: F401,F811
+        import yaml  # noqa: F401,F811
 
 
 def nats_server_check(config_text, name, env=None):
