@@ -15,7 +15,9 @@
 //! Only what the export carries is compared: an attribute is compared when the export has it on
 //! at least one resource (or has its CSV column); there, a resource without it has no value.
 //! `active` is compared where the export states it. A CSV names groups only through members, so
-//! roster groups without members are not reported missing from a CSV export.
+//! roster groups without members are not reported missing from a CSV export. Memberships come
+//! from groups' `members` and from users' own `groups` attribute alike; groups an export knows
+//! only through users' `groups` are likewise compared by their members only.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -285,10 +287,16 @@ impl Export {
         let mut export = Export::default();
         collect(&document, None, &mut resources, &mut export.carried)?;
         let mut groups = Vec::new();
+        let mut user_groups = Vec::new();
         for (index, (kind, object)) in resources.into_iter().enumerate() {
             let what = || format!("resource #{} of the export", index + 1);
             match kind {
-                Kind::User => export.add_json_user(object, &what)?,
+                Kind::User => {
+                    export.add_json_user(object, &what)?;
+                    if let Some(references) = group_references(object, &what)? {
+                        user_groups.push((export.users.len() - 1, references));
+                    }
+                }
                 Kind::Group => groups.push((object, index)),
             }
         }
@@ -307,6 +315,9 @@ impl Export {
         for (group, members) in parsed {
             export.groups.push(group);
             export.members.push(members);
+        }
+        if !user_groups.is_empty() {
+            export.add_user_memberships(user_groups)?;
         }
         if !export.carried.users && !export.carried.groups {
             return Err(invalid(
@@ -361,6 +372,84 @@ impl Export {
         }
         self.carried.users = true;
         self.users.push(user);
+        Ok(())
+    }
+
+    /// Adds the memberships users state in their own `groups` attribute. A reference names a
+    /// group of the export by its `id` (`value`), else by `displayName` (`display`); a group the
+    /// export does not list is known through its members only, as in a CSV. A membership both a
+    /// group's `members` and a user's `groups` state counts once.
+    fn add_user_memberships(
+        &mut self,
+        user_groups: Vec<(usize, Vec<GroupReference>)>,
+    ) -> Result<(), ExportError> {
+        if !self.carried.groups {
+            self.carried.groups_by_members_only = true;
+        }
+        self.carried.groups = true;
+        self.carried.memberships = true;
+        let mut by_id: HashMap<String, usize> = HashMap::new();
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        for (index, group) in self.groups.iter().enumerate() {
+            if let Some(id) = &group.id {
+                by_id.insert(id.clone(), index);
+            }
+            by_name.insert(fold(&group.display_name), index);
+        }
+        for (user, references) in user_groups {
+            for reference in references {
+                let known = reference
+                    .value
+                    .as_ref()
+                    .and_then(|id| by_id.get(id))
+                    .or_else(|| {
+                        reference
+                            .display
+                            .as_ref()
+                            .and_then(|name| by_name.get(&fold(name)))
+                    })
+                    .copied();
+                let group = match known {
+                    Some(group) => group,
+                    None => {
+                        let Some(display_name) = reference.display else {
+                            return Err(invalid(format!(
+                                "user {:?}: its group {:?} is not in the export and has no \
+                                 display name to match it by",
+                                self.users[user].user_name,
+                                reference.value.unwrap_or_default()
+                            )));
+                        };
+                        let index = self.groups.len();
+                        if let Some(id) = &reference.value {
+                            by_id.insert(id.clone(), index);
+                        }
+                        by_name.insert(fold(&display_name), index);
+                        self.groups.push(GroupEntry {
+                            id: reference.value,
+                            display_name,
+                            external_id: None,
+                            member_count: 0,
+                        });
+                        self.members.push(Vec::new());
+                        index
+                    }
+                };
+                let user_id = self.users[user].id.as_deref();
+                let listed = self.members[group].iter().any(|member| {
+                    member.user == Some(user)
+                        || (user_id.is_some() && member.value.as_deref() == user_id)
+                });
+                if !listed {
+                    self.members[group].push(ExportMember {
+                        user: Some(user),
+                        value: user_id.map(str::to_owned),
+                        display: None,
+                    });
+                    self.groups[group].member_count += 1;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -546,8 +635,11 @@ fn collect<'a>(
                     _ => Err(invalid("Resources of a ListResponse must be an array")),
                 };
             }
-            let users = get_ci(object, "Users");
-            let groups = get_ci(object, "Groups");
+            // `{"Users": …, "Groups": …}`, unless the object is a resource itself: a User's own
+            // `groups` attribute matches "Groups" (names are case-insensitive).
+            let container = resource_kind(object, None).is_none();
+            let users = get_ci(object, "Users").filter(|_| container);
+            let groups = get_ci(object, "Groups").filter(|_| container);
             if users.is_some() || groups.is_some() {
                 if let Some(users) = users {
                     carried.users = true;
@@ -596,6 +688,49 @@ fn resource_kind(object: &Map<String, Value>, hint: Option<Kind>) -> Option<Kind
         return Some(Kind::Group);
     }
     hint.or_else(|| get_ci(object, "userName").map(|_| Kind::User))
+}
+
+/// A group a user names in its own `groups` attribute.
+#[derive(Clone, Debug, PartialEq)]
+struct GroupReference {
+    value: Option<String>,
+    display: Option<String>,
+}
+
+/// A user's `groups` attribute (`None` when the user has none). Indirect memberships (through a
+/// nested group, `type: "indirect"`) are skipped: roster's groups hold users directly.
+fn group_references(
+    object: &Map<String, Value>,
+    what: &dyn Fn() -> String,
+) -> Result<Option<Vec<GroupReference>>, ExportError> {
+    let items = match get_ci(object, "groups") {
+        None => return Ok(None),
+        Some(Value::Null) => return Ok(Some(Vec::new())),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(invalid(format!("{}: groups must be an array", what()))),
+    };
+    let mut references = Vec::new();
+    for item in items {
+        let Value::Object(entry) = item else {
+            return Err(invalid(format!("{}: groups must hold objects", what())));
+        };
+        let indirect = get_ci(entry, "type")
+            .and_then(Value::as_str)
+            .is_some_and(|kind| kind.eq_ignore_ascii_case("indirect"));
+        if indirect {
+            continue;
+        }
+        let value = optional_string(entry, "value", what)?;
+        let display = optional_string(entry, "display", what)?;
+        if value.is_none() && display.is_none() {
+            return Err(invalid(format!(
+                "{}: a groups entry has neither value nor display",
+                what()
+            )));
+        }
+        references.push(GroupReference { value, display });
+    }
+    Ok(Some(references))
 }
 
 fn group_from_json(
@@ -1728,6 +1863,68 @@ mod tests {
         assert_eq!(report.memberships.len(), 1, "{}", report.render_text());
         assert_eq!(report.memberships[0].only_in_idp, ["zed"]);
         assert!(report.memberships[0].only_in_roster.is_empty());
+    }
+
+    #[test]
+    fn users_own_groups_attribute_states_memberships_like_a_csv() {
+        // A Users-only export (GET /Users): groups are known through users' `groups` only.
+        let export = json!({"Users": {"Resources": [
+            {"id": "i1", "userName": "alice",
+             "groups": [{"value": "x-eng", "display": "Engineering"},
+                        {"value": "x-sales", "display": "Sales"},
+                        {"value": "x-all", "display": "Everyone", "type": "indirect"}]},
+            {"id": "i2", "userName": "bob", "groups": [{"value": "x-eng", "display": "Engineering"}]},
+            {"id": "i3", "userName": "carol", "groups": []}
+        ]}});
+        let report = report_for(&export);
+        assert!(report.compared.memberships);
+        // carol left Sales, alice joined it; Empty has no members in roster and is not reported
+        // missing, and the indirect Everyone is no group of the export.
+        assert!(
+            report.groups.only_in_roster.is_empty() && report.groups.only_in_idp.is_empty(),
+            "{}",
+            report.render_text()
+        );
+        assert_eq!(
+            report.memberships,
+            [MembershipDifference {
+                group_id: Some("g2".into()),
+                display_name: "Sales".into(),
+                only_in_idp: vec!["alice".into()],
+                only_in_roster: vec!["carol".into()],
+            }]
+        );
+    }
+
+    #[test]
+    fn users_groups_and_group_members_combine_without_counting_twice() {
+        // Engineering lists alice; bob says he is in it too (by the group's id), and alice
+        // repeats hers (by display name): Engineering then matches roster exactly.
+        let mut export = matching_json();
+        let resources = export["Resources"].as_array_mut().unwrap();
+        resources[3]["id"] = json!("x-eng");
+        resources[3]["members"] = json!([{"value": "i1"}]);
+        resources[0]["groups"] = json!([{"display": "engineering"}]);
+        resources[1]["groups"] = json!([{"value": "x-eng"}]);
+        let parsed = Export::parse(&export.to_string(), None).unwrap();
+        assert_eq!(parsed.groups[0].member_count, 2);
+        let report = report_for(&export);
+        assert!(!report.drift, "{}", report.render_text());
+
+        // A group only the user names, by id alone, cannot be matched: a clear error.
+        let export = json!([{"userName": "alice", "groups": [{"value": "x-unknown"}]}]);
+        let error = Export::parse(&export.to_string(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("\"x-unknown\" is not in the export"),
+            "{error}"
+        );
+        let export = json!([{"userName": "alice", "groups": "Engineering"}]);
+        let error = Export::parse(&export.to_string(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("groups must be an array"), "{error}");
     }
 
     #[test]

@@ -265,6 +265,46 @@ async fn drift_reports_every_kind_of_difference_in_a_json_export() {
     );
 }
 
+/// A `GET /Users` dump (roster's own here, as any SCIM server's) carries each user's `groups`:
+/// that alone states the memberships, and a user with `groups` is read as a user.
+#[tokio::test]
+async fn a_users_only_export_states_memberships_through_users_groups() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant("acme").await;
+    let acme = acme(&tenant).await;
+    let dir = tempfile::tempdir().unwrap();
+    let users = tenant.get("/Users").await.expect(200);
+    let resources = users["Resources"].as_array().unwrap();
+    assert!(
+        resources.iter().all(|user| user.get("groups").is_some()),
+        "{users:#}"
+    );
+    let dump = write(dir.path(), "users.json", &users.to_string());
+    let report = json_report(&stack, &dump, 0).await;
+    assert_eq!(report["drift"], false, "{report:#}");
+    assert_eq!(report["compared"]["memberships"], true, "{report:#}");
+
+    // bob leaves Legacy in roster only; the dump still has him there.
+    tenant
+        .patch(
+            &format!("/Groups/{}", acme.legacy),
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "remove", "path": format!("members[value eq \"{}\"]", acme.bob)}]}),
+        )
+        .await
+        .expect(204);
+    let report = json_report(&stack, &dump, 1).await;
+    assert_eq!(
+        report["memberships"],
+        json!([{"groupId": acme.legacy, "displayName": "Legacy",
+                "onlyInIdp": ["bob"], "onlyInRoster": []}]),
+        "{report:#}"
+    );
+    // Groups are known only through members here: none is reported missing on either side.
+    assert_eq!(report["summary"]["groupsOnlyInIdp"], 0, "{report:#}");
+    assert_eq!(report["summary"]["groupsOnlyInRoster"], 0, "{report:#}");
+}
+
 #[tokio::test]
 async fn drift_reads_csv_exports() {
     let stack = Stack::start().await;
