@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use roster_engine::domain::{Actor, Command, TenantName, Timestamp, TokenId, TokenRecord};
+use roster_engine::domain::{
+    Actor, Command, TenantName, TenantRecord, Timestamp, TokenId, TokenRecord,
+};
 use roster_engine::engine::{CommandContext, Engine, ExecuteError, OpenError};
 use roster_projector::{AuditTrail, DirectoryView, Projection, ProjectionError, Projector};
 use thiserror::Error;
@@ -178,25 +180,40 @@ impl AppState {
         }
     }
 
-    /// Whether `tenant` exists (as of every accepted command).
-    pub fn tenant_exists(&self, tenant: &TenantName) -> Result<bool, ExecuteError> {
-        Ok(!tenant.is_system()
-            && self
-                .engine
-                .aggregate()
-                .tenant(tenant)
-                .map_err(|error| ExecuteError::Unavailable(error.to_string()))?
-                .is_some())
+    /// `tenant`'s record (as of every accepted command); `None` for no such tenant and for
+    /// system tenants, which no client addresses.
+    pub fn tenant_record(&self, tenant: &TenantName) -> Result<Option<TenantRecord>, ExecuteError> {
+        if tenant.is_system() {
+            return Ok(None);
+        }
+        self.engine
+            .aggregate()
+            .tenant(tenant)
+            .map_err(|error| ExecuteError::Unavailable(error.to_string()))
     }
 
-    /// Like [`Self::tenant_exists`], but on JetStream a miss first catches up with the stream: the
-    /// tenant may have been created through another process a moment ago.
-    pub async fn tenant_exists_fresh(&self, tenant: &TenantName) -> Result<bool, ExecuteError> {
-        if self.tenant_exists(tenant)? || !self.engine.is_jetstream() {
-            return self.tenant_exists(tenant);
+    /// Like [`Self::tenant_record`], but on JetStream a miss first catches up with the stream:
+    /// the tenant may have been created through another process a moment ago.
+    pub async fn tenant_record_fresh(
+        &self,
+        tenant: &TenantName,
+    ) -> Result<Option<TenantRecord>, ExecuteError> {
+        let found = self.tenant_record(tenant)?;
+        if found.is_some() || !self.engine.is_jetstream() {
+            return Ok(found);
         }
         self.engine.aggregate_caught_up().await?;
-        self.tenant_exists(tenant)
+        self.tenant_record(tenant)
+    }
+
+    /// Whether `tenant` exists (as of every accepted command).
+    pub fn tenant_exists(&self, tenant: &TenantName) -> Result<bool, ExecuteError> {
+        Ok(self.tenant_record(tenant)?.is_some())
+    }
+
+    /// Like [`Self::tenant_exists`], with [`Self::tenant_record_fresh`]'s catching up.
+    pub async fn tenant_exists_fresh(&self, tenant: &TenantName) -> Result<bool, ExecuteError> {
+        Ok(self.tenant_record_fresh(tenant).await?.is_some())
     }
 
     /// Like [`Self::authenticate`], but on JetStream a miss first catches up with the stream: the

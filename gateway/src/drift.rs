@@ -396,6 +396,21 @@ impl Export {
             }
             by_name.insert(fold(&group.display_name), index);
         }
+        // Who each group already lists (by export user, and by member value), so that checking
+        // a reference costs O(1) even for a group of 100,000 members.
+        let mut listed: Vec<(HashSet<usize>, HashSet<String>)> = self
+            .members
+            .iter()
+            .map(|members| {
+                (
+                    members.iter().filter_map(|member| member.user).collect(),
+                    members
+                        .iter()
+                        .filter_map(|member| member.value.clone())
+                        .collect(),
+                )
+            })
+            .collect();
         for (user, references) in user_groups {
             for reference in references {
                 let known = reference
@@ -432,15 +447,19 @@ impl Export {
                             member_count: 0,
                         });
                         self.members.push(Vec::new());
+                        listed.push(Default::default());
                         index
                     }
                 };
                 let user_id = self.users[user].id.as_deref();
-                let listed = self.members[group].iter().any(|member| {
-                    member.user == Some(user)
-                        || (user_id.is_some() && member.value.as_deref() == user_id)
-                });
-                if !listed {
+                let (by_user, by_value) = &mut listed[group];
+                let already =
+                    by_user.contains(&user) || user_id.is_some_and(|id| by_value.contains(id));
+                if !already {
+                    by_user.insert(user);
+                    if let Some(id) = user_id {
+                        by_value.insert(id.to_owned());
+                    }
                     self.members[group].push(ExportMember {
                         user: Some(user),
                         value: user_id.map(str::to_owned),

@@ -27,6 +27,10 @@ const CLAIM_VALUE_MAX: usize = 256;
 const SUBJECT_MAX: usize = 255;
 const EMAIL_MAX: usize = 254;
 const NAME_MAX: usize = 256;
+/// Most users holding the login's email the caller passes (`JitLogin::email_matches`). It passes
+/// one more when there are more: that many holders are ambiguous, whoever is linked among them.
+pub const JIT_EMAIL_MATCHES_MAX: usize = 16;
+
 /// Numeric suffixes tried after the derived username itself (`-2` … `-9`).
 const NUMERIC_SUFFIXES: std::ops::RangeInclusive<u32> = 2..=9;
 
@@ -374,6 +378,11 @@ fn find_user<'a>(state: &'a State, login: &JitLogin) -> Result<Option<&'a UserRe
         return Ok(Some(user));
     }
     if let Some(email) = &login.email {
+        if login.email_matches.len() > JIT_EMAIL_MATCHES_MAX {
+            return Err(Rejection::JitAmbiguousEmail {
+                email: email.clone(),
+            });
+        }
         let mut matches: Vec<&UserRecord> = login
             .email_matches
             .iter()
@@ -384,6 +393,13 @@ fn find_user<'a>(state: &'a State, login: &JitLogin) -> Result<Option<&'a UserRe
         matches.dedup_by_key(|user| user.id);
         match matches.as_slice() {
             [] => {}
+            // Anyone whose IdP lets them set an email claim could otherwise take over a user
+            // that has not signed in through SSO yet.
+            [_] if !email_verified(&login.claims) => {
+                return Err(Rejection::JitEmailUnverified {
+                    email: email.clone(),
+                });
+            }
             [user] => return Ok(Some(user)),
             _ => {
                 return Err(Rejection::JitAmbiguousEmail {
@@ -393,6 +409,16 @@ fn find_user<'a>(state: &'a State, login: &JitLogin) -> Result<Option<&'a UserRe
         }
     }
     Ok(None)
+}
+
+/// Whether the claims vouch for the login's email: OpenID Connect's `email_verified`, `true`
+/// (or `"true"`, as some IdPs send it).
+fn email_verified(claims: &Value) -> bool {
+    match claims.get("email_verified") {
+        Some(Value::Bool(verified)) => *verified,
+        Some(Value::String(text)) => text.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
 }
 
 fn formatted(given: Option<&str>, family: Option<&str>) -> Option<String> {
@@ -550,6 +576,15 @@ pub(super) fn decide_jit(state: &State, login: JitLogin) -> Result<Vec<EventPayl
                 });
             }
         }
+    }
+    // While staged, the live directory changes only through promotion, which would delete or
+    // revert what a login wrote here: a login may only read.
+    let staged = state
+        .tenant
+        .as_ref()
+        .is_some_and(|tenant| tenant.staging.is_some());
+    if staged && !events.is_empty() {
+        return Err(Rejection::JitWhileStaged);
     }
     Ok(events)
 }

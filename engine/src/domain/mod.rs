@@ -29,7 +29,8 @@ pub use ids::{
     TokenId, UserId,
 };
 pub use jit::{
-    CLAIM_ROLE_MAPPINGS_MAX, JitLogin, claim_values, role_from_claims, user_name_candidates,
+    CLAIM_ROLE_MAPPINGS_MAX, JIT_EMAIL_MATCHES_MAX, JitLogin, claim_values, role_from_claims,
+    user_name_candidates,
 };
 pub use rejection::{Rejection, RejectionKind};
 pub use staging::{Lifecycle, PromotionDiff, UserChange, promotion_diff};

@@ -68,6 +68,11 @@ pub enum Rejection {
         "tenant is staged: its directory changes go to the staging branch (retry the request, or promote or discard the staging first)"
     )]
     TenantStaged,
+    #[error(
+        "tenant is staged: just-in-time provisioning cannot create, link or update users until \
+         the staging is promoted or discarded (logins that change nothing are answered)"
+    )]
+    JitWhileStaged,
     #[error("tenant is already staged: promote or discard it first")]
     AlreadyStaged,
     #[error("tenant is not staged")]
@@ -96,6 +101,12 @@ pub enum Rejection {
         "several users have the email {email:?} and none is linked to this SSO subject: link one by giving it the subject as externalId"
     )]
     JitAmbiguousEmail { email: String },
+    #[error(
+        "a user not linked to SSO yet holds the email {email:?}, but the login does not vouch for \
+         it (claims.email_verified is not true): roster links by email only when it is verified; \
+         otherwise set the user's externalId to the login's subject"
+    )]
+    JitEmailUnverified { email: String },
 }
 
 /// The family of a rejection, which decides its status on every edge.
@@ -142,6 +153,8 @@ impl Rejection {
             Rejection::VersionMismatch { .. }
             | Rejection::ResourceGroupHasMembers(_)
             | Rejection::AlreadyStaged
+            | Rejection::JitWhileStaged
+            | Rejection::JitEmailUnverified { .. }
             | Rejection::NotStaged
             | Rejection::StagingChanged { .. }
             | Rejection::NotABranch(_)

@@ -92,17 +92,70 @@ impl UserProfile {
             .collect()
     }
 
-    /// Removes what roster never stores.
+    /// Removes what roster never stores: a `password` at any depth, URN-qualified or not (an
+    /// extension may carry one too).
     pub(crate) fn without_secrets(mut self) -> Self {
-        self.attributes
-            .retain(|name, _| !name.eq_ignore_ascii_case("password"));
+        strip_passwords(&mut self.attributes);
         self
+    }
+}
+
+/// Whether an attribute name names a password: `password`, or `<schema URN>:password`.
+fn is_password(name: &str) -> bool {
+    name.rsplit(':')
+        .next()
+        .is_some_and(|last| last.eq_ignore_ascii_case("password"))
+}
+
+fn strip_passwords(attributes: &mut Attributes) {
+    attributes.retain(|name, _| !is_password(name));
+    for value in attributes.values_mut() {
+        strip_passwords_in(value);
+    }
+}
+
+fn strip_passwords_in(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(object) => strip_passwords(object),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_passwords_in),
+        _ => {}
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_dropped_at_any_depth_and_under_any_schema() {
+        let attributes = serde_json::json!({
+            "Password": "a",
+            "urn:ietf:params:scim:schemas:core:2.0:User:password": "b",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:PASSWORD": "c",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+                "department": "R&D", "password": "d", "manager": {"value": "m", "password": "e"}
+            },
+            "urn:example:custom": [{"password": "f", "kept": 1}],
+            "passwordHint": "kept: not a password",
+        });
+        let serde_json::Value::Object(attributes) = attributes else {
+            unreachable!()
+        };
+        let profile = UserProfile {
+            user_name: "bob".into(),
+            external_id: None,
+            active: true,
+            attributes,
+        }
+        .without_secrets();
+        let text = serde_json::to_string(&profile.attributes).unwrap();
+        for secret in ["\"a\"", "\"b\"", "\"c\"", "\"d\"", "\"e\"", "\"f\""] {
+            assert!(!text.contains(secret), "{secret} survived: {text}");
+        }
+        assert!(
+            text.contains("R&D") && text.contains("\"kept\":1") && text.contains("passwordHint")
+        );
+    }
 
     #[test]
     fn valid_user_names_pass() {

@@ -4,7 +4,9 @@
 //! `Command::JitProvision` through the engine with the actor kind `jit`; the rules live in
 //! `engine::domain`. The answer is the user and their access, read after the write.
 
-use roster_engine::domain::{ActorKind, Command, EventPayload, JitLogin, Source, UserId};
+use roster_engine::domain::{
+    ActorKind, Command, EventPayload, JIT_EMAIL_MATCHES_MAX, JitLogin, Source, UserId,
+};
 use roster_engine::engine::CommandContext;
 use roster_proto::v1 as pb;
 use tonic::{Request, Status};
@@ -16,8 +18,6 @@ use crate::clock;
 
 /// Largest claims document accepted.
 const MAX_CLAIMS_BYTES: usize = 64 * 1024;
-/// Most users with the login's email passed to the rules (more are ambiguous anyway).
-const MAX_EMAIL_MATCHES: usize = 16;
 
 fn claims(json: &str) -> Result<serde_json::Value, Status> {
     if json.trim().is_empty() {
@@ -90,7 +90,7 @@ pub(super) async fn provision(
             .map_err(unavailable)?
             .into_iter()
             .map(|(id, _)| id)
-            .take(MAX_EMAIL_MATCHES)
+            .take(JIT_EMAIL_MATCHES_MAX + 1)
             .collect(),
         None => Vec::new(),
     };

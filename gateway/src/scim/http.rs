@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use roster_engine::domain::{Actor, ActorKind, BranchState, Command, Source, TenantName};
+use roster_engine::domain::{Actor, ActorKind, BranchState, Command, Source, Staging, TenantName};
 use roster_engine::engine::{CommandContext, ExecuteError, Executed};
 use serde_json::Value;
 use uuid::Uuid;
@@ -234,9 +234,9 @@ impl FromRequestParts<AppState> for ScimClient {
             .and_then(|name| TenantName::parse(name).ok())
             .filter(|name| !name.is_system())
             .ok_or_else(|| ScimError::not_found("tenant not found"))?;
-        if !state.tenant_exists_fresh(&tenant).await? {
+        let Some(record) = state.tenant_record_fresh(&tenant).await? else {
             return Err(ScimError::not_found("tenant not found"));
-        }
+        };
         let now = clock::now();
         let presented = parts
             .headers
@@ -263,7 +263,7 @@ impl FromRequestParts<AppState> for ScimClient {
         }
         state.note_token_use(&tenant, &token, now).await;
         let base_url = format!("{}/scim/v2/{tenant}", origin(&parts.headers));
-        let tenant = staging_route(state, tenant, &parts.method)?;
+        let tenant = staging_route(state, tenant, record.staging.as_ref(), &parts.method)?;
         let source = source(parts);
         Ok(Self {
             context: CommandContext {
@@ -289,19 +289,16 @@ impl FromRequestParts<AppState> for ScimClient {
 fn staging_route(
     state: &AppState,
     tenant: TenantName,
+    staging: Option<&Staging>,
     method: &Method,
 ) -> Result<TenantName, ScimError> {
+    let Some(staging) = staging else {
+        return Ok(tenant);
+    };
     let store = state.engine.aggregate();
     let unavailable = |error: roster_engine::store::StoreError| {
         tracing::warn!(%error, "reading the tenant's staging failed");
         ScimError::unavailable("the directory is temporarily unavailable; retry later")
-    };
-    let Some(staging) = store
-        .tenant(&tenant)
-        .map_err(unavailable)?
-        .and_then(|record| record.staging)
-    else {
-        return Ok(tenant);
     };
     let branch = tenant.staging_branch(staging.generation);
     let branch_state = store

@@ -267,11 +267,30 @@ async fn scim_users_are_linked_usernames_deduplicated_and_deactivated_users_refu
     .unwrap();
     assert!(!linked.created);
     assert_eq!(linked.user.unwrap().id, bob);
-    // By email, with a subject the IdP never sent over SCIM.
-    let linked = jit(
+    // By email, with a subject the IdP never sent over SCIM: only a verified email links.
+    let refused = jit(
         &stack,
         &acme.token,
         login("oidc|carol", "CAROL@acme.example", "Carol", "C", json!({})),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(refused.message().contains("email_verified"), "{refused:?}");
+    let linked = jit(
+        &stack,
+        &acme.token,
+        login(
+            "oidc|carol",
+            "CAROL@acme.example",
+            "Carol",
+            "C",
+            json!({"email_verified": true}),
+        ),
     )
     .await
     .unwrap();

@@ -319,9 +319,25 @@ fn a_scim_user_is_linked_by_external_id_username_or_email_not_duplicated() {
             .iter()
             .any(|event| matches!(event, EventPayload::UserProvisioned { .. }))
     );
-    // By email, among the users the caller found with it.
+    // By email, among the users the caller found with it, only when the claims vouch for it:
+    // else anyone able to set an email claim could take over a user not linked yet.
     let mut by_email = login(9, "oidc-bob", "Bob@acme.example", json!({}));
     by_email.email_matches = vec![uid(2)];
+    for unverified in [
+        json!({}),
+        json!({"email_verified": false}),
+        json!({"email_verified": "no"}),
+    ] {
+        let mut attempt = by_email.clone();
+        attempt.claims = unverified;
+        assert_eq!(
+            scenario.when(Command::JitProvision(attempt)),
+            Err(Rejection::JitEmailUnverified {
+                email: "Bob@acme.example".into()
+            })
+        );
+    }
+    by_email.claims = json!({"email_verified": "True"});
     let events = scenario.when(Command::JitProvision(by_email)).unwrap();
     assert_eq!(
         events[0],
@@ -540,4 +556,76 @@ fn logins_need_a_subject_and_valid_fields() {
             "{bad:?}: {refused:?}"
         );
     }
+}
+
+#[test]
+fn a_staged_tenant_answers_logins_but_never_changes_its_live_directory_through_them() {
+    let linked = with_claim_mappings().after(Command::JitProvision(login(
+        1,
+        "00u-alice",
+        "alice@acme.example",
+        json!({"groups": ["engineering"]}),
+    )));
+    let staged = linked.after(Command::StageTenant);
+    // A returning user whose login changes nothing is answered.
+    assert_eq!(
+        staged.when(Command::JitProvision(login(
+            2,
+            "00u-alice",
+            "alice@acme.example",
+            json!({"groups": ["engineering"]}),
+        ))),
+        Ok(vec![])
+    );
+    // Promotion would delete or revert what these wrote: a new user, a changed role.
+    assert_eq!(
+        staged.when(Command::JitProvision(login(
+            3,
+            "00u-bob",
+            "bob@acme.example",
+            json!({}),
+        ))),
+        Err(Rejection::JitWhileStaged)
+    );
+    assert_eq!(
+        staged.when(Command::JitProvision(login(
+            2,
+            "00u-alice",
+            "alice@acme.example",
+            json!({"groups": ["admins"]}),
+        ))),
+        Err(Rejection::JitWhileStaged)
+    );
+    // Once the staging is discarded, logins write again.
+    let discarded = staged.after(Command::DiscardStaging);
+    assert!(
+        discarded
+            .when(Command::JitProvision(login(
+                3,
+                "00u-bob",
+                "bob@acme.example",
+                json!({}),
+            )))
+            .is_ok_and(|events| !events.is_empty())
+    );
+}
+
+#[test]
+fn more_holders_of_an_email_than_the_caller_passes_are_ambiguous() {
+    let scenario = with_claim_mappings();
+    let mut crowded = login(
+        1,
+        "oidc-x",
+        "shared@acme.example",
+        json!({"email_verified": true}),
+    );
+    crowded.email_matches = (100..=100 + JIT_EMAIL_MATCHES_MAX as u128)
+        .map(uid)
+        .collect();
+    assert_eq!(
+        scenario.when(Command::JitProvision(crowded)),
+        Err(Rejection::JitAmbiguousEmail {
+            email: "shared@acme.example".into()
+        })
+    );
 }
