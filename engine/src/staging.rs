@@ -13,6 +13,9 @@
 //! - **discard**: `DiscardStaging` on the live tenant, then drops the branch.
 //!
 //! A branch left behind by a failure after promotion or discard is dropped by the next `stage`.
+//! The freeze is a promotion's lock: a second promotion finds the branch frozen and is refused
+//! (`PromotionUnderWay`); a promotion interrupted after its freeze (a crash) leaves the branch
+//! frozen, and `stage` gives it back to the IdP.
 
 use crate::domain::{
     BranchCopy, BranchDirectory, BranchState, Command, EventPayload, Footprint, PromotionDiff,
@@ -96,8 +99,20 @@ impl Engine {
             Some(staging) => {
                 let branch = tenant.staging_branch(staging.generation);
                 match self.branch_state(&branch)? {
-                    Some(BranchState::Open | BranchState::Frozen) => {
+                    Some(BranchState::Open) => {
                         return Err(rejected(Rejection::AlreadyStaged));
+                    }
+                    // A promotion was interrupted after its freeze (a promotion that fails gives
+                    // the branch back itself): give the branch back to the IdP.
+                    Some(BranchState::Frozen) => {
+                        self.execute(&branch, Command::SetBranchState(BranchState::Open), context)
+                            .await?;
+                        return Ok(Staged {
+                            generation: staging.generation,
+                            resumed: true,
+                            users_copied: 0,
+                            groups_copied: 0,
+                        });
                     }
                     Some(BranchState::Copying) | None => (staging.generation, true),
                 }
@@ -206,16 +221,18 @@ impl Engine {
         }
     }
 
+    /// What promotion would do now; with `to_promote`, refused when it could not be appended.
     async fn report(
         &self,
         tenant: &TenantName,
         generation: u64,
         branch: &TenantName,
+        to_promote: bool,
     ) -> Result<(StagingReport, BranchDirectory), ExecuteError> {
         let live = self.load_whole(tenant).await?;
         let directory = BranchDirectory::of(&self.load_whole(branch).await?);
         let diff = promotion_diff(&live, generation, &directory)?;
-        if self.is_jetstream() && diff.events > MAX_BATCH {
+        if to_promote && self.is_jetstream() && diff.events > MAX_BATCH {
             return Err(rejected(Rejection::PromotionTooLarge {
                 events: diff.events,
                 max: MAX_BATCH,
@@ -236,7 +253,7 @@ impl Engine {
     pub async fn staging_diff(&self, tenant: &TenantName) -> Result<StagingReport, ExecuteError> {
         self.aggregate_caught_up().await?;
         let (generation, branch) = self.open_staging(tenant)?;
-        let (report, _) = self.report(tenant, generation, &branch).await?;
+        let (report, _) = self.report(tenant, generation, &branch, false).await?;
         Ok(report)
     }
 
@@ -250,15 +267,22 @@ impl Engine {
         self.aggregate_caught_up().await?;
         let (generation, branch) = self.open_staging(tenant)?;
         // Refuse a promotion that cannot succeed before freezing anything.
-        self.report(tenant, generation, &branch).await?;
-        self.execute(
-            &branch,
-            Command::SetBranchState(BranchState::Frozen),
-            context.clone(),
-        )
-        .await?;
+        self.report(tenant, generation, &branch, true).await?;
+        // The freeze is this promotion's lock: a branch frozen already belongs to another
+        // promotion (or to one that was interrupted), which may give it back to the IdP at any
+        // moment; promoting from it could drop the writes that land after that.
+        let froze = self
+            .execute(
+                &branch,
+                Command::SetBranchState(BranchState::Frozen),
+                context.clone(),
+            )
+            .await?;
+        if froze.events.is_empty() {
+            return Err(rejected(Rejection::PromotionUnderWay));
+        }
         let promoted = async {
-            let (report, directory) = self.report(tenant, generation, &branch).await?;
+            let (report, directory) = self.report(tenant, generation, &branch, true).await?;
             self.execute(
                 tenant,
                 Command::PromoteStaging {

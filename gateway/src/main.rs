@@ -736,7 +736,9 @@ async fn tenant(common: &Common, command: TenantCommand) -> Result<()> {
                 .map_err(rpc_error)?
                 .into_inner();
             print_staging_diff(&diff, format, false);
-            if exit_code && !diff.users.is_empty() {
+            // Any event beyond `StagingPromoted` is a change, a user's or not (a group deleted
+            // with its role mapping and resource-group links changes no member's access).
+            if exit_code && (!diff.users.is_empty() || diff.events > 1) {
                 std::process::exit(2);
             }
         }

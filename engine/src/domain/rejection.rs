@@ -75,6 +75,11 @@ pub enum Rejection {
     JitWhileStaged,
     #[error("tenant is already staged: promote or discard it first")]
     AlreadyStaged,
+    #[error(
+        "a promotion of this staging is under way; if none is (one was interrupted), run \
+         `roster tenant stage` to give the branch back to the IdP, then promote again"
+    )]
+    PromotionUnderWay,
     #[error("tenant is not staged")]
     NotStaged,
     #[error("the tenant's staging changed (staging {actual:?}, not {expected}); look again")]
@@ -154,6 +159,7 @@ impl Rejection {
             | Rejection::ResourceGroupHasMembers(_)
             | Rejection::AlreadyStaged
             | Rejection::JitWhileStaged
+            | Rejection::PromotionUnderWay
             | Rejection::JitEmailUnverified { .. }
             | Rejection::NotStaged
             | Rejection::StagingChanged { .. }

@@ -471,3 +471,87 @@ async fn a_staged_tenant_survives_a_restart() {
         i32::from(pb::Role::Admin)
     );
 }
+
+/// The freeze is a promotion's lock. A branch found frozen (a promotion running, or one
+/// interrupted after its freeze, as here) refuses a second promotion, whose failure could give
+/// the branch back to the IdP under the first. `stage` gives an interrupted one's branch back.
+#[tokio::test]
+async fn a_promotion_never_runs_on_a_branch_another_promotion_froze() {
+    use roster_engine::domain::{Actor, BranchState, Command, TenantName};
+    use roster_engine::engine::CommandContext;
+
+    let stack = Stack::start().await;
+    let (acme, _alice, _bob, _engineering, _admins) = live_world(&stack).await;
+    stage(&stack).await;
+    acme.create_user("zed").await;
+    let branch = TenantName::parse("acme").unwrap().staging_branch(1);
+    let context = CommandContext {
+        now: roster_engine::domain::Timestamp::from_micros(1),
+        actor: Actor::system(),
+        source: Default::default(),
+        causation_id: "test-interrupted-promotion".into(),
+    };
+    stack
+        .running
+        .state
+        .engine
+        .execute(
+            &branch,
+            Command::SetBranchState(BranchState::Frozen),
+            context,
+        )
+        .await
+        .unwrap();
+    let promote = || async {
+        stack
+            .admin()
+            .await
+            .promote_tenant(stack.with_admin_token(pb::PromoteTenantRequest {
+                tenant: "acme".into(),
+            }))
+            .await
+    };
+    let refused = promote().await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("under way"), "{refused:?}");
+    // The branch stays frozen: SCIM writes are refused, never acknowledged and lost.
+    acme.post(
+        "/Users",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "late"}),
+    )
+    .await
+    .expect_error(503, None);
+
+    let resumed = stage(&stack).await;
+    assert!(resumed.resumed, "{resumed:?}");
+    acme.create_user("late").await;
+    promote().await.unwrap();
+    assert!(live_access(&stack, &acme, "zed").await.unwrap().active);
+    assert!(live_access(&stack, &acme, "late").await.unwrap().active);
+}
+
+/// `diff --exit-code` gates on every change promotion would make, not only users' access.
+#[tokio::test]
+async fn diff_exit_code_counts_changes_that_move_no_users_access() {
+    let stack = Stack::start().await;
+    let (acme, _alice, _bob, _engineering, admins) = live_world(&stack).await;
+    stage(&stack).await;
+    let exit_code = || async {
+        cli(&stack, &["tenant", "diff", "acme", "--exit-code"])
+            .output()
+            .await
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(exit_code().await, Some(0), "nothing staged yet");
+    // Admins has no members: deleting it (with its Admin mapping) changes no user's access.
+    acme.delete(&format!("/Groups/{admins}")).await.expect(204);
+    let output = cli(&stack, &["tenant", "diff", "acme", "--format", "json"])
+        .output()
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["users"], json!([]), "{json:#}");
+    assert_eq!(exit_code().await, Some(2));
+}
