@@ -1,11 +1,13 @@
 //! The `Events` gRPC service: a tenant's lifecycle events, streamed from a sequence on and then
 //! as they become durable. Every message carries its sequence, so a client that reconnects with
-//! `from_sequence = last + 1` misses nothing and sees nothing twice.
+//! `from_sequence = last + 1` misses nothing and sees nothing twice. A stream ends with
+//! `UNAUTHENTICATED` once its token is revoked or expires.
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use roster_engine::codec;
-use roster_engine::domain::TenantName;
+use roster_engine::domain::{Actor, ActorKind, TenantName, TokenId};
 use roster_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -14,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::admin::tenant_name;
 use crate::app::AppState;
+use crate::clock;
 
 /// Events read from the log per step.
 const READ_BATCH: usize = 512;
@@ -30,10 +33,52 @@ impl EventsService {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
 
-/// Sends `tenant`'s events from `next` on until the client goes away or the log stops.
+/// How often an idle stream checks that its token is still valid.
+const RECHECK_EVERY: Duration = Duration::from_secs(15);
+
+/// The token a stream was opened with. It is checked again before every batch and while idle,
+/// so a revoked or expired token stops receiving events at once, as it gets 401 on SCIM.
+struct Credential {
+    /// The tenant holding the token: the system tenant for the admin token.
+    owner: TenantName,
+    id: TokenId,
+}
+
+impl Credential {
+    fn of(actor: &Actor, tenant: &TenantName) -> Self {
+        let owner = match actor.kind {
+            ActorKind::Admin => TenantName::system(),
+            _ => tenant.clone(),
+        };
+        Self {
+            owner,
+            id: TokenId(actor.id.clone()),
+        }
+    }
+
+    /// `Ok` while the token is valid, else the status that ends the stream.
+    fn check(&self, state: &AppState) -> Result<(), Status> {
+        let record = state
+            .engine
+            .aggregate()
+            .token(&self.owner, &self.id)
+            .map_err(|error| Status::unavailable(error.to_string()))?;
+        if record.is_some_and(|record| record.is_valid_at(clock::now())) {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated(
+                "the stream's token was revoked or has expired",
+            ))
+        }
+    }
+}
+
+/// Sends `tenant`'s events from `next` on until the client goes away, the log stops or the
+/// stream's token is no longer valid.
 async fn follow(
     state: AppState,
     tenant: TenantName,
+    credential: Credential,
     mut next: u64,
     types: Vec<String>,
     sender: mpsc::Sender<Result<pb::Event, Status>>,
@@ -41,6 +86,10 @@ async fn follow(
     let log = state.engine.log().clone();
     let mut durable = log.subscribe();
     loop {
+        if let Err(status) = credential.check(&state) {
+            let _ = sender.send(Err(status)).await;
+            return;
+        }
         if next <= *durable.borrow_and_update() {
             let reader = log.clone();
             let from = next;
@@ -78,6 +127,7 @@ async fn follow(
                 }
             }
             () = sender.closed() => return,
+            () = tokio::time::sleep(RECHECK_EVERY) => {}
         }
     }
 }
@@ -91,12 +141,14 @@ impl pb::events_server::Events for EventsService {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let tenant = tenant_name(&request.get_ref().tenant)?;
-        super::authorize_tenant(&self.state, request.metadata(), &tenant).await?;
+        let actor = super::authorize_tenant(&self.state, request.metadata(), &tenant).await?;
+        let credential = Credential::of(&actor, &tenant);
         let request = request.into_inner();
         let (sender, receiver) = mpsc::channel(256);
         tokio::spawn(follow(
             self.state.clone(),
             tenant,
+            credential,
             request.from_sequence.max(1),
             request.event_types,
             sender,

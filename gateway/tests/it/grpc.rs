@@ -595,6 +595,47 @@ async fn watch_filters_by_event_type_for_offboarding_subscribers() {
     assert_eq!(deactivated.user_name, "leaver");
 }
 
+/// A stream opened with a token ends when the token is revoked, as SCIM answers it 401 then.
+#[tokio::test]
+async fn watch_ends_when_its_token_is_revoked() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    let mut stream = watch(&stack, &acme.token, 0, &["user.provisioned"]).await;
+    acme.create_user("first").await;
+    assert!(matches!(
+        next(&mut stream).await.payload,
+        Some(pb::event::Payload::UserProvisioned(_))
+    ));
+    let mut admin = stack.admin().await;
+    let tokens = admin
+        .list_tokens(stack.with_admin_token(pb::ListTokensRequest {
+            tenant: "acme".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens;
+    admin
+        .revoke_token(stack.with_admin_token(pb::RevokeTokenRequest {
+            tenant: "acme".into(),
+            token_id: tokens[0].id.clone(),
+        }))
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("the stream ends promptly")
+        .expect("with a status")
+        .unwrap_err();
+    assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended:?}");
+    // A stream opened with the admin token is not affected.
+    let mut admin_stream = watch(&stack, &stack.admin_token(), 0, &["user.provisioned"]).await;
+    assert!(matches!(
+        next(&mut admin_stream).await.payload,
+        Some(pb::event::Payload::UserProvisioned(_))
+    ));
+}
+
 #[tokio::test]
 async fn health_and_reflection_are_served() {
     let stack = Stack::start().await;
