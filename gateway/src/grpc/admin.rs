@@ -4,7 +4,8 @@
 use roster_engine::codec::{role_from_proto, role_to_proto, timestamp_to_proto};
 use roster_engine::domain::{
     Command, Grant, GroupId, Lifecycle, Rejection, RejectionKind, ResourceGroupId,
-    ResourceGroupRecord, Role, RoleGrant, Source, TenantName, TokenId, TokenRecord, UserId, fold,
+    ResourceGroupRecord, Role, RoleGrant, SYSTEM_TENANT, Source, TenantName, TokenId, TokenRecord,
+    UserId, fold,
 };
 use roster_engine::engine::{CommandContext, ExecuteError};
 use roster_engine::staging::StagingReport;
@@ -86,6 +87,15 @@ impl AdminService {
         let record = stored(self.store().tenant(tenant))?
             .ok_or_else(|| Status::not_found(format!("tenant {tenant} not found")))?;
         Ok(tenant_info(tenant, &record))
+    }
+
+    /// The tenant whose tokens a token operation addresses: an existing tenant, or `_system` for
+    /// the admin tokens (so a leaked admin token can be listed, rotated and revoked like any).
+    async fn token_holder(&self, name: &str) -> Result<TenantName, Status> {
+        if name == SYSTEM_TENANT {
+            return Ok(TenantName::system());
+        }
+        self.existing_tenant(name).await
     }
 
     async fn existing_tenant(&self, name: &str) -> Result<TenantName, Status> {
@@ -473,7 +483,7 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
         let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
+        let tenant = self.token_holder(&request.tenant).await?;
         let expires_at = match &request.expires_in {
             Some(lifetime) => Some(
                 context
@@ -507,7 +517,7 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ListTokensRequest>,
     ) -> Result<Response<pb::ListTokensResponse>, Status> {
         self.context(&request).await?;
-        let tenant = self.existing_tenant(&request.get_ref().tenant).await?;
+        let tenant = self.token_holder(&request.get_ref().tenant).await?;
         let tokens = self
             .state
             .engine
@@ -526,8 +536,23 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
         let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
+        let tenant = self.token_holder(&request.tenant).await?;
         let token_id = TokenId(request.token_id);
+        if tenant.is_system() {
+            let now = clock::now();
+            let others_valid = self
+                .store()
+                .tokens(&tenant)
+                .map_err(|error| Status::unavailable(error.to_string()))?
+                .iter()
+                .any(|token| token.id != token_id && token.is_valid_at(now));
+            if !others_valid {
+                return Err(Status::failed_precondition(
+                    "this is the last valid admin token: issue another first \
+                     (roster token issue _system), then revoke this one",
+                ));
+            }
+        }
         let executed = self
             .state
             .engine
@@ -551,7 +576,7 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::RotateTokenResponse>, Status> {
         let context = self.context(&request).await?;
         let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
+        let tenant = self.token_holder(&request.tenant).await?;
         let old = TokenId(request.token_id);
         let current = self
             .state

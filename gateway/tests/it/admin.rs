@@ -299,3 +299,72 @@ async fn tokens_expire_and_their_last_use_is_recorded() {
         .unwrap_err();
     assert_eq!(zero.code(), Code::InvalidArgument);
 }
+
+/// Admin tokens are tokens of `_system`: listed, issued, rotated and revoked like a tenant's, so a
+/// leaked one can be revoked; the last valid one cannot be, so nobody is locked out by mistake.
+#[tokio::test]
+async fn a_leaked_admin_token_can_be_revoked() {
+    let stack = Stack::start().await;
+    let leaked = stack.admin_token();
+    let mut admin = stack.admin().await;
+    let listed = roster(&stack, &["token", "list", "_system"]).await;
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let first = admin
+        .list_tokens(stack.with_admin_token(pb::ListTokensRequest {
+            tenant: "_system".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens;
+    assert_eq!(first.len(), 1);
+    let refused = admin
+        .revoke_token(stack.with_admin_token(pb::RevokeTokenRequest {
+            tenant: "_system".into(),
+            token_id: first[0].id.clone(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+
+    let replacement = admin
+        .issue_token(stack.with_admin_token(pb::IssueTokenRequest {
+            tenant: "_system".into(),
+            name: "ops".into(),
+            expires_in: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    fn with<T>(token: &str, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    }
+    admin
+        .revoke_token(with(
+            &replacement,
+            pb::RevokeTokenRequest {
+                tenant: "_system".into(),
+                token_id: first[0].id.clone(),
+            },
+        ))
+        .await
+        .unwrap();
+    let denied = admin
+        .list_tenants(with(&leaked, pb::ListTenantsRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    admin
+        .list_tenants(with(&replacement, pb::ListTenantsRequest {}))
+        .await
+        .unwrap();
+}
