@@ -175,7 +175,7 @@ const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
     User,
     Group,
@@ -282,10 +282,27 @@ impl Export {
     }
 
     fn from_json(text: &str) -> Result<Export, ExportError> {
-        let document: Value = serde_json::from_str(text)?;
+        // Several top-level documents (JSON Lines, or pages appended by `curl >>` or `jq`) are
+        // read as an array of them.
+        let mut documents = serde_json::Deserializer::from_str(text)
+            .into_iter::<Value>()
+            .collect::<Result<Vec<Value>, _>>()?;
+        let document = if documents.len() == 1 {
+            documents.remove(0)
+        } else {
+            Value::Array(documents)
+        };
         let mut resources = Vec::new();
         let mut export = Export::default();
-        collect(&document, None, &mut resources, &mut export.carried)?;
+        let mut listings = Listings::new();
+        collect(
+            &document,
+            None,
+            &mut resources,
+            &mut export.carried,
+            &mut listings,
+        )?;
+        check_complete(&listings)?;
         let mut groups = Vec::new();
         let mut user_groups = Vec::new();
         for (index, (kind, object)) in resources.into_iter().enumerate() {
@@ -522,6 +539,10 @@ impl Export {
         let mut group_index: HashMap<String, usize> = HashMap::new();
         for record in reader.records() {
             let record = record.map_err(|error| ExportError::Csv(error.to_string()))?;
+            // Spreadsheets leave rows of bare delimiters (`,,,`) below the data.
+            if record.iter().all(str::is_empty) {
+                continue;
+            }
             let line = record.position().map_or(0, csv::Position::line);
             let cell = |index: Option<usize>| {
                 index
@@ -625,16 +646,42 @@ impl Export {
 /// Gathers the resources of a JSON export: `ListResponse`s (their `Resources`), arrays of
 /// resources or pages, `{"Users": …, "Groups": …}`, or single resources. `hint`: the kind the
 /// enclosing `Users`/`Groups` key names.
+/// Per listing (the resources under `Users`, under `Groups`, or anywhere else): the largest
+/// `totalResults` a `ListResponse` page claims, and how many resources its pages hold.
+type Listings = HashMap<Option<Kind>, (u64, u64)>;
+
+/// Refuses an export whose pages hold fewer resources than their `totalResults`: one page of a
+/// paged listing (a plain `GET /Users` answers 100 or so) would otherwise report everyone else
+/// as only in roster.
+fn check_complete(listings: &Listings) -> Result<(), ExportError> {
+    for (kind, (total, held)) in listings {
+        if held < total {
+            let what = match kind {
+                Some(Kind::User) => "Users",
+                Some(Kind::Group) => "Groups",
+                None => "resources",
+            };
+            return Err(invalid(format!(
+                "the export is incomplete: its {what} ListResponse says totalResults {total}, \
+                 but its pages hold {held}; fetch every page (startIndex, count) and pass them \
+                 together, e.g. as a JSON array of the pages"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn collect<'a>(
     value: &'a Value,
     hint: Option<Kind>,
     resources: &mut Vec<(Kind, &'a Map<String, Value>)>,
     carried: &mut Carried,
+    listings: &mut Listings,
 ) -> Result<(), ExportError> {
     match value {
         Value::Array(items) => {
             for item in items {
-                collect(item, hint, resources, carried)?;
+                collect(item, hint, resources, carried, listings)?;
             }
             Ok(())
         }
@@ -647,27 +694,38 @@ fn collect<'a>(
                         .unwrap_or("(no detail)")
                 )));
             }
-            if let Some(page) = get_ci(object, "Resources") {
+            // A page or a `{"Users": …, "Groups": …}` container, unless the object is a resource
+            // itself: a User's own `groups` attribute matches "Groups", and a custom `resources`
+            // attribute "Resources" (names are case-insensitive).
+            let container = resource_kind(object, None).is_none();
+            if let Some(page) = get_ci(object, "Resources").filter(|_| container) {
+                let held = match page {
+                    Value::Array(items) => items.len() as u64,
+                    Value::Null => 0,
+                    _ => return Err(invalid("Resources of a ListResponse must be an array")),
+                };
+                if let Some(total) = get_ci(object, "totalResults").and_then(Value::as_u64) {
+                    let listing = listings.entry(hint).or_default();
+                    listing.0 = listing.0.max(total);
+                    listing.1 += held;
+                }
                 return match page {
-                    Value::Array(_) => collect(page, hint, resources, carried),
-                    Value::Null => Ok(()),
-                    _ => Err(invalid("Resources of a ListResponse must be an array")),
+                    Value::Array(_) => collect(page, hint, resources, carried, listings),
+                    _ => Ok(()),
                 };
             }
-            // `{"Users": …, "Groups": …}`, unless the object is a resource itself: a User's own
-            // `groups` attribute matches "Groups" (names are case-insensitive).
-            let container = resource_kind(object, None).is_none();
             let users = get_ci(object, "Users").filter(|_| container);
             let groups = get_ci(object, "Groups").filter(|_| container);
             if users.is_some() || groups.is_some() {
-                if let Some(users) = users {
-                    carried.users = true;
-                    collect(users, Some(Kind::User), resources, carried)?;
+                // `null` under either key: an empty listing, as `"Resources": null` is.
+                if let Some(users) = users.filter(|users| !users.is_null()) {
+                    collect(users, Some(Kind::User), resources, carried, listings)?;
                 }
-                if let Some(groups) = groups {
-                    carried.groups = true;
-                    collect(groups, Some(Kind::Group), resources, carried)?;
+                if let Some(groups) = groups.filter(|groups| !groups.is_null()) {
+                    collect(groups, Some(Kind::Group), resources, carried, listings)?;
                 }
+                carried.users |= users.is_some();
+                carried.groups |= groups.is_some();
                 return Ok(());
             }
             if has_schema(object, "urn:ietf:params:scim:api:messages:2.0:ListResponse") {
@@ -1861,7 +1919,7 @@ mod tests {
                 "line 2: active must be true or false",
             ),
             ("userName,active\nx\n", "malformed"),
-            ("userName\n\"\"\n", "line 2: userName is empty"),
+            ("userName,active\n\"\",true\n", "line 2: userName is empty"),
         ];
         for (text, expected) in cases {
             let error = Export::parse(text, None).unwrap_err().to_string();
@@ -1944,6 +2002,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("groups must be an array"), "{error}");
+    }
+
+    #[test]
+    fn one_page_of_a_paged_listing_is_refused_not_compared() {
+        let page = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": 3, "itemsPerPage": 1, "startIndex": 1,
+            "Resources": [{"userName": "alice"}]});
+        let error = Export::parse(&page.to_string(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("totalResults 3, but its pages hold 1"),
+            "{error}"
+        );
+        // Every page of it, as an array or one document after another: complete.
+        let pages = [
+            page.clone(),
+            json!({"totalResults": 3, "startIndex": 2, "Resources": [{"userName": "bob"}, {"userName": "carol"}]}),
+        ];
+        let export = Export::parse(&json!(pages).to_string(), None).unwrap();
+        assert_eq!(export.users.len(), 3);
+        let lines = format!("{}\n{}\n", pages[0], pages[1]);
+        assert_eq!(Export::parse(&lines, None).unwrap().users.len(), 3);
+        // Resources one per line (JSON Lines) too.
+        let lines = "{\"userName\": \"alice\"}\n{\"userName\": \"bob\"}";
+        assert_eq!(Export::parse(lines, None).unwrap().users.len(), 2);
+        // Complete listings of Users and Groups are counted apart.
+        let both = json!({
+            "Users": {"totalResults": 1, "Resources": [{"userName": "alice"}]},
+            "Groups": {"totalResults": 2, "Resources": [{"displayName": "A"}]}
+        });
+        let error = Export::parse(&both.to_string(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("Groups ListResponse"), "{error}");
+    }
+
+    #[test]
+    fn null_listings_are_empty_and_blank_csv_rows_are_skipped() {
+        let export = json!({"Users": {"Resources": [{"userName": "alice"}]}, "Groups": null});
+        let export = Export::parse(&export.to_string(), None).unwrap();
+        assert!(export.carried.groups && export.groups.is_empty());
+        let export = Export::parse("userName,active\nalice,true\n,\n,\n", None).unwrap();
+        assert_eq!(export.users.len(), 1);
     }
 
     #[test]
