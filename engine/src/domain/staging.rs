@@ -126,7 +126,17 @@ pub(super) fn require_directory_writable(state: &State) -> Result<(), Rejection>
         .tenant
         .as_ref()
         .filter(|_| !state.name.is_system())
-        .ok_or(Rejection::TenantNotFound)?;
+        .ok_or(if state.name.is_branch() {
+            // Only a request routed here just before a promotion or discard finished addresses
+            // a branch that is gone: its retry goes to the live tenant. A 404 would tell the IdP
+            // that the resource is gone, and it might create it again.
+            Rejection::BranchNotOpen(
+                "gone: the staging was promoted or discarded",
+                "retry the request",
+            )
+        } else {
+            Rejection::TenantNotFound
+        })?;
     if state.name.is_branch() {
         return match tenant.branch {
             Some(BranchState::Open) => Ok(()),

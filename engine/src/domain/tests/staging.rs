@@ -109,6 +109,12 @@ fn a_branch_takes_writes_only_once_its_copy_is_done_and_until_it_freezes() {
     assert_eq!(dropped.state.tenant, None);
     assert!(dropped.state.users.is_empty());
     assert_eq!(dropped.when(Command::DropBranch), Ok(Vec::new()));
+    // A write routed here just before the drop is retried (503), not told "not found" (404),
+    // which could make the IdP create the resource again.
+    assert!(matches!(
+        dropped.when(provision(9, "racing")),
+        Err(Rejection::BranchNotOpen(..))
+    ));
     // Staging commands stay where they belong.
     assert!(matches!(
         live.when(Command::OpenBranch),
