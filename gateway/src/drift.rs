@@ -234,16 +234,30 @@ fn optional_string(
 
 /// The primary email of a SCIM `emails` value: the one marked primary, else the first.
 fn primary_email(emails: Option<&Value>) -> Option<String> {
-    let Some(Value::Array(emails)) = emails else {
-        return None;
+    // As roster reads a user's `emails`: a list, or one value given alone; each an object with a
+    // `value`, or the address itself.
+    let emails: Vec<&Value> = match emails? {
+        Value::Array(items) => items.iter().collect(),
+        single => vec![single],
     };
-    let objects = emails.iter().filter_map(Value::as_object);
-    let primary = objects
-        .clone()
-        .find(|email| get_ci(email, "primary").and_then(lenient_bool) == Some(true))
-        .or_else(|| objects.clone().next())?;
-    get_ci(primary, "value")
-        .and_then(Value::as_str)
+    fn address(email: &Value) -> Option<&str> {
+        match email {
+            Value::String(text) => Some(text.as_str()),
+            Value::Object(object) => get_ci(object, "value").and_then(Value::as_str),
+            _ => None,
+        }
+    }
+    let primary = emails
+        .iter()
+        .find(|email| {
+            email
+                .as_object()
+                .and_then(|object| get_ci(object, "primary"))
+                .and_then(lenient_bool)
+                == Some(true)
+        })
+        .or_else(|| emails.first())?;
+    address(primary)
         .filter(|value| !value.is_empty())
         .map(str::to_owned)
 }
@@ -305,7 +319,20 @@ impl Export {
         check_complete(&listings)?;
         let mut groups = Vec::new();
         let mut user_groups = Vec::new();
+        // Overlapping pages (a paging off-by-one, an unstable order) repeat resources: the same
+        // resource twice is read once; two different ones under one id stay, and are refused
+        // below if they clash.
+        let mut seen: HashMap<(Kind, &str), &Map<String, Value>> = HashMap::new();
         for (index, (kind, object)) in resources.into_iter().enumerate() {
+            if let Some(id) = get_ci(object, "id").and_then(Value::as_str) {
+                match seen.get(&(kind, id)) {
+                    Some(earlier) if *earlier == object => continue,
+                    Some(_) => {}
+                    None => {
+                        seen.insert((kind, id), object);
+                    }
+                }
+            }
             let what = || format!("resource #{} of the export", index + 1);
             match kind {
                 Kind::User => {
@@ -324,10 +351,21 @@ impl Export {
             .enumerate()
             .filter_map(|(index, user)| user.id.as_deref().map(|id| (id, index)))
             .collect();
+        // A member naming a group of the export is a nested group, whatever its `type` says.
+        let group_ids: HashSet<&str> = groups
+            .iter()
+            .filter_map(|(object, _)| get_ci(object, "id").and_then(Value::as_str))
+            .collect();
         let mut parsed = Vec::new();
-        for (object, index) in groups {
+        for (object, index) in &groups {
             let what = || format!("resource #{} of the export", index + 1);
-            parsed.push(group_from_json(object, &by_id, &what, &mut export.carried)?);
+            parsed.push(group_from_json(
+                object,
+                &by_id,
+                &group_ids,
+                &what,
+                &mut export.carried,
+            )?);
         }
         for (group, members) in parsed {
             export.groups.push(group);
@@ -813,6 +851,7 @@ fn group_references(
 fn group_from_json(
     object: &Map<String, Value>,
     users_by_id: &HashMap<&str, usize>,
+    group_ids: &HashSet<&str>,
     what: &dyn Fn() -> String,
     carried: &mut Carried,
 ) -> Result<(GroupEntry, Vec<ExportMember>), ExportError> {
@@ -832,13 +871,19 @@ fn group_from_json(
                     return Err(invalid(format!("{}: members must be objects", what())));
                 };
                 // roster's groups hold users; nested groups are not compared.
+                let value = optional_string(member, "value", &what)?;
                 let nested = get_ci(member, "type")
                     .and_then(Value::as_str)
-                    .is_some_and(|kind| kind.eq_ignore_ascii_case("Group"));
+                    .is_some_and(|kind| kind.eq_ignore_ascii_case("Group"))
+                    || value
+                        .as_deref()
+                        .is_some_and(|id| group_ids.contains(id) && !users_by_id.contains_key(id))
+                    || get_ci(member, "$ref")
+                        .and_then(Value::as_str)
+                        .is_some_and(|reference| reference.contains("/Groups/"));
                 if nested {
                     continue;
                 }
-                let value = optional_string(member, "value", &what)?;
                 let display = optional_string(member, "display", &what)?;
                 if value.is_none() && display.is_none() {
                     return Err(invalid(format!(
@@ -2046,6 +2091,38 @@ mod tests {
         assert!(export.carried.groups && export.groups.is_empty());
         let export = Export::parse("userName,active\nalice,true\n,\n,\n", None).unwrap();
         assert_eq!(export.users.len(), 1);
+    }
+
+    #[test]
+    fn overlapping_pages_nested_groups_and_email_shapes_read_as_meant() {
+        let mut export = matching_json();
+        let resources = export["Resources"].as_array_mut().unwrap();
+        // Engineering gains a nested group by id, and by `$ref`, neither typed.
+        resources[3]["members"].as_array_mut().unwrap().extend([
+            json!({"value": "x-sales"}),
+            json!({"value": "zz", "$ref": "https://idp/scim/v2/Groups/zz"}),
+        ]);
+        resources[3]["id"] = json!("x-eng");
+        resources[4]["id"] = json!("x-sales");
+        resources[5]["id"] = json!("x-empty");
+        // bob's email given alone (an object), carol's as a bare address list.
+        resources[1]["emails"] = json!({"value": "bob@x.io", "primary": true});
+        resources[2]["emails"] = json!(["carol@x.io"]);
+        // The same page twice (overlap): its resources are read once.
+        let page = export.clone();
+        let twice = json!([page, export]);
+        let parsed = Export::parse(&twice.to_string(), None).unwrap();
+        assert_eq!(parsed.users.len(), 3);
+        assert_eq!(parsed.users[1].email.as_deref(), Some("bob@x.io"));
+        assert_eq!(parsed.users[2].email.as_deref(), Some("carol@x.io"));
+        assert_eq!(
+            parsed.groups[0].member_count, 2,
+            "nested groups are not members"
+        );
+        // Two different resources under one id still clash.
+        let clash = json!([{"id": "i1", "userName": "alice"}, {"id": "i1", "userName": "alicia"}]);
+        let parsed = Export::parse(&clash.to_string(), None).unwrap();
+        assert_eq!(parsed.users.len(), 2);
     }
 
     #[test]
