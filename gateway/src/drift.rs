@@ -64,6 +64,51 @@ impl InputFormat {
     }
 }
 
+/// How a CSV export is written: spreadsheets in many locales separate with `;` (or tabs), Excel
+/// may open with a `sep=;` line, and Windows PowerShell's `Export-Csv` with a `#TYPE …` line.
+struct CsvDialect<'a> {
+    delimiter: u8,
+    /// The text from the header line on.
+    body: &'a str,
+    /// Lines before the header (for line numbers in errors).
+    skipped_lines: u64,
+}
+
+impl<'a> CsvDialect<'a> {
+    fn of(text: &'a str) -> Self {
+        let mut body = text;
+        let mut declared = None;
+        let mut skipped_lines = 0;
+        loop {
+            let (line, rest) = body.split_once('\n').unwrap_or((body, ""));
+            let line = line.trim();
+            let lowered = line.to_ascii_lowercase();
+            if let Some(separator) = lowered.strip_prefix("sep=") {
+                declared = separator.bytes().next().or(declared);
+            } else if !lowered.starts_with("#type") {
+                break;
+            }
+            body = rest;
+            skipped_lines += 1;
+        }
+        let header = body.lines().next().unwrap_or_default();
+        let delimiter = declared.unwrap_or(if header.contains(',') {
+            b','
+        } else if header.contains(';') {
+            b';'
+        } else if header.contains('\t') {
+            b'\t'
+        } else {
+            b','
+        });
+        Self {
+            delimiter,
+            body,
+            skipped_lines,
+        }
+    }
+}
+
 fn strip_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
 }
@@ -528,17 +573,48 @@ impl Export {
     }
 
     fn from_csv(text: &str) -> Result<Export, ExportError> {
+        let dialect = CsvDialect::of(text);
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
+            .delimiter(dialect.delimiter)
+            .from_reader(dialect.body.as_bytes());
         let headers = reader
             .headers()
             .map_err(|error| ExportError::Csv(error.to_string()))?
             .clone();
-        let column = |name: &str| {
-            headers
+        // Each column roster reads, under its names (the report's own names are accepted too).
+        let known: [&[&str]; 8] = [
+            &["userName"],
+            &["externalId"],
+            &["active"],
+            &["groups"],
+            &["displayName"],
+            &["givenName", "name.givenName"],
+            &["familyName", "name.familyName"],
+            &["email", "primaryEmail"],
+        ];
+        for names in known {
+            let found: Vec<&str> = headers
                 .iter()
-                .position(|header| header.eq_ignore_ascii_case(name))
+                .filter(|header| names.iter().any(|name| header.eq_ignore_ascii_case(name)))
+                .collect();
+            if found.len() > 1 {
+                return Err(ExportError::Csv(format!(
+                    "the header names one column twice ({}): keep one",
+                    found.join(", ")
+                )));
+            }
+        }
+        let column = |name: &str| {
+            let names = known
+                .iter()
+                .find(|names| names[0] == name)
+                .copied()
+                .unwrap_or(&[]);
+            headers.iter().position(|header| {
+                header.eq_ignore_ascii_case(name)
+                    || names.iter().any(|alias| header.eq_ignore_ascii_case(alias))
+            })
         };
         let user_name_column = column("userName").ok_or_else(|| {
             ExportError::Csv(format!(
@@ -581,7 +657,7 @@ impl Export {
             if record.iter().all(str::is_empty) {
                 continue;
             }
-            let line = record.position().map_or(0, csv::Position::line);
+            let line = record.position().map_or(0, csv::Position::line) + dialect.skipped_lines;
             let cell = |index: Option<usize>| {
                 index
                     .and_then(|index| record.get(index))
@@ -2123,6 +2199,44 @@ mod tests {
         let clash = json!([{"id": "i1", "userName": "alice"}, {"id": "i1", "userName": "alicia"}]);
         let parsed = Export::parse(&clash.to_string(), None).unwrap();
         assert_eq!(parsed.users.len(), 2);
+    }
+
+    #[test]
+    fn csv_from_spreadsheets_in_any_locale_reads_alike() {
+        let expected = |export: Export| {
+            assert_eq!(export.users.len(), 2);
+            assert_eq!(export.users[1].email.as_deref(), Some("bob@x.io"));
+            assert_eq!(export.users[1].given_name.as_deref(), Some("Bob"));
+            assert_eq!(export.groups.len(), 2, "{:?}", export.groups);
+        };
+        for text in [
+            "userName;primaryEmail;name.givenName;groups\nalice;a@x.io;Alice;A\nbob;bob@x.io;Bob;\"A;B\"\n",
+            "sep=;\nuserName;email;givenName;groups\nalice;a@x.io;Alice;A\nbob;bob@x.io;Bob;\"A;B\"\n",
+            "#TYPE System.Management.Automation.PSCustomObject\n\"userName\",\"email\",\"givenName\",\"groups\"\r\n\"alice\",\"a@x.io\",\"Alice\",\"A\"\r\n\"bob\",\"bob@x.io\",\"Bob\",\"A;B\"\r\n",
+            "userName\temail\tgivenName\tgroups\nalice\ta@x.io\tAlice\tA\nbob\tbob@x.io\tBob\tA;B\n",
+        ] {
+            match Export::parse(text, Some(InputFormat::Csv)) {
+                Ok(export) => expected(export),
+                Err(error) => panic!("{text:?}: {error}"),
+            }
+        }
+        // Line numbers count the preamble.
+        let error = Export::parse(
+            "sep=,\nuserName,active\nx,perhaps\n",
+            Some(InputFormat::Csv),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("line 3"), "{error}");
+        // One column under two names is refused rather than half read.
+        let error = Export::parse("userName,groups,Groups\nalice,,Engineering\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("twice (groups, Groups)"), "{error}");
+        let error = Export::parse("userName,email,primaryEmail\na,x@y,x@y\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("twice"), "{error}");
     }
 
     #[test]
