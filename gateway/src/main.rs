@@ -738,7 +738,7 @@ async fn tenant(common: &Common, command: TenantCommand) -> Result<()> {
             print_staging_diff(&diff, format, false);
             // Any event beyond `StagingPromoted` is a change, a user's or not (a group deleted
             // with its role mapping and resource-group links changes no member's access).
-            if exit_code && (!diff.users.is_empty() || diff.events > 1) {
+            if exit_code && (!diff.users.is_empty() || !diff.groups.is_empty() || diff.events > 1) {
                 std::process::exit(2);
             }
         }
@@ -857,6 +857,7 @@ fn print_staging_diff(diff: &pb::StagingDiff, format: DiffFormat, done: bool) {
                 "promoted": done,
                 "events": diff.events,
                 "users": users,
+                "groups": diff.groups.iter().map(group_change_json).collect::<Vec<_>>(),
             })
         );
         return;
@@ -867,10 +868,11 @@ fn print_staging_diff(diff: &pb::StagingDiff, format: DiffFormat, done: bool) {
         "promotion would change"
     };
     println!(
-        "tenant {}, staging {}: {verb} {} user(s) ({} events)",
+        "tenant {}, staging {}: {verb} {} user(s) and {} group(s) ({} events)",
         diff.tenant,
         diff.generation,
         diff.users.len(),
+        diff.groups.len(),
         diff.events
     );
     for user in &diff.users {
@@ -920,6 +922,46 @@ fn print_staging_diff(diff: &pb::StagingDiff, format: DiffFormat, done: bool) {
             println!("    leaves: {}", names(&user.groups_left));
         }
     }
+    for group in &diff.groups {
+        let (mark, change) = match group.change() {
+            pb::group_staging_change::Change::Created => ('+', "created"),
+            pb::group_staging_change::Change::Deleted => ('-', "deleted"),
+            _ => ('~', "updated"),
+        };
+        let renamed = if group.previous_display_name.is_empty() {
+            String::new()
+        } else {
+            format!(" (was {})", group.previous_display_name)
+        };
+        println!("{mark} group {}{renamed}  {change}", group.display_name);
+        if roster_engine::codec::role_from_proto(group.role_mapping_removed).is_some() {
+            println!(
+                "    role mapping removed: {}",
+                role_name(group.role_mapping_removed)
+            );
+        }
+        for resource_group in &group.unlinked_resource_groups {
+            println!("    unlinked from resource group {resource_group}");
+        }
+    }
+}
+
+fn group_change_json(group: &pb::GroupStagingChange) -> serde_json::Value {
+    let change = match group.change() {
+        pb::group_staging_change::Change::Created => "created",
+        pb::group_staging_change::Change::Deleted => "deleted",
+        _ => "updated",
+    };
+    serde_json::json!({
+        "groupId": group.group_id,
+        "displayName": group.display_name,
+        "previousDisplayName": (!group.previous_display_name.is_empty())
+            .then_some(&group.previous_display_name),
+        "change": change,
+        "roleMappingRemoved": roster_engine::codec::role_from_proto(group.role_mapping_removed)
+            .map(|role| role.as_str()),
+        "unlinkedResourceGroups": group.unlinked_resource_groups,
+    })
 }
 
 async fn token(common: &Common, command: TokenCommand) -> Result<()> {

@@ -33,7 +33,7 @@ pub use jit::{
     user_name_candidates,
 };
 pub use rejection::{Rejection, RejectionKind};
-pub use staging::{Lifecycle, PromotionDiff, UserChange, promotion_diff};
+pub use staging::{GroupChange, Lifecycle, PromotionDiff, UserChange, promotion_diff};
 pub use state::{
     BranchState, ClaimRole, ClaimRoleMapping, Footprint, GroupProfile, GroupRecord, Journal,
     Loaded, ResourceGroupRecord, SsoLink, Staging, State, TenantRecord, TokenRecord, Touched,

@@ -15,7 +15,7 @@ use super::apply::apply;
 use super::command::{BranchCopy, BranchDirectory};
 use super::decide::{MEMBERS_PER_EVENT, replace, update_group};
 use super::event::{Actor, Event, EventPayload, Source};
-use super::ids::{GroupId, Timestamp, UserId};
+use super::ids::{GroupId, ResourceGroupId, Role, Timestamp, UserId};
 use super::rejection::Rejection;
 use super::state::{BranchState, State};
 use super::user::fold;
@@ -431,11 +431,30 @@ impl UserChange {
     }
 }
 
-/// What promoting `branch` into `live` (loaded whole) would change, per user, and the promoted
-/// state (for names of groups that exist only after).
+/// One group's change under promotion. A deleted group takes its role mapping and its
+/// resource-group links with it, which changes no member's access when it has no members, so
+/// only this says so.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupChange {
+    pub group_id: GroupId,
+    /// After promotion (before, for a deleted group).
+    pub display_name: String,
+    /// Set when the displayName changes.
+    pub previous_display_name: Option<String>,
+    /// `Created`, `Deleted` or `Updated` (displayName, externalId or other attributes).
+    pub lifecycle: Lifecycle,
+    /// The org role a deleted group was mapped to.
+    pub role_mapping_removed: Option<Role>,
+    /// The resource groups a deleted group was linked to.
+    pub unlinked_resource_groups: Vec<ResourceGroupId>,
+}
+
+/// What promoting `branch` into `live` (loaded whole) would change, per user and per group, and
+/// the promoted state (for names of groups that exist only after).
 #[derive(Clone, Debug)]
 pub struct PromotionDiff {
     pub users: Vec<UserChange>,
+    pub groups: Vec<GroupChange>,
     /// The events promotion appends (`StagingPromoted` included).
     pub events: usize,
     pub promoted: State,
@@ -520,11 +539,64 @@ pub fn promotion_diff(
             .cmp(&fold(&b.user_name))
             .then(a.user_id.cmp(&b.user_id))
     });
+    let groups = group_changes(live, &promoted);
     Ok(PromotionDiff {
         users,
+        groups,
         events: events.len(),
         promoted,
     })
+}
+
+/// Groups created, deleted (with what goes with them) and updated, by displayName.
+fn group_changes(live: &State, promoted: &State) -> Vec<GroupChange> {
+    let ids: BTreeSet<GroupId> = live
+        .all_groups()
+        .chain(promoted.all_groups())
+        .map(|group| group.id)
+        .collect();
+    let mut changes = Vec::new();
+    for group_id in ids {
+        let (old, new) = (live.group(&group_id), promoted.group(&group_id));
+        let change = match (old, new) {
+            (None, Some(new)) => GroupChange {
+                group_id,
+                display_name: new.profile.display_name.clone(),
+                previous_display_name: None,
+                lifecycle: Lifecycle::Created,
+                role_mapping_removed: None,
+                unlinked_resource_groups: Vec::new(),
+            },
+            (Some(old), None) => GroupChange {
+                group_id,
+                display_name: old.profile.display_name.clone(),
+                previous_display_name: None,
+                lifecycle: Lifecycle::Deleted,
+                role_mapping_removed: live.role_mapping(&group_id),
+                unlinked_resource_groups: live
+                    .links_of(group_id)
+                    .map(|(resource_group, _)| resource_group)
+                    .collect(),
+            },
+            (Some(old), Some(new)) if old.profile != new.profile => GroupChange {
+                group_id,
+                display_name: new.profile.display_name.clone(),
+                previous_display_name: (old.profile.display_name != new.profile.display_name)
+                    .then(|| old.profile.display_name.clone()),
+                lifecycle: Lifecycle::Updated,
+                role_mapping_removed: None,
+                unlinked_resource_groups: Vec::new(),
+            },
+            _ => continue,
+        };
+        changes.push(change);
+    }
+    changes.sort_by(|a, b| {
+        fold(&a.display_name)
+            .cmp(&fold(&b.display_name))
+            .then(a.group_id.cmp(&b.group_id))
+    });
+    changes
 }
 
 fn live_tenant(state: &State) -> Result<&super::state::TenantRecord, Rejection> {

@@ -400,11 +400,42 @@ pub fn staging_diff_message(tenant: &TenantName, report: &StagingReport) -> pb::
             }
         })
         .collect();
+    let groups = report
+        .diff
+        .groups
+        .iter()
+        .map(|change| pb::GroupStagingChange {
+            group_id: change.group_id.to_string(),
+            display_name: change.display_name.clone(),
+            previous_display_name: change.previous_display_name.clone().unwrap_or_default(),
+            change: match change.lifecycle {
+                Lifecycle::Created => pb::group_staging_change::Change::Created,
+                Lifecycle::Deleted => pb::group_staging_change::Change::Deleted,
+                _ => pb::group_staging_change::Change::Updated,
+            }
+            .into(),
+            role_mapping_removed: change
+                .role_mapping_removed
+                .map_or(pb::Role::Unspecified, role_to_proto)
+                .into(),
+            unlinked_resource_groups: change
+                .unlinked_resource_groups
+                .iter()
+                .map(|id| {
+                    report
+                        .live
+                        .resource_group(id)
+                        .map_or_else(|| id.to_string(), |group| group.name.clone())
+                })
+                .collect(),
+        })
+        .collect();
     pb::StagingDiff {
         tenant: tenant.to_string(),
         generation: report.generation,
         users,
         events: report.diff.events as u64,
+        groups,
     }
 }
 

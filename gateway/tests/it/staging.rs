@@ -553,5 +553,21 @@ async fn diff_exit_code_counts_changes_that_move_no_users_access() {
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["users"], json!([]), "{json:#}");
+    assert_eq!(
+        json["groups"],
+        json!([{"groupId": admins, "displayName": "Admins", "previousDisplayName": null,
+                "change": "deleted", "roleMappingRemoved": "admin", "unlinkedResourceGroups": []}]),
+        "{json:#}"
+    );
+    let text = cli(&stack, &["tenant", "diff", "acme"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("0 user(s) and 1 group(s)"), "{text}");
+    assert!(
+        text.contains("- group Admins  deleted\n    role mapping removed: admin"),
+        "{text}"
+    );
     assert_eq!(exit_code().await, Some(2));
 }

@@ -211,6 +211,18 @@ fn promotion_deletes_what_the_branch_deleted_with_its_mappings() {
         .unwrap();
     assert_eq!(deleted.lifecycle, Lifecycle::Deleted);
     assert_eq!(deleted.after, None);
+    // The group goes with its role mapping; the diff says so even for groups without members.
+    assert_eq!(
+        diff.groups,
+        vec![GroupChange {
+            group_id: gid(1),
+            display_name: "Readers".into(),
+            previous_display_name: None,
+            lifecycle: Lifecycle::Deleted,
+            role_mapping_removed: Some(Role::Contributor),
+            unlinked_resource_groups: Vec::new(),
+        }]
+    );
     let mut promoted = live;
     let events = promoted
         .when(Command::PromoteStaging {
