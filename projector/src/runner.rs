@@ -122,10 +122,7 @@ impl Projector {
             if progress >= head {
                 return Ok(progress);
             }
-            let mut events = self.log.read(progress + 1, CHUNK)?;
-            if events.len() == CHUNK {
-                self.finish_command(&mut events)?;
-            }
+            let events = self.log.read(progress + 1, CHUNK)?;
             let Some(last) = events.last().map(|event| event.sequence) else {
                 return Ok(progress);
             };
@@ -137,37 +134,6 @@ impl Projector {
                 }
             }
             self.progress.send_replace(last);
-        }
-    }
-
-    /// Extends `events` to the end of the command its last event belongs to: a reader between
-    /// two steps would otherwise see half of one command (half a staging promotion, whose
-    /// thousands of events are one atomic append). A command's events follow one another in the
-    /// log with one tenant and one causation id.
-    fn finish_command(&self, events: &mut Vec<Event>) -> Result<(), ProjectionError> {
-        loop {
-            let Some(last) = events.last() else {
-                return Ok(());
-            };
-            let (tenant, causation, next) = (
-                last.tenant.clone(),
-                last.causation_id.clone(),
-                last.sequence + 1,
-            );
-            if causation.is_empty() {
-                return Ok(());
-            }
-            let more = self.log.read(next, CHUNK)?;
-            let read = more.len();
-            let same: Vec<Event> = more
-                .into_iter()
-                .take_while(|event| event.tenant == tenant && event.causation_id == causation)
-                .collect();
-            let whole = same.len() < read || read < CHUNK;
-            events.extend(same);
-            if whole {
-                return Ok(());
-            }
         }
     }
 
@@ -274,107 +240,5 @@ impl Projector {
         })?;
         self.progress.send_replace(head);
         Ok(applied)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use std::sync::Mutex;
-
-    use roster_engine::domain::{Actor, EventPayload, Role, Source, TenantName, Timestamp};
-    use roster_engine::log::AppendRequest;
-    use uuid::Uuid;
-
-    use super::*;
-
-    /// Records the sequences each `apply` call covered.
-    #[derive(Default)]
-    struct Recorder {
-        batches: Mutex<Vec<(u64, u64)>>,
-    }
-
-    impl Projection for Recorder {
-        fn name(&self) -> &'static str {
-            "recorder"
-        }
-        fn checkpoint(&self) -> Result<u64, ProjectionError> {
-            Ok(self
-                .batches
-                .lock()
-                .unwrap()
-                .last()
-                .map_or(0, |batch| batch.1))
-        }
-        fn apply(&self, events: &[Event]) -> Result<(), ProjectionError> {
-            let first = events.first().unwrap().sequence;
-            let last = events.last().unwrap().sequence;
-            self.batches.lock().unwrap().push((first, last));
-            Ok(())
-        }
-        fn reset(&self) -> Result<(), ProjectionError> {
-            self.batches.lock().unwrap().clear();
-            Ok(())
-        }
-    }
-
-    fn event(tenant: &TenantName, causation: &str) -> Event {
-        Event {
-            id: Uuid::now_v7(),
-            tenant: tenant.clone(),
-            sequence: 0,
-            occurred_at: Timestamp::from_micros(1),
-            recorded_at: Timestamp::from_micros(1),
-            actor: Actor::system(),
-            source: Source::default(),
-            causation_id: causation.to_owned(),
-            payload: EventPayload::DefaultRoleSet { role: Role::Read },
-        }
-    }
-
-    #[tokio::test]
-    async fn a_step_never_ends_inside_one_command() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let log = EmbeddedLog::open(&db).unwrap();
-        let acme = TenantName::parse("acme").unwrap();
-        let mut head = 0;
-        let mut append = async |events: Vec<Event>| {
-            let appended = log
-                .append(AppendRequest {
-                    tenant: acme.clone(),
-                    expected_head: head,
-                    events,
-                    after_append: None,
-                })
-                .await
-                .unwrap();
-            head = appended.last().unwrap().sequence;
-            head
-        };
-        for n in 0..1000 {
-            append(vec![event(&acme, &format!("req-{n}"))]).await;
-        }
-        // One command of 1,500 events (a promotion), spanning the 1,024-event step boundary.
-        let big = append((0..1500).map(|_| event(&acme, "promote")).collect()).await;
-        for n in 0..10 {
-            append(vec![event(&acme, &format!("after-{n}"))]).await;
-        }
-        log.wait_durable(head).await.unwrap();
-        let recorder = Arc::new(Recorder::default());
-        let projector = Projector::new(log.clone(), vec![recorder.clone()]).unwrap();
-        assert_eq!(projector.step().unwrap(), 2510);
-        let batches = recorder.batches.lock().unwrap().clone();
-        // No batch may start after the command's first event or end before its last.
-        for (first, last) in &batches {
-            let starts_inside = (1002..=big).contains(first);
-            let ends_inside = (1001..big).contains(last);
-            assert!(
-                !starts_inside && !ends_inside,
-                "a step boundary inside the command: {batches:?}"
-            );
-        }
-        assert_eq!(batches.last().unwrap().1, 2510);
     }
 }
