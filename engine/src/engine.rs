@@ -125,6 +125,23 @@ struct Inner {
     /// Mirror and follower tasks (JetStream), stopped on close.
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     stop: watch::Sender<bool>,
+    /// Tenants this process is promoting now (see `staging`): a frozen branch of one of them is
+    /// a promotion's lock, not a leftover of an interrupted one.
+    promoting: std::sync::Mutex<std::collections::HashSet<TenantName>>,
+}
+
+/// A running promotion of one tenant in this process; ends when dropped.
+pub(crate) struct PromotionGuard {
+    engine: Engine,
+    tenant: TenantName,
+}
+
+impl Drop for PromotionGuard {
+    fn drop(&mut self) {
+        if let Ok(mut promoting) = self.engine.inner.promoting.lock() {
+            promoting.remove(&self.tenant);
+        }
+    }
 }
 
 /// The engine; clones share it.
@@ -212,6 +229,7 @@ impl Engine {
                 actors: RwLock::new(HashMap::new()),
                 tasks: std::sync::Mutex::new(tasks),
                 stop,
+                promoting: std::sync::Mutex::new(std::collections::HashSet::new()),
             }),
         }
     }
@@ -325,6 +343,25 @@ impl Engine {
             }
         }
         self.inner.log.close();
+    }
+
+    /// Marks `tenant` as being promoted by this process until the guard drops; `None` when a
+    /// promotion of it is already running here.
+    pub(crate) fn promotion_guard(&self, tenant: &TenantName) -> Option<PromotionGuard> {
+        let mut promoting = self.inner.promoting.lock().ok()?;
+        promoting.insert(tenant.clone()).then(|| PromotionGuard {
+            engine: self.clone(),
+            tenant: tenant.clone(),
+        })
+    }
+
+    /// Whether this process is promoting `tenant` now.
+    pub(crate) fn is_promoting(&self, tenant: &TenantName) -> bool {
+        // A poisoned lock (a panic while holding it) answers "yes": never reopen on a guess.
+        self.inner
+            .promoting
+            .lock()
+            .map_or(true, |promoting| promoting.contains(tenant))
     }
 
     fn actor(&self, tenant: &TenantName) -> mpsc::Sender<Job> {

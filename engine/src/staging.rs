@@ -102,6 +102,10 @@ impl Engine {
                     Some(BranchState::Open) => {
                         return Err(rejected(Rejection::AlreadyStaged));
                     }
+                    // A promotion running here holds the branch frozen: leave it be.
+                    Some(BranchState::Frozen) if self.is_promoting(tenant) => {
+                        return Err(rejected(Rejection::PromotionUnderWay));
+                    }
                     // A promotion was interrupted after its freeze (a promotion that fails gives
                     // the branch back itself): give the branch back to the IdP.
                     Some(BranchState::Frozen) => {
@@ -265,6 +269,9 @@ impl Engine {
         context: CommandContext,
     ) -> Result<StagingReport, ExecuteError> {
         self.aggregate_caught_up().await?;
+        let Some(_promoting) = self.promotion_guard(tenant) else {
+            return Err(rejected(Rejection::PromotionUnderWay));
+        };
         let (generation, branch) = self.open_staging(tenant)?;
         // Refuse a promotion that cannot succeed before freezing anything.
         self.report(tenant, generation, &branch, true).await?;
@@ -283,6 +290,14 @@ impl Engine {
         }
         let promoted = async {
             let (report, directory) = self.report(tenant, generation, &branch, true).await?;
+            // Still frozen by this promotion: had anything given the branch back meanwhile
+            // (`stage` in another process), writes acknowledged since would be lost.
+            if self.branch_state(&branch)? != Some(BranchState::Frozen) {
+                return Err(rejected(Rejection::BranchNotOpen(
+                    "no longer frozen for this promotion",
+                    "promote again",
+                )));
+            }
             self.execute(
                 tenant,
                 Command::PromoteStaging {

@@ -483,6 +483,26 @@ impl Export {
         &mut self,
         user_groups: Vec<(usize, Vec<GroupReference>)>,
     ) -> Result<(), ExportError> {
+        // A reference naming no group of the export and carrying no display name cannot be
+        // compared with anything: then users' `groups` state nothing, rather than half of the
+        // memberships (which would read as drift).
+        let listed_ids: HashSet<&str> = self
+            .groups
+            .iter()
+            .filter_map(|group| group.id.as_deref())
+            .collect();
+        let resolvable = user_groups.iter().all(|(_, references)| {
+            references.iter().all(|reference| {
+                reference.display.is_some()
+                    || reference
+                        .value
+                        .as_deref()
+                        .is_some_and(|id| listed_ids.contains(id))
+            })
+        });
+        if !resolvable {
+            return Ok(());
+        }
         if !self.carried.groups {
             self.carried.groups_by_members_only = true;
         }
@@ -528,12 +548,8 @@ impl Export {
                     Some(group) => group,
                     None => {
                         let Some(display_name) = reference.display else {
-                            return Err(invalid(format!(
-                                "user {:?}: its group {:?} is not in the export and has no \
-                                 display name to match it by",
-                                self.users[user].user_name,
-                                reference.value.unwrap_or_default()
-                            )));
+                            // Checked above: every reference without a display name is listed.
+                            continue;
                         };
                         let index = self.groups.len();
                         if let Some(id) = &reference.value {
@@ -760,15 +776,25 @@ impl Export {
 /// Gathers the resources of a JSON export: `ListResponse`s (their `Resources`), arrays of
 /// resources or pages, `{"Users": …, "Groups": …}`, or single resources. `hint`: the kind the
 /// enclosing `Users`/`Groups` key names.
-/// Per listing (the resources under `Users`, under `Groups`, or anywhere else): the largest
-/// `totalResults` a `ListResponse` page claims, and how many resources its pages hold.
-type Listings = HashMap<Option<Kind>, (u64, u64)>;
+/// A listing's pages as read: the largest `totalResults` one claims, and the distinct resources
+/// they hold (by id; those without one counted as they come), so overlapping pages count once.
+#[derive(Default)]
+struct Listing {
+    total: u64,
+    ids: HashSet<String>,
+    anonymous: u64,
+}
+
+/// Per listing: under `Users`, under `Groups`, or anywhere else (a top-level page or array of
+/// pages, whose listing may mix kinds as `/.search` at the root does).
+type Listings = HashMap<Option<Kind>, Listing>;
 
 /// Refuses an export whose pages hold fewer resources than their `totalResults`: one page of a
 /// paged listing (a plain `GET /Users` answers 100 or so) would otherwise report everyone else
 /// as only in roster.
 fn check_complete(listings: &Listings) -> Result<(), ExportError> {
-    for (kind, (total, held)) in listings {
+    for (kind, listing) in listings {
+        let (total, held) = (listing.total, listing.ids.len() as u64 + listing.anonymous);
         if held < total {
             let what = match kind {
                 Some(Kind::User) => "Users",
@@ -813,15 +839,24 @@ fn collect<'a>(
             // attribute "Resources" (names are case-insensitive).
             let container = resource_kind(object, None).is_none();
             if let Some(page) = get_ci(object, "Resources").filter(|_| container) {
-                let held = match page {
-                    Value::Array(items) => items.len() as u64,
-                    Value::Null => 0,
+                let items: &[Value] = match page {
+                    Value::Array(items) => items,
+                    Value::Null => &[],
                     _ => return Err(invalid("Resources of a ListResponse must be an array")),
                 };
                 if let Some(total) = get_ci(object, "totalResults").and_then(Value::as_u64) {
+                    // Keyed by where the page sits, not by what it holds: the pages of one
+                    // `/.search` listing may each hold one kind and share one totalResults.
                     let listing = listings.entry(hint).or_default();
-                    listing.0 = listing.0.max(total);
-                    listing.1 += held;
+                    listing.total = listing.total.max(total);
+                    for item in items {
+                        match item.get("id").and_then(Value::as_str) {
+                            Some(id) => {
+                                listing.ids.insert(id.to_owned());
+                            }
+                            None => listing.anonymous += 1,
+                        }
+                    }
                 }
                 return match page {
                     Value::Array(_) => collect(page, hint, resources, carried, listings),
@@ -895,8 +930,7 @@ fn group_references(
     what: &dyn Fn() -> String,
 ) -> Result<Option<Vec<GroupReference>>, ExportError> {
     let items = match get_ci(object, "groups") {
-        None => return Ok(None),
-        Some(Value::Null) => return Ok(Some(Vec::new())),
+        None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(items)) => items,
         Some(_) => return Err(invalid(format!("{}: groups must be an array", what()))),
     };
@@ -2109,15 +2143,15 @@ mod tests {
         let report = report_for(&export);
         assert!(!report.drift, "{}", report.render_text());
 
-        // A group only the user names, by id alone, cannot be matched: a clear error.
-        let export = json!([{"userName": "alice", "groups": [{"value": "x-unknown"}]}]);
-        let error = Export::parse(&export.to_string(), None)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("\"x-unknown\" is not in the export"),
-            "{error}"
-        );
+        // A group only the user names, by id alone, cannot be matched: users' `groups` then
+        // state no memberships at all (half of them would read as drift).
+        let export = json!([{"userName": "alice", "groups": [{"value": "x-unknown"}]},
+                            {"userName": "bob", "groups": [{"value": "x-eng", "display": "Eng"}]}]);
+        let parsed = Export::parse(&export.to_string(), None).unwrap();
+        assert!(!parsed.carried.memberships && parsed.groups.is_empty());
+        let export = json!([{"userName": "alice", "groups": null}]);
+        let parsed = Export::parse(&export.to_string(), None).unwrap();
+        assert!(!parsed.carried.memberships);
         let export = json!([{"userName": "alice", "groups": "Engineering"}]);
         let error = Export::parse(&export.to_string(), None)
             .unwrap_err()
@@ -2149,6 +2183,12 @@ mod tests {
         // Resources one per line (JSON Lines) too.
         let lines = "{\"userName\": \"alice\"}\n{\"userName\": \"bob\"}";
         assert_eq!(Export::parse(lines, None).unwrap().users.len(), 2);
+        // Overlapping pages count each resource once.
+        let overlapping = json!([
+            {"totalResults": 3, "Resources": [{"id": "1", "userName": "a"}, {"id": "2", "userName": "b"}]},
+            {"totalResults": 3, "Resources": [{"id": "2", "userName": "b"}]}
+        ]);
+        assert!(Export::parse(&overlapping.to_string(), None).is_err());
         // Complete listings of Users and Groups are counted apart.
         let both = json!({
             "Users": {"totalResults": 1, "Resources": [{"userName": "alice"}]},

@@ -76,8 +76,9 @@ pub enum Rejection {
     #[error("tenant is already staged: promote or discard it first")]
     AlreadyStaged,
     #[error(
-        "a promotion of this staging is under way; if none is (one was interrupted), run \
-         `roster tenant stage` to give the branch back to the IdP, then promote again"
+        "a promotion of this staging is under way; if none is (one was interrupted by a crash), \
+         run `roster tenant stage` to give the branch back to the IdP, then promote again; with \
+         several roster processes, first make sure none of them is promoting"
     )]
     PromotionUnderWay,
     #[error("tenant is not staged")]

@@ -86,9 +86,20 @@ async fn follow(
     let log = state.engine.log().clone();
     let mut durable = log.subscribe();
     loop {
-        if let Err(status) = credential.check(&state) {
-            let _ = sender.send(Err(status)).await;
-            return;
+        match credential.check(&state) {
+            Ok(()) => {}
+            // The store could not say: send nothing now, and ask again at the next wake-up.
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                tracing::warn!(%tenant, error = %status.message(), "could not re-check a Watch stream's token");
+                tokio::select! {
+                    () = sender.closed() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+            Err(status) => {
+                let _ = sender.send(Err(status)).await;
+                return;
+            }
         }
         if next <= *durable.borrow_and_update() {
             let reader = log.clone();

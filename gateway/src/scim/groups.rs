@@ -19,8 +19,8 @@ use super::error::ScimError;
 use super::filter::{self, CompareOp, Filter, Literal};
 use super::group::{Member, group_from_json, member_ids, render_group};
 use super::http::{
-    ScimBody, ScimClient, header_value, not_modified, query_pairs, read_barrier, scim_response,
-    store_unavailable, with_resource_headers,
+    ScimBody, ScimClient, header_value, not_found_on, not_modified, query_pairs, read_barrier,
+    scim_response, store_unavailable, with_resource_headers,
 };
 use super::list::{ListQuery, Search, Selection, list_response};
 use super::patch::{self, Op, Operation};
@@ -45,7 +45,7 @@ fn current_group(
         .store()
         .group(tenant, &id)
         .map_err(store_unavailable)?
-        .ok_or_else(|| ScimError::not_found(format!("group {id} not found")))
+        .ok_or_else(|| not_found_on(app, tenant, format!("group {id} not found")))
 }
 
 /// A group's members (`only` restricts to those users), with their userName as `display` when

@@ -319,6 +319,18 @@ fn staging_route(
     }
 }
 
+/// The error for a resource missing from `tenant`: 404, unless `tenant` is a staging branch that
+/// is gone (promoted or discarded since the request was routed to it). Then it is 503: the retry
+/// reaches the live tenant, where a 404 could make the IdP create the resource again.
+pub fn not_found_on(app: &AppState, tenant: &TenantName, detail: String) -> ScimError {
+    if tenant.is_branch() && matches!(app.tenant_record(tenant), Ok(None)) {
+        return ScimError::unavailable(
+            "the tenant's staging was just promoted or discarded; retry the request",
+        );
+    }
+    ScimError::not_found(detail)
+}
+
 fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }

@@ -18,8 +18,8 @@ use uuid::Uuid;
 use super::error::ScimError;
 use super::filter::{self, CompareOp, Filter, Literal};
 use super::http::{
-    ScimBody, ScimClient, header_value, not_modified, query_pairs, read_barrier, scim_response,
-    store_unavailable, with_resource_headers,
+    ScimBody, ScimClient, header_value, not_found_on, not_modified, query_pairs, read_barrier,
+    scim_response, store_unavailable, with_resource_headers,
 };
 use super::list::{ListQuery, Search, Selection, list_response};
 use super::patch;
@@ -43,7 +43,7 @@ fn current_user(app: &AppState, client: &ScimClient, id: UserId) -> Result<UserR
         .store()
         .user(&client.tenant, &id)
         .map_err(store_unavailable)?
-        .ok_or_else(|| ScimError::not_found(format!("user {id} not found")))
+        .ok_or_else(|| not_found_on(app, &client.tenant, format!("user {id} not found")))
 }
 
 /// The groups a user belongs to, with their displayName, for the read-only `groups` attribute.
