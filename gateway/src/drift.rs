@@ -483,21 +483,24 @@ impl Export {
         &mut self,
         user_groups: Vec<(usize, Vec<GroupReference>)>,
     ) -> Result<(), ExportError> {
+        let mut by_id: HashMap<String, usize> = HashMap::new();
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        for (index, group) in self.groups.iter().enumerate() {
+            if let Some(id) = &group.id {
+                by_id.insert(id.clone(), index);
+            }
+            by_name.insert(fold(&group.display_name), index);
+        }
         // A reference naming no group of the export and carrying no display name cannot be
         // compared with anything: then users' `groups` state nothing, rather than half of the
         // memberships (which would read as drift).
-        let listed_ids: HashSet<&str> = self
-            .groups
-            .iter()
-            .filter_map(|group| group.id.as_deref())
-            .collect();
         let resolvable = user_groups.iter().all(|(_, references)| {
             references.iter().all(|reference| {
                 reference.display.is_some()
                     || reference
                         .value
-                        .as_deref()
-                        .is_some_and(|id| listed_ids.contains(id))
+                        .as_ref()
+                        .is_some_and(|id| by_id.contains_key(id))
             })
         });
         if !resolvable {
@@ -508,14 +511,6 @@ impl Export {
         }
         self.carried.groups = true;
         self.carried.memberships = true;
-        let mut by_id: HashMap<String, usize> = HashMap::new();
-        let mut by_name: HashMap<String, usize> = HashMap::new();
-        for (index, group) in self.groups.iter().enumerate() {
-            if let Some(id) = &group.id {
-                by_id.insert(id.clone(), index);
-            }
-            by_name.insert(fold(&group.display_name), index);
-        }
         // Who each group already lists (by export user, and by member value), so that checking
         // a reference costs O(1) even for a group of 100,000 members.
         let mut listed: Vec<(HashSet<usize>, HashSet<String>)> = self

@@ -923,10 +923,11 @@ fn print_staging_diff(diff: &pb::StagingDiff, format: DiffFormat, done: bool) {
         }
     }
     for group in &diff.groups {
-        let (mark, change) = match group.change() {
-            pb::group_staging_change::Change::Created => ('+', "created"),
-            pb::group_staging_change::Change::Deleted => ('-', "deleted"),
-            _ => ('~', "updated"),
+        let change = group_change_name(group);
+        let mark = match change {
+            "created" => '+',
+            "deleted" => '-',
+            _ => '~',
         };
         let renamed = if group.previous_display_name.is_empty() {
             String::new()
@@ -946,12 +947,17 @@ fn print_staging_diff(diff: &pb::StagingDiff, format: DiffFormat, done: bool) {
     }
 }
 
+fn group_change_name(group: &pb::GroupStagingChange) -> &'static str {
+    use pb::group_staging_change::Change;
+    match group.change() {
+        Change::Created => "created",
+        Change::Deleted => "deleted",
+        Change::Updated | Change::Unspecified => "updated",
+    }
+}
+
 fn group_change_json(group: &pb::GroupStagingChange) -> serde_json::Value {
-    let change = match group.change() {
-        pb::group_staging_change::Change::Created => "created",
-        pb::group_staging_change::Change::Deleted => "deleted",
-        _ => "updated",
-    };
+    let change = group_change_name(group);
     serde_json::json!({
         "groupId": group.group_id,
         "displayName": group.display_name,
