@@ -30,6 +30,7 @@ use crate::log::{
     AppendError, AppendRequest, EmbeddedLog, JetStreamConfig, JetStreamLog, LogError,
 };
 use crate::store::{StateStore, StoreError};
+use crate::write_behind::Changes;
 
 /// Who, when and where, for the envelope of the events a command produces.
 #[derive(Clone, Debug)]
@@ -162,9 +163,11 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Engine {
     /// Opens the embedded log and the aggregate in `db`, bringing the aggregate up to the log.
-    pub fn open(db: &sled::Db) -> Result<Self, OpenError> {
-        let log = EmbeddedLog::open(db)?;
-        let aggregate = StateStore::open(db, AGGREGATE_TREE)?;
+    /// `watermark` is the log's watermark file (see [`crate::log::watermark`]); roster's data
+    /// directories always pass one, and a log that lost acknowledged events is refused.
+    pub fn open(db: &sled::Db, watermark: Option<&std::path::Path>) -> Result<Self, OpenError> {
+        let log = EmbeddedLog::open(db, watermark)?;
+        let aggregate = StateStore::open_behind(db, AGGREGATE_TREE)?;
         catch_up(&log, &aggregate)?;
         Ok(Self::assemble(
             log,
@@ -182,7 +185,7 @@ impl Engine {
         config: &JetStreamConfig,
     ) -> Result<Self, OpenError> {
         let log = EmbeddedLog::mirror(db)?;
-        let aggregate = StateStore::open(db, AGGREGATE_TREE)?;
+        let aggregate = StateStore::open_behind(db, AGGREGATE_TREE)?;
         catch_up(&log, &aggregate)?;
         let jetstream = JetStreamLog::connect(config).await?;
         check_mirror(&log, &jetstream).await?;
@@ -341,6 +344,11 @@ impl Engine {
             for task in tasks.drain(..) {
                 task.abort();
             }
+        }
+        // The aggregate is written behind: write what is pending before the last flush (what
+        // does not make it is replayed from the log at the next start).
+        if let Err(error) = self.inner.aggregate.stop() {
+            warn!(%error, "writing the aggregate before stopping failed");
         }
         self.inner.log.close();
     }
@@ -581,17 +589,19 @@ async fn handle_embedded(pipeline: &Pipeline, tenant: &TenantName, jobs: Vec<Job
     let appended = if events.is_empty() {
         Ok(Vec::new())
     } else {
-        let mut batch = sled::Batch::default();
-        if let Err(error) = aggregate.stage(&mut state, &mut batch) {
+        let mut changes = Changes::default();
+        if let Err(error) = aggregate.stage(&mut state, &mut changes) {
             return fail_all(replies, &error.to_string());
         }
         let store = aggregate.clone();
         let owner = tenant.clone();
         let after_append = Box::new(move |appended: &[Event]| {
             if let Some(last) = appended.last() {
-                store.stage_checkpoint(&mut batch, &owner, last.sequence);
+                store.stage_checkpoint(&mut changes, &owner, last.sequence);
             }
-            store.apply_batch(batch).map_err(|error| error.to_string())
+            store
+                .apply_changes(changes)
+                .map_err(|error| error.to_string())
         });
         pipeline
             .log
@@ -938,7 +948,7 @@ mod tests {
     async fn a_dry_run_decides_like_execute_and_appends_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let engine = Engine::open(&db).unwrap();
+        let engine = Engine::open(&db, None).unwrap();
         let tenant = TenantName::parse("acme").unwrap();
         let create = Command::CreateTenant {
             default_role: Role::Read,

@@ -10,6 +10,7 @@ pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod workload;
+pub mod write_behind;
 
 pub use sled;
 

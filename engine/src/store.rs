@@ -17,6 +17,7 @@
 //! `C tenant` → the tenant's last applied sequence · `#checkpoint` → last applied sequence.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,6 +28,7 @@ use crate::domain::{
     Command, Event, Footprint, GroupId, GroupRecord, ResourceGroupId, ResourceGroupRecord, Role,
     State, TenantName, TenantRecord, TokenId, TokenRecord, Touched, UserId, UserRecord, apply,
 };
+use crate::write_behind::{Changes, Sink, WriteBehind};
 
 const TENANT: u8 = b'T';
 const TOKEN: u8 = b'K';
@@ -53,6 +55,8 @@ const CHECKPOINT: &[u8] = b"#checkpoint";
 pub enum StoreError {
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
+    #[error("{0}")]
+    Behind(String),
     #[error("corrupt record under key {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
 }
@@ -82,11 +86,16 @@ fn load_missing<K: Ord + Clone, V>(
     Ok(())
 }
 
-/// A tenant's directory state in one sled tree.
+/// A tenant's directory state in one sled tree, optionally written behind
+/// ([`StateStore::open_behind`]).
 #[derive(Clone, Debug)]
 pub struct StateStore {
     tree: sled::Tree,
+    behind: Option<Arc<WriteBehind>>,
 }
+
+/// Entries of a scan, from the tree or merged with the write-behind layers.
+type Entries = Box<dyn DoubleEndedIterator<Item = Result<(IVec, IVec), sled::Error>> + Send>;
 
 fn tenant_key(kind: u8, tenant: &TenantName) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + tenant.as_str().len());
@@ -167,19 +176,53 @@ impl StateStore {
     pub fn open(db: &sled::Db, tree: &str) -> StoreResult<Self> {
         Ok(Self {
             tree: db.open_tree(tree)?,
+            behind: None,
         })
     }
 
+    /// Opens the store with its writes going through memory first ([`WriteBehind`]): changes
+    /// are readable at once and reach sled in coalesced batches. Call [`Self::stop`] before the
+    /// database closes.
+    pub fn open_behind(db: &sled::Db, tree: &str) -> StoreResult<Self> {
+        let tree = db.open_tree(tree)?;
+        let behind = WriteBehind::start(tree.clone())
+            .map_err(|error| StoreError::Behind(error.to_string()))?;
+        Ok(Self {
+            tree,
+            behind: Some(behind),
+        })
+    }
+
+    fn raw_get(&self, key: &[u8]) -> Result<Option<IVec>, sled::Error> {
+        match &self.behind {
+            Some(behind) => behind.get(key),
+            None => self.tree.get(key),
+        }
+    }
+
+    fn raw_scan(&self, prefix: impl AsRef<[u8]>) -> Entries {
+        let prefix = prefix.as_ref();
+        match &self.behind {
+            Some(behind) => Box::new(behind.scan_prefix(prefix)),
+            None => Box::new(self.tree.scan_prefix(prefix)),
+        }
+    }
+
+    fn raw_range_from(&self, start: &[u8]) -> Entries {
+        match &self.behind {
+            Some(behind) => Box::new(behind.range(start, None)),
+            None => Box::new(self.tree.range(IVec::from(start)..)),
+        }
+    }
+
     fn get<T: DeserializeOwned>(&self, key: &[u8]) -> StoreResult<Option<T>> {
-        self.tree
-            .get(key)?
+        self.raw_get(key)?
             .map(|bytes| decode(key, &bytes))
             .transpose()
     }
 
     fn get_id(&self, key: &[u8]) -> StoreResult<Option<UserId>> {
-        self.tree
-            .get(key)?
+        self.raw_get(key)?
             .map(|bytes| decode_id(key, &bytes))
             .transpose()
     }
@@ -321,7 +364,7 @@ impl StateStore {
             (USER_EXTERNAL_ID, &mut state.user_external_ids),
         ] {
             let prefix = key(kind, tenant, &[]);
-            for entry in self.tree.scan_prefix(&prefix) {
+            for entry in self.raw_scan(&prefix) {
                 let (key, value) = entry?;
                 let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
                 let id = decode_id(&key, &value)?;
@@ -333,14 +376,14 @@ impl StateStore {
             state.groups.entry(group.id).or_insert(Some(group));
         }
         let prefix = key(GROUP_NAME, tenant, &[]);
-        for entry in self.tree.scan_prefix(&prefix) {
+        for entry in self.raw_scan(&prefix) {
             let (key, value) = entry?;
             let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
             let id = GroupId(decode_id(&key, &value)?.0);
             state.group_names.entry(name).or_insert(Some(id));
         }
         let prefix = key(MEMBER, tenant, &[]);
-        for entry in self.tree.scan_prefix(&prefix) {
+        for entry in self.raw_scan(&prefix) {
             let (key, _) = entry?;
             if let Some((group, user)) = id_pair(&key[prefix.len()..]) {
                 state.know_membership(GroupId(group), UserId(user), true);
@@ -361,7 +404,7 @@ impl StateStore {
                 .or_insert(Some(resource_group));
         }
         let prefix = key(LINK, tenant, &[]);
-        for entry in self.tree.scan_prefix(&prefix) {
+        for entry in self.raw_scan(&prefix) {
             let (key, value) = entry?;
             if let Some((group, resource_group)) = id_pair(&key[prefix.len()..]) {
                 let role = decode_role(&key, &value)?;
@@ -372,7 +415,7 @@ impl StateStore {
             }
         }
         let prefix = key(RESOURCE_GROUP_MEMBER, tenant, &[]);
-        for entry in self.tree.scan_prefix(&prefix) {
+        for entry in self.raw_scan(&prefix) {
             let (key, value) = entry?;
             if let Some((resource_group, user)) = id_pair(&key[prefix.len()..]) {
                 let role = decode_role(&key, &value)?;
@@ -405,13 +448,13 @@ impl StateStore {
     pub fn stage_clear_tenant(
         &self,
         tenant: &TenantName,
-        batch: &mut sled::Batch,
+        batch: &mut impl Sink,
     ) -> StoreResult<()> {
         for kind in 0x21u8..=0x7e {
-            batch.remove(tenant_key(kind, tenant));
-            for entry in self.tree.scan_prefix(key(kind, tenant, &[])) {
+            batch.delete(tenant_key(kind, tenant));
+            for entry in self.raw_scan(key(kind, tenant, &[])) {
                 let (key, _) = entry?;
-                batch.remove(key);
+                batch.delete(key);
             }
         }
         Ok(())
@@ -466,14 +509,14 @@ impl StateStore {
     }
 
     /// Moves what `apply` journaled in `state` into `batch`.
-    pub fn stage(&self, state: &mut State, batch: &mut sled::Batch) -> StoreResult<()> {
+    pub fn stage(&self, state: &mut State, batch: &mut impl Sink) -> StoreResult<()> {
         let tenant = state.name.clone();
         for touched in state.journal.drain() {
             match touched {
                 Touched::Everything => self.stage_clear_tenant(&tenant, batch)?,
                 Touched::Tenant => match &state.tenant {
-                    Some(record) => batch.insert(tenant_key(TENANT, &tenant), encode(record)),
-                    None => batch.remove(tenant_key(TENANT, &tenant)),
+                    Some(record) => batch.put(tenant_key(TENANT, &tenant), encode(record)),
+                    None => batch.delete(tenant_key(TENANT, &tenant)),
                 },
                 Touched::Token(id) => {
                     let key = key(TOKEN, &tenant, id.0.as_bytes());
@@ -481,87 +524,87 @@ impl StateStore {
                     owner.extend_from_slice(id.0.as_bytes());
                     match state.token(&id) {
                         Some(record) => {
-                            batch.insert(key, encode(record));
-                            batch.insert(owner, tenant.as_str().as_bytes());
+                            batch.put(key, encode(record));
+                            batch.put(owner, tenant.as_str().as_bytes());
                         }
                         None => {
-                            batch.remove(key);
-                            batch.remove(owner);
+                            batch.delete(key);
+                            batch.delete(owner);
                         }
                     }
                 }
                 Touched::User(id) => {
                     let key = key(USER, &tenant, id.as_bytes());
                     match state.user(&id) {
-                        Some(record) => batch.insert(key, encode(record)),
-                        None => batch.remove(key),
+                        Some(record) => batch.put(key, encode(record)),
+                        None => batch.delete(key),
                     }
                 }
                 Touched::UserName(name) => {
                     let key = key(USER_NAME, &tenant, name.as_bytes());
                     match state.user_id_by_name(&name) {
-                        Some(id) => batch.insert(key, id.as_bytes().as_slice()),
-                        None => batch.remove(key),
+                        Some(id) => batch.put(key, id.as_bytes().as_slice()),
+                        None => batch.delete(key),
                     }
                 }
                 Touched::UserExternalId(external_id) => {
                     let key = key(USER_EXTERNAL_ID, &tenant, external_id.as_bytes());
                     match state.user_id_by_external_id(&external_id) {
-                        Some(id) => batch.insert(key, id.as_bytes().as_slice()),
-                        None => batch.remove(key),
+                        Some(id) => batch.put(key, id.as_bytes().as_slice()),
+                        None => batch.delete(key),
                     }
                 }
                 Touched::UserSubject(subject) => {
                     let key = key(USER_SUBJECT, &tenant, subject.as_bytes());
                     match state.user_id_by_subject(&subject) {
-                        Some(id) => batch.insert(key, id.as_bytes().as_slice()),
-                        None => batch.remove(key),
+                        Some(id) => batch.put(key, id.as_bytes().as_slice()),
+                        None => batch.delete(key),
                     }
                 }
                 Touched::Group(id) => {
                     let key = key(GROUP, &tenant, id.as_bytes());
                     match state.group(&id) {
-                        Some(record) => batch.insert(key, encode(record)),
-                        None => batch.remove(key),
+                        Some(record) => batch.put(key, encode(record)),
+                        None => batch.delete(key),
                     }
                 }
                 Touched::GroupName(name) => {
                     let key = key(GROUP_NAME, &tenant, name.as_bytes());
                     match state.group_id_by_name(&name) {
-                        Some(id) => batch.insert(key, id.as_bytes().as_slice()),
-                        None => batch.remove(key),
+                        Some(id) => batch.put(key, id.as_bytes().as_slice()),
+                        None => batch.delete(key),
                     }
                 }
                 Touched::Membership(group, user) => {
                     let forward = key(MEMBER, &tenant, &pair(group.as_bytes(), user.as_bytes()));
                     let reverse = key(MEMBER_OF, &tenant, &pair(user.as_bytes(), group.as_bytes()));
                     if state.is_member(group, user) {
-                        batch.insert(forward, &[]);
-                        batch.insert(reverse, &[]);
+                        batch.put(forward, &[]);
+                        batch.put(reverse, &[]);
                     } else {
-                        batch.remove(forward);
-                        batch.remove(reverse);
+                        batch.delete(forward);
+                        batch.delete(reverse);
                     }
                 }
                 Touched::RoleMapping(group) => {
                     let key = key(ROLE_MAPPING, &tenant, group.as_bytes());
                     match state.role_mapping(&group) {
-                        Some(role) => batch.insert(key, role_bytes(role)),
-                        None => batch.remove(key),
+                        Some(role) => batch.put(key, role_bytes(role)),
+                        None => batch.delete(key),
                     }
                 }
                 Touched::ResourceGroup(id) => {
                     let key = key(RESOURCE_GROUP, &tenant, id.as_bytes());
                     match state.resource_group(&id) {
-                        Some(record) => batch.insert(key, encode(record)),
-                        None => batch.remove(key),
+                        Some(record) => batch.put(key, encode(record)),
+                        None => batch.delete(key),
                     }
                 }
                 Touched::ResourceGroupName(name) => {
                     let key = key(RESOURCE_GROUP_NAME, &tenant, name.as_bytes());
                     match state.resource_group_id_by_name(&name) {
-                        Some(id) => batch.insert(key, id.as_bytes().as_slice()),
-                        None => batch.remove(key),
+                        Some(id) => batch.put(key, id.as_bytes().as_slice()),
+                        None => batch.delete(key),
                     }
                 }
                 Touched::GroupLink(group, resource_group) => {
@@ -576,8 +619,8 @@ impl StateStore {
                         .copied()
                         .flatten()
                     {
-                        Some(role) => batch.insert(key, role_bytes(role)),
-                        None => batch.remove(key),
+                        Some(role) => batch.put(key, role_bytes(role)),
+                        None => batch.delete(key),
                     }
                 }
                 Touched::ResourceGroupMember(resource_group, user) => {
@@ -593,12 +636,12 @@ impl StateStore {
                     );
                     match state.resource_group_member(resource_group, user) {
                         Some(role) => {
-                            batch.insert(forward, role_bytes(role));
-                            batch.insert(reverse, role_bytes(role));
+                            batch.put(forward, role_bytes(role));
+                            batch.put(reverse, role_bytes(role));
                         }
                         None => {
-                            batch.remove(forward);
-                            batch.remove(reverse);
+                            batch.delete(forward);
+                            batch.delete(reverse);
                         }
                     }
                 }
@@ -609,7 +652,7 @@ impl StateStore {
 
     /// Records in `batch` that the store reflects the log up to `sequence`, for `tenant` and
     /// overall.
-    pub fn stage_checkpoint(&self, batch: &mut sled::Batch, tenant: &TenantName, sequence: u64) {
+    pub fn stage_checkpoint(&self, batch: &mut impl Sink, tenant: &TenantName, sequence: u64) {
         self.stage_tenant_checkpoint(batch, tenant, sequence);
         self.stage_global_checkpoint(batch, sequence);
     }
@@ -617,31 +660,70 @@ impl StateStore {
     /// Records in `batch` that the store reflects `tenant`'s events up to `sequence`.
     pub fn stage_tenant_checkpoint(
         &self,
-        batch: &mut sled::Batch,
+        batch: &mut impl Sink,
         tenant: &TenantName,
         sequence: u64,
     ) {
-        batch.insert(
+        batch.put(
             tenant_key(TENANT_CHECKPOINT, tenant),
             sequence.to_be_bytes().as_slice(),
         );
     }
 
     /// Records in `batch` that the store reflects the log up to `sequence`.
-    pub fn stage_global_checkpoint(&self, batch: &mut sled::Batch, sequence: u64) {
-        batch.insert(CHECKPOINT, sequence.to_be_bytes().as_slice());
+    pub fn stage_global_checkpoint(&self, batch: &mut impl Sink, sequence: u64) {
+        batch.put(CHECKPOINT, sequence.to_be_bytes().as_slice());
     }
 
+    /// Writes `batch` to the tree at once. Not for a write-behind store, whose writes must all go
+    /// through [`Self::apply_changes`] to stay in order.
     pub fn apply_batch(&self, batch: sled::Batch) -> StoreResult<()> {
+        if self.behind.is_some() {
+            return Err(StoreError::Behind(
+                "a write-behind store takes changes, not sled batches".into(),
+            ));
+        }
         Ok(self.tree.apply_batch(batch)?)
+    }
+
+    /// Applies `changes` atomically: visible at once; on a write-behind store, written to sled
+    /// later with the changes around them.
+    pub fn apply_changes(&self, changes: Changes) -> StoreResult<()> {
+        match &self.behind {
+            Some(behind) => behind
+                .add(changes)
+                .map_err(|error| StoreError::Behind(error.to_string())),
+            None => Ok(self.tree.apply_batch(changes.to_batch())?),
+        }
+    }
+
+    /// Waits until every change applied so far is in the sled tree (a no-op without
+    /// write-behind).
+    pub fn drain(&self) -> StoreResult<()> {
+        match &self.behind {
+            Some(behind) => behind
+                .drain()
+                .map_err(|error| StoreError::Behind(error.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes what is pending and stops the write-behind thread (a no-op without it).
+    pub fn stop(&self) -> StoreResult<()> {
+        match &self.behind {
+            Some(behind) => behind
+                .stop()
+                .map_err(|error| StoreError::Behind(error.to_string())),
+            None => Ok(()),
+        }
     }
 
     /// Folds `events` (in log order, each above the checkpoint) into the store in one atomic
     /// batch, with the checkpoints. The generic path: recovery, rebuilds and projections.
     pub fn apply_events(&self, events: &[Event]) -> StoreResult<()> {
-        let mut batch = sled::Batch::default();
-        self.apply_events_into(events, &mut batch, |_, _, _| {})?;
-        self.apply_batch(batch)
+        let mut changes = Changes::default();
+        self.apply_events_into(events, &mut changes, |_, _, _| {})?;
+        self.apply_changes(changes)
     }
 
     /// Like [`Self::apply_events`], but leaves the batch to the caller, who may add its own
@@ -650,7 +732,7 @@ impl StateStore {
     pub fn apply_events_into(
         &self,
         events: &[Event],
-        batch: &mut sled::Batch,
+        batch: &mut impl Sink,
         mut observe: impl FnMut(&Event, &Before, &State),
     ) -> StoreResult<()> {
         let mut slices: BTreeMap<TenantName, (State, u64)> = BTreeMap::new();
@@ -679,13 +761,13 @@ impl StateStore {
         }
         for (tenant, (mut state, last)) in slices {
             self.stage(&mut state, batch)?;
-            batch.insert(
+            batch.put(
                 tenant_key(TENANT_CHECKPOINT, &tenant),
                 last.to_be_bytes().as_slice(),
             );
         }
         if let Some(last) = events.last() {
-            batch.insert(CHECKPOINT, last.sequence.to_be_bytes().as_slice());
+            batch.put(CHECKPOINT, last.sequence.to_be_bytes().as_slice());
         }
         Ok(())
     }
@@ -693,8 +775,7 @@ impl StateStore {
     /// The last log sequence the store reflects.
     pub fn checkpoint(&self) -> StoreResult<u64> {
         Ok(self
-            .tree
-            .get(CHECKPOINT)?
+            .raw_get(CHECKPOINT)?
             .map(|bytes| decode_u64(&bytes))
             .unwrap_or(0))
     }
@@ -702,17 +783,22 @@ impl StateStore {
     /// The last sequence of `tenant`'s events the store reflects.
     pub fn tenant_checkpoint(&self, tenant: &TenantName) -> StoreResult<u64> {
         Ok(self
-            .tree
-            .get(tenant_key(TENANT_CHECKPOINT, tenant))?
+            .raw_get(tenant_key(TENANT_CHECKPOINT, tenant).as_slice())?
             .map(|bytes| decode_u64(&bytes))
             .unwrap_or(0))
     }
 
     /// Empties the store (before a rebuild).
     pub fn clear(&self) -> StoreResult<()> {
-        Ok(self.tree.clear()?)
+        match &self.behind {
+            Some(behind) => behind
+                .clear()
+                .map_err(|error| StoreError::Behind(error.to_string())),
+            None => Ok(self.tree.clear()?),
+        }
     }
 
+    /// The sled tree itself; for a write-behind store it lacks the changes not yet written.
     pub fn tree(&self) -> &sled::Tree {
         &self.tree
     }
@@ -726,7 +812,7 @@ impl StateStore {
     /// Every tenant, by name.
     pub fn tenants(&self) -> StoreResult<Vec<(TenantName, TenantRecord)>> {
         let mut tenants = Vec::new();
-        for entry in self.tree.scan_prefix([TENANT]) {
+        for entry in self.raw_scan([TENANT]) {
             let (key, value) = entry?;
             let name = String::from_utf8_lossy(&key[1..]).into_owned();
             if let Ok(name) = TenantName::parse(&name) {
@@ -745,14 +831,12 @@ impl StateStore {
         let mut key = vec![TOKEN_OWNER];
         key.extend_from_slice(id.0.as_bytes());
         Ok(self
-            .tree
-            .get(key)?
+            .raw_get(&key)?
             .and_then(|bytes| TenantName::parse(&String::from_utf8_lossy(&bytes)).ok()))
     }
 
     pub fn tokens(&self, tenant: &TenantName) -> StoreResult<Vec<TokenRecord>> {
-        self.tree
-            .scan_prefix(key(TOKEN, tenant, &[]))
+        self.raw_scan(key(TOKEN, tenant, &[]))
             .map(|entry| {
                 let (key, value) = entry?;
                 decode(&key, &value)
@@ -809,11 +893,13 @@ impl StateStore {
         group: &GroupId,
         user: &UserId,
     ) -> StoreResult<bool> {
-        Ok(self.tree.contains_key(key(
-            MEMBER,
-            tenant,
-            &pair(group.as_bytes(), user.as_bytes()),
-        ))?)
+        Ok(self
+            .raw_get(&key(
+                MEMBER,
+                tenant,
+                &pair(group.as_bytes(), user.as_bytes()),
+            ))?
+            .is_some())
     }
 
     /// Members of `group` in id order, after `after`, at most `limit`: one page of a group of any
@@ -832,7 +918,7 @@ impl StateStore {
             start.push(0);
         }
         let mut members = Vec::new();
-        for entry in self.tree.range(IVec::from(start)..) {
+        for entry in self.raw_range_from(&start) {
             let (key, _) = entry?;
             if !key.starts_with(&prefix) || members.len() >= limit {
                 break;
@@ -847,10 +933,7 @@ impl StateStore {
     /// Every group `user` belongs to.
     pub fn groups_of_user(&self, tenant: &TenantName, user: &UserId) -> StoreResult<Vec<GroupId>> {
         let mut groups = Vec::new();
-        for entry in self
-            .tree
-            .scan_prefix(key(MEMBER_OF, tenant, user.as_bytes()))
-        {
+        for entry in self.raw_scan(key(MEMBER_OF, tenant, user.as_bytes())) {
             let (key, _) = entry?;
             if let Some(id) = trailing_id(&key) {
                 groups.push(GroupId(uuid::Uuid::from_bytes(id)));
@@ -870,8 +953,7 @@ impl StateStore {
 
     pub fn role_mapping(&self, tenant: &TenantName, group: &GroupId) -> StoreResult<Option<Role>> {
         let key = key(ROLE_MAPPING, tenant, group.as_bytes());
-        self.tree
-            .get(&key)?
+        self.raw_get(&key)?
             .map(|bytes| decode_role(&key, &bytes))
             .transpose()
     }
@@ -879,7 +961,7 @@ impl StateStore {
     /// Every group → org role mapping of a tenant.
     pub fn role_mappings(&self, tenant: &TenantName) -> StoreResult<Vec<(GroupId, Role)>> {
         let mut mappings = Vec::new();
-        for entry in self.tree.scan_prefix(key(ROLE_MAPPING, tenant, &[])) {
+        for entry in self.raw_scan(key(ROLE_MAPPING, tenant, &[])) {
             let (key, value) = entry?;
             if let Some(id) = trailing_id(&key) {
                 mappings.push((
@@ -922,7 +1004,7 @@ impl StateStore {
         group: &GroupId,
     ) -> StoreResult<Vec<(ResourceGroupId, Role)>> {
         let mut links = Vec::new();
-        for entry in self.tree.scan_prefix(key(LINK, tenant, group.as_bytes())) {
+        for entry in self.raw_scan(key(LINK, tenant, group.as_bytes())) {
             let (key, value) = entry?;
             if let Some(id) = trailing_id(&key) {
                 links.push((
@@ -945,8 +1027,7 @@ impl StateStore {
             tenant,
             &pair(resource_group.as_bytes(), user.as_bytes()),
         );
-        self.tree
-            .get(&key)?
+        self.raw_get(&key)?
             .map(|bytes| decode_role(&key, &bytes))
             .transpose()
     }
@@ -958,7 +1039,7 @@ impl StateStore {
         resource_group: &ResourceGroupId,
     ) -> StoreResult<Vec<(UserId, Role)>> {
         let mut members = Vec::new();
-        for entry in self.tree.scan_prefix(key(
+        for entry in self.raw_scan(key(
             RESOURCE_GROUP_MEMBER,
             tenant,
             resource_group.as_bytes(),
@@ -981,10 +1062,7 @@ impl StateStore {
         user: &UserId,
     ) -> StoreResult<Vec<(ResourceGroupId, Role)>> {
         let mut memberships = Vec::new();
-        for entry in self
-            .tree
-            .scan_prefix(key(RESOURCE_GROUP_MEMBER_OF, tenant, user.as_bytes()))
-        {
+        for entry in self.raw_scan(key(RESOURCE_GROUP_MEMBER_OF, tenant, user.as_bytes())) {
             let (key, value) = entry?;
             if let Some(id) = trailing_id(&key) {
                 memberships.push((
@@ -1007,8 +1085,7 @@ impl StateStore {
             start.extend_from_slice(&after);
             start.push(0);
         }
-        self.tree
-            .range(IVec::from(start)..)
+        self.raw_range_from(&start)
             .take_while(move |entry| match entry {
                 Ok((key, _)) => key.starts_with(&prefix),
                 Err(_) => true,
@@ -1054,7 +1131,7 @@ impl StateStore {
         prefix: Vec<u8>,
         skip: usize,
     ) -> impl Iterator<Item = StoreResult<T>> + use<T> {
-        self.tree.scan_prefix(prefix).skip(skip).map(|entry| {
+        self.raw_scan(prefix).skip(skip).map(|entry| {
             let (key, value) = entry?;
             decode(&key, &value)
         })

@@ -10,6 +10,7 @@ use roster_engine::domain::{
     Actor, Command, TenantName, TenantRecord, Timestamp, TokenId, TokenRecord,
 };
 use roster_engine::engine::{CommandContext, Engine, ExecuteError, OpenError};
+use roster_engine::log::WATERMARK_FILE;
 use roster_projector::{AuditTrail, DirectoryView, Projection, ProjectionError, Projector};
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -336,7 +337,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let db = open_database(&db_path, config.cache_bytes).await?;
     let engine = match &config.nats {
         Some(nats) => Engine::open_jetstream(&db, nats).await?,
-        None => Engine::open(&db)?,
+        None => Engine::open(&db, Some(&config.data_dir.join(WATERMARK_FILE)))?,
     };
     let directory = DirectoryView::open(&db)?;
     let audit = AuditTrail::open(&db)?;
@@ -496,7 +497,7 @@ pub fn rebuild(
     }
     drop_tree(roster_projector::DIRECTORY_TREE)?;
     drop_tree(roster_projector::AUDIT_TREE)?;
-    let engine = Engine::open(&db)?;
+    let engine = Engine::open(&db, Some(&data_dir.join(WATERMARK_FILE)))?;
     let aggregate_elapsed = started.elapsed();
     let aggregate_events = if aggregate {
         engine.log().durable_head()
@@ -522,6 +523,75 @@ pub fn rebuild(
         events,
         elapsed,
     })
+}
+
+/// What `roster check` found in a stopped roster's data directory.
+#[derive(Debug)]
+pub struct CheckReport {
+    pub log: roster_engine::log::LogInspection,
+    /// The sequence the engine's aggregate reflects.
+    pub aggregate: u64,
+    /// Each projection's checkpoint.
+    pub projections: Vec<(&'static str, u64)>,
+}
+
+impl CheckReport {
+    /// Whether roster would start and serve this data directory as it is.
+    pub fn is_sound(&self) -> bool {
+        self.log.is_sound()
+    }
+}
+
+/// Reads the whole log of a stopped roster's data directory and holds it against its watermark,
+/// and reports how far the aggregate and views reached; with `accept_loss`, first accepts the
+/// log as it is on disk (see [`roster_engine::log::EmbeddedLog::accept_as_is`]) and returns the
+/// mark it had before.
+pub fn check(
+    data_dir: &Path,
+    accept_loss: bool,
+) -> Result<(CheckReport, Option<roster_engine::log::Mark>), StartError> {
+    use roster_engine::log::EmbeddedLog;
+    let db_path = data_dir.join("db");
+    if !db_path.exists() {
+        return Err(StartError::DataDir {
+            path: db_path,
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no database here"),
+        });
+    }
+    let db = roster_engine::open_database(&db_path, 64 << 20).map_err(|source| {
+        StartError::Database {
+            path: db_path.clone(),
+            source,
+        }
+    })?;
+    let watermark = data_dir.join(WATERMARK_FILE);
+    let log_error = |error: roster_engine::log::LogError| StartError::Engine(OpenError::Log(error));
+    let before = if accept_loss {
+        let before = EmbeddedLog::inspect(&db, &watermark).map_err(log_error)?;
+        EmbeddedLog::accept_as_is(&db, &watermark).map_err(log_error)?;
+        before.mark
+    } else {
+        None
+    };
+    let log = EmbeddedLog::inspect(&db, &watermark).map_err(log_error)?;
+    let aggregate =
+        roster_engine::store::StateStore::open(&db, roster_engine::engine::AGGREGATE_TREE)
+            .and_then(|store| store.checkpoint())
+            .map_err(|error| StartError::Engine(OpenError::Store(error)))?;
+    let directory = DirectoryView::open(&db)?;
+    let audit = AuditTrail::open(&db)?;
+    let projections = vec![
+        (directory.name(), directory.checkpoint()?),
+        (audit.name(), audit.checkpoint()?),
+    ];
+    Ok((
+        CheckReport {
+            log,
+            aggregate,
+            projections,
+        },
+        before,
+    ))
 }
 
 /// Opens the database, waiting a little for a previous roster in this process to release it.

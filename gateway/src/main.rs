@@ -102,6 +102,15 @@ enum Command {
         #[arg(long)]
         aggregate: bool,
     },
+    /// Check a stopped roster's data directory: reads the whole event log, holds it against the
+    /// watermark of what was acknowledged, and reports how far the aggregate and views reached.
+    /// Exits 0 when the log is whole, 1 when it lost or damaged events.
+    Check {
+        /// Accept the log as it is on disk, events lost included, so that roster starts on it
+        /// again (its aggregate and views are then rebuilt). Only once a backup is ruled out.
+        #[arg(long)]
+        accept_loss: bool,
+    },
     /// Play SCIM load against a running roster and report throughput and latency.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -515,6 +524,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ResourceGroup(command) => resource_group(&cli.common, command).await,
         Command::Audit(command) => audit(&cli.common, command).await,
         Command::Rebuild { aggregate } => rebuild(&cli.common, aggregate).await,
+        Command::Check { accept_loss } => check(&cli.common, accept_loss).await,
         Command::Bench(command) => bench(&cli.common, command).await,
         Command::Drift(arguments) => drift(&cli.common, arguments).await,
     }
@@ -1577,6 +1587,62 @@ async fn rebuild(common: &Common, aggregate: bool) -> Result<()> {
         report.events_per_second()
     );
     Ok(())
+}
+
+async fn check(common: &Common, accept_loss: bool) -> Result<()> {
+    use roster_engine::log::Verdict;
+    let data_dir = common.data_dir.clone();
+    let (report, before) = tokio::task::spawn_blocking(move || app::check(&data_dir, accept_loss))
+        .await?
+        .context("checking (is `roster serve` running on this data directory? stop it first)")?;
+    let log = &report.log;
+    println!("log: {} events, last sequence {}", log.events, log.head);
+    let mut problems = Vec::new();
+    if let Some(gap) = log.first_gap {
+        problems.push(format!("sequence {gap} is missing from the log"));
+    }
+    if let Some((sequence, reason)) = &log.undecodable {
+        problems.push(format!(
+            "the event at sequence {sequence} does not decode: {reason}"
+        ));
+    }
+    match &log.verdict {
+        Verdict::Unmarked => println!("watermark: none yet (it is written by the next start)"),
+        Verdict::Intact { marked } => {
+            println!("watermark: sequence {marked}, matching the event on disk")
+        }
+        Verdict::Truncated { marked, recovered } => problems.push(format!(
+            "the log ends at sequence {recovered}, but events up to sequence {marked} were \
+             acknowledged as durable: {} acknowledged events are lost",
+            marked - recovered
+        )),
+        Verdict::Diverged { sequence } => problems.push(format!(
+            "the log holds another event at sequence {sequence} than the one acknowledged there"
+        )),
+    }
+    println!("aggregate: at sequence {}", report.aggregate);
+    for (name, checkpoint) in &report.projections {
+        println!("view {name}: at sequence {checkpoint}");
+    }
+    if let Some(mark) = before {
+        println!(
+            "accepted the log as it is: the watermark moved from sequence {} to {}; the aggregate \
+             and views are rebuilt from the log at the next start",
+            mark.sequence, log.head
+        );
+    }
+    if problems.is_empty() {
+        println!("ok: the log is whole");
+        return Ok(());
+    }
+    for problem in &problems {
+        eprintln!("DAMAGED: {problem}");
+    }
+    eprintln!(
+        "restore the data directory from a backup; or, if there is none, `roster check \
+         --accept-loss` accepts the log as it is (the events past it are gone for good)"
+    );
+    std::process::exit(1);
 }
 
 // ---- `roster drift`: a tenant against an IdP export (comparison in `roster_gateway::drift`) ----

@@ -9,7 +9,7 @@ use roster_engine::log::{EmbeddedLog, LogError};
 use roster_engine::store::StoreError;
 use thiserror::Error;
 use tokio::sync::watch;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 /// Events read from the log per projection step.
 const CHUNK: usize = 1024;
@@ -68,8 +68,20 @@ impl Projector {
         projections: Vec<Arc<dyn Projection>>,
     ) -> Result<Self, ProjectionError> {
         let mut lowest = u64::MAX;
+        let head = log.durable_head();
         for projection in &projections {
-            lowest = lowest.min(projection.checkpoint()?);
+            let mut checkpoint = projection.checkpoint()?;
+            if checkpoint > head {
+                // Ahead of the log: the log lost events since (an operator accepted a damaged
+                // log with `roster check --accept-loss`). The view cannot be trusted: rebuild.
+                warn!(
+                    projection = projection.name(),
+                    checkpoint, head, "projection is ahead of the log; rebuilding it"
+                );
+                projection.reset()?;
+                checkpoint = projection.checkpoint()?;
+            }
+            lowest = lowest.min(checkpoint);
         }
         let (progress, _) = watch::channel(if projections.is_empty() { 0 } else { lowest });
         Ok(Self {

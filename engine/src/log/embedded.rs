@@ -5,8 +5,14 @@
 //! against it) but acknowledged to clients only after the flush that holds it: callers await
 //! [`EmbeddedLog::wait_durable`]. Readers only ever see durable events.
 //!
-//! Tree `log` layout: `E seq(8 bytes BE)` → `roster.v1.Event` protobuf; `H tenant` → the tenant's
-//! last sequence. Both are written in one atomic batch per append.
+//! Tree `log` layout ([`super::packed`]): the events of one writer iteration (every append
+//! taken at once, many tenants' commands) packed under one key, `B first-seq`, and `H tenant` →
+//! the tenant's last sequence, all in one atomic sled batch. A log of the first layout (a key per
+//! event) is packed in place when opened.
+//!
+//! Durability is watched from outside sled too: the flusher records the last durable sequence
+//! and its event's digest in the watermark file ([`super::watermark`]) after every flush, and
+//! [`EmbeddedLog::open`] refuses a recovered log that fell behind it.
 //!
 //! In NATS mode the same tree is a local *mirror* of the JetStream stream ([`EmbeddedLog::mirror`]):
 //! there is no writer; events arrive with the stream's sequences through
@@ -14,28 +20,23 @@
 //! log (aggregate, projections, `Watch`) reads the mirror the same way.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{oneshot, watch};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
+use super::packed::{self, HEAD, PACK_BYTES};
+use super::watermark::{Mark, Verdict, Watermark};
 use super::{AppendError, AppendRequest, LogError};
 use crate::codec;
 use crate::domain::{Event, TenantName, Timestamp};
 
-const EVENT: u8 = b'E';
-const HEAD: u8 = b'H';
 /// Appends taken per writer iteration, at most.
 const WRITE_BATCH: usize = 512;
-
-fn event_key(sequence: u64) -> [u8; 9] {
-    let mut key = [EVENT; 9];
-    key[1..].copy_from_slice(&sequence.to_be_bytes());
-    key
-}
 
 fn head_key(tenant: &TenantName) -> Vec<u8> {
     let mut key = vec![HEAD];
@@ -49,6 +50,44 @@ fn now() -> Timestamp {
         .map(|since| since.as_micros() as i64)
         .unwrap_or(0);
     Timestamp::from_micros(micros)
+}
+
+/// What [`EmbeddedLog::inspect`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogInspection {
+    /// The last sequence on disk.
+    pub head: u64,
+    /// Events on disk.
+    pub events: u64,
+    /// The first sequence missing below the head.
+    pub first_gap: Option<u64>,
+    /// The first event that does not decode, and why.
+    pub undecodable: Option<(u64, String)>,
+    /// The watermark's mark.
+    pub mark: Option<Mark>,
+    pub verdict: Verdict,
+}
+
+impl Default for LogInspection {
+    fn default() -> Self {
+        Self {
+            head: 0,
+            events: 0,
+            first_gap: None,
+            undecodable: None,
+            mark: None,
+            verdict: Verdict::Unmarked,
+        }
+    }
+}
+
+impl LogInspection {
+    /// Whether the log is whole: no gap, every event decodes, nothing acknowledged is missing.
+    pub fn is_sound(&self) -> bool {
+        self.first_gap.is_none()
+            && self.undecodable.is_none()
+            && matches!(self.verdict, Verdict::Unmarked | Verdict::Intact { .. })
+    }
 }
 
 struct Job {
@@ -66,6 +105,10 @@ struct Shared {
     /// Wakes the flusher when `written` moves past what is durable.
     flush_wanted: (Mutex<bool>, Condvar),
     durable: watch::Sender<u64>,
+    /// The mark of the last event written (set before `written` moves).
+    last_written: Mutex<Mark>,
+    /// Where the flusher records what each flush made durable (`None` for a mirror).
+    watermark: Option<Mutex<Watermark>>,
 }
 
 /// Handle to the embedded log; clones share one writer.
@@ -79,14 +122,28 @@ pub struct EmbeddedLog {
 }
 
 impl EmbeddedLog {
-    fn shared(db: &sled::Db) -> Result<Arc<Shared>, LogError> {
+    fn shared(db: &sled::Db, watermark: Option<&Path>) -> Result<Arc<Shared>, LogError> {
         let tree = db.open_tree("log").map_err(unavailable)?;
-        let head = match tree.scan_prefix([EVENT]).next_back() {
-            Some(entry) => {
-                let (key, _) = entry.map_err(unavailable)?;
-                sequence_of(&key)
-            }
-            None => 0,
+        if packed::needs_migration(&tree)? {
+            info!("packing the event log (one key per write instead of one per event)");
+            let moved = packed::migrate(&tree)?;
+            db.flush().map_err(unavailable)?;
+            info!(events = moved, "event log packed");
+        }
+        let (head, last_bytes) = packed::last(&tree)?;
+        let last_written = if head == 0 {
+            Mark::default()
+        } else {
+            Mark::of(head, &last_bytes)
+        };
+        let watermark = match watermark {
+            Some(path) => Some(Mutex::new(check_watermark(
+                &tree,
+                path,
+                head,
+                last_written,
+            )?)),
+            None => None,
         };
         let (durable, _) = watch::channel(head);
         Ok(Arc::new(Shared {
@@ -96,12 +153,78 @@ impl EmbeddedLog {
             failed: AtomicBool::new(false),
             flush_wanted: (Mutex::new(false), Condvar::new()),
             durable,
+            last_written: Mutex::new(last_written),
+            watermark,
         }))
     }
 
-    /// Opens the log in `db` as a local mirror of a JetStream stream: no writer threads.
+    /// Reads a stopped roster's whole log and holds it against its watermark, changing nothing
+    /// (`roster check`): every sequence from 1 to the head must be present and decode.
+    pub fn inspect(db: &sled::Db, watermark: &Path) -> Result<LogInspection, LogError> {
+        let tree = db.open_tree("log").map_err(unavailable)?;
+        if packed::needs_migration(&tree)? {
+            return Err(LogError::Unavailable(
+                "the log is in the first layout (a key per event); start roster once to pack it"
+                    .into(),
+            ));
+        }
+        let mut inspection = LogInspection::default();
+        for batch in packed::batches(&tree, 1, u64::MAX) {
+            let (first, value) = batch?;
+            if inspection.first_gap.is_none() && first != inspection.head + 1 {
+                inspection.first_gap = Some(inspection.head + 1);
+            }
+            let events = match packed::unpack(first, &value) {
+                Ok(events) => events,
+                Err(error) => {
+                    inspection
+                        .undecodable
+                        .get_or_insert((first, error.to_string()));
+                    continue;
+                }
+            };
+            for (offset, bytes) in events.iter().enumerate() {
+                let sequence = first + offset as u64;
+                if inspection.undecodable.is_none()
+                    && let Err(error) = codec::decode(bytes)
+                {
+                    inspection.undecodable = Some((sequence, error.to_string()));
+                }
+                inspection.head = sequence;
+                inspection.events += 1;
+            }
+        }
+        let watermark = Watermark::open(watermark).map_err(|error| {
+            LogError::Unavailable(format!("cannot read {}: {error}", watermark.display()))
+        })?;
+        inspection.mark = watermark.mark();
+        inspection.verdict = watermark.verdict(inspection.head, |sequence| {
+            packed::stored(&tree, sequence).ok().flatten()
+        });
+        Ok(inspection)
+    }
+
+    /// Accepts the log as it is on disk: the watermark is set to its last event, so roster
+    /// starts on it again (the aggregate and views ahead of it are then rebuilt). Returns the new
+    /// mark. For an operator who knows the events past it are gone for good.
+    pub fn accept_as_is(db: &sled::Db, watermark: &Path) -> Result<Mark, LogError> {
+        let tree = db.open_tree("log").map_err(unavailable)?;
+        let mark = match packed::last(&tree)? {
+            (0, _) => Mark::default(),
+            (head, bytes) => Mark::of(head, &bytes),
+        };
+        let written = Watermark::open(watermark).and_then(|mut file| file.record(mark));
+        written.map_err(|error| {
+            LogError::Unavailable(format!("cannot write {}: {error}", watermark.display()))
+        })?;
+        Ok(mark)
+    }
+
+    /// Opens the log in `db` as a local mirror of a JetStream stream: no writer threads. The
+    /// stream is the source of truth, so a mirror that lost events fetches them again: no
+    /// watermark.
     pub fn mirror(db: &sled::Db) -> Result<Self, LogError> {
-        let shared = Self::shared(db)?;
+        let shared = Self::shared(db, None)?;
         let (_, exited) = watch::channel(2u8);
         Ok(Self {
             shared,
@@ -126,10 +249,12 @@ impl EmbeddedLog {
         }
         let mut batch = sled::Batch::default();
         let mut heads: HashMap<&TenantName, u64> = HashMap::new();
+        let mut pack = Pack::default();
         for event in events {
-            batch.insert(event_key(event.sequence).as_slice(), codec::encode(event));
+            pack.push(&mut batch, event.sequence, &codec::encode(event));
             heads.insert(&event.tenant, event.sequence);
         }
+        pack.finish(&mut batch);
         for (tenant, sequence) in heads {
             batch.insert(head_key(tenant), sequence.to_be_bytes().as_slice());
         }
@@ -139,9 +264,11 @@ impl EmbeddedLog {
         Ok(())
     }
 
-    /// Opens the log in `db` and starts its writer and flusher threads.
-    pub fn open(db: &sled::Db) -> Result<Self, LogError> {
-        let shared = Self::shared(db)?;
+    /// Opens the log in `db` and starts its writer and flusher threads. With a `watermark` path
+    /// (roster's data directory always has one), a log that lost acknowledged events is refused
+    /// ([`LogError::Truncated`], [`LogError::Diverged`]), and every flush is recorded there.
+    pub fn open(db: &sled::Db, watermark: Option<&Path>) -> Result<Self, LogError> {
+        let shared = Self::shared(db, watermark)?;
         let (jobs, requests) = std::sync::mpsc::channel();
         let (exit, exited) = watch::channel(0u8);
         let exit = Arc::new(exit);
@@ -250,21 +377,23 @@ impl EmbeddedLog {
         if from > durable {
             return Ok(events);
         }
-        for entry in self
-            .shared
-            .tree
-            .range(event_key(from.max(1))..=event_key(durable))
-        {
-            let (key, bytes) = entry.map_err(unavailable)?;
-            let sequence = sequence_of(&key);
-            let mut event = codec::decode(&bytes).map_err(|error| LogError::Corrupt {
-                sequence,
-                reason: error.to_string(),
-            })?;
-            event.sequence = sequence;
-            events.push(event);
-            if events.len() >= limit {
-                break;
+        let from = from.max(1);
+        'batches: for batch in packed::batches(&self.shared.tree, from, durable) {
+            let (first, value) = batch?;
+            for (offset, bytes) in packed::unpack(first, &value)?.into_iter().enumerate() {
+                let sequence = first + offset as u64;
+                if sequence < from {
+                    continue;
+                }
+                if sequence > durable || events.len() >= limit {
+                    break 'batches;
+                }
+                let mut event = codec::decode(bytes).map_err(|error| LogError::Corrupt {
+                    sequence,
+                    reason: error.to_string(),
+                })?;
+                event.sequence = sequence;
+                events.push(event);
             }
         }
         Ok(events)
@@ -294,11 +423,62 @@ impl EmbeddedLog {
     }
 }
 
-fn sequence_of(key: &[u8]) -> u64 {
-    key.get(1..9)
-        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
+/// Holds the recovered log (last sequence `head`, whose event's mark is `last`) against the
+/// watermark at `path`; refuses a log that lost acknowledged events, and marks a log that reached
+/// further than the watermark says (written after the last mark) or was never marked.
+fn check_watermark(
+    tree: &sled::Tree,
+    path: &Path,
+    head: u64,
+    last: Mark,
+) -> Result<Watermark, LogError> {
+    let mut watermark = Watermark::open(path).map_err(|error| {
+        LogError::Unavailable(format!("cannot read {}: {error}", path.display()))
+    })?;
+    let verdict = watermark.verdict(head, |sequence| {
+        packed::stored(tree, sequence).ok().flatten()
+    });
+    match verdict {
+        Verdict::Truncated { marked, recovered } => {
+            return Err(LogError::Truncated { marked, recovered });
+        }
+        Verdict::Diverged { sequence } => return Err(LogError::Diverged { sequence }),
+        Verdict::Unmarked | Verdict::Intact { .. } => {}
+    }
+    if watermark.mark() != Some(last) {
+        watermark.record(last).map_err(|error| {
+            LogError::Unavailable(format!("cannot write {}: {error}", path.display()))
+        })?;
+    }
+    Ok(watermark)
+}
+
+/// Packs consecutive events into keys of at most [`PACK_BYTES`] each.
+#[derive(Default)]
+struct Pack {
+    first: u64,
+    bytes: Vec<u8>,
+}
+
+impl Pack {
+    fn push(&mut self, batch: &mut sled::Batch, sequence: u64, event: &[u8]) {
+        if !self.bytes.is_empty() && self.bytes.len() + event.len() > PACK_BYTES {
+            self.finish(batch);
+        }
+        if self.bytes.is_empty() {
+            self.first = sequence;
+        }
+        packed::push(&mut self.bytes, event);
+    }
+
+    fn finish(&mut self, batch: &mut sled::Batch) {
+        if !self.bytes.is_empty() {
+            batch.insert(
+                packed::batch_key(self.first).as_slice(),
+                std::mem::take(&mut self.bytes),
+            );
+        }
+    }
 }
 
 fn unavailable(error: impl std::fmt::Display) -> LogError {
@@ -316,11 +496,7 @@ fn write_loop(shared: &Shared, requests: &Receiver<Job>) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        for job in jobs {
-            let Job { request, reply } = job;
-            let result = write_one(shared, &mut heads, &mut next, request);
-            let _ = reply.send(result);
-        }
+        write_jobs(shared, &mut heads, &mut next, jobs);
         let (lock, wake) = &shared.flush_wanted;
         if let Ok(mut wanted) = lock.lock() {
             *wanted = true;
@@ -329,68 +505,139 @@ fn write_loop(shared: &Shared, requests: &Receiver<Job>) {
     }
 }
 
-fn write_one(
+/// An append whose events are in this iteration's write.
+struct Staged {
+    reply: oneshot::Sender<Result<Vec<Event>, AppendError>>,
+    events: Vec<Event>,
+    after_append: Option<super::AfterAppend>,
+}
+
+/// Writes every accepted append of one writer iteration in one atomic sled batch (their events
+/// packed under one key), then runs their post-append steps in log order and answers them.
+fn write_jobs(
     shared: &Shared,
     heads: &mut HashMap<TenantName, u64>,
     next: &mut u64,
-    request: AppendRequest,
-) -> Result<Vec<Event>, AppendError> {
+    jobs: Vec<Job>,
+) {
     if shared.failed.load(Ordering::Acquire) {
-        return Err(AppendError::Unavailable("an earlier write failed".into()));
-    }
-    let AppendRequest {
-        tenant,
-        expected_head,
-        mut events,
-        after_append,
-    } = request;
-    let head = match heads.get(&tenant) {
-        Some(head) => *head,
-        None => {
-            let stored = shared
-                .tree
-                .get(head_key(&tenant))
-                .map_err(|error| AppendError::Unavailable(error.to_string()))?
-                .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            heads.insert(tenant.clone(), stored);
-            stored
+        for job in jobs {
+            let _ = job.reply.send(Err(AppendError::Unavailable(
+                "an earlier write failed".into(),
+            )));
         }
-    };
-    if head != expected_head {
-        return Err(AppendError::Conflict { actual_head: head });
-    }
-    if events.is_empty() {
-        return Ok(events);
+        return;
     }
     let recorded_at = now();
+    let first_sequence = *next;
     let mut batch = sled::Batch::default();
-    for event in &mut events {
-        event.sequence = *next;
-        event.recorded_at = recorded_at;
-        batch.insert(event_key(*next).as_slice(), codec::encode(event));
-        *next += 1;
+    let mut pack = Pack::default();
+    let mut last_mark = Mark::default();
+    let mut moved: HashMap<TenantName, u64> = HashMap::new();
+    let mut staged = Vec::with_capacity(jobs.len());
+    for Job { request, reply } in jobs {
+        let AppendRequest {
+            tenant,
+            expected_head,
+            mut events,
+            after_append,
+        } = request;
+        let head = match heads.get(&tenant) {
+            Some(head) => *head,
+            None => match stored_head(&shared.tree, &tenant) {
+                Ok(stored) => {
+                    heads.insert(tenant.clone(), stored);
+                    stored
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(AppendError::Unavailable(error.to_string())));
+                    continue;
+                }
+            },
+        };
+        if head != expected_head {
+            let _ = reply.send(Err(AppendError::Conflict { actual_head: head }));
+            continue;
+        }
+        if events.is_empty() {
+            let _ = reply.send(Ok(events));
+            continue;
+        }
+        for event in &mut events {
+            event.sequence = *next;
+            event.recorded_at = recorded_at;
+            let bytes = codec::encode(event);
+            last_mark = Mark::of(*next, &bytes);
+            pack.push(&mut batch, *next, &bytes);
+            *next += 1;
+        }
+        heads.insert(tenant.clone(), *next - 1);
+        moved.insert(tenant, *next - 1);
+        staged.push(Staged {
+            reply,
+            events,
+            after_append,
+        });
     }
-    let last = *next - 1;
-    batch.insert(head_key(&tenant), last.to_be_bytes().as_slice());
+    if staged.is_empty() {
+        return;
+    }
+    pack.finish(&mut batch);
+    for (tenant, last) in &moved {
+        batch.insert(head_key(tenant), last.to_be_bytes().as_slice());
+    }
     if let Err(error) = shared.tree.apply_batch(batch) {
         shared.failed.store(true, Ordering::Release);
         error!(%error, "writing to the event log failed; refusing further appends");
-        return Err(AppendError::Unavailable(error.to_string()));
+        for tenant in moved.keys() {
+            heads.remove(tenant);
+        }
+        *next = first_sequence;
+        for job in staged {
+            let _ = job
+                .reply
+                .send(Err(AppendError::Unavailable(error.to_string())));
+        }
+        return;
     }
-    heads.insert(tenant, last);
-    shared.written.store(last, Ordering::Release);
-    if let Some(after_append) = after_append
-        && let Err(error) = after_append(&events)
+    if let Ok(mut marked) = shared.last_written.lock() {
+        *marked = last_mark;
+    }
+    shared.written.store(*next - 1, Ordering::Release);
+    for Staged {
+        reply,
+        events,
+        after_append,
+    } in staged
     {
-        // The events are in the log but what depends on them is not: refuse everything until a
-        // restart recovers from the log.
-        shared.failed.store(true, Ordering::Release);
-        error!(%error, "post-append step failed; refusing further appends until restart");
-        return Err(AppendError::Unavailable(error));
+        // After a failed post-append step, what depends on later events must not be written
+        // either (it would claim to cover the failed one's): refuse them, a restart recovers.
+        if shared.failed.load(Ordering::Acquire) {
+            let _ = reply.send(Err(AppendError::Unavailable(
+                "an earlier post-append step failed".into(),
+            )));
+            continue;
+        }
+        if let Some(after_append) = after_append
+            && let Err(error) = after_append(&events)
+        {
+            // The events are in the log but what depends on them is not: refuse everything until
+            // a restart recovers from the log.
+            shared.failed.store(true, Ordering::Release);
+            error!(%error, "post-append step failed; refusing further appends until restart");
+            let _ = reply.send(Err(AppendError::Unavailable(error)));
+            continue;
+        }
+        let _ = reply.send(Ok(events));
     }
-    Ok(events)
+}
+
+fn stored_head(tree: &sled::Tree, tenant: &TenantName) -> Result<u64, sled::Error> {
+    Ok(tree
+        .get(head_key(tenant))?
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0))
 }
 
 fn flush_loop(shared: &Shared) {
@@ -414,8 +661,23 @@ fn flush_loop(shared: &Shared) {
         if target <= *shared.durable.borrow() {
             continue;
         }
-        match shared.db.flush() {
-            Ok(_) => {
+        // Taken before the flush, so the flush covers it; at least `target`, since the writer
+        // sets it before `written`.
+        let Ok(mark) = shared.last_written.lock().map(|mark| *mark) else {
+            return;
+        };
+        let target = target.max(mark.sequence);
+        let flushed = shared.db.flush().and_then(|_| match &shared.watermark {
+            Some(watermark) => match watermark.lock() {
+                Ok(mut watermark) => watermark.record(mark).map_err(sled::Error::Io),
+                Err(_) => Err(sled::Error::ReportableBug(
+                    "the watermark lock is poisoned".into(),
+                )),
+            },
+            None => Ok(()),
+        });
+        match flushed {
+            Ok(()) => {
                 shared.durable.send_if_modified(|durable| {
                     let moved = target > *durable;
                     *durable = (*durable).max(target);

@@ -4,9 +4,12 @@
 
 mod embedded;
 pub mod jetstream;
+mod packed;
+pub mod watermark;
 
-pub use embedded::EmbeddedLog;
+pub use embedded::{EmbeddedLog, LogInspection};
 pub use jetstream::{JetStreamConfig, JetStreamLog};
+pub use watermark::{Mark, Verdict, WATERMARK_FILE, Watermark};
 
 use thiserror::Error;
 
@@ -45,4 +48,19 @@ pub enum LogError {
     Unavailable(String),
     #[error("event log holds a malformed event at sequence {sequence}: {reason}")]
     Corrupt { sequence: u64, reason: String },
+    /// The recovered log ends before what was acknowledged as durable: storage lost events.
+    #[error(
+        "the event log on disk ends at sequence {recovered}, but events up to sequence {marked} \
+         were acknowledged as durable (log.watermark): the database lost acknowledged events. \
+         roster will not run on it: restore the data directory from a backup, or see \
+         `roster check --help`"
+    )]
+    Truncated { marked: u64, recovered: u64 },
+    /// The log holds another event at the watermark's sequence than the one acknowledged there.
+    #[error(
+        "the event log on disk holds another event at sequence {sequence} than the one \
+         acknowledged there (log.watermark): the database is damaged. roster will not run on it: \
+         restore the data directory from a backup, or see `roster check --help`"
+    )]
+    Diverged { sequence: u64 },
 }

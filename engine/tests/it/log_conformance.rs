@@ -37,7 +37,7 @@ impl LogUnderTest {
         let dir = tempfile::tempdir().unwrap();
         let db = roster_engine::open_database(&dir.path().join("db"), 16 << 20).unwrap();
         Self::Embedded {
-            log: EmbeddedLog::open(&db).unwrap(),
+            log: EmbeddedLog::open(&db, Some(&dir.path().join("log.watermark"))).unwrap(),
             _dir: dir,
         }
     }

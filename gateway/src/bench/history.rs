@@ -81,7 +81,11 @@ pub async fn seed(data_dir: &Path, target: u64, tenants: usize) -> Result<Seeded
             data_dir.display()
         )
     })?;
-    let engine = Engine::open(&db).map_err(|error| error.to_string())?;
+    let engine = Engine::open(
+        &db,
+        Some(&data_dir.join(roster_engine::log::WATERMARK_FILE)),
+    )
+    .map_err(|error| error.to_string())?;
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(7);
     let per_tenant = target / tenants.max(1) as u64;
@@ -129,7 +133,11 @@ pub fn point_in_time(data_dir: &Path, rounds: usize) -> Result<PointInTime, Stri
     })?;
     let directory = DirectoryView::open(&db).map_err(|error| error.to_string())?;
     let store = directory.store();
-    let log = roster_engine::log::EmbeddedLog::open(&db).map_err(|error| error.to_string())?;
+    let log = roster_engine::log::EmbeddedLog::open(
+        &db,
+        Some(&data_dir.join(roster_engine::log::WATERMARK_FILE)),
+    )
+    .map_err(|error| error.to_string())?;
     let events = log.durable_head();
     let first = log.read(1, 1).map_err(|error| error.to_string())?;
     let last = log.read(events, 1).map_err(|error| error.to_string())?;

@@ -7,6 +7,7 @@
 mod admin;
 mod audit;
 mod crash;
+mod damage;
 mod drift;
 mod dry_run;
 mod groups;
