@@ -16,6 +16,7 @@ mod jit;
 mod leniency;
 mod nats;
 mod operations;
+mod paging;
 mod protocol;
 mod rebuild;
 mod robustness;
