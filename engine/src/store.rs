@@ -1131,9 +1131,93 @@ impl StateStore {
         prefix: Vec<u8>,
         skip: usize,
     ) -> impl Iterator<Item = StoreResult<T>> + use<T> {
-        self.raw_scan(prefix).skip(skip).map(|entry| {
+        self.records_skipping_from(prefix, None, skip)
+    }
+
+    /// A tenant's users in id order, from the first whose id is at least `from` (the first of
+    /// all when `None`), skipping `skip` of them. With a known id near the wanted position (a
+    /// position index), a deep page costs a seek and a short walk.
+    pub fn users_skipping_from(
+        &self,
+        tenant: &TenantName,
+        from: Option<UserId>,
+        skip: usize,
+    ) -> impl Iterator<Item = StoreResult<UserRecord>> + use<> {
+        self.records_skipping_from(key(USER, tenant, &[]), from.map(|id| *id.as_bytes()), skip)
+    }
+
+    /// A tenant's groups in id order, from the first whose id is at least `from`, skipping
+    /// `skip` of them (see [`Self::users_skipping_from`]).
+    pub fn groups_skipping_from(
+        &self,
+        tenant: &TenantName,
+        from: Option<GroupId>,
+        skip: usize,
+    ) -> impl Iterator<Item = StoreResult<GroupRecord>> + use<> {
+        self.records_skipping_from(key(GROUP, tenant, &[]), from.map(|id| *id.as_bytes()), skip)
+    }
+
+    /// The ids of a tenant's users in id order, from the first at least `from`, without reading
+    /// the records (what a position index is built from).
+    pub fn user_ids_from(
+        &self,
+        tenant: &TenantName,
+        from: Option<UserId>,
+    ) -> impl Iterator<Item = StoreResult<[u8; 16]>> + use<> {
+        self.ids_from(key(USER, tenant, &[]), from.map(|id| *id.as_bytes()))
+    }
+
+    /// The ids of a tenant's groups in id order, from the first at least `from`.
+    pub fn group_ids_from(
+        &self,
+        tenant: &TenantName,
+        from: Option<GroupId>,
+    ) -> impl Iterator<Item = StoreResult<[u8; 16]>> + use<> {
+        self.ids_from(key(GROUP, tenant, &[]), from.map(|id| *id.as_bytes()))
+    }
+
+    /// Entries under `prefix` from the key `prefix + from` on (the whole prefix when `None`).
+    fn scan_from(
+        &self,
+        prefix: Vec<u8>,
+        from: Option<[u8; 16]>,
+    ) -> impl Iterator<Item = sled::Result<(IVec, IVec)>> + use<> {
+        let mut start = prefix.clone();
+        if let Some(from) = from {
+            start.extend_from_slice(&from);
+        }
+        self.raw_range_from(&start)
+            .take_while(move |entry| match entry {
+                Ok((key, _)) => key.starts_with(&prefix),
+                Err(_) => true,
+            })
+    }
+
+    /// Records under `prefix` from the id `from` on, skipping `skip` without decoding them.
+    fn records_skipping_from<T: DeserializeOwned>(
+        &self,
+        prefix: Vec<u8>,
+        from: Option<[u8; 16]>,
+        skip: usize,
+    ) -> impl Iterator<Item = StoreResult<T>> + use<T> {
+        self.scan_from(prefix, from).skip(skip).map(|entry| {
             let (key, value) = entry?;
             decode(&key, &value)
+        })
+    }
+
+    /// The trailing 16-byte ids of the keys under `prefix` from the id `from` on.
+    fn ids_from(
+        &self,
+        prefix: Vec<u8>,
+        from: Option<[u8; 16]>,
+    ) -> impl Iterator<Item = StoreResult<[u8; 16]>> + use<> {
+        self.scan_from(prefix, from).map(|entry| {
+            let (key, _) = entry?;
+            trailing_id(&key).ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: "not a 16-byte id".to_owned(),
+            })
         })
     }
 }

@@ -11,22 +11,27 @@
 //! access views; `BranchDropped` removes every key of the branch.
 //!
 //! Everything a chunk of events changes, checkpoint included, is written in one atomic batch.
+//! A chunk that creates or deletes users or groups is written under the lock of the view's
+//! position index (`positions`), which is updated before the lock is released, so deep list
+//! pages seek instead of walking every earlier key.
 //! Access is recomputed with the domain's own rules (`domain::access`) after every event that can
 //! change it, so the history has one snapshot per change, in log order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use roster_engine::domain::{
     self, Event, EventPayload, GroupId, GroupRecord, ResourceGroupId, Role, State, TenantName,
     Timestamp, UserId, UserRecord,
 };
-use roster_engine::store::{StateStore, StoreError};
+use roster_engine::store::{StateStore, StoreError, StoreResult};
 use sled::IVec;
 
 use crate::access::{
     self, AccessRecord, Grant, ResourceGroupMember, default_role_key, history_key, history_prefix,
     interval_key, interval_prefix, resource_group_member_key, tenant_prefix,
 };
+use crate::positions::{BLOCK, Blocks, Change, Listing, Positions, Seek};
 use crate::runner::{Projection, ProjectionError};
 
 const EMAIL: u8 = b'e';
@@ -37,11 +42,16 @@ const OPEN: u64 = u64::MAX;
 /// The sled tree of the directory view.
 pub const DIRECTORY_TREE: &str = "view.directory";
 
-/// Users, groups, their indexes and access, for reads.
+/// Users, groups, their indexes and access, for reads. Clones share the position index, so the
+/// projection and the readers must use clones of one view.
 #[derive(Clone)]
 pub struct DirectoryView {
     store: StateStore,
+    positions: Arc<Positions>,
 }
+
+/// Records of a listing page, in id order.
+pub type Records<T> = Box<dyn Iterator<Item = StoreResult<T>>>;
 
 fn email_prefix(tenant: &TenantName, folded_email: &str) -> Vec<u8> {
     let mut key = tenant_prefix(EMAIL, tenant);
@@ -97,7 +107,126 @@ impl DirectoryView {
     pub fn open(db: &sled::Db) -> Result<Self, ProjectionError> {
         Ok(Self {
             store: StateStore::open(db, DIRECTORY_TREE)?,
+            positions: Arc::new(Positions::default()),
         })
+    }
+
+    /// The position index (tests and diagnostics).
+    pub fn positions(&self) -> &Positions {
+        &self.positions
+    }
+
+    /// A tenant's users in id order from the `skip`-th on, like
+    /// [`StateStore::users_skipping`], but a deep page seeks through the position index and
+    /// walks at most about two blocks of keys.
+    pub fn users_skipping(
+        &self,
+        tenant: &TenantName,
+        skip: usize,
+    ) -> Result<Records<UserRecord>, ProjectionError> {
+        Ok(match self.seek(tenant, Listing::Users, skip)? {
+            Some(seek) => Box::new(self.store.users_skipping_from(
+                tenant,
+                seek.from.map(|id| UserId(uuid::Uuid::from_bytes(id))),
+                seek.skip,
+            )),
+            None => Box::new(std::iter::empty()),
+        })
+    }
+
+    /// A tenant's groups in id order from the `skip`-th on (see [`Self::users_skipping`]).
+    pub fn groups_skipping(
+        &self,
+        tenant: &TenantName,
+        skip: usize,
+    ) -> Result<Records<GroupRecord>, ProjectionError> {
+        Ok(match self.seek(tenant, Listing::Groups, skip)? {
+            Some(seek) => Box::new(self.store.groups_skipping_from(
+                tenant,
+                seek.from.map(|id| GroupId(uuid::Uuid::from_bytes(id))),
+                seek.skip,
+            )),
+            None => Box::new(std::iter::empty()),
+        })
+    }
+
+    /// Where the key at `position` of a listing is (`None`: past the end). Shallow positions
+    /// are walked to; the first deep one builds the listing's blocks.
+    fn seek(
+        &self,
+        tenant: &TenantName,
+        listing: Listing,
+        position: usize,
+    ) -> Result<Option<Seek>, ProjectionError> {
+        let walk = Seek {
+            from: None,
+            skip: position,
+        };
+        if position < BLOCK {
+            return Ok(Some(walk));
+        }
+        let build = match self.positions.seek(tenant, listing, position) {
+            Ok(seek) => return Ok(seek),
+            Err(build) => build,
+        };
+        let mut failed = None;
+        let blocks = Blocks::build(
+            self.ids_from(tenant, listing, None)
+                .map_while(|id| match id {
+                    Ok(id) => Some(id),
+                    Err(error) => {
+                        failed = Some(error);
+                        None
+                    }
+                }),
+        );
+        if let Some(error) = failed {
+            return Err(error.into());
+        }
+        let seek = blocks.seek(position);
+        if self.positions.install(build, blocks) {
+            Ok(seek)
+        } else {
+            // The listing changed during the walk: these blocks may not describe it.
+            Ok(Some(walk))
+        }
+    }
+
+    fn ids_from(
+        &self,
+        tenant: &TenantName,
+        listing: Listing,
+        from: Option<[u8; 16]>,
+    ) -> Box<dyn Iterator<Item = StoreResult<[u8; 16]>>> {
+        match listing {
+            Listing::Users => Box::new(
+                self.store
+                    .user_ids_from(tenant, from.map(|id| UserId(uuid::Uuid::from_bytes(id)))),
+            ),
+            Listing::Groups => Box::new(
+                self.store
+                    .group_ids_from(tenant, from.map(|id| GroupId(uuid::Uuid::from_bytes(id)))),
+            ),
+        }
+    }
+
+    /// The ids of a listing from `from` (inclusive) to `until` (exclusive).
+    fn ids_between(
+        &self,
+        tenant: &TenantName,
+        listing: Listing,
+        from: Option<[u8; 16]>,
+        until: Option<[u8; 16]>,
+    ) -> StoreResult<Vec<[u8; 16]>> {
+        let mut ids = Vec::new();
+        for id in self.ids_from(tenant, listing, from) {
+            let id = id?;
+            if until.is_some_and(|until| id >= until) {
+                break;
+            }
+            ids.push(id);
+        }
+        Ok(ids)
     }
 
     /// Tenants, users, groups, memberships, mappings and resource groups.
@@ -350,6 +479,8 @@ struct Chunk<'a> {
     current: HashMap<(TenantName, UserId), Option<AccessRecord>>,
     /// Start of the open membership interval of edges touched in this chunk.
     open: HashMap<(TenantName, GroupId, UserId), Option<Timestamp>>,
+    /// Users and groups created and deleted, in event order (for the position index).
+    changes: Vec<Change>,
     last: u64,
 }
 
@@ -361,6 +492,7 @@ impl<'a> Chunk<'a> {
             writes: Vec::new(),
             current: HashMap::new(),
             open: HashMap::new(),
+            changes: Vec::new(),
             last: 0,
         }
     }
@@ -432,6 +564,7 @@ impl<'a> Chunk<'a> {
             .group_id()
             .and_then(|id| state.group(&id).cloned());
         domain::apply(&mut state, event);
+        self.record_changes(event, &state, user_before.is_some(), group_before.is_some());
         let result = self.derive(
             event,
             &mut state,
@@ -441,6 +574,50 @@ impl<'a> Chunk<'a> {
         self.slices.insert(tenant, (state, event.sequence));
         self.last = event.sequence;
         result
+    }
+
+    /// Records the users and groups `event` created or deleted, for the position index.
+    fn record_changes(
+        &mut self,
+        event: &Event,
+        state: &State,
+        user_existed: bool,
+        group_existed: bool,
+    ) {
+        let tenant = &event.tenant;
+        if let Some(user) = event.payload.user_id() {
+            match (user_existed, state.user(&user).is_some()) {
+                (false, true) => self.changes.push(Change::Created(
+                    tenant.clone(),
+                    Listing::Users,
+                    *user.as_bytes(),
+                )),
+                (true, false) => self.changes.push(Change::Deleted(
+                    tenant.clone(),
+                    Listing::Users,
+                    *user.as_bytes(),
+                )),
+                _ => {}
+            }
+        }
+        if let Some(group) = event.payload.group_id() {
+            match (group_existed, state.group(&group).is_some()) {
+                (false, true) => self.changes.push(Change::Created(
+                    tenant.clone(),
+                    Listing::Groups,
+                    *group.as_bytes(),
+                )),
+                (true, false) => self.changes.push(Change::Deleted(
+                    tenant.clone(),
+                    Listing::Groups,
+                    *group.as_bytes(),
+                )),
+                _ => {}
+            }
+        }
+        if matches!(event.payload, EventPayload::BranchDropped) {
+            self.changes.push(Change::Dropped(tenant.clone()));
+        }
     }
 
     /// Updates the indexes and access views after `event` was applied to `state`.
@@ -617,11 +794,19 @@ impl Projection for DirectoryView {
         for event in events {
             chunk.apply(event)?;
         }
-        self.store.apply_batch(chunk.finish()?)?;
+        let changes = std::mem::take(&mut chunk.changes);
+        let batch = chunk.finish()?;
+        self.positions.write(
+            &changes,
+            || self.store.apply_batch(batch),
+            |tenant, listing, from, until| self.ids_between(tenant, listing, from, until).ok(),
+        )?;
         Ok(())
     }
 
     fn reset(&self) -> Result<(), ProjectionError> {
-        Ok(self.store.clear()?)
+        let cleared = self.store.clear();
+        self.positions.reset();
+        Ok(cleared?)
     }
 }

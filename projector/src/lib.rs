@@ -7,6 +7,7 @@
 pub mod access;
 pub mod audit;
 pub mod directory;
+pub mod positions;
 pub mod runner;
 
 pub use access::{AccessRecord, Grant, ResourceGroupMember, Via};

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::bulk::{MAX_OPERATIONS, MAX_PAYLOAD_BYTES};
 use super::error::ScimError;
 use super::http::{ScimClient, query_pairs, scim_response};
-use super::list::{MAX_RESULTS, list_response};
+use super::list::{DEFAULT_COUNT, MAX_RESULTS, list_response};
 use super::schema::{Attribute, ENTERPRISE_USER, GROUP, Kind, Mutability, Returned, Schema, USER};
 use crate::app::AppState;
 
@@ -62,6 +62,14 @@ pub fn service_provider_config_json(base_url: &str) -> Value {
         "changePassword": {"supported": false},
         "sort": {"supported": true},
         "etag": {"supported": true},
+        // RFC 9865 §4. Cursors never expire, so no `cursorTimeout`.
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": DEFAULT_COUNT,
+            "maxPageSize": MAX_RESULTS,
+        },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "OAuth Bearer Token",
@@ -285,6 +293,11 @@ mod tests {
         assert_eq!(config["bulk"]["maxOperations"], MAX_OPERATIONS);
         assert_eq!(config["filter"]["maxResults"], MAX_RESULTS);
         assert_eq!(config["changePassword"]["supported"], false);
+        assert_eq!(
+            config["pagination"],
+            json!({"cursor": true, "index": true, "defaultPaginationMethod": "index",
+                   "defaultPageSize": DEFAULT_COUNT, "maxPageSize": MAX_RESULTS})
+        );
         assert_eq!(
             config["authenticationSchemes"][0]["type"],
             "oauthbearertoken"

@@ -56,6 +56,16 @@ impl ScimError {
         Self::new(StatusCode::BAD_REQUEST, Some("invalidValue"), detail)
     }
 
+    /// RFC 9865 §2.1: a cursor this server did not issue.
+    pub fn invalid_cursor(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some("invalidCursor"), detail)
+    }
+
+    /// RFC 9865 §2.1: a cursor page's `count` outside 1..=maxPageSize.
+    pub fn invalid_count(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some("invalidCount"), detail)
+    }
+
     pub fn invalid_filter(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, Some("invalidFilter"), detail)
     }

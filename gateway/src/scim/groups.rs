@@ -15,6 +15,7 @@ use roster_engine::engine::{ExecuteError, Executed};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::cursor::{self, CursorKind, CursorPage, cursor_response};
 use super::error::ScimError;
 use super::filter::{self, CompareOp, Filter, Literal};
 use super::group::{Member, group_from_json, member_ids, render_group};
@@ -674,12 +675,124 @@ pub async fn list(
 ) -> Result<Response, ScimError> {
     let search = ListQuery::from_query(&query_pairs(query.as_deref()))?.search(&GROUP_RESOURCE)?;
     read_barrier(&app).await?;
-    let (total, page) = search_groups(&app, &client, &search)?;
-    let resources = page.into_iter().map(|(_, group)| group).collect();
     Ok(scim_response(
         StatusCode::OK,
-        &list_response(total, search.start_index, resources),
+        &groups_list_response(&app, &client, &search)?,
     ))
+}
+
+/// The ListResponse of a groups list or search (after the read barrier): index or cursor paged.
+pub fn groups_list_response(
+    app: &AppState,
+    client: &ScimClient,
+    search: &Search,
+) -> Result<Value, ScimError> {
+    if let Some(cursor) = &search.cursor {
+        return Ok(cursor_response(cursor_groups(app, client, search, cursor)?));
+    }
+    let (total, page) = search_groups(app, client, search)?;
+    let resources = page.into_iter().map(|(_, group)| group).collect();
+    Ok(list_response(total, search.start_index, resources))
+}
+
+/// Whether a group matches the search's filter, with members loaded as far as it needs them.
+fn group_matches(
+    app: &AppState,
+    client: &ScimClient,
+    search: &Search,
+    members_needed: &MembersNeeded,
+    record: &GroupRecord,
+) -> Result<bool, ScimError> {
+    let Some(filter) = &search.filter else {
+        return Ok(true);
+    };
+    let tenant = &client.tenant;
+    let members = match members_needed {
+        MembersNeeded::None => None,
+        MembersNeeded::These(ids) => Some(load_members(app, tenant, record.id, Some(ids), true)?),
+        MembersNeeded::All => Some(load_members(app, tenant, record.id, None, true)?),
+    };
+    let document = render_group(record, members.as_deref(), &client.base_url);
+    Ok(filter::matches(filter, &document, &GROUP_RESOURCE))
+}
+
+/// One cursor page (RFC 9865) of a search over the tenant's groups, in id order after the
+/// cursor's group (see `users::cursor_users`).
+fn cursor_groups(
+    app: &AppState,
+    client: &ScimClient,
+    search: &Search,
+    cursor: &str,
+) -> Result<CursorPage, ScimError> {
+    let after = cursor::decode(CursorKind::Groups, cursor)?.map(|id| GroupId(Uuid::from_bytes(id)));
+    let store = app.directory.store();
+    let tenant = &client.tenant;
+    let members_needed = match &search.filter {
+        Some(filter) => members_needed(filter),
+        None => MembersNeeded::None,
+    };
+    let matches =
+        |record: &GroupRecord| group_matches(app, client, search, &members_needed, record);
+    let found = match &search.filter {
+        Some(filter) => candidates(filter, app, tenant)?,
+        None => None,
+    };
+    let (total, records, more) = match found {
+        Some(mut ids) => {
+            ids.sort();
+            ids.dedup();
+            let mut total = 0;
+            let mut records = Vec::new();
+            let mut more = false;
+            for id in ids {
+                let Some(record) = store.group(tenant, &id).map_err(store_unavailable)? else {
+                    continue;
+                };
+                if !matches(&record)? {
+                    continue;
+                }
+                total += 1;
+                if after.is_some_and(|after| id <= after) {
+                    continue;
+                }
+                if records.len() < search.count {
+                    records.push(record);
+                } else {
+                    more = true;
+                }
+            }
+            (Some(total), records, more)
+        }
+        None => {
+            let total = match search.filter {
+                None => Some(
+                    store
+                        .tenant(tenant)
+                        .map_err(store_unavailable)?
+                        .map_or(0, |tenant| tenant.group_count as usize),
+                ),
+                Some(_) => None,
+            };
+            let records = store
+                .groups_after(tenant, after)
+                .map(|record| record.map_err(store_unavailable));
+            let (records, more) = cursor::collect(records, search.count, matches)?;
+            (total, records, more)
+        }
+    };
+    let next = match records.last() {
+        Some(last) if more => Some(cursor::encode(CursorKind::Groups, last.id.as_bytes())),
+        _ => None,
+    };
+    let resources = records
+        .iter()
+        .map(|record| present(app, client, record, &search.selection))
+        .collect::<Result<_, _>>()?;
+    Ok(CursorPage {
+        total,
+        resources,
+        next,
+    })
 }
 
 /// Runs a validated search over the tenant's groups (after the read barrier): every match
@@ -703,8 +816,10 @@ pub fn search_groups(
             .map_or(0, |tenant| tenant.group_count as usize);
         let mut page = Vec::new();
         if search.count > 0 {
-            for record in store
+            for record in app
+                .directory
                 .groups_skipping(tenant, search.start_index - 1)
+                .map_err(store_unavailable)?
                 .take(search.count)
             {
                 let record = record.map_err(store_unavailable)?;

@@ -1,6 +1,6 @@
 //! Query parameters of SCIM reads (RFC 7644 §3.4.2, §3.9): `filter`, `startIndex`, `count`,
-//! `attributes`, `excludedAttributes`; the ListResponse; and attribute selection applied to any
-//! resource returned.
+//! `attributes`, `excludedAttributes`, and `cursor` (RFC 9865, see `cursor`); the ListResponse;
+//! and attribute selection applied to any resource returned.
 
 use serde_json::{Map, Value, json};
 
@@ -31,6 +31,8 @@ pub struct ListQuery {
     pub selection: Selection,
     pub sort_by: Option<String>,
     pub sort_order: Option<String>,
+    /// RFC 9865 cursor paging: `Some("")` asks for the first page.
+    pub cursor: Option<String>,
 }
 
 /// A list or search request validated against one resource type.
@@ -44,6 +46,9 @@ pub struct Search {
     pub start_index: usize,
     pub count: usize,
     pub selection: Selection,
+    /// Cursor paging (as sent; decoded by the resource type's search): at least one per page,
+    /// never with a sort.
+    pub cursor: Option<String>,
 }
 
 impl Search {
@@ -322,7 +327,9 @@ impl ListQuery {
             selection: Selection::from_query(pairs),
             sort_by: None,
             sort_order: None,
+            cursor: None,
         };
+        let mut start_index_sent = false;
         for (name, value) in pairs {
             let value = value.trim();
             if name.eq_ignore_ascii_case("filter") {
@@ -331,6 +338,7 @@ impl ListQuery {
                 }
             } else if name.eq_ignore_ascii_case("startIndex") {
                 query.start_index = parse_integer(value, "startIndex")?.max(1) as usize;
+                start_index_sent = true;
             } else if name.eq_ignore_ascii_case("count") {
                 query.count = parse_integer(value, "count")?.clamp(0, MAX_RESULTS as i64) as usize;
             } else if name.eq_ignore_ascii_case("sortBy") {
@@ -339,7 +347,14 @@ impl ListQuery {
                 }
             } else if name.eq_ignore_ascii_case("sortOrder") && !value.is_empty() {
                 query.sort_order = Some(value.to_owned());
+            } else if name.eq_ignore_ascii_case("cursor") {
+                query.cursor = Some(value.to_owned());
             }
+        }
+        if start_index_sent && query.cursor.is_some() {
+            return Err(ScimError::invalid_value(
+                "startIndex and cursor ask for different paging methods (RFC 9865): send one",
+            ));
         }
         Ok(query)
     }
@@ -381,6 +396,19 @@ impl ListQuery {
 
     /// Validates the query against `schema`.
     pub fn search(&self, schema: &ResourceSchema) -> Result<Search, ScimError> {
+        if self.cursor.is_some() {
+            if self.sort_by.is_some() {
+                return Err(ScimError::invalid_value(
+                    "cursor paging returns resources in creation order and cannot be combined \
+                     with sortBy; page a sorted search with startIndex",
+                ));
+            }
+            if self.count == 0 {
+                return Err(ScimError::invalid_count(format!(
+                    "a cursor page needs a count between 1 and {MAX_RESULTS}"
+                )));
+            }
+        }
         let filter = match &self.filter {
             Some(text) => {
                 let parsed = super::filter::parse(text)?;
@@ -404,6 +432,7 @@ impl ListQuery {
             start_index: self.start_index,
             count: self.count,
             selection: self.selection.clone(),
+            cursor: self.cursor.clone(),
         })
     }
 
@@ -458,6 +487,32 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(query.window(), 2..4);
+    }
+
+    #[test]
+    fn a_cursor_is_read_and_refused_with_start_index_sort_or_no_count() {
+        let query = ListQuery::from_query(&pairs(&[("cursor", ""), ("count", "5")])).unwrap();
+        assert_eq!(query.cursor.as_deref(), Some(""));
+        assert!(query.search(&USER_RESOURCE).is_ok());
+        let both = ListQuery::from_query(&pairs(&[("cursor", ""), ("startIndex", "1")]));
+        assert_eq!(both.unwrap_err().scim_type, Some("invalidValue"));
+        let sorted = ListQuery::from_query(&pairs(&[("cursor", ""), ("sortBy", "userName")]))
+            .unwrap()
+            .search(&USER_RESOURCE);
+        assert_eq!(sorted.unwrap_err().scim_type, Some("invalidValue"));
+        let empty = ListQuery::from_query(&pairs(&[("cursor", "x"), ("count", "0")]))
+            .unwrap()
+            .search(&USER_RESOURCE);
+        assert_eq!(empty.unwrap_err().scim_type, Some("invalidCount"));
+        let body = json!({"schemas": [], "cursor": "", "count": 2});
+        let query = ListQuery::from_search_request(&body).unwrap();
+        assert_eq!((query.cursor.as_deref(), query.count), (Some(""), 2));
+        assert_eq!(
+            ListQuery::from_query(&pairs(&[("startIndex", "2")]))
+                .unwrap()
+                .cursor,
+            None
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! SCIM 2.0 (RFC 7643/7644) over HTTP.
 
 pub mod bulk;
+pub mod cursor;
 pub mod discovery;
 pub mod dry_run;
 pub mod error;

@@ -1,6 +1,6 @@
 //! `POST .search` (RFC 7644 §3.4.3): the list query as a JSON `SearchRequest`, on `/Users`,
 //! `/Groups`, and at the tenant root, where it searches both and returns users then groups (or
-//! both merged in `sortBy` order).
+//! both merged in `sortBy` order). Cursor paging (RFC 9865) is offered on `/Users` and `/Groups`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,12 +8,12 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::error::ScimError;
-use super::groups::search_groups;
+use super::groups::{groups_list_response, search_groups};
 use super::http::{ScimBody, ScimClient, read_barrier, scim_response};
 use super::list::{ListQuery, list_response};
 use super::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use super::sort::{SortKey, compare_keys};
-use super::users::search_users;
+use super::users::{search_users, users_list_response};
 use crate::app::AppState;
 
 pub async fn users(
@@ -23,11 +23,9 @@ pub async fn users(
 ) -> Result<Response, ScimError> {
     let search = ListQuery::from_search_request(&body)?.search(&USER_RESOURCE)?;
     read_barrier(&app).await?;
-    let (total, page) = search_users(&app, &client, &search)?;
-    let resources = page.into_iter().map(|(_, user)| user).collect();
     Ok(scim_response(
         StatusCode::OK,
-        &list_response(total, search.start_index, resources),
+        &users_list_response(&app, &client, &search)?,
     ))
 }
 
@@ -38,11 +36,9 @@ pub async fn groups(
 ) -> Result<Response, ScimError> {
     let search = ListQuery::from_search_request(&body)?.search(&GROUP_RESOURCE)?;
     read_barrier(&app).await?;
-    let (total, page) = search_groups(&app, &client, &search)?;
-    let resources = page.into_iter().map(|(_, group)| group).collect();
     Ok(scim_response(
         StatusCode::OK,
-        &list_response(total, search.start_index, resources),
+        &groups_list_response(&app, &client, &search)?,
     ))
 }
 
@@ -54,6 +50,12 @@ pub async fn root(
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let query = ListQuery::from_search_request(&body)?;
+    if query.cursor.is_some() {
+        return Err(ScimError::invalid_value(
+            "cursor paging is offered on /Users/.search and /Groups/.search; page a search of \
+             both resource types with startIndex",
+        ));
+    }
     let on_users = query.search(&USER_RESOURCE);
     let on_groups = query.search(&GROUP_RESOURCE);
     let (on_users, on_groups) = match (on_users, on_groups) {

@@ -15,6 +15,7 @@ use roster_engine::engine::ExecuteError;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::cursor::{self, CursorKind, CursorPage, cursor_response};
 use super::error::ScimError;
 use super::filter::{self, CompareOp, Filter, Literal};
 use super::http::{
@@ -436,12 +437,110 @@ pub async fn list(
 ) -> Result<Response, ScimError> {
     let search = ListQuery::from_query(&query_pairs(query.as_deref()))?.search(&USER_RESOURCE)?;
     read_barrier(&app).await?;
-    let (total, page) = search_users(&app, &client, &search)?;
-    let resources = page.into_iter().map(|(_, user)| user).collect();
     Ok(scim_response(
         StatusCode::OK,
-        &list_response(total, search.start_index, resources),
+        &users_list_response(&app, &client, &search)?,
     ))
+}
+
+/// The ListResponse of a users list or search (after the read barrier): index or cursor paged.
+pub fn users_list_response(
+    app: &AppState,
+    client: &ScimClient,
+    search: &Search,
+) -> Result<Value, ScimError> {
+    if let Some(cursor) = &search.cursor {
+        return Ok(cursor_response(cursor_users(app, client, search, cursor)?));
+    }
+    let (total, page) = search_users(app, client, search)?;
+    let resources = page.into_iter().map(|(_, user)| user).collect();
+    Ok(list_response(total, search.start_index, resources))
+}
+
+/// One cursor page (RFC 9865) of a search over the tenant's users: the matches in id order after
+/// the cursor's user. `totalResults` is given unless the filter needs a scan of every user.
+fn cursor_users(
+    app: &AppState,
+    client: &ScimClient,
+    search: &Search,
+    cursor: &str,
+) -> Result<CursorPage, ScimError> {
+    let after = cursor::decode(CursorKind::Users, cursor)?.map(|id| UserId(Uuid::from_bytes(id)));
+    let store = app.directory.store();
+    let tenant = &client.tenant;
+    let needs_groups = search.mentions("groups");
+    let matches = |record: &UserRecord| -> Result<bool, ScimError> {
+        let Some(filter) = &search.filter else {
+            return Ok(true);
+        };
+        let groups = if needs_groups {
+            Some(user_groups(app, tenant, record.id)?)
+        } else {
+            None
+        };
+        let document = render_user(record, groups.as_deref(), &client.base_url);
+        Ok(filter::matches(filter, &document, &USER_RESOURCE))
+    };
+    let plan = match &search.filter {
+        Some(filter) => plan(filter, app, client)?,
+        None => Plan::Scan,
+    };
+    let (total, records, more) = match plan {
+        Plan::Candidates(mut ids) => {
+            ids.sort();
+            ids.dedup();
+            let mut total = 0;
+            let mut records = Vec::new();
+            let mut more = false;
+            for id in ids {
+                let Some(record) = store.user(tenant, &id).map_err(store_unavailable)? else {
+                    continue;
+                };
+                if !matches(&record)? {
+                    continue;
+                }
+                total += 1;
+                if after.is_some_and(|after| id <= after) {
+                    continue;
+                }
+                if records.len() < search.count {
+                    records.push(record);
+                } else {
+                    more = true;
+                }
+            }
+            (Some(total), records, more)
+        }
+        Plan::Scan => {
+            let total = match search.filter {
+                None => Some(
+                    store
+                        .tenant(tenant)
+                        .map_err(store_unavailable)?
+                        .map_or(0, |tenant| tenant.user_count as usize),
+                ),
+                Some(_) => None,
+            };
+            let records = store
+                .users_after(tenant, after)
+                .map(|record| record.map_err(store_unavailable));
+            let (records, more) = cursor::collect(records, search.count, matches)?;
+            (total, records, more)
+        }
+    };
+    let next = match records.last() {
+        Some(last) if more => Some(cursor::encode(CursorKind::Users, last.id.as_bytes())),
+        _ => None,
+    };
+    let resources = records
+        .iter()
+        .map(|record| present(app, client, record, &search.selection))
+        .collect::<Result<_, _>>()?;
+    Ok(CursorPage {
+        total,
+        resources,
+        next,
+    })
 }
 
 /// Runs a validated search over the tenant's users (after the read barrier): every match
@@ -461,8 +560,10 @@ pub fn search_users(
             .map_or(0, |tenant| tenant.user_count as usize);
         let mut page = Vec::new();
         if search.count > 0 {
-            for record in store
+            for record in app
+                .directory
                 .users_skipping(tenant, search.start_index - 1)
+                .map_err(store_unavailable)?
                 .take(search.count)
             {
                 let record = record.map_err(store_unavailable)?;

@@ -17,6 +17,7 @@ mod jit;
 mod leniency;
 mod nats;
 mod operations;
+mod paging;
 mod protocol;
 mod rebuild;
 mod robustness;

@@ -5,5 +5,6 @@
 
 mod audit;
 mod history;
+mod positions;
 mod properties;
 mod support;
