@@ -529,16 +529,21 @@ pub fn rebuild(
 #[derive(Debug)]
 pub struct CheckReport {
     pub log: roster_engine::log::LogInspection,
-    /// The sequence the engine's aggregate reflects.
-    pub aggregate: u64,
-    /// Each projection's checkpoint.
-    pub projections: Vec<(&'static str, u64)>,
+    /// The sequence the engine's aggregate reflects, or why it cannot be read.
+    pub aggregate: Result<u64, String>,
+    /// Each projection's checkpoint, or why it cannot be read.
+    pub projections: Vec<(&'static str, Result<u64, String>)>,
 }
 
 impl CheckReport {
     /// Whether roster would start and serve this data directory as it is.
     pub fn is_sound(&self) -> bool {
         self.log.is_sound()
+            && self.aggregate.is_ok()
+            && self
+                .projections
+                .iter()
+                .all(|(_, checkpoint)| checkpoint.is_ok())
     }
 }
 
@@ -577,13 +582,14 @@ pub fn check(
     let aggregate =
         roster_engine::store::StateStore::open(&db, roster_engine::engine::AGGREGATE_TREE)
             .and_then(|store| store.checkpoint())
-            .map_err(|error| StartError::Engine(OpenError::Store(error)))?;
-    let directory = DirectoryView::open(&db)?;
-    let audit = AuditTrail::open(&db)?;
-    let projections = vec![
-        (directory.name(), directory.checkpoint()?),
-        (audit.name(), audit.checkpoint()?),
-    ];
+            .map_err(|error| error.to_string());
+    let directory = DirectoryView::open(&db)
+        .and_then(|view| view.checkpoint())
+        .map_err(|error| error.to_string());
+    let audit = AuditTrail::open(&db)
+        .and_then(|trail| trail.checkpoint())
+        .map_err(|error| error.to_string());
+    let projections = vec![("directory", directory), ("audit", audit)];
     Ok((
         CheckReport {
             log,

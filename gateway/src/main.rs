@@ -1601,6 +1601,12 @@ async fn check(common: &Common, accept_loss: bool) -> Result<()> {
     if let Some(gap) = log.first_gap {
         problems.push(format!("sequence {gap} is missing from the log"));
     }
+    if let Some(reason) = &log.damaged {
+        problems.push(format!(
+            "the log cannot be read past sequence {}: {reason}",
+            log.head
+        ));
+    }
     if let Some((sequence, reason)) = &log.undecodable {
         problems.push(format!(
             "the event at sequence {sequence} does not decode: {reason}"
@@ -1620,9 +1626,15 @@ async fn check(common: &Common, accept_loss: bool) -> Result<()> {
             "the log holds another event at sequence {sequence} than the one acknowledged there"
         )),
     }
-    println!("aggregate: at sequence {}", report.aggregate);
+    match &report.aggregate {
+        Ok(checkpoint) => println!("aggregate: at sequence {checkpoint}"),
+        Err(reason) => problems.push(format!("the aggregate cannot be read: {reason}")),
+    }
     for (name, checkpoint) in &report.projections {
-        println!("view {name}: at sequence {checkpoint}");
+        match checkpoint {
+            Ok(checkpoint) => println!("view {name}: at sequence {checkpoint}"),
+            Err(reason) => problems.push(format!("view {name} cannot be read: {reason}")),
+        }
     }
     if let Some(mark) = before {
         println!(
@@ -1631,7 +1643,7 @@ async fn check(common: &Common, accept_loss: bool) -> Result<()> {
             mark.sequence, log.head
         );
     }
-    if problems.is_empty() {
+    if problems.is_empty() && report.is_sound() {
         println!("ok: the log is whole");
         return Ok(());
     }

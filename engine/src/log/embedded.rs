@@ -63,6 +63,8 @@ pub struct LogInspection {
     pub first_gap: Option<u64>,
     /// The first event that does not decode, and why.
     pub undecodable: Option<(u64, String)>,
+    /// Why the log could not be read past `head` (sled found damaged data).
+    pub damaged: Option<String>,
     /// The watermark's mark.
     pub mark: Option<Mark>,
     pub verdict: Verdict,
@@ -75,6 +77,7 @@ impl Default for LogInspection {
             events: 0,
             first_gap: None,
             undecodable: None,
+            damaged: None,
             mark: None,
             verdict: Verdict::Unmarked,
         }
@@ -86,6 +89,7 @@ impl LogInspection {
     pub fn is_sound(&self) -> bool {
         self.first_gap.is_none()
             && self.undecodable.is_none()
+            && self.damaged.is_none()
             && matches!(self.verdict, Verdict::Unmarked | Verdict::Intact { .. })
     }
 }
@@ -123,11 +127,11 @@ pub struct EmbeddedLog {
 
 impl EmbeddedLog {
     fn shared(db: &sled::Db, watermark: Option<&Path>) -> Result<Arc<Shared>, LogError> {
-        let tree = db.open_tree("log").map_err(unavailable)?;
+        let tree = db.open_tree("log").map_err(packed::storage)?;
         if packed::needs_migration(&tree)? {
             info!("packing the event log (one key per write instead of one per event)");
             let moved = packed::migrate(&tree)?;
-            db.flush().map_err(unavailable)?;
+            db.flush().map_err(packed::storage)?;
             info!(events = moved, "event log packed");
         }
         let (head, last_bytes) = packed::last(&tree)?;
@@ -161,7 +165,7 @@ impl EmbeddedLog {
     /// Reads a stopped roster's whole log and holds it against its watermark, changing nothing
     /// (`roster check`): every sequence from 1 to the head must be present and decode.
     pub fn inspect(db: &sled::Db, watermark: &Path) -> Result<LogInspection, LogError> {
-        let tree = db.open_tree("log").map_err(unavailable)?;
+        let tree = db.open_tree("log").map_err(packed::storage)?;
         if packed::needs_migration(&tree)? {
             return Err(LogError::Unavailable(
                 "the log is in the first layout (a key per event); start roster once to pack it"
@@ -170,7 +174,14 @@ impl EmbeddedLog {
         }
         let mut inspection = LogInspection::default();
         for batch in packed::batches(&tree, 1, u64::MAX) {
-            let (first, value) = batch?;
+            let (first, value) = match batch {
+                Ok(batch) => batch,
+                Err(LogError::Damaged(reason)) => {
+                    inspection.damaged = Some(reason);
+                    break;
+                }
+                Err(error) => return Err(error),
+            };
             if inspection.first_gap.is_none() && first != inspection.head + 1 {
                 inspection.first_gap = Some(inspection.head + 1);
             }
@@ -198,7 +209,12 @@ impl EmbeddedLog {
             LogError::Unavailable(format!("cannot read {}: {error}", watermark.display()))
         })?;
         inspection.mark = watermark.mark();
-        inspection.verdict = watermark.verdict(inspection.head, |sequence| {
+        // Past damage in the middle, judge the tail by the last batch sled still holds.
+        let last = match &inspection.damaged {
+            Some(_) => packed::last(&tree).map_or(inspection.head, |(last, _)| last),
+            None => inspection.head,
+        };
+        inspection.verdict = watermark.verdict(last, |sequence| {
             packed::stored(&tree, sequence).ok().flatten()
         });
         Ok(inspection)
@@ -208,7 +224,7 @@ impl EmbeddedLog {
     /// starts on it again (the aggregate and views ahead of it are then rebuilt). Returns the new
     /// mark. For an operator who knows the events past it are gone for good.
     pub fn accept_as_is(db: &sled::Db, watermark: &Path) -> Result<Mark, LogError> {
-        let tree = db.open_tree("log").map_err(unavailable)?;
+        let tree = db.open_tree("log").map_err(packed::storage)?;
         let mark = match packed::last(&tree)? {
             (0, _) => Mark::default(),
             (head, bytes) => Mark::of(head, &bytes),
@@ -258,7 +274,10 @@ impl EmbeddedLog {
         for (tenant, sequence) in heads {
             batch.insert(head_key(tenant), sequence.to_be_bytes().as_slice());
         }
-        self.shared.tree.apply_batch(batch).map_err(unavailable)?;
+        self.shared
+            .tree
+            .apply_batch(batch)
+            .map_err(packed::storage)?;
         self.shared.written.store(last.sequence, Ordering::Release);
         self.shared.durable.send_replace(last.sequence);
         Ok(())
@@ -364,7 +383,7 @@ impl EmbeddedLog {
             .shared
             .tree
             .get(head_key(tenant))
-            .map_err(unavailable)?
+            .map_err(packed::storage)?
             .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
             .map(u64::from_be_bytes)
             .unwrap_or(0))

@@ -56,6 +56,12 @@ pub enum LogError {
          `roster check --help`"
     )]
     Truncated { marked: u64, recovered: u64 },
+    /// sled found damaged data where the log is stored.
+    #[error(
+        "the event log on disk is damaged ({0}). roster will not run on it: restore the data \
+         directory from a backup, or see `roster check --help`"
+    )]
+    Damaged(String),
     /// The log holds another event at the watermark's sequence than the one acknowledged there.
     #[error(
         "the event log on disk holds another event at sequence {sequence} than the one \

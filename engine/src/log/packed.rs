@@ -35,8 +35,13 @@ fn sequence_of(key: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-fn unavailable(error: impl std::fmt::Display) -> LogError {
-    LogError::Unavailable(error.to_string())
+/// A sled error as a log error: corruption found on disk is [`LogError::Damaged`], never a
+/// passing unavailability.
+pub(super) fn storage(error: sled::Error) -> LogError {
+    match error {
+        sled::Error::Corruption { .. } => LogError::Damaged(error.to_string()),
+        other => LogError::Unavailable(other.to_string()),
+    }
 }
 
 /// Appends one encoded event to a packed value.
@@ -71,7 +76,7 @@ pub(super) fn last(tree: &sled::Tree) -> Result<(u64, Vec<u8>), LogError> {
     let Some(entry) = tree.scan_prefix([BATCH]).next_back() else {
         return Ok((0, Vec::new()));
     };
-    let (key, packed) = entry.map_err(unavailable)?;
+    let (key, packed) = entry.map_err(storage)?;
     let first = sequence_of(&key);
     let events = unpack(first, &packed)?;
     match events.last() {
@@ -88,7 +93,7 @@ pub(super) fn stored(tree: &sled::Tree, sequence: u64) -> Result<Option<Vec<u8>>
     let Some(entry) = tree.range(batch_key(0)..=batch_key(sequence)).next_back() else {
         return Ok(None);
     };
-    let (key, packed) = entry.map_err(unavailable)?;
+    let (key, packed) = entry.map_err(storage)?;
     let first = sequence_of(&key);
     let events = unpack(first, &packed)?;
     Ok(usize::try_from(sequence - first)
@@ -111,7 +116,7 @@ pub(super) fn batches(
     tree.range(batch_key(start)..=batch_key(to)).map(|entry| {
         entry
             .map(|(key, value)| (sequence_of(&key), value))
-            .map_err(unavailable)
+            .map_err(storage)
     })
 }
 
@@ -121,7 +126,7 @@ pub(super) fn needs_migration(tree: &sled::Tree) -> Result<bool, LogError> {
         .scan_prefix([EVENT_V1])
         .next()
         .transpose()
-        .map_err(unavailable)?
+        .map_err(storage)?
         .is_some())
 }
 
@@ -137,7 +142,7 @@ pub(super) fn migrate(tree: &sled::Tree) -> Result<u64, LogError> {
         let mut next = 0u64;
         let mut taken = 0;
         for entry in tree.scan_prefix([EVENT_V1]).take(MIGRATE_STEP) {
-            let (key, bytes) = entry.map_err(unavailable)?;
+            let (key, bytes) = entry.map_err(storage)?;
             let sequence = sequence_of(&key);
             // A new packed key at a gap (none is expected) or when this one is full.
             if taken > 0 && (sequence != next || packed.len() >= PACK_BYTES) {
@@ -155,7 +160,7 @@ pub(super) fn migrate(tree: &sled::Tree) -> Result<u64, LogError> {
             return Ok(moved);
         }
         step.insert(batch_key(first).as_slice(), packed);
-        tree.apply_batch(step).map_err(unavailable)?;
+        tree.apply_batch(step).map_err(storage)?;
         moved += taken as u64;
     }
 }

@@ -1,6 +1,7 @@
 //! A damaged database is never served silently: the log's watermark (`log.watermark`) records
 //! what was acknowledged, so a log that sled recovered short of it makes `roster serve` refuse to
-//! start and `roster check` report it; `roster check --accept-loss` is the way past it.
+//! start and `roster check` report it; a file sled cannot recover at all is refused with a clear
+//! error, not a panic; `roster check --accept-loss` is the way past a shortened log.
 
 use std::path::Path;
 use std::process::Output;
@@ -9,14 +10,35 @@ use tokio::process::Command;
 
 use crate::support::Process;
 
-async fn roster(data_dir: &Path, arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(arguments)
+/// Runs `roster serve` for up to 20 seconds: its output if it exited on its own (a refusal),
+/// `None` if it was still serving (then it is killed).
+async fn serve_briefly(data_dir: &Path) -> Option<Output> {
+    let serving = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("serve")
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(std::time::Duration::from_secs(20), serving)
+        .await
+        .ok()
+        .map(Result::unwrap)
+}
+
+/// Runs `roster serve`, which must refuse to start.
+async fn serve_refused(data_dir: &Path) -> Output {
+    serve_briefly(data_dir)
+        .await
+        .expect("roster refused to start instead of serving the damaged log")
+}
+
+async fn roster_command(data_dir: &Path, arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(arguments)
+        .arg("--data-dir")
+        .arg(data_dir)
         .output()
         .await
         .unwrap()
@@ -64,7 +86,7 @@ async fn populated(data_dir: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_log_cut_short_by_a_damaged_database_is_refused_and_reported() {
+async fn a_damaged_database_file_is_never_served_silently() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     populated(&data_dir).await;
@@ -79,49 +101,74 @@ async fn a_log_cut_short_by_a_damaged_database_is_refused_and_reported() {
     let acknowledged = log_head(&sound);
     assert!(acknowledged > 600, "{}", text(&sound));
 
-    // One byte in the middle of sled's file, with roster stopped. sled recovers to the last
-    // intact segment before it and drops the rest.
-    let file = data_dir.join("db").join("db");
-    let mut bytes = std::fs::read(&file).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x5a;
-    std::fs::write(&file, &bytes).unwrap();
+    // One byte of a record (a userName, as it sits in the log, the views and the audit trail)
+    // edited in place with roster stopped, at places spread over the file, each on a fresh copy.
+    // What sled makes of it depends on where the byte falls (an obsolete page version, the
+    // segment it recovers up to, its own metadata); roster must never call a log whole that lost
+    // acknowledged events, and must refuse to serve one it found damaged.
+    let original = std::fs::read(data_dir.join("db").join("db")).unwrap();
+    let needle = b"user-";
+    let places: Vec<usize> = original
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, window)| *window == needle)
+        .map(|(at, _)| at + needle.len())
+        .collect();
+    assert!(places.len() > 100, "the records are in the database file");
+    let mut detected = 0;
+    for place in places.iter().step_by(places.len() / 40).take(40) {
+        let copy = dir.path().join(format!("copy-{place}"));
+        copy_dir(&data_dir, &copy);
+        let mut bytes = original.clone();
+        bytes[*place] ^= 0x01;
+        std::fs::write(copy.join("db").join("db"), &bytes).unwrap();
 
-    let refused = roster(&data_dir, &["serve"]).await;
-    assert!(!refused.status.success(), "{}", text(&refused));
-    let said = text(&refused);
-    assert!(
-        said.contains(&format!(
-            "events up to sequence {acknowledged} were acknowledged"
-        )),
-        "the refusal names the acknowledged sequence: {said}"
-    );
-    assert!(said.contains("ends at sequence"), "{said}");
-
-    let damaged = check(&data_dir, &[]).await;
-    assert_eq!(damaged.status.code(), Some(1), "{}", text(&damaged));
-    let recovered = log_head(&damaged);
-    assert!(recovered < acknowledged, "{}", text(&damaged));
-    assert!(
-        text(&damaged).contains(&format!(
-            "{} acknowledged events are lost",
-            acknowledged - recovered
-        )),
-        "{}",
-        text(&damaged)
-    );
-    // Nothing was written by the refusals: the same verdict again.
-    assert_eq!(log_head(&check(&data_dir, &[]).await), recovered);
-
-    // An operator without a backup accepts the loss; roster then starts on the shorter log and
-    // rebuilds the views that had seen more than it holds.
-    let accepted = check(&data_dir, &["--accept-loss"]).await;
-    assert!(accepted.status.success(), "{}", text(&accepted));
-    assert!(text(&accepted).contains("accepted the log as it is"));
-    let mut server = Process::spawn(&data_dir, None).await;
-    let after = check_while_running(&server).await;
-    assert!(after, "roster serves again after the loss was accepted");
-    server.kill().await;
+        let checked = check(&copy, &[]).await;
+        let said = text(&checked);
+        if checked.status.success() {
+            assert_eq!(
+                log_head(&checked),
+                acknowledged,
+                "called whole with events missing: {said}"
+            );
+            continue;
+        }
+        assert_eq!(checked.status.code(), Some(1), "{said}");
+        assert!(
+            said.contains("DAMAGED") || said.contains("damaged") || said.contains("corrupt"),
+            "check names the damage: {said}"
+        );
+        assert!(!said.contains("ok: the log is whole"), "{said}");
+        assert!(!said.contains("panicked"), "{said}");
+        detected += 1;
+        if said.contains("cannot be read past") && !said.contains("acknowledged events are lost") {
+            // Damage in the middle of a log whose tail is whole: roster may serve it (it does
+            // not read its whole log at start), and whatever reads the damaged range fails
+            // loudly, as a rebuild does.
+            let rebuilt = roster_command(&copy, &["rebuild"]).await;
+            assert!(!rebuilt.status.success(), "{}", text(&rebuilt));
+            let said = text(&rebuilt);
+            assert!(
+                said.contains("damaged") || said.contains("corrupt"),
+                "{said}"
+            );
+            continue;
+        }
+        let refused = serve_refused(&copy).await;
+        let refusal = text(&refused);
+        assert!(!refused.status.success(), "{refusal}");
+        assert!(
+            refusal.contains("acknowledged")
+                || refusal.contains("damaged")
+                || refusal.contains("corrupt"),
+            "the refusal says why: {refusal}"
+        );
+        assert!(!refusal.contains("panicked"), "{refusal}");
+    }
+    // Where sled itself finds nothing wrong, the log was whole (asserted above): whether any
+    // of the places mattered depends on sled's layout that run, so no count is required here;
+    // `a_watermark_ahead_of_the_log_stops_roster_with_both_sequences` always exercises it.
+    eprintln!("damaged places detected: {detected} of 40");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,7 +200,7 @@ async fn a_watermark_ahead_of_the_log_stops_roster_with_both_sequences() {
 
     std::fs::remove_dir_all(data_dir.join("db")).unwrap();
     copy_dir(&older, &data_dir.join("db"));
-    let refused = roster(&data_dir, &["serve"]).await;
+    let refused = serve_refused(&data_dir).await;
     assert!(!refused.status.success());
     let said = text(&refused);
     assert!(
@@ -161,14 +208,29 @@ async fn a_watermark_ahead_of_the_log_stops_roster_with_both_sequences() {
             && said.contains(&format!("up to sequence {late}")),
         "{said}"
     );
-}
 
-/// Whether the running roster answers its health check.
-async fn check_while_running(server: &Process) -> bool {
-    let url = format!("http://{}/healthz", server.http);
-    reqwest::get(url)
-        .await
-        .is_ok_and(|response| response.status().is_success())
+    let damaged = check(&data_dir, &[]).await;
+    assert_eq!(damaged.status.code(), Some(1), "{}", text(&damaged));
+    assert_eq!(log_head(&damaged), early);
+    assert!(
+        text(&damaged).contains(&format!("{} acknowledged events are lost", late - early)),
+        "{}",
+        text(&damaged)
+    );
+    // The refusals wrote nothing: the same verdict again.
+    assert_eq!(check(&data_dir, &[]).await.status.code(), Some(1));
+
+    // Without a backup, the operator accepts the loss; roster then starts on the shorter log,
+    // and the views that had seen the lost events are rebuilt from it.
+    let accepted = check(&data_dir, &["--accept-loss"]).await;
+    assert!(accepted.status.success(), "{}", text(&accepted));
+    assert!(text(&accepted).contains("accepted the log as it is"));
+    let mut server = Process::spawn(&data_dir, None).await;
+    let tenant = server.tenant("acme", &tenant.token);
+    let users = tenant.all_users().await;
+    assert!(users.contains_key("early"), "{users:?}");
+    assert!(!users.contains_key("late-0"), "{users:?}");
+    server.kill().await;
 }
 
 fn copy_dir(from: &Path, to: &Path) {
