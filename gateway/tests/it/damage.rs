@@ -1,7 +1,8 @@
 //! A damaged database is never served silently: the log's watermark (`log.watermark`) records
 //! what was acknowledged, so a log that sled recovered short of it makes `roster serve` refuse to
 //! start and `roster check` report it; a file sled cannot recover at all is refused with a clear
-//! error, not a panic; `roster check --accept-loss` is the way past a shortened log.
+//! error, not a panic; `roster check --accept-loss` is the way past a shortened log. A data
+//! directory of the previous layout is read (migrated at start) without losing an event.
 
 use std::path::Path;
 use std::process::Output;
@@ -231,6 +232,52 @@ async fn a_watermark_ahead_of_the_log_stops_roster_with_both_sequences() {
     assert!(users.contains_key("early"), "{users:?}");
     assert!(!users.contains_key("late-0"), "{users:?}");
     server.kill().await;
+}
+
+/// A data directory written by roster before this layout (one sled key per event, no
+/// watermark), made by the previous release: `tests/fixtures/data-dir-v1.tar.gz` holds tenant
+/// `acme` with 20 users and a group, and the tenant's token in `token.txt`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_of_the_previous_layout_is_read_without_losing_an_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/data-dir-v1.tar.gz"
+    );
+    let untar = Command::new("tar")
+        .args(["xzf", fixture, "-C"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(untar.status.success(), "{}", text(&untar));
+    let data_dir = dir.path().join("v1");
+    let token = std::fs::read_to_string(data_dir.join("token.txt")).unwrap();
+
+    let mut server = Process::spawn(&data_dir, None).await;
+    let tenant = server.tenant("acme", token.trim());
+    let users = tenant.all_users().await;
+    assert_eq!(users.len(), 20, "{users:?}");
+    assert!(users.contains_key("v1-user-1") && users.contains_key("v1-user-20"));
+    let groups = tenant.get("/Groups").await.expect(200);
+    assert_eq!(groups["Resources"][0]["displayName"], "v1-group");
+    tenant
+        .post(
+            "/Users",
+            &serde_json::json!({"userName": "after-migration"}),
+        )
+        .await
+        .expect(201);
+    server.kill().await;
+
+    let checked = check(&data_dir, &[]).await;
+    assert!(checked.status.success(), "{}", text(&checked));
+    assert!(text(&checked).contains("ok: the log is whole"));
+    // The first roster's events (tenant, token, 20 users, a group, token uses) and ours.
+    assert!(log_head(&checked) >= 24, "{}", text(&checked));
+    let server = Process::spawn(&data_dir, None).await;
+    let tenant = server.tenant("acme", token.trim());
+    assert_eq!(tenant.all_users().await.len(), 21);
 }
 
 fn copy_dir(from: &Path, to: &Path) {
