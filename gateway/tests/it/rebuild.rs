@@ -131,3 +131,83 @@ async fn after_a_rebuild_the_rules_still_hold() {
     acme.base = acme.base.replace("/probe", "/acme");
     acme.get("/Users").await.expect_error(401, None);
 }
+
+/// `roster` run to completion on `data_dir`.
+fn roster(data_dir: &std::path::Path, arguments: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(arguments)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_killed_halfway_leaves_roster_answering_exactly_as_before() {
+    let stack = Stack::start().await;
+    history(&stack).await;
+    let data_dir = stack.data_dir();
+    let mut dir = {
+        let Stack { running, dir, .. } = stack;
+        running.shutdown().await;
+        dir
+    };
+    // More history, so that a rebuild takes a while to kill in the middle of.
+    let seeded = roster(&data_dir, &["bench", "seed", "--events", "4000"]);
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    // Views caught up with the seeded history (a start brings them up, a shutdown keeps them).
+    let stack = Stack::start_in(dir, None).await;
+    dir = {
+        let Stack { running, dir, .. } = stack;
+        running.shutdown().await;
+        dir
+    };
+    let trees = ["aggregate", "view.directory", "view.audit"];
+    let before: Vec<_> = trees
+        .iter()
+        .map(|tree| dump_tree(&data_dir, tree))
+        .collect();
+    assert!(before.iter().all(|entries| entries.len() > 100));
+
+    for delay_ms in [150, 400, 900] {
+        let mut rebuild = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(["rebuild", "--aggregate", "--data-dir"])
+            .arg(&data_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        let _ = rebuild.kill(); // SIGKILL; it may have finished already
+        rebuild.wait().unwrap();
+
+        // The restarted roster catches the aggregate and the views up from wherever the
+        // rebuild left them, and ends exactly where it was.
+        let stack = Stack::start_in(dir, None).await;
+        let acme = roster_engine::domain::TenantName::parse("acme").unwrap();
+        let acme_users = stack
+            .running
+            .state
+            .directory
+            .store()
+            .users_after(&acme, None)
+            .count();
+        assert_eq!(acme_users, 25, "after a rebuild killed at {delay_ms} ms");
+        dir = {
+            let Stack { running, dir, .. } = stack;
+            running.shutdown().await;
+            dir
+        };
+        for (tree, entries) in trees.iter().zip(&before) {
+            assert!(
+                dump_tree(&data_dir, tree) == *entries,
+                "{tree} differs after a rebuild killed at {delay_ms} ms"
+            );
+        }
+    }
+    drop(dir);
+}
