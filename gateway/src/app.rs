@@ -335,6 +335,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })?;
     let db_path = config.data_dir.join("db");
     let db = open_database(&db_path, config.cache_bytes).await?;
+    make_private(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
     let engine = match &config.nats {
         Some(nats) => Engine::open_jetstream(&db, nats).await?,
         None => Engine::open(&db, Some(&config.data_dir.join(WATERMARK_FILE)))?,
@@ -664,6 +668,34 @@ async fn ensure_admin_token(state: &AppState, path: &Path) -> Result<(), StartEr
         .map_err(|error| StartError::AdminToken(error.to_string()))?;
     info!(path = %path.display(), "admin token created; it is shown only in this file");
     Ok(())
+}
+
+/// Makes the data directory private to roster's user, whatever the umask: it holds every user's
+/// personal data. The directory and the folders in it become 0700, the files 0600 (what sled
+/// creates later sits inside them); a directory others could read is warned about first.
+fn make_private(data_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data_dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        warn!(
+            path = %data_dir.display(),
+            mode = format!("{mode:o}"),
+            "the data directory was open to other users; making it private (0700)"
+        );
+    }
+    fn restrict(path: &Path) -> std::io::Result<()> {
+        let metadata = std::fs::symlink_metadata(path)?;
+        if metadata.is_dir() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+            for entry in std::fs::read_dir(path)? {
+                restrict(&entry?.path())?;
+            }
+        } else if metadata.is_file() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(())
+    }
+    restrict(data_dir)
 }
 
 /// Writes `secret` to `path` readable by the owner only, replacing it atomically.

@@ -92,3 +92,22 @@ async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
     let tenant = server.tenant("term", &tenant.token);
     assert_eq!(tenant.find("userName eq \"before\"").await.len(), 1);
 }
+
+#[tokio::test]
+async fn the_data_directory_is_private_to_roster_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    // Made open to everyone, as a permissive umask or a careless operator would leave it.
+    std::fs::create_dir_all(&data_dir).unwrap();
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stack = Stack::start_in(dir, None).await;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data_dir), 0o700);
+    assert_eq!(mode(&data_dir.join("db")), 0o700);
+    assert_eq!(mode(&data_dir.join("db").join("db")), 0o600);
+    assert_eq!(mode(&data_dir.join("log.watermark")), 0o600);
+    assert_eq!(mode(&data_dir.join("admin.token")), 0o600);
+    drop(stack);
+}
