@@ -229,29 +229,28 @@ impl FromRequestParts<AppState> for ScimClient {
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|_| ScimError::not_found("no such endpoint"))?;
+        // An unknown tenant answers exactly as a known one without a valid token (the same 401,
+        // after the same token lookup), so tenant names cannot be enumerated.
+        let refused =
+            || ScimError::unauthorized("a valid bearer token for this tenant is required");
         let tenant = params
             .get("tenant")
             .and_then(|name| TenantName::parse(name).ok())
             .filter(|name| !name.is_system())
-            .ok_or_else(|| ScimError::not_found("tenant not found"))?;
-        let Some(record) = state.tenant_record_fresh(&tenant).await? else {
-            return Err(ScimError::not_found("tenant not found"));
-        };
+            .ok_or_else(refused)?;
+        let record = state.tenant_record_fresh(&tenant).await?;
         let now = clock::now();
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(auth::parse_authorization)
-            .ok_or_else(|| {
-                ScimError::unauthorized("a valid bearer token for this tenant is required")
-            })?;
+            .ok_or_else(refused)?;
         let token = state
             .authenticate_fresh(&tenant, &presented, now)
             .await?
-            .ok_or_else(|| {
-                ScimError::unauthorized("a valid bearer token for this tenant is required")
-            })?;
+            .ok_or_else(refused)?;
+        let record = record.ok_or_else(refused)?;
         if let Err(wait) = state
             .rate_limiter
             .check(&token.id, std::time::Instant::now())

@@ -161,12 +161,26 @@ async fn authentication_is_per_tenant() {
 }
 
 #[tokio::test]
-async fn unknown_tenants_and_ids_are_404_with_error_bodies() {
+async fn unknown_ids_are_404_and_unknown_tenants_401_like_a_bad_token() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
+    // An unknown tenant answers exactly as a known one with a token that is not its own: tenant
+    // names cannot be enumerated.
     let mut ghost = acme.clone();
     ghost.base = ghost.base.replace("/acme", "/ghost");
-    ghost.get("/Users").await.expect_error(404, None);
+    let unknown = ghost.get("/Users").await.expect_error(401, None);
+    let mut stranger = acme.clone();
+    stranger.token = "rst_0000_nottherightsecret".to_owned();
+    let known = stranger.get("/Users").await.expect_error(401, None);
+    assert_eq!(unknown, known);
+    let mut nobody = ghost.clone();
+    nobody.token = String::new();
+    let mut anonymous = acme.clone();
+    anonymous.token = String::new();
+    assert_eq!(
+        nobody.get("/Users").await.expect_error(401, None),
+        anonymous.get("/Users").await.expect_error(401, None)
+    );
     acme.get("/Users/01a20227-0ccc-7000-960e-d47748ca4e48")
         .await
         .expect_error(404, None);
