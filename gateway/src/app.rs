@@ -33,6 +33,12 @@ pub struct Config {
     pub nats: Option<roster_engine::log::JetStreamConfig>,
     /// Per-token SCIM request rate limit; `None` (the default): unlimited.
     pub rate_limit: Option<crate::ratelimit::RateLimit>,
+    /// Peers whose `X-Forwarded-For`/`-Proto`/`-Host` headers are believed (reverse proxies);
+    /// from anyone else they are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The public base URL of the SCIM endpoint (`https://scim.example.com`), for `Location` and
+    /// `meta.location`; `None`: the request's `Host` (or a trusted proxy's `X-Forwarded-Host`).
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -44,6 +50,8 @@ impl Config {
             cache_bytes: 256 * 1024 * 1024,
             nats: None,
             rate_limit: None,
+            trusted_proxies: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -98,6 +106,10 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The per-token SCIM rate limit (passes everything unless configured).
     pub rate_limiter: Arc<crate::ratelimit::RateLimiter>,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// The configured public base URL, if any.
+    pub public_url: Option<Arc<str>>,
     /// When this process last asked to record each token's use (so that a burst of requests
     /// asks once).
     token_uses: Arc<std::sync::Mutex<std::collections::HashMap<TokenId, i64>>>,
@@ -369,6 +381,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         projector,
         metrics: Arc::new(metrics),
         rate_limiter: Arc::new(crate::ratelimit::RateLimiter::new(config.rate_limit)),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        public_url: config
+            .public_url
+            .as_deref()
+            .map(|url| Arc::from(url.trim_end_matches('/'))),
         token_uses: Arc::default(),
     };
 

@@ -80,6 +80,15 @@ enum Command {
         /// up).
         #[arg(long, env = "ROSTER_RATE_LIMIT_BURST", requires = "rate_limit")]
         rate_limit_burst: Option<u32>,
+        /// A reverse proxy (address or CIDR) whose X-Forwarded-For, -Proto and -Host headers are
+        /// believed; repeat for several. From other peers these headers are ignored: the audit
+        /// trail records the socket's address.
+        #[arg(long = "trusted-proxy", env = "ROSTER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+        trusted_proxies: Vec<ipnet::IpNet>,
+        /// The SCIM endpoint's public base URL (e.g. https://scim.example.com), used in Location
+        /// and meta.location; default: the request's Host.
+        #[arg(long, env = "ROSTER_PUBLIC_URL", value_parser = parse_public_url)]
+        public_url: Option<String>,
     },
     /// Manage tenants (organizations).
     #[command(subcommand)]
@@ -122,6 +131,35 @@ enum Command {
 enum ExportFormat {
     Jsonl,
     Csv,
+}
+
+/// Where `serve` sits in the network: the proxies it trusts and its public URL.
+struct NetworkOptions {
+    trusted_proxies: Vec<ipnet::IpNet>,
+    public_url: Option<String>,
+}
+
+/// A trusted proxy: a CIDR (`10.0.0.0/8`) or a single address.
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is neither an address nor a CIDR network"))
+}
+
+/// A public base URL: http(s), a host, no query or fragment.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or_else(|| format!("{text:?} must start with https:// or http://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || text.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "{text:?} is not a base URL (scheme://host[:port][/path])"
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// A point in time on the command line: RFC 3339, or a date (midnight UTC).
@@ -507,6 +545,8 @@ async fn run(cli: Cli) -> Result<()> {
             nats_replicas,
             rate_limit,
             rate_limit_burst,
+            trusted_proxies,
+            public_url,
         } => {
             let nats = nats.map(|url| roster_engine::log::JetStreamConfig {
                 url,
@@ -516,7 +556,11 @@ async fn run(cli: Cli) -> Result<()> {
                 .map(|rate| roster_gateway::ratelimit::RateLimit::new(rate, rate_limit_burst))
                 .transpose()
                 .map_err(|reason| anyhow::anyhow!("--rate-limit: {reason}"))?;
-            serve(&cli.common, http, nats, rate_limit).await
+            let network = NetworkOptions {
+                trusted_proxies,
+                public_url,
+            };
+            serve(&cli.common, http, nats, rate_limit, network).await
         }
         Command::Tenant(command) => tenant(&cli.common, command).await,
         Command::Token(command) => token(&cli.common, command).await,
@@ -535,6 +579,7 @@ async fn serve(
     http: SocketAddr,
     nats: Option<roster_engine::log::JetStreamConfig>,
     rate_limit: Option<roster_gateway::ratelimit::RateLimit>,
+    network: NetworkOptions,
 ) -> Result<()> {
     let grpc: SocketAddr = common
         .grpc
@@ -543,6 +588,8 @@ async fn serve(
     let mut config = Config::new(&common.data_dir, http, grpc);
     config.nats = nats;
     config.rate_limit = rate_limit;
+    config.trusted_proxies = network.trusted_proxies;
+    config.public_url = network.public_url;
     if let Some(limit) = rate_limit {
         tracing::info!(
             per_second = limit.per_second,

@@ -261,9 +261,9 @@ impl FromRequestParts<AppState> for ScimClient {
             ));
         }
         state.note_token_use(&tenant, &token, now).await;
-        let base_url = format!("{}/scim/v2/{tenant}", origin(&parts.headers));
+        let base_url = format!("{}/scim/v2/{tenant}", origin(state, parts));
         let tenant = staging_route(state, tenant, record.staging.as_ref(), &parts.method)?;
-        let source = source(parts);
+        let source = source(state, parts);
         Ok(Self {
             context: CommandContext {
                 now,
@@ -334,17 +334,54 @@ fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
-fn source(parts: &Parts) -> Source {
-    let ip = header_text(&parts.headers, "x-forwarded-for")
-        .and_then(|forwarded| forwarded.split(',').next())
-        .map(|ip| ip.trim().to_owned())
-        .or_else(|| {
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(address)| address.ip().to_string())
-        })
-        .unwrap_or_default();
+/// The address of the peer that sent the request (the socket's other end).
+fn peer(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())
+}
+
+/// Whether `address` is one of the configured trusted proxies.
+fn is_trusted(state: &AppState, address: std::net::IpAddr) -> bool {
+    state
+        .trusted_proxies
+        .iter()
+        .any(|network| network.contains(&address))
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy; then the last address
+/// in `X-Forwarded-For` that is not itself a trusted proxy (proxies append what they saw, so
+/// only the hops added by trusted ones can be believed).
+fn client_ip(state: &AppState, parts: &Parts) -> String {
+    let Some(peer) = peer(parts) else {
+        return String::new();
+    };
+    if !is_trusted(state, peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect();
+    let mut client = peer;
+    for hop in forwarded.iter().rev() {
+        let Ok(address) = hop.trim().parse::<std::net::IpAddr>() else {
+            break;
+        };
+        client = address;
+        if !is_trusted(state, address) {
+            break;
+        }
+    }
+    client.to_string()
+}
+
+fn source(state: &AppState, parts: &Parts) -> Source {
+    let ip = client_ip(state, parts);
     let user_agent = header_text(&parts.headers, header::USER_AGENT)
         .unwrap_or_default()
         .chars()
@@ -360,11 +397,20 @@ fn source(parts: &Parts) -> Source {
     }
 }
 
-fn origin(headers: &HeaderMap) -> String {
+/// Where the SCIM endpoint is, for `Location` and `meta.location`: the configured public URL;
+/// else the request's `Host`, or a trusted proxy's `X-Forwarded-Proto`/`-Host`. Forwarding
+/// headers from anyone else are ignored.
+fn origin(state: &AppState, parts: &Parts) -> String {
+    if let Some(public_url) = &state.public_url {
+        return public_url.to_string();
+    }
+    let headers = &parts.headers;
+    let forwarded = peer(parts).is_some_and(|peer| is_trusted(state, peer));
     let scheme = header_text(headers, "x-forwarded-proto")
-        .filter(|scheme| *scheme == "https" || *scheme == "http")
+        .filter(|scheme| forwarded && (*scheme == "https" || *scheme == "http"))
         .unwrap_or("http");
     let host = header_text(headers, "x-forwarded-host")
+        .filter(|_| forwarded)
         .or_else(|| header_text(headers, header::HOST))
         .filter(|host| {
             host.chars()

@@ -246,3 +246,65 @@ async fn metrics_show_projection_lag_and_checkpoints() {
     assert!(text.contains("roster_projection_checkpoint{projection=\"audit\"}"));
     assert!(text.contains("roster_log_durable_sequence"));
 }
+
+/// Creates a user through `stack` with forwarding headers a client could forge; returns the
+/// `Location` answered and the source address the audit trail recorded.
+async fn create_behind_headers(stack: &Stack, user_name: &str) -> (String, String) {
+    let acme = stack.tenant("acme").await;
+    let response = acme
+        .request(reqwest::Method::POST, "/Users")
+        .header("content-type", "application/scim+json")
+        .header("x-forwarded-for", "198.51.100.9, 203.0.113.77")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .body(json!({"userName": user_name}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let output = roster(
+        stack,
+        &["audit", "export", "acme", "--type", "user.provisioned"],
+    )
+    .await;
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let record: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    (
+        location,
+        record["source"]["ip"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn forwarding_headers_are_believed_only_from_trusted_proxies() {
+    // Anyone's forwarding headers: ignored; the socket's address and the request's Host stand.
+    let stack = Stack::start().await;
+    let (location, ip) = create_behind_headers(&stack, "direct").await;
+    assert_eq!(ip, "127.0.0.1");
+    assert!(
+        location.starts_with(&format!("http://{}/", stack.running.http_addr)),
+        "{location}"
+    );
+
+    // Behind a trusted proxy: the last hop it did not add itself is the client.
+    let stack = Stack::start_with(|config| {
+        config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let (location, ip) = create_behind_headers(&stack, "proxied").await;
+    assert_eq!(ip, "203.0.113.77");
+    assert!(location.starts_with("https://evil.example/"), "{location}");
+
+    // A configured public URL wins over every header.
+    let stack = Stack::start_with(|config| {
+        config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        config.public_url = Some("https://scim.example.com/".to_owned());
+    })
+    .await;
+    let (location, _) = create_behind_headers(&stack, "public").await;
+    assert!(
+        location.starts_with("https://scim.example.com/scim/v2/acme/Users/"),
+        "{location}"
+    );
+}
