@@ -39,6 +39,11 @@ pub struct Config {
     /// The public base URL of the SCIM endpoint (`https://scim.example.com`), for `Location` and
     /// `meta.location`; `None`: the request's `Host` (or a trusted proxy's `X-Forwarded-Host`).
     pub public_url: Option<String>,
+    /// Connection limits and timeouts of both listeners.
+    pub connections: crate::connections::ConnectionLimits,
+    /// Where `/metrics`, `/healthz` and `/readyz` answer without a token; `None`: nowhere (the
+    /// SCIM port still serves health, and metrics to the admin token).
+    pub admin_http: Option<SocketAddr>,
 }
 
 impl Config {
@@ -52,6 +57,8 @@ impl Config {
             rate_limit: None,
             trusted_proxies: Vec::new(),
             public_url: None,
+            connections: crate::connections::ConnectionLimits::default(),
+            admin_http: None,
         }
     }
 }
@@ -295,6 +302,8 @@ impl AppState {
 pub struct Running {
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
+    /// Where `--admin-http` listens, if it does.
+    pub admin_http_addr: Option<SocketAddr>,
     pub admin_token_file: PathBuf,
     pub state: AppState,
     shutdown: watch::Sender<bool>,
@@ -336,6 +345,25 @@ impl Running {
             warn!("the database was not released within 10 s of shutdown");
         }
         info!("roster stopped");
+    }
+}
+
+/// Warns when this process may not open enough files for `limits.max_connections` connections
+/// besides its database files.
+fn warn_if_open_files_are_short(limits: &crate::connections::ConnectionLimits) {
+    /// Files roster keeps open besides connections: the database, logs, listeners.
+    const OWN_FILES: u64 = 64;
+    if let Some(open_files) = crate::connections::open_files_limit() {
+        let needed = u64::try_from(limits.max_connections)
+            .unwrap_or(u64::MAX)
+            .saturating_add(OWN_FILES);
+        if open_files < needed {
+            warn!(
+                open_files,
+                max_connections = limits.max_connections,
+                "the open-files limit (ulimit -n) is below --max-connections plus {OWN_FILES}: raise it (LimitNOFILE=) or lower --max-connections"
+            );
+        }
     }
 }
 
@@ -434,32 +462,48 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             source,
         })?;
 
+    let gate = crate::connections::Gate::new(
+        config.connections.clone(),
+        Arc::clone(&state.trusted_proxies),
+    );
+    warn_if_open_files_are_short(&config.connections);
     let http_server = {
         let router = crate::scim::http::router(state.clone());
-        let mut stop = shutdown.subscribe();
-        tokio::spawn(async move {
-            // Paths are normalized before routing (IdPs send `/users`, `/Users/`).
-            let router = tower::Layer::layer(
-                &tower::util::MapRequestLayer::new(crate::scim::http::normalize_request),
-                router,
-            );
-            let service =
-                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                    SocketAddr,
-                >(router);
-            let result = axum::serve(http_listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stop| *stop).await;
-                })
-                .await;
-            if let Err(error) = result {
-                warn!(%error, "SCIM HTTP server stopped with an error");
-            }
-        })
+        // Paths are normalized before routing (IdPs send `/users`, `/Users/`).
+        let service = tower::Layer::layer(
+            &tower::util::MapRequestLayer::new(crate::scim::http::normalize_request),
+            router,
+        );
+        tokio::spawn(crate::scim::server::serve(
+            http_listener,
+            service,
+            Arc::clone(&gate),
+            shutdown.subscribe(),
+        ))
     };
-    let grpc_server = crate::grpc::serve(state.clone(), grpc_listener, shutdown.subscribe())
+    let mut admin_http_addr = None;
+    let mut servers = Vec::new();
+    if let Some(address) = config.admin_http {
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| StartError::Bind { address, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { address, source })?;
+        servers.push(tokio::spawn(crate::scim::server::serve(
+            listener,
+            crate::scim::http::admin_router(state.clone()),
+            Arc::clone(&gate),
+            shutdown.subscribe(),
+        )));
+        info!(address = %bound, "admin HTTP (metrics, health) listening");
+        admin_http_addr = Some(bound);
+    }
+    let grpc_server = crate::grpc::serve(state.clone(), grpc_listener, gate, shutdown.subscribe())
         .await
         .map_err(StartError::Grpc)?;
+    servers.push(http_server);
+    servers.push(grpc_server);
     info!(address = %http_addr, "SCIM HTTP listening");
     info!(address = %grpc_addr, "gRPC listening");
     Ok(Running {
@@ -468,7 +512,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         admin_token_file,
         state,
         shutdown,
-        servers: vec![http_server, grpc_server],
+        admin_http_addr,
+        servers,
         projector: projector_task,
         background: vec![event_counter, expiry_warnings],
     })

@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod clock;
+pub mod connections;
 pub mod drift;
 pub mod grpc;
 pub mod metrics;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use roster_gateway::app::{self, ADMIN_TOKEN_FILE, Config};
+use roster_gateway::connections::ConnectionLimits;
 use roster_proto::v1 as pb;
 use roster_proto::v1::admin_client::AdminClient;
 use tonic::metadata::MetadataValue;
@@ -89,6 +90,13 @@ enum Command {
         /// and meta.location; default: the request's Host.
         #[arg(long, env = "ROSTER_PUBLIC_URL", value_parser = parse_public_url)]
         public_url: Option<String>,
+        /// Address serving /metrics, /healthz and /readyz without a token: keep it private
+        /// (loopback, or a port only Prometheus reaches). `off`: none (the SCIM port still
+        /// serves health, and /metrics to the admin token).
+        #[arg(long, env = "ROSTER_ADMIN_HTTP", default_value = "127.0.0.1:9464", value_parser = parse_admin_http)]
+        admin_http: AdminHttp,
+        #[command(flatten)]
+        connections: ConnectionArgs,
     },
     /// Manage tenants (organizations).
     #[command(subcommand)]
@@ -133,10 +141,81 @@ enum ExportFormat {
     Csv,
 }
 
+/// Connection limits and timeouts of `serve`'s SCIM and gRPC listeners.
+#[derive(Clone, Debug, clap::Args)]
+struct ConnectionArgs {
+    /// Connections open at once, SCIM and gRPC together; more are answered 503 and closed.
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
+    /// Connections open at once from one client address (trusted proxies are exempt).
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = ConnectionLimits::default().max_connections_per_address, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections_per_address: usize,
+    /// Longest a client may take to send a request's head once connected or once it starts
+    /// one, e.g. 10s.
+    #[arg(long, env = "ROSTER_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    header_timeout: std::time::Duration,
+    /// Longest a connection stays open with no request in flight, e.g. 60s.
+    #[arg(long, env = "ROSTER_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    idle_timeout: std::time::Duration,
+    /// HTTP/2 streams one connection may have open at once (SCIM and gRPC).
+    #[arg(long, env = "ROSTER_MAX_CONCURRENT_STREAMS", default_value_t = ConnectionLimits::default().max_concurrent_streams, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_streams: u32,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_concurrent_streams: self.max_concurrent_streams,
+        }
+    }
+}
+
+/// `--admin-http`: an address, or `off`.
+#[derive(Clone, Copy, Debug)]
+struct AdminHttp(Option<SocketAddr>);
+
+fn parse_admin_http(text: &str) -> Result<AdminHttp, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(AdminHttp(None));
+    }
+    text.parse()
+        .map(|address| AdminHttp(Some(address)))
+        .map_err(|_| format!("{text:?} is neither a socket address (127.0.0.1:9464) nor off"))
+}
+
+/// A timeout: a number with a unit, `ms`, `s` or `m` (`500ms`, `10s`, `2m`).
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} needs a unit: ms, s or m (e.g. 10s)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a number"))?;
+    let millis = match unit {
+        "ms" => Some(number),
+        "s" => number.checked_mul(1000),
+        "m" => number.checked_mul(60_000),
+        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use ms, s or m")),
+    };
+    millis
+        .filter(|millis| (1..=86_400_000).contains(millis))
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} must be between 1ms and 24 hours"))
+}
+
 /// Where `serve` sits in the network: the proxies it trusts and its public URL.
 struct NetworkOptions {
     trusted_proxies: Vec<ipnet::IpNet>,
     public_url: Option<String>,
+    connections: ConnectionLimits,
+    admin_http: Option<SocketAddr>,
 }
 
 /// A trusted proxy: a CIDR (`10.0.0.0/8`) or a single address.
@@ -547,6 +626,8 @@ async fn run(cli: Cli) -> Result<()> {
             rate_limit_burst,
             trusted_proxies,
             public_url,
+            admin_http,
+            connections,
         } => {
             let nats = nats.map(|url| roster_engine::log::JetStreamConfig {
                 url,
@@ -559,6 +640,8 @@ async fn run(cli: Cli) -> Result<()> {
             let network = NetworkOptions {
                 trusted_proxies,
                 public_url,
+                connections: connections.limits(),
+                admin_http: admin_http.0,
             };
             serve(&cli.common, http, nats, rate_limit, network).await
         }
@@ -590,6 +673,8 @@ async fn serve(
     config.rate_limit = rate_limit;
     config.trusted_proxies = network.trusted_proxies;
     config.public_url = network.public_url;
+    config.connections = network.connections;
+    config.admin_http = network.admin_http;
     if let Some(limit) = rate_limit {
         tracing::info!(
             per_second = limit.per_second,

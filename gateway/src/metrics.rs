@@ -32,7 +32,13 @@ pub struct Metrics {
     projection_lag_seconds: Gauge,
     resident_memory: IntGauge,
     peak_resident_memory: IntGauge,
+    /// Tenants that have become label values, at most [`MAX_TENANT_LABELS`].
+    labelled_tenants: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+/// Most tenants named in label values; requests of further tenants count under `other`, so a
+/// deployment with thousands of tenants does not make thousands of series per metric.
+pub const MAX_TENANT_LABELS: usize = 200;
 
 /// The `scimType` of a SCIM error response, left in its extensions for the request metrics.
 #[derive(Clone, Copy, Debug)]
@@ -148,6 +154,7 @@ impl Metrics {
             projection_lag_seconds,
             resident_memory,
             peak_resident_memory,
+            labelled_tenants: std::sync::Mutex::default(),
         })
     }
 
@@ -158,9 +165,25 @@ impl Metrics {
 
     /// Counts a SCIM request refused by the rate limit.
     pub fn rate_limited(&self, tenant: &TenantName) {
-        self.rate_limited
-            .with_label_values(&[tenant.as_str()])
-            .inc();
+        let label = self.tenant_label(tenant.as_str());
+        self.rate_limited.with_label_values(&[&label]).inc();
+    }
+
+    /// `tenant` as a label value: itself while fewer than [`MAX_TENANT_LABELS`] tenants are
+    /// labelled (or it already is), `other` beyond.
+    pub fn tenant_label(&self, tenant: &str) -> String {
+        let mut labelled = self
+            .labelled_tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if labelled.contains(tenant) {
+            return tenant.to_owned();
+        }
+        if labelled.len() < MAX_TENANT_LABELS {
+            labelled.insert(tenant.to_owned());
+            return tenant.to_owned();
+        }
+        "other".to_owned()
     }
 
     /// Counts appended events of one type.
@@ -203,7 +226,10 @@ fn tenant_label(state: &AppState, path: &str) -> String {
         .and_then(|rest| rest.split('/').next())
         .and_then(|name| TenantName::parse(name).ok())
         .filter(|tenant| matches!(state.tenant_exists(tenant), Ok(true)))
-        .map_or_else(|| "-".to_owned(), |tenant| tenant.to_string())
+        .map_or_else(
+            || "-".to_owned(),
+            |tenant| state.metrics.tenant_label(tenant.as_str()),
+        )
 }
 
 /// Axum middleware: counts and times every HTTP request.
@@ -273,5 +299,26 @@ pub async fn count_events(state: AppState, mut from: u64) {
         if durable.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_labels_are_bounded_and_stable() {
+        let metrics = Metrics::new().unwrap();
+        let labels: std::collections::HashSet<String> = (0..MAX_TENANT_LABELS + 50)
+            .map(|index| metrics.tenant_label(&format!("tenant-{index}")))
+            .collect();
+        assert_eq!(labels.len(), MAX_TENANT_LABELS + 1);
+        assert!(labels.contains("other"));
+        // A tenant labelled once keeps its label; a late one stays `other`.
+        assert_eq!(metrics.tenant_label("tenant-0"), "tenant-0");
+        assert_eq!(
+            metrics.tenant_label(&format!("tenant-{}", MAX_TENANT_LABELS + 10)),
+            "other"
+        );
     }
 }

@@ -12,10 +12,11 @@ use roster_proto::v1::admin_server::AdminServer;
 use roster_proto::v1::audit_server::AuditServer;
 use roster_proto::v1::directory_server::DirectoryServer;
 use roster_proto::v1::events_server::EventsServer;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
@@ -24,16 +25,20 @@ use roster_engine::domain::{Actor, ActorKind, TenantName};
 use crate::app::AppState;
 use crate::auth;
 use crate::clock;
+use crate::connections::{Activity, Gate, GuardedStream, InFlightLayer};
+use crate::scim::server::{HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT};
 
 pub use admin::AdminService;
 pub use audit::AuditService;
 pub use directory::DirectoryService;
 pub use events::EventsService;
 
-/// Starts serving gRPC on `listener` until `shutdown` turns true.
+/// Starts serving gRPC on `listener` until `shutdown` turns true, admitting connections through
+/// `gate` under its limits and timeouts.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
+    gate: Arc<Gate>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, String> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -58,7 +63,13 @@ pub async fn serve(
     health_reporter
         .set_serving::<EventsServer<EventsService>>()
         .await;
+    let limits = gate.limits().clone();
     let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
+        .layer(InFlightLayer)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
@@ -67,7 +78,7 @@ pub async fn serve(
         .add_service(DirectoryServer::new(DirectoryService::new(state.clone())))
         .add_service(EventsServer::new(EventsService::new(state)));
     Ok(tokio::spawn(async move {
-        let incoming = TcpListenerStream::new(listener);
+        let incoming = admitted(listener, gate);
         let signal = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         };
@@ -75,6 +86,44 @@ pub async fn serve(
             tracing::warn!(%error, "gRPC server stopped with an error");
         }
     }))
+}
+
+/// Most bytes of a gRPC request's headers (metadata).
+const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
+
+/// The connections `listener` accepts that `gate` admits, guarded by its timeouts; the others
+/// are closed at once (a gRPC client sees the connection fail and retries with backoff).
+fn admitted(
+    listener: TcpListener,
+    gate: Arc<Gate>,
+) -> impl tokio_stream::Stream<Item = Result<GuardedStream, std::io::Error>> {
+    let limits = gate.limits().clone();
+    futures::stream::unfold(
+        (listener, gate, limits),
+        |(listener, gate, limits)| async move {
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "gRPC listener could not accept a connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                match gate.admit(peer.ip()) {
+                    Ok(admission) => {
+                        let _ = stream.set_nodelay(true);
+                        let guarded =
+                            GuardedStream::new(stream, peer, admission, Activity::new(), &limits);
+                        return Some((Ok(guarded), (listener, gate, limits)));
+                    }
+                    Err(refusal) => {
+                        tracing::debug!(%peer, %refusal, "gRPC connection refused");
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// The admin actor behind `authorization: Bearer <admin token>`, or why not.

@@ -70,12 +70,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/scim/v2/{tenant}/Schemas", get(discovery::schemas))
         .route("/scim/v2/{tenant}/Schemas/{id}", get(discovery::schema))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics_with_admin_token))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(dry_run::layer))
+        .layer(axum::middleware::from_fn(
+            super::server::refuse_oversized_heads,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,
@@ -164,6 +167,45 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
             response
         }
     }
+}
+
+/// The operations router of `--admin-http`: `/metrics`, `/healthz` and `/readyz` without a
+/// token, for an address only operators reach (loopback by default).
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// `/metrics` on the SCIM port: it names every tenant, so only the admin token reads it there
+/// (Prometheus: `authorization: {type: Bearer, credentials_file: …}`); `--admin-http` serves it
+/// without a token.
+async fn metrics_with_admin_token(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(auth::parse_authorization);
+    let admitted = match presented {
+        Some(presented) => {
+            match state.authenticate(&TenantName::system(), &presented, clock::now()) {
+                Ok(record) => record.is_some(),
+                Err(error) => return ScimError::from(error).into_response(),
+            }
+        }
+        None => false,
+    };
+    if !admitted {
+        return ScimError::unauthorized(
+            "/metrics on this port needs the admin token (or read it from --admin-http)",
+        )
+        .into_response();
+    }
+    metrics(axum::extract::State(state)).await
 }
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {

@@ -14,6 +14,7 @@ pub mod patch;
 pub mod resource;
 pub mod schema;
 pub mod search;
+pub mod server;
 pub mod sort;
 pub mod user;
 pub mod users;

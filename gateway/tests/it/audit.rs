@@ -235,12 +235,7 @@ async fn rebuild_replays_the_log_into_identical_views_and_reports_its_speed() {
 async fn metrics_show_projection_lag_and_checkpoints() {
     let stack = Stack::start().await;
     some_history(&stack).await;
-    let text = reqwest::get(format!("{}/metrics", stack.http_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = stack.metrics().await;
     assert!(text.contains("roster_projection_lag_events"), "{text}");
     assert!(text.contains("roster_projection_lag_seconds"));
     assert!(text.contains("roster_projection_checkpoint{projection=\"audit\"}"));

@@ -528,12 +528,7 @@ async fn rejected_scim_requests_are_counted_per_tenant_and_scim_type() {
         .post("/Users", &json!({"userName": "-x-"}))
         .await
         .expect_error(400, Some("invalidValue"));
-    let text = reqwest::get(format!("{}/metrics", stack.http_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = stack.metrics().await;
     for expected in [
         "roster_scim_rejections_total{scim_type=\"uniqueness\",status=\"409\",tenant=\"acme\"} 3",
         "roster_scim_rejections_total{scim_type=\"invalidValue\",status=\"400\",tenant=\"globex\"} 1",

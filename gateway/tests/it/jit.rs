@@ -597,15 +597,7 @@ async fn the_rate_limit_answers_429_with_retry_after_when_enabled() {
 }
 
 async fn reply_text(stack: &Stack) -> String {
-    stack
-        .client
-        .get(format!("{}/metrics", stack.http_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    stack.metrics().await
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 
 mod admin;
 mod audit;
+mod connections;
 mod crash;
 mod damage;
 mod drift;

@@ -8,12 +8,7 @@ use serde_json::json;
 use crate::support::{Process, Stack, reply};
 
 async fn metrics(stack: &Stack) -> String {
-    reqwest::get(format!("{}/metrics", stack.http_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    stack.metrics().await
 }
 
 #[tokio::test]
@@ -67,6 +62,48 @@ async fn metrics_count_requests_rejections_auth_failures_and_events() {
     // Unknown tenants do not become label values.
     let _ = reqwest::get(format!("{}/scim/v2/nosuch/Users", stack.http_url())).await;
     assert!(!metrics(&stack).await.contains("tenant=\"nosuch\""));
+}
+
+#[tokio::test]
+async fn metrics_need_the_admin_token_on_the_scim_port_and_answer_freely_on_admin_http() {
+    let stack = Stack::start_with(|config| {
+        config.admin_http = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let acme = stack.tenant("acme").await;
+    acme.create_user("alice").await;
+    let scim_metrics = format!("{}/metrics", stack.http_url());
+    for token in [None, Some(acme.token.as_str()), Some("not-a-token")] {
+        let mut request = stack.client.get(&scim_metrics);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "token {token:?}");
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("acme"), "{body}");
+    }
+    assert!(stack.metrics().await.contains("tenant=\"acme\""));
+
+    let admin_http = stack.running.admin_http_addr.expect("admin HTTP listens");
+    let text = reqwest::get(format!("http://{admin_http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("tenant=\"acme\""), "{text}");
+    for path in ["/healthz", "/readyz"] {
+        let response = reqwest::get(format!("http://{admin_http}{path}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    // The admin address serves operations only, never SCIM.
+    let response = reqwest::get(format!("http://{admin_http}/scim/v2/acme/Users"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

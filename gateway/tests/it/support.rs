@@ -85,6 +85,21 @@ impl Stack {
         format!("http://{}", self.running.http_addr)
     }
 
+    /// `/metrics` as the admin token reads it on the SCIM port.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.http_url()))
+            .bearer_auth(self.admin_token())
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(&self.running.admin_token_file)
             .unwrap()
@@ -170,6 +185,7 @@ impl Process {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+            .args(["--admin-http", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
