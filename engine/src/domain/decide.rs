@@ -8,6 +8,7 @@ use super::command::{Command, MemberChange, NewToken};
 use super::event::EventPayload;
 use super::ids::{GroupId, ResourceGroupId, UserId};
 use super::jit;
+use super::limits;
 use super::rejection::Rejection;
 use super::staging::{self, require_directory_writable};
 use super::state::{GroupProfile, GroupRecord, ResourceGroupRecord, State, UserRecord};
@@ -120,7 +121,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
         }
         Command::ProvisionUser { user_id, profile } => {
             require_directory_writable(state)?;
-            let profile = normalize(profile)?;
+            let profile = normalize(profile, None)?;
             if state.user(&user_id).is_some() {
                 return Err(Rejection::UserAlreadyExists(user_id));
             }
@@ -134,7 +135,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
         } => {
             require_directory_writable(state)?;
             let current = existing_user(state, user_id, expected_version)?;
-            let profile = normalize(profile)?;
+            let profile = normalize(profile, Some(&current.profile))?;
             check_unique(state, user_id, &profile)?;
             Ok(replace(current, profile))
         }
@@ -191,7 +192,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             if state.group(&group_id).is_some() {
                 return Err(Rejection::GroupAlreadyExists(group_id));
             }
-            let profile = normalize_group(profile)?;
+            let profile = normalize_group(profile, None)?;
             check_group_name(state, group_id, &profile.display_name)?;
             let mut events = vec![EventPayload::GroupCreated { group_id, profile }];
             let mut changes = MemberChanges::new(state, group_id);
@@ -209,7 +210,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             let current = existing_group(state, group_id, expected_version)?;
             let mut events = match profile {
                 Some(profile) => {
-                    let profile = normalize_group(profile)?;
+                    let profile = normalize_group(profile, Some(&current.profile))?;
                     check_group_name(state, group_id, &profile.display_name)?;
                     update_group(current, profile)
                 }
@@ -448,7 +449,12 @@ fn manually_managed(
     Ok(resource_group)
 }
 
-fn normalize_group(profile: GroupProfile) -> Result<GroupProfile, Rejection> {
+/// Applies the group profile rules and drops what is never part of it; `before` is the group as
+/// stored, on an update (see `limits` for what it changes).
+fn normalize_group(
+    profile: GroupProfile,
+    before: Option<&GroupProfile>,
+) -> Result<GroupProfile, Rejection> {
     let mut profile = profile;
     if profile.display_name.trim().is_empty() {
         return Err(Rejection::EmptyGroupName);
@@ -467,6 +473,7 @@ fn normalize_group(profile: GroupProfile) -> Result<GroupProfile, Rejection> {
             .iter()
             .any(|reserved| name.eq_ignore_ascii_case(reserved))
     });
+    limits::check_group(&profile, before)?;
     Ok(profile)
 }
 
@@ -648,13 +655,19 @@ fn existing_user(
     }
 }
 
-/// Applies the profile rules and drops what is never stored.
-pub(super) fn normalize(profile: UserProfile) -> Result<UserProfile, Rejection> {
+/// Applies the profile rules and drops what is never stored; `before` is the user as stored, on a
+/// replace (see `limits` for what it changes).
+pub(super) fn normalize(
+    profile: UserProfile,
+    before: Option<&UserProfile>,
+) -> Result<UserProfile, Rejection> {
     let mut profile = profile.without_secrets();
     profile
         .attributes
         .retain(|name, value| !value.is_null() && !is_reserved(name));
     profile.external_id = profile.external_id.filter(|id| !id.is_empty());
+    // Before the username rules, whose refusal quotes the name.
+    limits::check_user(&profile, before)?;
     check_user_name(&profile.user_name).map_err(|rule| Rejection::InvalidUserName {
         user_name: profile.user_name.clone(),
         rule,

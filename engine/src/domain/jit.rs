@@ -534,7 +534,10 @@ pub(super) fn decide_jit(state: &State, login: JitLogin) -> Result<Vec<EventPayl
                     subject: login.subject.clone(),
                 });
             }
-            let profile = normalize(profile_for(&login, user.profile.clone()))?;
+            let profile = normalize(
+                profile_for(&login, user.profile.clone()),
+                Some(&user.profile),
+            )?;
             events.extend(replace(user, profile));
             let current = user.sso.as_ref().and_then(|link| link.claim_role.clone());
             if current != claim_role {
@@ -563,7 +566,7 @@ pub(super) fn decide_jit(state: &State, login: JitLogin) -> Result<Vec<EventPayl
                 active: true,
                 attributes: Map::new(),
             };
-            let profile = normalize(profile_for(&login, base))?;
+            let profile = normalize(profile_for(&login, base), None)?;
             events.push(EventPayload::UserProvisioned { user_id, profile });
             events.push(EventPayload::UserSsoLinked {
                 user_id,

@@ -11,6 +11,7 @@ mod decide;
 mod event;
 mod ids;
 mod jit;
+pub mod limits;
 mod rejection;
 mod staging;
 mod state;

@@ -4,6 +4,7 @@
 use thiserror::Error;
 
 use super::ids::{GroupId, ResourceGroupId, TokenId, UserId};
+use super::limits::LimitExceeded;
 use super::user::UserNameRule;
 
 #[derive(Clone, Debug, PartialEq, Error)]
@@ -23,6 +24,9 @@ pub enum Rejection {
     ExternalIdTaken { external_id: String },
     #[error("{0}")]
     InvalidValue(String),
+    /// A value or the resource is larger than `limits` allows.
+    #[error(transparent)]
+    LimitExceeded(#[from] LimitExceeded),
     #[error("user {0} not found")]
     UserNotFound(UserId),
     #[error("user {0} already exists")]
@@ -135,6 +139,7 @@ impl Rejection {
         match self {
             Rejection::InvalidUserName { .. }
             | Rejection::InvalidValue(_)
+            | Rejection::LimitExceeded(_)
             | Rejection::EmptyGroupName
             | Rejection::MemberNotFound(_)
             | Rejection::InvalidResourceGroupName => RejectionKind::Invalid,

@@ -5,6 +5,10 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use roster_engine::domain::limits::{
+    EXTRA_ATTRIBUTES_MAX, EXTRA_ATTRIBUTES_MAX_BYTES, GROUP_NAME_MAX_BYTES, RESOURCE_MAX_BYTES,
+    STRING_MAX_BYTES, USER_NAME_MAX_BYTES, VALUES_MAX,
+};
 use serde_json::{Value, json};
 
 use super::bulk::{MAX_OPERATIONS, MAX_PAYLOAD_BYTES};
@@ -180,12 +184,64 @@ fn canonical_types(parent: Option<&str>) -> &'static [&'static str] {
     }
 }
 
-fn attribute_json(attribute: &Attribute, parent: Option<&str>) -> Value {
+/// The limits of `engine::domain::limits` on an attribute's values, as sentences for its
+/// description (RFC 7643 §7 has no characteristic for sizes; a description is free text).
+fn limit_note(schema: &Schema, parent: Option<&str>, attribute: &Attribute) -> Option<String> {
+    if matches!(
+        attribute.mutability,
+        Mutability::ReadOnly | Mutability::WriteOnly
+    ) {
+        return None;
+    }
+    if schema.id == GROUP.id && parent.is_none() && attribute.name == "members" {
+        return Some(format!(
+            "Not limited to {VALUES_MAX} values like other multi-valued attributes: members are \
+             stored one by one as edges, not in the group."
+        ));
+    }
+    let mut notes = Vec::new();
+    if attribute.multi_valued {
+        notes.push(format!("At most {VALUES_MAX} values."));
+    }
+    if matches!(
+        attribute.kind,
+        Kind::String | Kind::Reference | Kind::Binary | Kind::DateTime
+    ) {
+        let max = match (schema.id, parent, attribute.name) {
+            (id, None, "userName") if id == USER.id => USER_NAME_MAX_BYTES,
+            (id, None, "displayName") if id == GROUP.id => GROUP_NAME_MAX_BYTES,
+            _ => STRING_MAX_BYTES,
+        };
+        notes.push(format!("At most {max} bytes (UTF-8)."));
+    }
+    (!notes.is_empty()).then(|| notes.join(" "))
+}
+
+/// A resource schema's description with the limits on the whole resource.
+fn schema_description(schema: &Schema) -> String {
+    let resource = match schema.id {
+        id if id == USER.id => "user",
+        id if id == GROUP.id => "group (its members aside)",
+        _ => return schema.description.to_owned(),
+    };
+    format!(
+        "{}. A {resource} holds at most {RESOURCE_MAX_BYTES} bytes of JSON, including at most \
+         {EXTRA_ATTRIBUTES_MAX} attributes outside its schemas ({EXTRA_ATTRIBUTES_MAX_BYTES} bytes \
+         together), which are stored and returned as sent.",
+        schema.description
+    )
+}
+
+fn attribute_json(schema: &Schema, attribute: &Attribute, parent: Option<&str>) -> Value {
+    let text = match limit_note(schema, parent, attribute) {
+        Some(note) => format!("{} {note}", attribute.description),
+        None => attribute.description.to_owned(),
+    };
     let mut description = json!({
         "name": attribute.name,
         "type": attribute.kind.as_str(),
         "multiValued": attribute.multi_valued,
-        "description": attribute.description,
+        "description": text,
         "required": attribute.required,
         "mutability": mutability(attribute.mutability),
         "returned": returned(attribute.returned),
@@ -207,7 +263,7 @@ fn attribute_json(attribute: &Attribute, parent: Option<&str>) -> Value {
         description["subAttributes"] = attribute
             .sub_attributes
             .iter()
-            .map(|sub| attribute_json(sub, Some(attribute.name)))
+            .map(|sub| attribute_json(schema, sub, Some(attribute.name)))
             .collect();
     }
     description
@@ -218,11 +274,11 @@ fn schema_json(schema: &Schema, base_url: &str) -> Value {
         "schemas": [SCHEMA_SCHEMA],
         "id": schema.id,
         "name": schema.name,
-        "description": schema.description,
+        "description": schema_description(schema),
         "attributes": schema
             .attributes
             .iter()
-            .map(|attribute| attribute_json(attribute, None))
+            .map(|attribute| attribute_json(schema, attribute, None))
             .collect::<Vec<_>>(),
         "meta": {
             "resourceType": "Schema",
@@ -283,6 +339,45 @@ mod tests {
         assert!(
             !user.to_string().contains("null"),
             "Entra rejects nulls in /Schemas"
+        );
+    }
+
+    #[test]
+    fn schemas_advertise_the_limits_in_descriptions() {
+        let description = |schema: &Value, path: &[&str]| -> String {
+            let mut attributes = &schema["attributes"];
+            let mut found = &Value::Null;
+            for name in path {
+                found = attributes
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a["name"] == *name)
+                    .unwrap();
+                attributes = &found["subAttributes"];
+            }
+            found["description"].as_str().unwrap().to_owned()
+        };
+        let user = schema_json(&USER, "http://x/scim/v2/acme");
+        assert!(description(&user, &["displayName"]).ends_with("At most 4096 bytes (UTF-8)."));
+        assert!(description(&user, &["userName"]).ends_with("At most 256 bytes (UTF-8)."));
+        assert!(description(&user, &["emails"]).ends_with("At most 100 values."));
+        assert!(description(&user, &["emails", "value"]).ends_with("At most 4096 bytes (UTF-8)."));
+        assert!(!description(&user, &["active"]).contains("At most"));
+        assert!(!description(&user, &["groups"]).contains("At most"));
+        assert!(
+            user["description"]
+                .as_str()
+                .unwrap()
+                .contains("at most 16384 bytes")
+        );
+        let group = schema_json(&GROUP, "http://x/scim/v2/acme");
+        assert!(description(&group, &["displayName"]).ends_with("At most 1024 bytes (UTF-8)."));
+        assert!(description(&group, &["members"]).contains("Not limited to 100 values"));
+        let enterprise = schema_json(&ENTERPRISE_USER, "http://x/scim/v2/acme");
+        assert!(
+            description(&enterprise, &["manager", "value"])
+                .ends_with("At most 4096 bytes (UTF-8).")
         );
     }
 

@@ -4,6 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use roster_engine::domain::limits::LimitExceeded;
 use roster_engine::domain::{Rejection, RejectionKind};
 use roster_engine::engine::ExecuteError;
 use serde_json::json;
@@ -136,6 +137,13 @@ impl From<Rejection> for ScimError {
             RejectionKind::PreconditionFailed => Self::precondition_failed(detail),
             RejectionKind::Forbidden => Self::forbidden(detail),
         }
+    }
+}
+
+/// A limit checked at the edge (attributes outside the schemas) reads like one `decide` checked.
+impl From<LimitExceeded> for ScimError {
+    fn from(exceeded: LimitExceeded) -> Self {
+        Rejection::from(exceeded).into()
     }
 }
 

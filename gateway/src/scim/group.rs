@@ -1,13 +1,15 @@
 //! Groups as SCIM JSON: reading a group body into a domain profile and member list, reading
 //! member values in every shape IdPs send them, and rendering a group record back.
 
+use roster_engine::domain::limits::Resource;
 use roster_engine::domain::{Attributes, GroupProfile, GroupRecord, UserId};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::error::ScimError;
 use super::resource::{
-    KeyTarget, canonical_extension, canonical_value, classify_key, etag, json_kind, rfc3339,
+    KeyTarget, canonical_extension, canonical_value, check_extra_attributes, classify_key, etag,
+    json_kind, rfc3339,
 };
 use super::schema::{GROUP_RESOURCE, GROUP_SCHEMA};
 
@@ -66,11 +68,16 @@ pub fn member_ids(value: &Value) -> Result<Vec<UserId>, ScimError> {
     }
 }
 
-/// Reads a group body (POST, PUT, or a PATCHed document).
-pub fn group_from_json(body: &Value) -> Result<GroupInput, ScimError> {
+/// Reads a group body (POST, PUT, or a PATCHed document), every attribute typed as `/Schemas`
+/// says. `before` is the group as stored, on a replace or patch (see `user::profile_from_json`).
+pub fn group_from_json(
+    body: &Value,
+    before: Option<&GroupProfile>,
+) -> Result<GroupInput, ScimError> {
     let Value::Object(fields) = body else {
         return Err(ScimError::invalid_syntax("a Group must be a JSON object"));
     };
+    let stored = before.map(|before| &before.attributes);
     let mut display_name = None;
     let mut external_id = None;
     let mut members = None;
@@ -102,13 +109,15 @@ pub fn group_from_json(body: &Value) -> Result<GroupInput, ScimError> {
                 "id" | "meta" | "schemas" => {}
                 name => {
                     if !value.is_null() {
-                        let value = canonical_value(attribute, value.clone())?;
+                        let before = stored.and_then(|stored| stored.get(name));
+                        let value = canonical_value(attribute, value.clone(), name, before)?;
                         attributes.insert(name.to_owned(), value);
                     }
                 }
             },
             KeyTarget::Extension(extension) => {
-                let fields = canonical_extension(extension, value.clone())?;
+                let before = stored.and_then(|stored| stored.get(extension.id));
+                let fields = canonical_extension(extension, value.clone(), before)?;
                 if !fields.is_empty() {
                     attributes.insert(extension.id.to_owned(), Value::Object(fields));
                 }
@@ -122,6 +131,7 @@ pub fn group_from_json(body: &Value) -> Result<GroupInput, ScimError> {
     }
     let display_name =
         display_name.ok_or_else(|| ScimError::invalid_value("displayName is required"))?;
+    check_extra_attributes(Resource::Group, &GROUP_RESOURCE, &attributes, stored)?;
     Ok(GroupInput {
         profile: GroupProfile {
             display_name,
@@ -191,7 +201,7 @@ mod tests {
             "displayName": "displayName",
             "meta": {"resourceType": "Group"}
         });
-        let input = group_from_json(&body).unwrap();
+        let input = group_from_json(&body, None).unwrap();
         assert_eq!(input.profile.display_name, "displayName");
         assert_eq!(
             input.profile.external_id.as_deref(),
@@ -219,7 +229,7 @@ mod tests {
 
     #[test]
     fn display_name_is_required() {
-        let error = group_from_json(&json!({"members": []})).unwrap_err();
+        let error = group_from_json(&json!({"members": []}), None).unwrap_err();
         assert_eq!(error.scim_type, Some("invalidValue"));
     }
 }

@@ -135,7 +135,7 @@ pub async fn create(
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let selection = Selection::from_query(&query_pairs(query.as_deref()));
-    let input = group_from_json(&body)?;
+    let input = group_from_json(&body, None)?;
     let group_id = GroupId(Uuid::now_v7());
     let mut members = input.members.unwrap_or_default();
     let executed = client
@@ -354,13 +354,18 @@ fn member_changes(
     Ok(changes)
 }
 
-/// The group's profile after attribute operations, applied to its document without members.
-fn patched_profile(document: Value, operations: &[Operation]) -> Result<GroupProfile, ScimError> {
+/// The group's profile after attribute operations, applied to its document without members;
+/// `before` is the group as stored.
+fn patched_profile(
+    document: Value,
+    operations: &[Operation],
+    before: Option<&GroupProfile>,
+) -> Result<GroupProfile, ScimError> {
     let Value::Object(mut document) = document else {
         return Err(ScimError::unavailable("group could not be rendered"));
     };
     patch::apply(&mut document, operations, &GROUP_RESOURCE)?;
-    Ok(group_from_json(&Value::Object(document))?.profile)
+    Ok(group_from_json(&Value::Object(document), before)?.profile)
 }
 
 /// A PATCH body applied to a group's rendered `document` (without members) by the handler's own
@@ -374,7 +379,7 @@ pub fn dry_run_patch(body: &Value, document: Value) -> Result<Option<GroupProfil
     if split.attributes.is_empty() {
         return Ok(None);
     }
-    patched_profile(document, &split.attributes).map(Some)
+    patched_profile(document, &split.attributes, None).map(Some)
 }
 
 /// Runs an update of group `id` built from its current record, retrying when another write
@@ -447,20 +452,19 @@ pub async fn replace(
 ) -> Result<Response, ScimError> {
     let selection = Selection::from_query(&query_pairs(query.as_deref()));
     let id = parse_id(&id)?;
-    let input = group_from_json(&body)?;
-    // A PUT without `members` leaves the members alone: an IdP renaming a group by PUT must not
-    // wipe its membership. `"members": []` empties it.
-    let member_changes: Vec<MemberChange> = input
-        .members
-        .clone()
-        .map(MemberChange::Replace)
-        .into_iter()
-        .collect();
     let executed = update(&app, &client, id, &headers, |current| {
+        let input = group_from_json(&body, Some(&current.profile))?;
+        // A PUT without `members` leaves the members alone: an IdP renaming a group by PUT must
+        // not wipe its membership. `"members": []` empties it.
+        let member_changes: Vec<MemberChange> = input
+            .members
+            .map(MemberChange::Replace)
+            .into_iter()
+            .collect();
         Ok(Command::UpdateGroup {
             group_id: id,
-            profile: Some(input.profile.clone()),
-            member_changes: member_changes.clone(),
+            profile: Some(input.profile),
+            member_changes,
             expected_version: Some(current.version),
         })
     })
@@ -490,6 +494,7 @@ pub async fn patch(
             Some(patched_profile(
                 render_group(current, None, &client.base_url),
                 &split.attributes,
+                Some(&current.profile),
             )?)
         };
         // Member edges commute with concurrent writes; a version check is only needed when the

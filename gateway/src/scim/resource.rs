@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 
 use roster_engine::domain::Timestamp;
+use roster_engine::domain::limits::{self, ExtraAttributes};
 
 use super::error::ScimError;
 use super::schema::{Attribute, Kind, ResourceSchema, Schema};
@@ -20,18 +21,35 @@ pub fn lenient_bool(value: &Value) -> Option<bool> {
     }
 }
 
-/// The canonical form of `value` for attribute `attribute`.
-pub fn canonical_value(attribute: &Attribute, value: Value) -> Result<Value, ScimError> {
+/// The canonical form of `value` for attribute `attribute`, typed as `/Schemas` says; `path`
+/// names it in a refusal (`name.givenName`, `urn:…:User:manager.value`). `before` is the value
+/// stored at the same place, on a replace or patch: a value equal to it is accepted again as it
+/// is, so that data stored before types were enforced never blocks a write that carries it over.
+pub fn canonical_value(
+    attribute: &Attribute,
+    value: Value,
+    path: &str,
+    before: Option<&Value>,
+) -> Result<Value, ScimError> {
     if attribute.multi_valued {
         let items = match value {
             Value::Array(items) => items,
             Value::Null => return Ok(Value::Null),
             single => vec![single],
         };
+        let before = before.and_then(Value::as_array);
         let items = items
             .into_iter()
             .filter(|item| !item.is_null())
-            .map(|item| canonical_single(attribute, item))
+            .enumerate()
+            .map(|(index, item)| {
+                canonical_single(
+                    attribute,
+                    item,
+                    path,
+                    before.and_then(|before| before.get(index)),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(Value::Array(items));
     }
@@ -39,19 +57,46 @@ pub fn canonical_value(attribute: &Attribute, value: Value) -> Result<Value, Sci
         // A complex single value sent as a one-element array (Entra's `manager`).
         Value::Array(mut items) if attribute.kind == Kind::Complex && items.len() <= 1 => {
             match items.pop() {
-                Some(item) => canonical_single(attribute, item),
+                Some(item) => canonical_single(attribute, item, path, before),
                 None => Ok(Value::Null),
             }
         }
-        other => canonical_single(attribute, other),
+        other => canonical_single(attribute, other, path, before),
     }
 }
 
-fn canonical_single(attribute: &Attribute, value: Value) -> Result<Value, ScimError> {
+/// The refusal of a value of the wrong type, unless it is the value stored there before.
+fn wrong_type(
+    path: &str,
+    expected: &str,
+    value: Value,
+    before: Option<&Value>,
+) -> Result<Value, ScimError> {
+    if before == Some(&value) {
+        return Ok(value);
+    }
+    Err(ScimError::invalid_value(format!(
+        "{path} must be {expected}, not {}",
+        json_kind(&value)
+    )))
+}
+
+fn canonical_single(
+    attribute: &Attribute,
+    value: Value,
+    path: &str,
+    before: Option<&Value>,
+) -> Result<Value, ScimError> {
     match attribute.kind {
-        Kind::Boolean => lenient_bool(&value).map(Value::Bool).ok_or_else(|| {
-            ScimError::invalid_value(format!("{} must be a boolean", attribute.name))
-        }),
+        Kind::Boolean => match lenient_bool(&value) {
+            Some(flag) => Ok(Value::Bool(flag)),
+            None => wrong_type(
+                path,
+                "a boolean (true or false, or the strings \"True\" and \"False\")",
+                value,
+                before,
+            ),
+        },
         Kind::Complex => match value {
             Value::Object(fields) => {
                 let mut canonical = Map::new();
@@ -61,7 +106,12 @@ fn canonical_single(attribute: &Attribute, value: Value) -> Result<Value, ScimEr
                     }
                     match attribute.sub(&name) {
                         Some(sub) => {
-                            canonical.insert(sub.name.to_owned(), canonical_value(sub, value)?);
+                            let sub_path = format!("{path}.{}", sub.name);
+                            let before = before.and_then(|before| before.get(sub.name));
+                            canonical.insert(
+                                sub.name.to_owned(),
+                                canonical_value(sub, value, &sub_path, before)?,
+                            );
                         }
                         None => {
                             canonical.insert(name, value);
@@ -70,39 +120,26 @@ fn canonical_single(attribute: &Attribute, value: Value) -> Result<Value, ScimEr
                 }
                 Ok(Value::Object(canonical))
             }
-            // A bare id where a reference object is expected (`manager`, `members`).
+            // A bare id where a reference object is expected (`manager`, `members`), a bare
+            // address in `emails`.
             Value::String(text) if attribute.sub("value").is_some() => {
                 let mut canonical = Map::new();
                 canonical.insert("value".to_owned(), Value::String(text));
                 Ok(Value::Object(canonical))
             }
-            other => Err(ScimError::invalid_value(format!(
-                "{} must be an object, not {}",
-                attribute.name,
-                json_kind(&other)
-            ))),
+            other => wrong_type(path, "an object", other, before),
         },
         Kind::Integer | Kind::Decimal => match value {
             Value::Number(_) => Ok(value),
-            Value::String(ref text) => text
-                .parse::<serde_json::Number>()
-                .map(Value::Number)
-                .map_err(|_| {
-                    ScimError::invalid_value(format!("{} must be a number", attribute.name))
-                }),
-            other => Err(ScimError::invalid_value(format!(
-                "{} must be a number, not {}",
-                attribute.name,
-                json_kind(&other)
-            ))),
+            Value::String(ref text) => match text.parse::<serde_json::Number>() {
+                Ok(number) => Ok(Value::Number(number)),
+                Err(_) => wrong_type(path, "a number", value, before),
+            },
+            other => wrong_type(path, "a number", other, before),
         },
-        _ => match value {
-            Value::Object(_) | Value::Array(_) => Err(ScimError::invalid_value(format!(
-                "{} must be a single {} value",
-                attribute.name,
-                attribute.kind.as_str()
-            ))),
-            other => Ok(other),
+        Kind::String | Kind::Reference | Kind::Binary | Kind::DateTime => match value {
+            Value::String(_) => Ok(value),
+            other => wrong_type(path, "a string", other, before),
         },
     }
 }
@@ -159,14 +196,17 @@ pub fn classify_key(schema: &ResourceSchema, key: &str) -> KeyTarget {
 }
 
 /// The canonical form of an extension's object: its known attributes canonicalized, others kept.
+/// `before` is the extension's object as stored (see [`canonical_value`]).
 pub fn canonical_extension(
     extension: &Schema,
     value: Value,
+    before: Option<&Value>,
 ) -> Result<Map<String, Value>, ScimError> {
     let Value::Object(fields) = value else {
         return Err(ScimError::invalid_value(format!(
-            "{} must be an object",
-            extension.id
+            "{} must be an object, not {}",
+            extension.id,
+            json_kind(&value)
         )));
     };
     let mut canonical = Map::new();
@@ -176,7 +216,9 @@ pub fn canonical_extension(
         }
         match extension.attribute(&name) {
             Some(attribute) => {
-                let value = canonical_value(attribute, value)?;
+                let path = format!("{}:{}", extension.id, attribute.name);
+                let before = before.and_then(|before| before.get(attribute.name));
+                let value = canonical_value(attribute, value, &path, before)?;
                 if !value.is_null() {
                     canonical.insert(attribute.name.to_owned(), value);
                 }
@@ -187,6 +229,47 @@ pub fn canonical_extension(
         }
     }
     Ok(canonical)
+}
+
+/// The attributes of a stored resource (or one about to be) that lie outside its schemas:
+/// top-level attributes the schemas do not define (an IdP's custom extension attributes among
+/// them) and unknown attributes inside a known extension's object. roster stores and echoes them
+/// as sent, within `limits::EXTRA_ATTRIBUTES_MAX` and `limits::EXTRA_ATTRIBUTES_MAX_BYTES`.
+pub fn extra_attributes(
+    attributes: &Map<String, Value>,
+    schema: &ResourceSchema,
+) -> ExtraAttributes {
+    let mut extra = ExtraAttributes::default();
+    for (key, value) in attributes {
+        match classify_key(schema, key) {
+            KeyTarget::Unknown if key.eq_ignore_ascii_case("schemas") => {}
+            KeyTarget::Unknown => extra.add(key, value),
+            KeyTarget::Extension(extension) => {
+                if let Value::Object(fields) = value {
+                    for (name, value) in fields {
+                        if extension.attribute(name).is_none() {
+                            extra.add(&format!("{}:{name}", extension.id), value);
+                        }
+                    }
+                }
+            }
+            KeyTarget::Core(_) | KeyTarget::ExtensionAttribute(..) => {}
+        }
+    }
+    extra
+}
+
+/// Checks the attributes outside `schema` of a resource's new `attributes` against their limits;
+/// `before`: the attributes as stored, on a replace or patch.
+pub fn check_extra_attributes(
+    resource: limits::Resource,
+    schema: &ResourceSchema,
+    attributes: &Map<String, Value>,
+    before: Option<&Map<String, Value>>,
+) -> Result<(), ScimError> {
+    let extra = extra_attributes(attributes, schema);
+    let before = before.map(|before| extra_attributes(before, schema));
+    limits::check_extra_attributes(resource, &extra, before.as_ref()).map_err(ScimError::from)
 }
 
 /// RFC 3339 UTC text of a timestamp, as `meta.created` and `meta.lastModified` show it.
@@ -221,15 +304,24 @@ mod tests {
     #[test]
     fn booleans_sent_as_strings_become_booleans() {
         let active = USER_RESOURCE.attribute(None, "active").unwrap();
-        assert_eq!(canonical_value(active, json!("True")).unwrap(), json!(true));
         assert_eq!(
-            canonical_value(active, json!("false")).unwrap(),
+            canonical_value(active, json!("True"), "active", None).unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            canonical_value(active, json!("false"), "active", None).unwrap(),
             json!(false)
         );
-        assert!(canonical_value(active, json!("yes")).is_err());
+        assert!(canonical_value(active, json!("yes"), "active", None).is_err());
         let emails = USER_RESOURCE.attribute(None, "emails").unwrap();
         assert_eq!(
-            canonical_value(emails, json!({"Value": "a@x.io", "Primary": "True"})).unwrap(),
+            canonical_value(
+                emails,
+                json!({"Value": "a@x.io", "Primary": "True"}),
+                "emails",
+                None
+            )
+            .unwrap(),
             json!([{"value": "a@x.io", "primary": true}])
         );
     }
@@ -243,7 +335,7 @@ mod tests {
             json!([{"value": "m1"}]),
         ] {
             assert_eq!(
-                canonical_value(manager, sent).unwrap(),
+                canonical_value(manager, sent, "manager", None).unwrap(),
                 json!({"value": "m1"})
             );
         }

@@ -4,12 +4,14 @@
 //! Server-owned attributes (`id`, `meta`, `schemas`, `groups`) are ignored on input; `password`
 //! is accepted and dropped; attributes roster does not model are stored and echoed as sent.
 
+use roster_engine::domain::limits::Resource;
 use roster_engine::domain::{Attributes, UserProfile, UserRecord};
 use serde_json::{Map, Value, json};
 
 use super::error::ScimError;
 use super::resource::{
-    KeyTarget, canonical_extension, canonical_value, classify_key, etag, lenient_bool, rfc3339,
+    KeyTarget, canonical_extension, canonical_value, check_extra_attributes, classify_key, etag,
+    lenient_bool, rfc3339,
 };
 use super::schema::{USER_RESOURCE, USER_SCHEMA};
 
@@ -20,12 +22,20 @@ pub struct UserGroup {
     pub display: String,
 }
 
-/// Reads a user body. `active` defaults to `default_active` when the body omits it (true on
-/// create; the current value on replace, so a PUT without `active` never suspends anyone).
-pub fn profile_from_json(body: &Value, default_active: bool) -> Result<UserProfile, ScimError> {
+/// Reads a user body, every attribute typed as `/Schemas` says (with the leniencies of
+/// `resource`). `active` defaults to `default_active` when the body omits it (true on create; the
+/// current value on replace, so a PUT without `active` never suspends anyone). `before` is the
+/// user as stored, on a replace or patch: values it holds are accepted again unchanged (see
+/// `resource::canonical_value`), and the attributes outside the schemas may stay as they were.
+pub fn profile_from_json(
+    body: &Value,
+    default_active: bool,
+    before: Option<&UserProfile>,
+) -> Result<UserProfile, ScimError> {
     let Value::Object(fields) = body else {
         return Err(ScimError::invalid_syntax("a User must be a JSON object"));
     };
+    let stored = before.map(|before| &before.attributes);
     let mut user_name = None;
     let mut external_id = None;
     let mut active = None;
@@ -55,25 +65,34 @@ pub fn profile_from_json(body: &Value, default_active: bool) -> Result<UserProfi
                     }
                 },
                 "active" => {
-                    active = Some(
-                        lenient_bool(value)
-                            .ok_or_else(|| ScimError::invalid_value("active must be a boolean"))?,
-                    );
+                    active = Some(lenient_bool(value).ok_or_else(|| {
+                        ScimError::invalid_value(format!(
+                            "active must be a boolean (true or false, or the strings \"True\" \
+                             and \"False\"), not {}",
+                            super::resource::json_kind(value)
+                        ))
+                    })?);
                 }
                 "id" | "meta" | "schemas" | "groups" | "password" => {}
                 name => {
-                    let value = canonical_value(attribute, value.clone())?;
+                    let before = stored.and_then(|stored| stored.get(name));
+                    let value = canonical_value(attribute, value.clone(), name, before)?;
                     if !is_empty(&value) {
                         attributes.insert(name.to_owned(), value);
                     }
                 }
             },
             KeyTarget::Extension(extension) => {
-                let extension_fields = canonical_extension(extension, value.clone())?;
+                let before = stored.and_then(|stored| stored.get(extension.id));
+                let extension_fields = canonical_extension(extension, value.clone(), before)?;
                 merge_extension(&mut attributes, extension.id, extension_fields);
             }
             KeyTarget::ExtensionAttribute(extension, attribute) => {
-                let value = canonical_value(attribute, value.clone())?;
+                let path = format!("{}:{}", extension.id, attribute.name);
+                let before = stored
+                    .and_then(|stored| stored.get(extension.id))
+                    .and_then(|object| object.get(attribute.name));
+                let value = canonical_value(attribute, value.clone(), &path, before)?;
                 let mut single = Map::new();
                 if !is_empty(&value) {
                     single.insert(attribute.name.to_owned(), value);
@@ -87,6 +106,7 @@ pub fn profile_from_json(body: &Value, default_active: bool) -> Result<UserProfi
         }
     }
     let user_name = user_name.ok_or_else(|| ScimError::invalid_value("userName is required"))?;
+    check_extra_attributes(Resource::User, &USER_RESOURCE, &attributes, stored)?;
     Ok(UserProfile {
         user_name,
         external_id,
@@ -186,7 +206,7 @@ mod tests {
             "addresses": null,
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": "mgr-1", "Department": "R&D"}
         });
-        let profile = profile_from_json(&body, true).unwrap();
+        let profile = profile_from_json(&body, true, None).unwrap();
         assert_eq!(profile.user_name, "Test-User-1");
         assert!(profile.active);
         assert_eq!(
@@ -211,7 +231,7 @@ mod tests {
             "displayName": "Test User", "locale": "en-US", "externalId": "00ujl29u0le5T6Aj10h7",
             "groups": [], "password": "1mz050nq", "active": true
         });
-        let profile = profile_from_json(&body, true).unwrap();
+        let profile = profile_from_json(&body, true, None).unwrap();
         assert!(
             !profile
                 .attributes
@@ -226,7 +246,7 @@ mod tests {
     fn attribute_names_are_canonicalized_and_unknown_ones_kept() {
         let body = json!({"UserName": "ab", "DISPLAYNAME": "A B", "adreses": "kept as sent",
                           "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "7"});
-        let profile = profile_from_json(&body, true).unwrap();
+        let profile = profile_from_json(&body, true, None).unwrap();
         assert_eq!(profile.user_name, "ab");
         assert_eq!(profile.attributes["displayName"], json!("A B"));
         assert_eq!(profile.attributes["adreses"], json!("kept as sent"));
@@ -239,23 +259,27 @@ mod tests {
     #[test]
     fn missing_user_name_and_bad_types_are_invalid_values() {
         assert_eq!(
-            profile_from_json(&json!({}), true).unwrap_err().scim_type,
-            Some("invalidValue")
-        );
-        assert_eq!(
-            profile_from_json(&json!({"userName": 5}), true)
+            profile_from_json(&json!({}), true, None)
                 .unwrap_err()
                 .scim_type,
             Some("invalidValue")
         );
         assert_eq!(
-            profile_from_json(&json!({"userName": "ab", "active": "maybe"}), true)
+            profile_from_json(&json!({"userName": 5}), true, None)
                 .unwrap_err()
                 .scim_type,
             Some("invalidValue")
         );
         assert_eq!(
-            profile_from_json(&json!([1]), true).unwrap_err().scim_type,
+            profile_from_json(&json!({"userName": "ab", "active": "maybe"}), true, None)
+                .unwrap_err()
+                .scim_type,
+            Some("invalidValue")
+        );
+        assert_eq!(
+            profile_from_json(&json!([1]), true, None)
+                .unwrap_err()
+                .scim_type,
             Some("invalidSyntax")
         );
     }
@@ -263,14 +287,172 @@ mod tests {
     #[test]
     fn omitted_active_takes_the_default() {
         assert!(
-            !profile_from_json(&json!({"userName": "ab"}), false)
+            !profile_from_json(&json!({"userName": "ab"}), false, None)
                 .unwrap()
                 .active
         );
         assert!(
-            profile_from_json(&json!({"userName": "ab"}), true)
+            profile_from_json(&json!({"userName": "ab"}), true, None)
                 .unwrap()
                 .active
+        );
+    }
+    /// The attributes of issue 13's finding 6, as a body setting `value` at each, with the path a
+    /// refusal must name.
+    fn typed_attribute_bodies(value: Value) -> Vec<(Value, &'static str)> {
+        vec![
+            (json!({"displayName": value}), "displayName"),
+            (json!({"nickName": value}), "nickName"),
+            (json!({"title": value}), "title"),
+            (json!({"userType": value}), "userType"),
+            (json!({"locale": value}), "locale"),
+            (json!({"timezone": value}), "timezone"),
+            (json!({"profileUrl": value}), "profileUrl"),
+            (json!({"name": {"givenName": value}}), "name.givenName"),
+            (json!({"emails": [{"value": value}]}), "emails.value"),
+            (
+                json!({"phoneNumbers": [{"value": value}]}),
+                "phoneNumbers.value",
+            ),
+            (
+                json!({"addresses": [{"streetAddress": value}]}),
+                "addresses.streetAddress",
+            ),
+            (
+                json!({ENTERPRISE_USER_SCHEMA: {"employeeNumber": value}}),
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+            ),
+            (
+                json!({ENTERPRISE_USER_SCHEMA: {"manager": {"value": value}}}),
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+            ),
+            (
+                json!({"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": value}),
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+            ),
+        ]
+    }
+
+    fn with_user_name(mut body: Value) -> Value {
+        body["userName"] = json!("alice");
+        body
+    }
+
+    #[test]
+    fn string_attributes_refuse_numbers_and_booleans_naming_the_path() {
+        for wrong in [json!(42), json!(1.5), json!(true), json!(false)] {
+            for (body, path) in typed_attribute_bodies(wrong.clone()) {
+                let error = profile_from_json(&with_user_name(body.clone()), true, None)
+                    .expect_err(&format!("{body} is refused"));
+                assert_eq!(error.scim_type, Some("invalidValue"), "{body}");
+                assert!(
+                    error
+                        .detail
+                        .starts_with(&format!("{path} must be a string, not ")),
+                    "{body}: {}",
+                    error.detail
+                );
+            }
+        }
+        let error = profile_from_json(
+            &json!({"userName": "a", "emails": [{"primary": 3}]}),
+            true,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            error.detail.starts_with("emails.primary must be a boolean"),
+            "{}",
+            error.detail
+        );
+        let error =
+            profile_from_json(&json!({"userName": "a", "name": "Alice"}), true, None).unwrap_err();
+        assert_eq!(error.detail, "name must be an object, not a string");
+    }
+
+    #[test]
+    fn strings_are_accepted_everywhere_finding_six_lists() {
+        for (body, _) in typed_attribute_bodies(json!("text")) {
+            assert!(
+                profile_from_json(&with_user_name(body.clone()), true, None).is_ok(),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_stored_before_types_were_enforced_are_carried_over_unchanged() {
+        let stored = profile_from_json(&json!({"userName": "alice"}), true, None).unwrap();
+        let mut legacy = stored.clone();
+        legacy.attributes.insert("displayName".into(), json!(5));
+        legacy
+            .attributes
+            .insert("emails".into(), json!([{"value": 7, "type": "work"}]));
+        legacy.attributes.insert(
+            ENTERPRISE_USER_SCHEMA.into(),
+            json!({"employeeNumber": 12345, "department": "R&D"}),
+        );
+        // Okta PUTs back what it read, with one change (and Entra PATCHes one attribute).
+        let body = json!({"userName": "alice", "displayName": 5, "title": "CTO",
+                          "emails": [{"value": 7, "type": "work"}],
+                          ENTERPRISE_USER_SCHEMA: {"employeeNumber": 12345, "department": "Ops"}});
+        let profile = profile_from_json(&body, true, Some(&legacy)).unwrap();
+        assert_eq!(profile.attributes["displayName"], json!(5));
+        assert_eq!(
+            profile.attributes[ENTERPRISE_USER_SCHEMA]["department"],
+            json!("Ops")
+        );
+        // A changed value is checked.
+        let body = json!({"userName": "alice", "displayName": 6});
+        let error = profile_from_json(&body, true, Some(&legacy)).unwrap_err();
+        assert_eq!(error.detail, "displayName must be a string, not a number");
+        assert!(
+            profile_from_json(
+                &json!({"userName": "alice", "displayName": 5}),
+                true,
+                Some(&stored)
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn attributes_outside_the_schemas_are_limited_in_number_and_size() {
+        let mut body = json!({"userName": "alice"});
+        for n in 0..50 {
+            body[format!("custom{n}")] = json!("v");
+        }
+        let within = profile_from_json(&body, true, None).unwrap();
+        body["urn:ietf:params:scim:schemas:extension:Custom:2.0:User:costCode"] = json!("c");
+        let error = profile_from_json(&body, true, None).unwrap_err();
+        assert_eq!(error.scim_type, Some("invalidValue"));
+        assert!(
+            error
+                .detail
+                .starts_with("the user has 51 attributes outside its schemas ("),
+            "{}",
+            error.detail
+        );
+        // A user that already had them keeps them; one more is refused.
+        let mut stored = within.clone();
+        stored.attributes.insert("custom50".into(), json!("v"));
+        let mut same = body.clone();
+        same.as_object_mut()
+            .unwrap()
+            .remove("urn:ietf:params:scim:schemas:extension:Custom:2.0:User:costCode");
+        same["custom50"] = json!("v");
+        assert!(profile_from_json(&same, true, Some(&stored)).is_ok());
+        // Unknown attributes inside the enterprise extension count too; its own do not.
+        let extension = json!({"userName": "alice", ENTERPRISE_USER_SCHEMA:
+            {"department": "d", "blob": "b".repeat(9000)}});
+        let error = profile_from_json(&extension, true, None).unwrap_err();
+        assert!(
+            error.detail.starts_with(
+                "the user's attributes outside its schemas \
+                 (urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:blob) are 9"
+            ),
+            "{}",
+            error.detail
         );
     }
 }

@@ -109,7 +109,7 @@ pub async fn create(
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let selection = Selection::from_query(&query_pairs(query.as_deref()));
-    let profile = profile_from_json(&body, true)?;
+    let profile = profile_from_json(&body, true, None)?;
     let user_id = UserId(Uuid::now_v7());
     let executed = client
         .execute(&app, Command::ProvisionUser { user_id, profile })
@@ -212,7 +212,7 @@ pub async fn replace(
     let record = read_modify_write(&app, &client, id, &headers, |current| {
         Ok(Command::ReplaceUser {
             user_id: id,
-            profile: profile_from_json(&body, current.profile.active)?,
+            profile: profile_from_json(&body, current.profile.active, Some(&current.profile))?,
             expected_version: Some(current.version),
         })
     })
@@ -243,7 +243,12 @@ pub async fn patch(
         let document = render_user(current, None, &client.base_url);
         Ok(Command::ReplaceUser {
             user_id: id,
-            profile: patched_profile(document, &operations, current.profile.active)?,
+            profile: patched_profile(
+                document,
+                &operations,
+                current.profile.active,
+                Some(&current.profile),
+            )?,
             expected_version: Some(current.version),
         })
     })
@@ -287,17 +292,19 @@ pub(crate) fn refuse_removing_required(
 }
 
 /// The profile of a user after a PATCH: `document` (the user as rendered) with `operations`
-/// applied, read back as a body; `active` stays `default_active` unless set.
+/// applied, read back as a body against `before`, the user as stored; `active` stays
+/// `default_active` unless set.
 fn patched_profile(
     document: Value,
     operations: &[patch::Operation],
     default_active: bool,
+    before: Option<&UserProfile>,
 ) -> Result<UserProfile, ScimError> {
     let Value::Object(mut document) = document else {
         return Err(ScimError::unavailable("user could not be rendered"));
     };
     patch::apply(&mut document, operations, &USER_RESOURCE)?;
-    profile_from_json(&Value::Object(document), default_active)
+    profile_from_json(&Value::Object(document), default_active, before)
 }
 
 /// A PATCH body applied to a user's rendered `document` by the handler's own steps, short of the
@@ -310,7 +317,7 @@ pub fn dry_run_patch(
 ) -> Result<UserProfile, ScimError> {
     let operations = patch::parse_request(body, &USER_RESOURCE)?;
     refuse_removing_required(&operations, &USER_RESOURCE)?;
-    patched_profile(document, &operations, default_active)
+    patched_profile(document, &operations, default_active, None)
 }
 
 pub async fn delete(

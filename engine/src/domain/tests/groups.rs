@@ -540,3 +540,51 @@ fn deleting_a_resource_group_unlinks_and_removes_members_first() {
         ])
     );
 }
+
+#[test]
+fn group_profiles_are_limited_but_members_are_edges_and_are_not() {
+    let scenario = tenant_with_users(150);
+    let mut long_name = group_profile(&"g".repeat(2000));
+    let rejection = scenario
+        .when(Command::CreateGroup {
+            group_id: gid(1),
+            profile: long_name.clone(),
+            members: Vec::new(),
+        })
+        .unwrap_err();
+    assert_eq!(rejection.kind(), RejectionKind::Invalid);
+    assert!(
+        rejection.to_string().starts_with(
+            "displayName is 2000 bytes long; a group's displayName may have at most 1024 bytes"
+        ),
+        "{rejection}"
+    );
+    long_name.display_name = "Eng".into();
+    long_name
+        .attributes
+        .insert("description".into(), serde_json::json!("d".repeat(5000)));
+    assert!(matches!(
+        scenario.when(Command::CreateGroup {
+            group_id: gid(1),
+            profile: long_name,
+            members: Vec::new(),
+        }),
+        Err(Rejection::LimitExceeded(_))
+    ));
+    // 150 members, more than any multi-valued attribute may hold: accepted.
+    let all: Vec<u128> = (1..=150).collect();
+    let scenario = scenario.after(create_group(1, "Everyone", &all));
+    assert_eq!(scenario.members(1).len(), 150);
+    let mut renamed = group_profile(&"r".repeat(1025));
+    renamed.display_name.pop();
+    assert!(
+        scenario
+            .when(Command::UpdateGroup {
+                group_id: gid(1),
+                profile: Some(renamed),
+                member_changes: vec![MemberChange::Replace(users(&all[..120]))],
+                expected_version: None,
+            })
+            .is_ok()
+    );
+}

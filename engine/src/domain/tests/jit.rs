@@ -629,3 +629,41 @@ fn more_holders_of_an_email_than_the_caller_passes_are_ambiguous() {
         })
     );
 }
+
+#[test]
+fn a_login_that_would_grow_a_user_beyond_the_limits_is_refused() {
+    // A user provisioned by SCIM just under the size limit, linked to the login by externalId.
+    let mut near_full = with_external_id(profile("alice"), "00u-alice");
+    let filler: Vec<String> = (0..4).map(|n| format!("{n}{}", "r".repeat(4000))).collect();
+    near_full.attributes.insert("roles".into(), json!(filler));
+    let scenario = given(a_tenant()).after(Command::ProvisionUser {
+        user_id: uid(1),
+        profile: near_full,
+    });
+    let mut long_names = login(2, "00u-alice", "alice@x.io", json!({}));
+    long_names.given_name = Some("G".repeat(256));
+    long_names.family_name = Some("F".repeat(256));
+    let refused = scenario
+        .when(Command::JitProvision(long_names))
+        .unwrap_err();
+    assert_eq!(refused.kind(), RejectionKind::Invalid);
+    assert!(
+        matches!(
+            refused,
+            Rejection::LimitExceeded(limits::LimitExceeded::Resource { .. })
+        ),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().starts_with("the user is "), "{refused}");
+    // A login that fits is answered as usual.
+    assert!(
+        scenario
+            .when(Command::JitProvision(login(
+                2,
+                "00u-alice",
+                "alice@x.io",
+                json!({})
+            )))
+            .is_ok()
+    );
+}

@@ -411,3 +411,94 @@ fn the_system_tenant_holds_tokens_but_no_users() {
         Err(Rejection::TenantNotFound)
     );
 }
+
+#[test]
+fn oversized_values_are_refused_on_provision_and_replace_naming_the_attribute() {
+    let mut huge = profile("alice");
+    huge.attributes
+        .insert("displayName".into(), json!("x".repeat(1_000_000)));
+    let rejection = given(a_tenant())
+        .when(Command::ProvisionUser {
+            user_id: uid(1),
+            profile: huge.clone(),
+        })
+        .unwrap_err();
+    assert_eq!(rejection.kind(), RejectionKind::Invalid);
+    assert_eq!(
+        rejection.to_string(),
+        "displayName is 1000000 bytes long; a string value may have at most 4096 bytes"
+    );
+    let emails: Vec<serde_json::Value> = (0..100_000)
+        .map(|n| json!({"value": format!("{n}@x.io")}))
+        .collect();
+    let mut many = profile("alice");
+    many.attributes.insert("emails".into(), json!(emails));
+    let scenario = given(a_tenant()).after(provision(1, "alice"));
+    let rejection = scenario
+        .when(Command::ReplaceUser {
+            user_id: uid(1),
+            profile: many,
+            expected_version: None,
+        })
+        .unwrap_err();
+    assert!(matches!(
+        rejection,
+        Rejection::LimitExceeded(limits::LimitExceeded::Values { ref path, count: 100_000, max: 100 })
+            if path == "emails"
+    ));
+}
+
+#[test]
+fn a_huge_user_name_is_refused_by_its_limit_without_being_quoted() {
+    let rejection = given(a_tenant())
+        .when(provision(1, &"a".repeat(1_000_000)))
+        .unwrap_err();
+    assert_eq!(
+        rejection.to_string(),
+        "userName is 1000000 bytes long; a userName may have at most 256 bytes"
+    );
+}
+
+#[test]
+fn values_stored_before_the_limits_stay_writable_unchanged() {
+    // A user stored before the limits existed (the event is history, never decided again).
+    let mut legacy = profile("alice");
+    legacy
+        .attributes
+        .insert("displayName".into(), json!("x".repeat(10_000)));
+    let scenario = given(a_tenant()).after(provision(9, "bob"));
+    let mut scenario = scenario;
+    scenario.record([EventPayload::UserProvisioned {
+        user_id: uid(1),
+        profile: legacy.clone(),
+    }]);
+    // An IdP deactivates it and changes another attribute: accepted.
+    let mut deactivated = legacy.clone();
+    deactivated.active = false;
+    deactivated.attributes.insert("title".into(), json!("Gone"));
+    deactivated
+        .attributes
+        .insert("displayName".into(), json!("x".repeat(10_000)));
+    assert!(
+        scenario
+            .when(Command::ReplaceUser {
+                user_id: uid(1),
+                profile: deactivated,
+                expected_version: None,
+            })
+            .is_ok()
+    );
+    // Changing the oversized value itself must fit.
+    let mut renamed = legacy;
+    renamed
+        .attributes
+        .insert("displayName".into(), json!("y".repeat(10_000)));
+    assert!(matches!(
+        scenario.when(Command::ReplaceUser {
+            user_id: uid(1),
+            profile: renamed,
+            expected_version: None,
+        }),
+        Err(Rejection::LimitExceeded(_))
+    ));
+}
