@@ -39,6 +39,8 @@ pub struct Config {
     /// The public base URL of the SCIM endpoint (`https://scim.example.com`), for `Location` and
     /// `meta.location`; `None`: the request's `Host` (or a trusted proxy's `X-Forwarded-Host`).
     pub public_url: Option<String>,
+    /// Limits on server-streaming gRPC calls (Watch, audit Replay).
+    pub streams: crate::grpc::StreamLimits,
 }
 
 impl Config {
@@ -52,6 +54,7 @@ impl Config {
             rate_limit: None,
             trusted_proxies: Vec::new(),
             public_url: None,
+            streams: crate::grpc::StreamLimits::default(),
         }
     }
 }
@@ -113,6 +116,8 @@ pub struct AppState {
     /// When this process last asked to record each token's use (so that a burst of requests
     /// asks once).
     token_uses: Arc<std::sync::Mutex<std::collections::HashMap<TokenId, i64>>>,
+    /// The server-streaming gRPC calls open and the bytes they hold.
+    pub streams: Arc<crate::grpc::Streams>,
 }
 
 /// A token's use is recorded at most once per this many microseconds (the engine's resolution).
@@ -387,6 +392,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .as_deref()
             .map(|url| Arc::from(url.trim_end_matches('/'))),
         token_uses: Arc::default(),
+        streams: Arc::new(crate::grpc::Streams::new(config.streams.clone())),
     };
 
     let event_counter = tokio::spawn(crate::metrics::count_events(

@@ -89,6 +89,9 @@ enum Command {
         /// and meta.location; default: the request's Host.
         #[arg(long, env = "ROSTER_PUBLIC_URL", value_parser = parse_public_url)]
         public_url: Option<String>,
+        /// Limits on server-streaming gRPC calls (Watch, audit Replay).
+        #[command(flatten)]
+        streams: roster_gateway::grpc::StreamLimits,
     },
     /// Manage tenants (organizations).
     #[command(subcommand)]
@@ -547,6 +550,7 @@ async fn run(cli: Cli) -> Result<()> {
             rate_limit_burst,
             trusted_proxies,
             public_url,
+            streams,
         } => {
             let nats = nats.map(|url| roster_engine::log::JetStreamConfig {
                 url,
@@ -560,7 +564,7 @@ async fn run(cli: Cli) -> Result<()> {
                 trusted_proxies,
                 public_url,
             };
-            serve(&cli.common, http, nats, rate_limit, network).await
+            serve(&cli.common, http, nats, rate_limit, network, streams).await
         }
         Command::Tenant(command) => tenant(&cli.common, command).await,
         Command::Token(command) => token(&cli.common, command).await,
@@ -580,6 +584,7 @@ async fn serve(
     nats: Option<roster_engine::log::JetStreamConfig>,
     rate_limit: Option<roster_gateway::ratelimit::RateLimit>,
     network: NetworkOptions,
+    streams: roster_gateway::grpc::StreamLimits,
 ) -> Result<()> {
     let grpc: SocketAddr = common
         .grpc
@@ -590,6 +595,7 @@ async fn serve(
     config.rate_limit = rate_limit;
     config.trusted_proxies = network.trusted_proxies;
     config.public_url = network.public_url;
+    config.streams = streams;
     if let Some(limit) = rate_limit {
         tracing::info!(
             per_second = limit.per_second,

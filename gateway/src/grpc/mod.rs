@@ -6,6 +6,7 @@ mod audit;
 mod directory;
 mod events;
 mod jit;
+mod streams;
 
 use roster_proto::v1::FILE_DESCRIPTOR_SET;
 use roster_proto::v1::admin_server::AdminServer;
@@ -29,6 +30,11 @@ pub use admin::AdminService;
 pub use audit::AuditService;
 pub use directory::DirectoryService;
 pub use events::EventsService;
+pub use streams::{RESUME_FROM_TRAILER, StreamLimits, Streams, parse_bytes, parse_timeout};
+
+/// How often an idle connection is pinged, and how long its answer may take.
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Starts serving gRPC on `listener` until `shutdown` turns true.
 pub async fn serve(
@@ -36,6 +42,16 @@ pub async fn serve(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, String> {
+    let limits = state.streams.limits();
+    tracing::info!(
+        per_token = limits.max_per_token,
+        per_tenant = limits.max_per_tenant,
+        total = limits.max_total,
+        buffer_bytes = limits.buffer_bytes,
+        total_buffer_bytes = limits.total_buffer_bytes,
+        stall_timeout = ?limits.stall_timeout,
+        "gRPC stream limits"
+    );
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<AdminServer<AdminService>>()
@@ -59,6 +75,10 @@ pub async fn serve(
         .set_serving::<EventsServer<EventsService>>()
         .await;
     let router = tonic::transport::Server::builder()
+        // A peer that vanished without closing its connection stops answering pings: its
+        // connection, and the streams it holds against the stream limits, are then let go.
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)

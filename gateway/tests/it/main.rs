@@ -23,5 +23,6 @@ mod rebuild;
 mod robustness;
 mod roles;
 mod staging;
+mod streams;
 mod support;
 mod users;
