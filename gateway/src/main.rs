@@ -1508,6 +1508,23 @@ async fn audit_client(
     Ok(roster_proto::v1::audit_client::AuditClient::with_interceptor(channel, AdminToken(header)))
 }
 
+/// Where a stream dropped by the server resumes (its `roster-resume-from` trailer), if it can.
+fn resume_point(status: &tonic::Status) -> Option<u64> {
+    if !matches!(
+        status.code(),
+        tonic::Code::Aborted | tonic::Code::ResourceExhausted
+    ) {
+        return None;
+    }
+    status
+        .metadata()
+        .get(roster_gateway::grpc::RESUME_FROM_TRAILER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// One CSV field (RFC 4180).
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
@@ -1529,17 +1546,18 @@ async fn audit(common: &Common, command: AuditCommand) -> Result<()> {
             event_types,
             target,
         } => {
+            let request = pb::ReplayRequest {
+                tenant,
+                from_time: since.map(roster_engine::codec::timestamp_to_proto),
+                to_time: until.map(roster_engine::codec::timestamp_to_proto),
+                from_sequence: 0,
+                to_sequence: 0,
+                target: target.unwrap_or_default(),
+                actor: String::new(),
+                event_types,
+            };
             let mut stream = client
-                .replay(pb::ReplayRequest {
-                    tenant,
-                    from_time: since.map(roster_engine::codec::timestamp_to_proto),
-                    to_time: until.map(roster_engine::codec::timestamp_to_proto),
-                    from_sequence: 0,
-                    to_sequence: 0,
-                    target: target.unwrap_or_default(),
-                    actor: String::new(),
-                    event_types,
-                })
+                .replay(request.clone())
                 .await
                 .map_err(rpc_error)?
                 .into_inner();
@@ -1551,7 +1569,27 @@ async fn audit(common: &Common, command: AuditCommand) -> Result<()> {
                     "sequence,recorded_at,occurred_at,event_type,target,actor_kind,actor_id,actor_display,source_ip,user_agent,request_id,outcome,changes,prev_hash,hash"
                 )?;
             }
-            while let Some(record) = stream.message().await.map_err(rpc_error)? {
+            loop {
+                let record = match stream.message().await {
+                    Ok(Some(record)) => record,
+                    Ok(None) => break,
+                    // Dropped for reading too slowly (stdout was blocked): resume where it stopped.
+                    Err(status) => match resume_point(&status) {
+                        Some(from_sequence) => {
+                            out.flush()?;
+                            stream = client
+                                .replay(pb::ReplayRequest {
+                                    from_sequence,
+                                    ..request.clone()
+                                })
+                                .await
+                                .map_err(rpc_error)?
+                                .into_inner();
+                            continue;
+                        }
+                        None => return Err(rpc_error(status)),
+                    },
+                };
                 match format {
                     ExportFormat::Jsonl => writeln!(out, "{}", record.json)?,
                     ExportFormat::Csv => {

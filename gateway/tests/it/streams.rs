@@ -519,3 +519,52 @@ async fn watch_on_jetstream_reads_the_tenants_events_from_the_mirror() {
     };
     assert_eq!(user.user_name, "a-late");
 }
+
+/// `roster audit export` whose output stops being read (a paused pager) is dropped by the server
+/// like any slow client, resumes where it stopped, and writes every record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_export_resumes_a_replay_dropped_while_its_output_was_blocked() {
+    use tokio::io::AsyncReadExt;
+
+    let stack = stack_with(slow_consumer_limits()).await;
+    let acme = stack.tenant("acme").await;
+    // ~5 MB of records: more than the pipe, the client's HTTP/2 window and the server's buffers.
+    seed_users(&acme, 600, 4 * 1024).await;
+    let export = || {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_roster"));
+        command
+            .args(["audit", "export", "acme", "--grpc"])
+            .arg(stack.running.grpc_addr.to_string())
+            .arg("--data-dir")
+            .arg(stack.data_dir())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let complete = export().output().await.unwrap();
+    assert!(complete.status.success());
+    let records = complete
+        .stdout
+        .iter()
+        .filter(|byte| **byte == b'\n')
+        .count();
+    assert!(records > 600, "{records} records");
+
+    let mut blocked = export().spawn().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut output = Vec::new();
+    blocked
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut output)
+        .await
+        .unwrap();
+    let finished = blocked.wait_with_output().await.unwrap();
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert!(output == complete.stdout, "every record once, in order");
+}
