@@ -6,9 +6,11 @@
 //! [`EmbeddedLog::wait_durable`]. Readers only ever see durable events.
 //!
 //! Tree `log` layout ([`super::packed`]): the events of one writer iteration (every append
-//! taken at once, many tenants' commands) packed under one key, `B first-seq`, and `H tenant` →
-//! the tenant's last sequence, all in one atomic sled batch. A log of the first layout (a key per
-//! event) is packed in place when opened.
+//! taken at once, many tenants' commands) packed under one key, `B first-seq`, `H tenant` → the
+//! tenant's last sequence, and the tenant index (`T tenant first-seq` → where the tenant's events
+//! sit in that batch; `I` → the last sequence indexed), all in one atomic sled batch. A log of the
+//! first layout (a key per event) is packed in place when opened, and a log written without the
+//! tenant index is indexed then. [`EmbeddedLog::read_tenant`] reads one tenant through the index.
 //!
 //! Durability is watched from outside sled too: the flusher records the last durable sequence
 //! and its event's digest in the watermark file ([`super::watermark`]) after every flush, and
