@@ -42,7 +42,7 @@ const MIN_GRANT_BYTES: usize = 64 * 1024;
 const DEFAULT_MAX_PER_TOKEN: usize = 8;
 const DEFAULT_MAX_PER_TENANT: usize = 32;
 const DEFAULT_MAX_TOTAL: usize = 512;
-const DEFAULT_BUFFER_BYTES: usize = 1024 * 1024;
+const DEFAULT_BUFFER_BYTES: usize = 512 * 1024;
 const DEFAULT_TOTAL_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -61,7 +61,7 @@ pub struct StreamLimits {
     #[arg(long = "max-streams", value_name = "N", env = "ROSTER_MAX_STREAMS", default_value_t = DEFAULT_MAX_TOTAL)]
     pub max_total: usize,
     /// Bytes of messages one stream may hold waiting for its client (e.g. 1MiB, 512KiB).
-    #[arg(long = "stream-buffer-bytes", value_name = "BYTES", env = "ROSTER_STREAM_BUFFER_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
+    #[arg(long = "stream-buffer-bytes", value_name = "BYTES", env = "ROSTER_STREAM_BUFFER_BYTES", default_value = "512KiB", value_parser = parse_bytes)]
     pub buffer_bytes: usize,
     /// Bytes of messages all streams together may hold waiting for their clients.
     #[arg(long = "stream-buffer-total-bytes", value_name = "BYTES", env = "ROSTER_STREAM_BUFFER_TOTAL_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
@@ -415,12 +415,18 @@ impl<T: Sequenced> StreamSender<T> {
         &self.shared.streams.limits
     }
 
-    /// Waits until the stream's buffer is at least half free (or empty) and the shared budget has
-    /// room, and reserves it: at most `at_most` bytes. A client that takes nothing for the stall
-    /// timeout meanwhile, or a budget that stays full as long, ends the stream.
+    /// Waits until the stream's buffer has room for a read of `at_most` bytes (or for half the
+    /// buffer, if that is less), and the shared budget has room too, and reserves it: at most
+    /// `at_most` bytes. A client that takes nothing for the stall timeout meanwhile, or a budget
+    /// that stays full as long, ends the stream.
     pub async fn reserve(&self, at_most: usize) -> Result<Grant, Ended> {
         let buffer = self.limits().buffer_bytes;
         let stall = self.limits().stall_timeout;
+        let at_most = at_most.max(1);
+        let worth_reading = at_most.min(buffer / 2).max(1);
+        let has_room = |queue: &Queue<T>| {
+            queue.messages.is_empty() || buffer.saturating_sub(queue.bytes) >= worth_reading
+        };
         let room = loop {
             let moved = self.shared.consumer_moved.notified();
             {
@@ -428,16 +434,16 @@ impl<T: Sequenced> StreamSender<T> {
                 if queue.consumer_gone || queue.end.is_some() {
                     return Err(Ended);
                 }
-                if queue.messages.is_empty() || queue.bytes <= buffer / 2 {
-                    break buffer.saturating_sub(queue.bytes).clamp(1, at_most.max(1));
+                if has_room(&queue) {
+                    break buffer.saturating_sub(queue.bytes).clamp(1, at_most);
                 }
             }
             if tokio::time::timeout(stall, moved).await.is_err() {
-                let (held, resume_from) = {
+                let (stalled, held, resume_from) = {
                     let queue = self.queue();
-                    (queue.bytes, queue.resume_from)
+                    (!has_room(&queue), queue.bytes, queue.resume_from)
                 };
-                if held > buffer / 2 {
+                if stalled {
                     self.abort(Status::aborted(format!(
                         "client too slow: {held} bytes of messages waited unread for {} \
                          (stream buffer {buffer} bytes, --stream-buffer-bytes, \
@@ -494,7 +500,7 @@ impl<T: Sequenced> StreamSender<T> {
             self.shared.streams.budget.give_back(size);
             return Err(Ended);
         }
-        queue.read_until = message.sequence().saturating_add(1);
+        queue.read_until = queue.read_until.max(message.sequence().saturating_add(1));
         queue.messages.push_back((message, size));
         queue.bytes += size;
         queue.wake();
@@ -840,6 +846,17 @@ mod tests {
         );
         drop(held);
         assert_eq!(streams.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn the_flags_default_to_the_default_limits() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            limits: StreamLimits,
+        }
+        let parsed = <Flags as clap::Parser>::try_parse_from(["roster"]).unwrap();
+        assert_eq!(parsed.limits, StreamLimits::default());
     }
 
     #[test]
