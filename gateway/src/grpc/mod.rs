@@ -30,7 +30,7 @@ pub use admin::AdminService;
 pub use audit::AuditService;
 pub use directory::DirectoryService;
 pub use events::EventsService;
-pub use streams::{RESUME_FROM_TRAILER, StreamLimits, Streams, parse_bytes, parse_timeout};
+pub use streams::{RESUME_FROM_TRAILER, StreamLimits, Streams};
 
 /// How often an idle connection is pinged, and how long its answer may take.
 const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
