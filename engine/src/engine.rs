@@ -854,18 +854,15 @@ fn landed(
     };
     let mut next = after + 1;
     while next <= until {
-        let chunk = log.read(next, REPLAY_CHUNK)?;
-        let Some(last) = chunk.last().map(|event| event.sequence) else {
-            break;
-        };
-        if let Some(found) = chunk
-            .iter()
-            .find(|event| event.tenant == *tenant && event.id == first.id)
-        {
+        let chunk = log.read_tenant(tenant, next, REPLAY_CHUNK, usize::MAX)?;
+        if let Some(found) = chunk.events.iter().find(|event| event.id == first.id) {
             let start = found.sequence;
             return Ok(Some((start..start + events.len() as u64).collect()));
         }
-        next = last + 1;
+        if chunk.events.is_empty() {
+            break;
+        }
+        next = chunk.next;
     }
     Ok(None)
 }

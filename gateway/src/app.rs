@@ -44,6 +44,8 @@ pub struct Config {
     /// Where `/metrics`, `/healthz` and `/readyz` answer without a token; `None`: nowhere (the
     /// SCIM port still serves health, and metrics to the admin token).
     pub admin_http: Option<SocketAddr>,
+    /// Limits on server-streaming gRPC calls (Watch, audit Replay).
+    pub streams: crate::grpc::StreamLimits,
 }
 
 impl Config {
@@ -59,6 +61,7 @@ impl Config {
             public_url: None,
             connections: crate::connections::ConnectionLimits::default(),
             admin_http: None,
+            streams: crate::grpc::StreamLimits::default(),
         }
     }
 }
@@ -120,6 +123,8 @@ pub struct AppState {
     /// When this process last asked to record each token's use (so that a burst of requests
     /// asks once).
     token_uses: Arc<std::sync::Mutex<std::collections::HashMap<TokenId, i64>>>,
+    /// The server-streaming gRPC calls open and the bytes they hold.
+    pub streams: Arc<crate::grpc::Streams>,
 }
 
 /// A token's use is recorded at most once per this many microseconds (the engine's resolution).
@@ -415,6 +420,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .as_deref()
             .map(|url| Arc::from(url.trim_end_matches('/'))),
         token_uses: Arc::default(),
+        streams: Arc::new(crate::grpc::Streams::new(config.streams.clone())),
     };
 
     let event_counter = tokio::spawn(crate::metrics::count_events(

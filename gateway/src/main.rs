@@ -97,6 +97,9 @@ enum Command {
         admin_http: AdminHttp,
         #[command(flatten)]
         connections: ConnectionArgs,
+        /// Limits on server-streaming gRPC calls (Watch, audit Replay).
+        #[command(flatten)]
+        streams: roster_gateway::grpc::StreamLimits,
     },
     /// Manage tenants (organizations).
     #[command(subcommand)]
@@ -628,6 +631,7 @@ async fn run(cli: Cli) -> Result<()> {
             public_url,
             admin_http,
             connections,
+            streams,
         } => {
             let nats = nats.map(|url| roster_engine::log::JetStreamConfig {
                 url,
@@ -643,7 +647,7 @@ async fn run(cli: Cli) -> Result<()> {
                 connections: connections.limits(),
                 admin_http: admin_http.0,
             };
-            serve(&cli.common, http, nats, rate_limit, network).await
+            serve(&cli.common, http, nats, rate_limit, network, streams).await
         }
         Command::Tenant(command) => tenant(&cli.common, command).await,
         Command::Token(command) => token(&cli.common, command).await,
@@ -663,6 +667,7 @@ async fn serve(
     nats: Option<roster_engine::log::JetStreamConfig>,
     rate_limit: Option<roster_gateway::ratelimit::RateLimit>,
     network: NetworkOptions,
+    streams: roster_gateway::grpc::StreamLimits,
 ) -> Result<()> {
     let grpc: SocketAddr = common
         .grpc
@@ -675,6 +680,7 @@ async fn serve(
     config.public_url = network.public_url;
     config.connections = network.connections;
     config.admin_http = network.admin_http;
+    config.streams = streams;
     if let Some(limit) = rate_limit {
         tracing::info!(
             per_second = limit.per_second,
@@ -1587,6 +1593,23 @@ async fn audit_client(
     Ok(roster_proto::v1::audit_client::AuditClient::with_interceptor(channel, AdminToken(header)))
 }
 
+/// Where a stream dropped by the server resumes (its `roster-resume-from` trailer), if it can.
+fn resume_point(status: &tonic::Status) -> Option<u64> {
+    if !matches!(
+        status.code(),
+        tonic::Code::Aborted | tonic::Code::ResourceExhausted
+    ) {
+        return None;
+    }
+    status
+        .metadata()
+        .get(roster_gateway::grpc::RESUME_FROM_TRAILER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// One CSV field (RFC 4180).
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
@@ -1608,17 +1631,18 @@ async fn audit(common: &Common, command: AuditCommand) -> Result<()> {
             event_types,
             target,
         } => {
+            let request = pb::ReplayRequest {
+                tenant,
+                from_time: since.map(roster_engine::codec::timestamp_to_proto),
+                to_time: until.map(roster_engine::codec::timestamp_to_proto),
+                from_sequence: 0,
+                to_sequence: 0,
+                target: target.unwrap_or_default(),
+                actor: String::new(),
+                event_types,
+            };
             let mut stream = client
-                .replay(pb::ReplayRequest {
-                    tenant,
-                    from_time: since.map(roster_engine::codec::timestamp_to_proto),
-                    to_time: until.map(roster_engine::codec::timestamp_to_proto),
-                    from_sequence: 0,
-                    to_sequence: 0,
-                    target: target.unwrap_or_default(),
-                    actor: String::new(),
-                    event_types,
-                })
+                .replay(request.clone())
                 .await
                 .map_err(rpc_error)?
                 .into_inner();
@@ -1630,7 +1654,27 @@ async fn audit(common: &Common, command: AuditCommand) -> Result<()> {
                     "sequence,recorded_at,occurred_at,event_type,target,actor_kind,actor_id,actor_display,source_ip,user_agent,request_id,outcome,changes,prev_hash,hash"
                 )?;
             }
-            while let Some(record) = stream.message().await.map_err(rpc_error)? {
+            loop {
+                let record = match stream.message().await {
+                    Ok(Some(record)) => record,
+                    Ok(None) => break,
+                    // Dropped for reading too slowly (stdout was blocked): resume where it stopped.
+                    Err(status) => match resume_point(&status) {
+                        Some(from_sequence) => {
+                            out.flush()?;
+                            stream = client
+                                .replay(pb::ReplayRequest {
+                                    from_sequence,
+                                    ..request.clone()
+                                })
+                                .await
+                                .map_err(rpc_error)?
+                                .into_inner();
+                            continue;
+                        }
+                        None => return Err(rpc_error(status)),
+                    },
+                };
                 match format {
                     ExportFormat::Jsonl => writeln!(out, "{}", record.json)?,
                     ExportFormat::Csv => {

@@ -6,9 +6,11 @@
 //! [`EmbeddedLog::wait_durable`]. Readers only ever see durable events.
 //!
 //! Tree `log` layout ([`super::packed`]): the events of one writer iteration (every append
-//! taken at once, many tenants' commands) packed under one key, `B first-seq`, and `H tenant` →
-//! the tenant's last sequence, all in one atomic sled batch. A log of the first layout (a key per
-//! event) is packed in place when opened.
+//! taken at once, many tenants' commands) packed under one key, `B first-seq`, `H tenant` → the
+//! tenant's last sequence, and the tenant index (`T tenant first-seq` → where the tenant's events
+//! sit in that batch; `I` → the last sequence indexed), all in one atomic sled batch. A log of the
+//! first layout (a key per event) is packed in place when opened, and a log written without the
+//! tenant index is indexed then. [`EmbeddedLog::read_tenant`] reads one tenant through the index.
 //!
 //! Durability is watched from outside sled too: the flusher records the last durable sequence
 //! and its event's digest in the watermark file ([`super::watermark`]) after every flush, and
@@ -29,7 +31,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
 
-use super::packed::{self, HEAD, PACK_BYTES};
+use super::packed::{self, HEAD, Packer};
 use super::watermark::{Mark, Verdict, Watermark};
 use super::{AppendError, AppendRequest, LogError};
 use crate::codec;
@@ -50,6 +52,18 @@ fn now() -> Timestamp {
         .map(|since| since.as_micros() as i64)
         .unwrap_or(0);
     Timestamp::from_micros(micros)
+}
+
+/// What [`EmbeddedLog::read_tenant`] read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantRead {
+    /// The tenant's events, in sequence order.
+    pub events: Vec<Event>,
+    /// Their encoded size in the log, in bytes.
+    pub bytes: usize,
+    /// Where the next read continues: the first event left out by a limit, or past the durable
+    /// head the read reached.
+    pub next: u64,
 }
 
 /// What [`EmbeddedLog::inspect`] found.
@@ -133,6 +147,12 @@ impl EmbeddedLog {
             let moved = packed::migrate(&tree)?;
             db.flush().map_err(packed::storage)?;
             info!(events = moved, "event log packed");
+        }
+        if packed::indexed_through(&tree)? < packed::last(&tree)?.0 {
+            info!("indexing the event log by tenant");
+            let indexed = packed::build_tenant_index(&tree)?;
+            db.flush().map_err(packed::storage)?;
+            info!(batches = indexed, "event log indexed by tenant");
         }
         let (head, last_bytes) = packed::last(&tree)?;
         let last_written = if head == 0 {
@@ -265,15 +285,21 @@ impl EmbeddedLog {
         }
         let mut batch = sled::Batch::default();
         let mut heads: HashMap<&TenantName, u64> = HashMap::new();
-        let mut pack = Pack::default();
+        let mut pack = Packer::default();
         for event in events {
-            pack.push(&mut batch, event.sequence, &codec::encode(event));
+            pack.push(
+                &mut batch,
+                event.sequence,
+                event.tenant.as_str(),
+                &codec::encode(event),
+            );
             heads.insert(&event.tenant, event.sequence);
         }
         pack.finish(&mut batch);
         for (tenant, sequence) in heads {
             batch.insert(head_key(tenant), sequence.to_be_bytes().as_slice());
         }
+        packed::mark_indexed(&mut batch, last.sequence);
         self.shared
             .tree
             .apply_batch(batch)
@@ -418,6 +444,80 @@ impl EmbeddedLog {
         Ok(events)
     }
 
+    /// `tenant`'s durable events with `sequence >= from`, in order, through the tenant index: no
+    /// other tenant's event is read. At most `limit_events` events and, past the first, at most
+    /// `limit_bytes` of encoded events. [`TenantRead::next`] is where the next read continues.
+    pub fn read_tenant(
+        &self,
+        tenant: &TenantName,
+        from: u64,
+        limit_events: usize,
+        limit_bytes: usize,
+    ) -> Result<TenantRead, LogError> {
+        let durable = self.durable_head();
+        let from = from.max(1);
+        let mut read = TenantRead {
+            events: Vec::new(),
+            bytes: 0,
+            next: from,
+        };
+        if from > durable {
+            return Ok(read);
+        }
+        for entry in packed::tenant_batches(&self.shared.tree, tenant.as_str(), from, durable) {
+            let (first, runs) = entry?;
+            let value = self
+                .shared
+                .tree
+                .get(packed::batch_key(first))
+                .map_err(packed::storage)?
+                .ok_or_else(|| LogError::Corrupt {
+                    sequence: first,
+                    reason: "the tenant index names a batch the log does not hold".to_owned(),
+                })?;
+            for run in runs {
+                let start = first + u64::from(run.index);
+                for (offset, bytes) in packed::unpack_run(first, &value, run)?
+                    .into_iter()
+                    .enumerate()
+                {
+                    let sequence = start + offset as u64;
+                    if sequence < from {
+                        continue;
+                    }
+                    if sequence > durable {
+                        read.next = durable + 1;
+                        return Ok(read);
+                    }
+                    let full =
+                        read.events.len() >= limit_events || read.bytes + bytes.len() > limit_bytes;
+                    if !read.events.is_empty() && full {
+                        read.next = sequence;
+                        return Ok(read);
+                    }
+                    let mut event = codec::decode(bytes).map_err(|error| LogError::Corrupt {
+                        sequence,
+                        reason: error.to_string(),
+                    })?;
+                    if event.tenant != *tenant {
+                        return Err(LogError::Corrupt {
+                            sequence,
+                            reason: format!(
+                                "the tenant index lists an event of {} under {tenant}",
+                                event.tenant
+                            ),
+                        });
+                    }
+                    event.sequence = sequence;
+                    read.bytes += bytes.len();
+                    read.events.push(event);
+                }
+            }
+        }
+        read.next = durable + 1;
+        Ok(read)
+    }
+
     /// Flushes what is written and refuses further appends. The flusher thread stops now; the
     /// writer stops once every handle is dropped: see [`Self::released`].
     pub fn close(&self) {
@@ -472,34 +572,6 @@ fn check_watermark(
     Ok(watermark)
 }
 
-/// Packs consecutive events into keys of at most [`PACK_BYTES`] each.
-#[derive(Default)]
-struct Pack {
-    first: u64,
-    bytes: Vec<u8>,
-}
-
-impl Pack {
-    fn push(&mut self, batch: &mut sled::Batch, sequence: u64, event: &[u8]) {
-        if !self.bytes.is_empty() && self.bytes.len() + event.len() > PACK_BYTES {
-            self.finish(batch);
-        }
-        if self.bytes.is_empty() {
-            self.first = sequence;
-        }
-        packed::push(&mut self.bytes, event);
-    }
-
-    fn finish(&mut self, batch: &mut sled::Batch) {
-        if !self.bytes.is_empty() {
-            batch.insert(
-                packed::batch_key(self.first).as_slice(),
-                std::mem::take(&mut self.bytes),
-            );
-        }
-    }
-}
-
 fn unavailable(error: impl std::fmt::Display) -> LogError {
     LogError::Unavailable(error.to_string())
 }
@@ -550,7 +622,7 @@ fn write_jobs(
     let recorded_at = now();
     let first_sequence = *next;
     let mut batch = sled::Batch::default();
-    let mut pack = Pack::default();
+    let mut pack = Packer::default();
     let mut last_mark = Mark::default();
     let mut moved: HashMap<TenantName, u64> = HashMap::new();
     let mut staged = Vec::with_capacity(jobs.len());
@@ -587,7 +659,7 @@ fn write_jobs(
             event.recorded_at = recorded_at;
             let bytes = codec::encode(event);
             last_mark = Mark::of(*next, &bytes);
-            pack.push(&mut batch, *next, &bytes);
+            pack.push(&mut batch, *next, tenant.as_str(), &bytes);
             *next += 1;
         }
         heads.insert(tenant.clone(), *next - 1);
@@ -605,6 +677,7 @@ fn write_jobs(
     for (tenant, last) in &moved {
         batch.insert(head_key(tenant), last.to_be_bytes().as_slice());
     }
+    packed::mark_indexed(&mut batch, *next - 1);
     if let Err(error) = shared.tree.apply_batch(batch) {
         shared.failed.store(true, Ordering::Release);
         error!(%error, "writing to the event log failed; refusing further appends");
@@ -710,5 +783,282 @@ fn flush_loop(shared: &Shared) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{EventPayload, UserId};
+    use crate::testkit::envelope;
+
+    fn tenant(name: &str) -> TenantName {
+        TenantName::parse(name).unwrap()
+    }
+
+    fn event(tenant: &TenantName, sequence: u64, note: &str) -> Event {
+        let mut event = envelope(
+            tenant,
+            sequence,
+            EventPayload::UserDeactivated {
+                user_id: UserId(Uuid::now_v7()),
+                user_name: note.to_owned(),
+                external_id: None,
+            },
+        );
+        event.id = Uuid::now_v7();
+        event
+    }
+
+    /// 3,000 events: `acme`, `acme2` and `globex` take turns in runs of 1 to 7 events, and
+    /// `globex` also writes long stretches alone.
+    fn history() -> Vec<Event> {
+        let names = [tenant("acme"), tenant("acme2"), tenant("globex")];
+        let mut events = Vec::new();
+        let mut turn = 0usize;
+        while events.len() < 3000 {
+            let who = &names[turn % 3];
+            let run = if turn % 10 == 9 { 200 } else { 1 + turn % 7 };
+            let who = if run == 200 { &names[2] } else { who };
+            for _ in 0..run {
+                let sequence = events.len() as u64 + 1;
+                events.push(event(who, sequence, &format!("{who}-{sequence}")));
+            }
+            turn += 1;
+        }
+        events.truncate(3000);
+        events
+    }
+
+    fn temporary() -> sled::Db {
+        sled::Config::new().temporary(true).open().unwrap()
+    }
+
+    /// Every event of `tenant` through the tenant index, in reads of at most `limit` events.
+    fn read_all_of(log: &EmbeddedLog, tenant: &TenantName, limit: usize) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut next = 1;
+        loop {
+            let read = log.read_tenant(tenant, next, limit, usize::MAX).unwrap();
+            assert!(read.events.len() <= limit);
+            assert!(read.next > next || read.events.is_empty());
+            next = read.next;
+            if read.events.is_empty() {
+                assert_eq!(next, log.durable_head() + 1);
+                return events;
+            }
+            events.extend(read.events);
+        }
+    }
+
+    fn only(events: &[Event], tenant: &TenantName) -> Vec<(u64, Uuid)> {
+        events
+            .iter()
+            .filter(|event| event.tenant == *tenant)
+            .map(|event| (event.sequence, event.id))
+            .collect()
+    }
+
+    fn keys_with_prefix(tree: &sled::Tree, prefix: u8) -> usize {
+        tree.scan_prefix([prefix]).count()
+    }
+
+    #[test]
+    fn a_tenant_read_returns_its_own_events_in_order_across_batches_and_limits() {
+        let db = temporary();
+        let log = EmbeddedLog::mirror(&db).unwrap();
+        let history = history();
+        // Mirrored in chunks, as the JetStream mirror does: tenants share packed values.
+        for chunk in history.chunks(97) {
+            log.record_mirrored(chunk).unwrap();
+        }
+        for name in ["acme", "acme2", "globex"] {
+            let name = tenant(name);
+            for limit in [1, 5, 1000] {
+                let read = read_all_of(&log, &name, limit);
+                assert_eq!(
+                    only(&read, &name),
+                    only(&history, &name),
+                    "{name} in reads of {limit}"
+                );
+            }
+        }
+        assert!(
+            read_all_of(&log, &tenant("initech"), 10).is_empty(),
+            "a tenant without events"
+        );
+        // From the middle of a batch and of a run.
+        let acme = tenant("acme");
+        let from = only(&history, &acme)[10].0;
+        let read = log.read_tenant(&acme, from, 3, usize::MAX).unwrap();
+        let sequences: Vec<u64> = read.events.iter().map(|event| event.sequence).collect();
+        let expected: Vec<u64> = only(&history, &acme)[10..13]
+            .iter()
+            .map(|(sequence, _)| *sequence)
+            .collect();
+        assert_eq!(sequences, expected);
+        assert_eq!(read.next, only(&history, &acme)[13].0);
+        // A byte limit: at least one event, then no more than the limit.
+        let one = log.read_tenant(&acme, 1, 1000, 1).unwrap();
+        assert_eq!(one.events.len(), 1);
+        let some = log.read_tenant(&acme, 1, 1000, 600).unwrap();
+        assert!(some.events.len() > 1 && some.bytes <= 600, "{}", some.bytes);
+        assert_eq!(
+            some.next,
+            only(&history, &acme)[some.events.len()].0,
+            "the next read starts at the first event left out"
+        );
+        // Past the head: nothing, and the next read waits there.
+        let past = log.read_tenant(&acme, 3001, 10, usize::MAX).unwrap();
+        assert!(past.events.is_empty());
+        assert_eq!(past.next, 3001);
+    }
+
+    /// The proof that a tenant read touches no other tenant's events: every other tenant's event
+    /// is overwritten with bytes that do not decode (lengths kept), and the tenant still reads
+    /// all of its own, while a read of the whole log fails on the first damaged one.
+    #[test]
+    fn a_tenant_read_never_decodes_another_tenants_events() {
+        let db = temporary();
+        let log = EmbeddedLog::mirror(&db).unwrap();
+        let history = history();
+        for chunk in history.chunks(97) {
+            log.record_mirrored(chunk).unwrap();
+        }
+        let acme = tenant("acme");
+        let tree = db.open_tree("log").unwrap();
+        let mut damaged = sled::Batch::default();
+        for entry in tree.scan_prefix([b'B']) {
+            let (key, value) = entry.unwrap();
+            let first = u64::from_be_bytes(key[1..9].try_into().unwrap());
+            let mut rewritten = Vec::new();
+            for (offset, bytes) in packed::unpack(first, &value).unwrap().iter().enumerate() {
+                let sequence = first + offset as u64;
+                if history[sequence as usize - 1].tenant == acme {
+                    packed::push(&mut rewritten, bytes);
+                } else {
+                    packed::push(&mut rewritten, &vec![0xff; bytes.len()]);
+                }
+            }
+            damaged.insert(key, rewritten);
+        }
+        tree.apply_batch(damaged).unwrap();
+        assert!(matches!(log.read(1, 3000), Err(LogError::Corrupt { .. })));
+        assert_eq!(
+            only(&read_all_of(&log, &acme, 50), &acme),
+            only(&history, &acme)
+        );
+    }
+
+    /// A log written before the tenant index (packed events and heads only) is indexed when it
+    /// is opened; one whose indexing was cut short is finished at the next open.
+    #[test]
+    fn a_log_without_the_tenant_index_is_indexed_at_open() {
+        let db = temporary();
+        let history = history();
+        {
+            let log = EmbeddedLog::mirror(&db).unwrap();
+            for chunk in history.chunks(200) {
+                log.record_mirrored(chunk).unwrap();
+            }
+        }
+        let tree = db.open_tree("log").unwrap();
+        let indexed: Vec<_> = tree.scan_prefix([b'T']).map(Result::unwrap).collect();
+        assert!(!indexed.is_empty());
+        let strip = |keep_below: Option<u64>| {
+            let mut batch = sled::Batch::default();
+            for (key, _) in &indexed {
+                let first = u64::from_be_bytes(key[key.len() - 8..].try_into().unwrap());
+                if keep_below.is_none_or(|below| first >= below) {
+                    batch.remove(key.clone());
+                }
+            }
+            match keep_below {
+                None => batch.remove(&[b'I'][..]),
+                Some(below) => packed::mark_indexed(&mut batch, below - 1),
+            }
+            tree.apply_batch(batch).unwrap();
+        };
+
+        // As an older roster left it: no index at all.
+        strip(None);
+        assert_eq!(keys_with_prefix(&tree, b'T'), 0);
+        assert_eq!(packed::indexed_through(&tree).unwrap(), 0);
+        let log = EmbeddedLog::mirror(&db).unwrap();
+        let rebuilt: Vec<_> = tree.scan_prefix([b'T']).map(Result::unwrap).collect();
+        assert_eq!(
+            rebuilt, indexed,
+            "the index built at open is the one written with the events"
+        );
+        assert_eq!(packed::indexed_through(&tree).unwrap(), 3000);
+        for name in ["acme", "acme2", "globex"] {
+            let name = tenant(name);
+            assert_eq!(
+                only(&read_all_of(&log, &name, 64), &name),
+                only(&history, &name)
+            );
+        }
+        drop(log);
+
+        // Cut short after the batches below the one starting at 1,401 (200 per mirrored chunk).
+        strip(Some(1401));
+        assert_eq!(packed::indexed_through(&tree).unwrap(), 1400);
+        let log = EmbeddedLog::mirror(&db).unwrap();
+        let finished: Vec<_> = tree.scan_prefix([b'T']).map(Result::unwrap).collect();
+        assert_eq!(finished, indexed);
+        let globex = tenant("globex");
+        assert_eq!(
+            only(&read_all_of(&log, &globex, 64), &globex),
+            only(&history, &globex)
+        );
+
+        // New events go on being indexed as they are written.
+        let more = vec![event(&globex, 3001, "late")];
+        log.record_mirrored(&more).unwrap();
+        let read = log.read_tenant(&globex, 3001, 10, usize::MAX).unwrap();
+        assert_eq!(only(&read.events, &globex), only(&more, &globex));
+    }
+
+    /// The writer of the embedded log writes the index with the events, in one batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_indexes_what_it_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::open_database(&dir.path().join("db"), 16 << 20).unwrap();
+        let log = EmbeddedLog::open(&db, Some(&dir.path().join("log.watermark"))).unwrap();
+        let (acme, globex) = (tenant("acme"), tenant("globex"));
+        let mut heads = HashMap::new();
+        let mut appended = Vec::new();
+        for round in 0..50u64 {
+            let who = if round % 3 == 0 { &acme } else { &globex };
+            let head = heads.get(who).copied().unwrap_or(0);
+            let events = (0..=round % 4)
+                .map(|n| event(who, 0, &format!("{round}-{n}")))
+                .collect();
+            let written = log
+                .append(AppendRequest {
+                    tenant: who.clone(),
+                    expected_head: head,
+                    events,
+                    after_append: None,
+                })
+                .await
+                .unwrap();
+            heads.insert(who.clone(), written.last().unwrap().sequence);
+            appended.extend(written);
+        }
+        log.wait_durable(appended.len() as u64).await.unwrap();
+        for name in [&acme, &globex] {
+            assert_eq!(
+                only(&read_all_of(&log, name, 7), name),
+                only(&appended, name)
+            );
+        }
+        assert_eq!(
+            packed::indexed_through(&db.open_tree("log").unwrap()).unwrap(),
+            appended.len() as u64
+        );
+        log.close();
     }
 }

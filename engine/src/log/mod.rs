@@ -7,7 +7,7 @@ pub mod jetstream;
 mod packed;
 pub mod watermark;
 
-pub use embedded::{EmbeddedLog, LogInspection};
+pub use embedded::{EmbeddedLog, LogInspection, TenantRead};
 pub use jetstream::{JetStreamConfig, JetStreamLog};
 pub use watermark::{Mark, Verdict, WATERMARK_FILE, Watermark};
 

@@ -5,10 +5,24 @@
 //! sequence. Batches tile the sequences from 1 with no gap or overlap, so the batch holding a
 //! sequence is the last one whose first sequence is not above it.
 //!
+//! The tenant index: `T tenant 0x00 first-seq(8 bytes BE)` → where that tenant's events sit in
+//! the batch `B first-seq`, as runs of consecutive events (`u32` LE each: index of the run's first
+//! event in the batch, its byte offset in the packed value, its length in events). One key per
+//! tenant and batch, written in the same atomic sled batch as the events, so reading one tenant
+//! seeks its own batches and decodes its own events only, whatever the other tenants wrote. No
+//! tenant name holds a `0x00`, so one tenant's keys never fall under another's prefix (`acme`,
+//! `acme2`). `I` → the last sequence the index covers, also written with every batch: a log
+//! written without the index (by an older roster) is indexed at open by [`build_tenant_index`],
+//! in atomic steps that each move `I` on, so a crash during it leaves a log that the next open
+//! finishes indexing.
+//!
 //! The first layout (before packing) kept one key per event, `E seq` → protobuf;
 //! [`migrate`] packs such a log in place at open, each step in one atomic sled batch, so a crash
 //! during it leaves a log that the next open finishes migrating.
 
+use std::collections::BTreeMap;
+
+use prost::Message;
 use sled::IVec;
 
 use super::LogError;
@@ -17,6 +31,13 @@ const BATCH: u8 = b'B';
 /// One key per event: the first layout, read only to migrate it.
 const EVENT_V1: u8 = b'E';
 pub(super) const HEAD: u8 = b'H';
+const TENANT_INDEX: u8 = b'T';
+/// Ends the tenant name in a tenant index key (no tenant name holds it).
+const NAME_END: u8 = 0;
+/// The key of the last sequence the tenant index covers.
+const INDEXED: [u8; 1] = [b'I'];
+/// Batches indexed per atomic step when an unindexed log is indexed at open.
+const INDEX_STEP: usize = 64;
 /// Bytes of event data per packed key, at most (a larger single event gets its own key).
 pub(super) const PACK_BYTES: usize = 256 * 1024;
 /// Events migrated per atomic step.
@@ -118,6 +139,261 @@ pub(super) fn batches(
             .map(|(key, value)| (sequence_of(&key), value))
             .map_err(storage)
     })
+}
+
+/// Appends events to packed values of at most [`PACK_BYTES`] each (a larger single event gets
+/// its own), and writes each value with its tenant index keys.
+#[derive(Default)]
+pub(super) struct Packer {
+    first: u64,
+    bytes: Vec<u8>,
+    runs: TenantRuns,
+}
+
+impl Packer {
+    /// Adds the encoded event at `sequence` of `tenant`; a full value is written to `batch` first.
+    pub(super) fn push(
+        &mut self,
+        batch: &mut sled::Batch,
+        sequence: u64,
+        tenant: &str,
+        event: &[u8],
+    ) {
+        if !self.bytes.is_empty() && self.bytes.len() + event.len() > PACK_BYTES {
+            self.finish(batch);
+        }
+        if self.bytes.is_empty() {
+            self.first = sequence;
+        }
+        self.runs
+            .note(tenant, sequence - self.first, self.bytes.len());
+        push(&mut self.bytes, event);
+    }
+
+    /// Writes the value being packed, if any, and its tenant index keys to `batch`.
+    pub(super) fn finish(&mut self, batch: &mut sled::Batch) {
+        if !self.bytes.is_empty() {
+            batch.insert(
+                batch_key(self.first).as_slice(),
+                std::mem::take(&mut self.bytes),
+            );
+            self.runs.write(batch, self.first);
+        }
+    }
+}
+
+/// A run of one tenant's consecutive events in a packed value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Run {
+    /// The position of the run's first event in the value (its sequence minus the value's first).
+    pub index: u32,
+    /// The byte offset of the run's first event (its length prefix) in the value.
+    pub offset: u32,
+    /// Events in the run.
+    pub count: u32,
+}
+
+/// Where each tenant's events sit in one packed value, collected as the value is packed.
+#[derive(Default)]
+struct TenantRuns(BTreeMap<String, Vec<Run>>);
+
+impl TenantRuns {
+    /// Notes that the event at `index` of the value, at byte `offset`, belongs to `tenant`.
+    fn note(&mut self, tenant: &str, index: u64, offset: usize) {
+        // A packed value holds at most PACK_BYTES plus one event, and events are far smaller than
+        // 4 GiB (their length is stored as a u32): both fit.
+        let (index, offset) = (index as u32, offset as u32);
+        let runs = match self.0.get_mut(tenant) {
+            Some(runs) => runs,
+            None => self.0.entry(tenant.to_owned()).or_default(),
+        };
+        match runs.last_mut() {
+            Some(run) if run.index + run.count == index => run.count += 1,
+            _ => runs.push(Run {
+                index,
+                offset,
+                count: 1,
+            }),
+        }
+    }
+
+    /// Writes one index key per tenant for the value `B first` into `batch`, and forgets them.
+    fn write(&mut self, batch: &mut sled::Batch, first: u64) {
+        for (tenant, runs) in std::mem::take(&mut self.0) {
+            let mut value = Vec::with_capacity(runs.len() * 12);
+            for run in runs {
+                value.extend_from_slice(&run.index.to_le_bytes());
+                value.extend_from_slice(&run.offset.to_le_bytes());
+                value.extend_from_slice(&run.count.to_le_bytes());
+            }
+            batch.insert(tenant_index_key(&tenant, first), value);
+        }
+    }
+}
+
+fn tenant_index_prefix(tenant: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(tenant.len() + 10);
+    key.push(TENANT_INDEX);
+    key.extend_from_slice(tenant.as_bytes());
+    key.push(NAME_END);
+    key
+}
+
+fn tenant_index_key(tenant: &str, first: u64) -> Vec<u8> {
+    let mut key = tenant_index_prefix(tenant);
+    key.extend_from_slice(&first.to_be_bytes());
+    key
+}
+
+fn decode_runs(first: u64, value: &[u8]) -> Result<Vec<Run>, LogError> {
+    let corrupt = || LogError::Corrupt {
+        sequence: first,
+        reason: "a tenant index entry is malformed".to_owned(),
+    };
+    if !value.len().is_multiple_of(12) {
+        return Err(corrupt());
+    }
+    let word = |bytes: &[u8]| {
+        <[u8; 4]>::try_from(bytes)
+            .map(u32::from_le_bytes)
+            .map_err(|_| corrupt())
+    };
+    value
+        .chunks_exact(12)
+        .map(|run| {
+            Ok(Run {
+                index: word(&run[0..4])?,
+                offset: word(&run[4..8])?,
+                count: word(&run[8..12])?,
+            })
+        })
+        .collect()
+}
+
+/// Records in `batch` that the tenant index covers every sequence up to `last`.
+pub(super) fn mark_indexed(batch: &mut sled::Batch, last: u64) {
+    batch.insert(INDEXED.as_slice(), last.to_be_bytes().as_slice());
+}
+
+/// The last sequence the tenant index covers (0: none, as in a log written before the index).
+pub(super) fn indexed_through(tree: &sled::Tree) -> Result<u64, LogError> {
+    Ok(tree
+        .get(INDEXED)
+        .map_err(storage)?
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0))
+}
+
+/// `tenant`'s index entries for the batches holding sequences `from..=to`, in order, as
+/// `(first sequence of the batch, runs of the tenant's events in it)`.
+pub(super) fn tenant_batches(
+    tree: &sled::Tree,
+    tenant: &str,
+    from: u64,
+    to: u64,
+) -> impl Iterator<Item = Result<(u64, Vec<Run>), LogError>> {
+    let prefix = tenant_index_prefix(tenant);
+    let key = |first: u64| tenant_index_key(tenant, first);
+    // The tenant's batch holding `from` may start before it.
+    let start = match tree.range(key(0)..=key(from)).next_back() {
+        Some(Ok((found, _))) => sequence_at(&found, prefix.len()),
+        _ => from,
+    };
+    tree.range(key(start)..=key(to)).map(move |entry| {
+        let (found, value) = entry.map_err(storage)?;
+        let first = sequence_at(&found, prefix.len());
+        Ok((first, decode_runs(first, &value)?))
+    })
+}
+
+fn sequence_at(key: &[u8], at: usize) -> u64 {
+    key.get(at..at + 8)
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// The encoded events of `run` in the packed value of batch `first`, without reading the others.
+pub(super) fn unpack_run(first: u64, packed: &[u8], run: Run) -> Result<Vec<&[u8]>, LogError> {
+    let sequence = first + u64::from(run.index);
+    let mut rest = packed
+        .get(run.offset as usize..)
+        .ok_or_else(|| LogError::Corrupt {
+            sequence,
+            reason: "the tenant index points past the end of a packed batch".to_owned(),
+        })?;
+    let mut events = Vec::with_capacity(run.count as usize);
+    for _ in 0..run.count {
+        let corrupt = || LogError::Corrupt {
+            sequence: sequence + events.len() as u64,
+            reason: "a packed batch is cut short".to_owned(),
+        };
+        let (length, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
+        let length = u32::from_le_bytes(*length) as usize;
+        if tail.len() < length {
+            return Err(corrupt());
+        }
+        let (event, tail) = tail.split_at(length);
+        events.push(event);
+        rest = tail;
+    }
+    Ok(events)
+}
+
+/// The tenant of an encoded event: field 2 of `roster.v1.Event`, decoded alone.
+#[derive(Clone, PartialEq, prost::Message)]
+struct TenantOfEvent {
+    #[prost(string, tag = "2")]
+    tenant: String,
+}
+
+/// Indexes the batches written after the last sequence the tenant index covers (all of them in a
+/// log written before the index), [`INDEX_STEP`] batches per atomic sled batch that also moves
+/// `I` on. Returns the batches indexed.
+pub(super) fn build_tenant_index(tree: &sled::Tree) -> Result<u64, LogError> {
+    let (head, _) = last(tree)?;
+    let mut indexed = indexed_through(tree)?;
+    let mut built = 0u64;
+    while indexed < head {
+        let mut step = sled::Batch::default();
+        let mut taken = 0;
+        for entry in batches(tree, indexed + 1, head) {
+            let (first, value) = entry?;
+            let events = unpack(first, &value)?;
+            let Some(end) = (first + events.len() as u64).checked_sub(1) else {
+                continue;
+            };
+            if events.is_empty() || end <= indexed {
+                continue;
+            }
+            let mut runs = TenantRuns::default();
+            let mut offset = 0;
+            for (index, bytes) in events.iter().enumerate() {
+                let sequence = first + index as u64;
+                let of = TenantOfEvent::decode(*bytes).map_err(|error| LogError::Corrupt {
+                    sequence,
+                    reason: error.to_string(),
+                })?;
+                runs.note(&of.tenant, index as u64, offset);
+                offset += 4 + bytes.len();
+            }
+            runs.write(&mut step, first);
+            indexed = end;
+            taken += 1;
+            if taken == INDEX_STEP {
+                break;
+            }
+        }
+        if taken == 0 {
+            // The batches end before the head `last` found: nothing more to index.
+            break;
+        }
+        mark_indexed(&mut step, indexed);
+        tree.apply_batch(step).map_err(storage)?;
+        built += taken as u64;
+    }
+    Ok(built)
 }
 
 /// Whether the tree still holds events of the first layout.

@@ -6,7 +6,8 @@
 //! - several events land together or not at all;
 //! - tenants do not conflict with each other;
 //! - sequences are dense and reads return events in sequence order;
-//! - sending the same append again never stores it twice.
+//! - sending the same append again never stores it twice;
+//! - a tenant read returns that tenant's events only, in order, resumable where it stopped.
 
 use std::time::Duration;
 
@@ -90,7 +91,36 @@ impl LogUnderTest {
 
     /// Every event in the log, in the order reads return them.
     async fn read_all(&self) -> Vec<Event> {
-        let local = match self {
+        let local = self.caught_up().await;
+        let mut events = Vec::new();
+        loop {
+            let next = events.last().map_or(1, |event: &Event| event.sequence + 1);
+            let chunk = local.read(next, 100).unwrap();
+            if chunk.is_empty() {
+                return events;
+            }
+            events.extend(chunk);
+        }
+    }
+
+    /// Every event of `tenant`, through tenant reads of at most `limit` events.
+    async fn read_tenant_all(&self, tenant: &TenantName, limit: usize) -> Vec<Event> {
+        let local = self.caught_up().await;
+        let mut events = Vec::new();
+        let mut next = 1;
+        loop {
+            let read = local.read_tenant(tenant, next, limit, 1 << 20).unwrap();
+            next = read.next;
+            if read.events.is_empty() {
+                return events;
+            }
+            events.extend(read.events);
+        }
+    }
+
+    /// The local log, once it holds everything appended.
+    async fn caught_up(&self) -> &EmbeddedLog {
+        match self {
             Self::Embedded { log, .. } => log,
             Self::JetStream { log, mirror, .. } => {
                 let head = log.head().await.unwrap();
@@ -104,15 +134,6 @@ impl LogUnderTest {
                 .unwrap();
                 mirror
             }
-        };
-        let mut events = Vec::new();
-        loop {
-            let next = events.last().map_or(1, |event: &Event| event.sequence + 1);
-            let chunk = local.read(next, 100).unwrap();
-            if chunk.is_empty() {
-                return events;
-            }
-            events.extend(chunk);
         }
     }
 }
@@ -181,6 +202,7 @@ conformance!(
     of_concurrent_appends_on_one_head_exactly_one_lands,
     sending_the_same_append_again_stores_it_once,
     a_thousand_events_land_together,
+    a_tenant_read_returns_only_that_tenants_events,
 );
 
 async fn appends_get_dense_sequences_and_read_back_in_order(log: LogUnderTest) {
@@ -326,6 +348,36 @@ async fn a_thousand_events_land_together(log: LogUnderTest) {
     let refused = log.append(&acme, 0, &events(&acme, 1000)).await;
     assert_eq!(refused, Err(AppendError::Conflict { actual_head: 1000 }));
     assert_eq!(ids(&log.read_all().await), ids(&batch));
+}
+
+async fn a_tenant_read_returns_only_that_tenants_events(log: LogUnderTest) {
+    let (acme, acme2, globex) = (tenant("acme"), tenant("acme2"), tenant("globex"));
+    let mut heads = std::collections::HashMap::new();
+    let mut sent: Vec<(TenantName, Uuid)> = Vec::new();
+    for round in 0..30 {
+        let who = [&acme, &acme2, &globex, &globex][round % 4];
+        let batch = events(who, 1 + round % 5);
+        let head = heads.get(who).copied().unwrap_or(0);
+        let sequences = log.append(who, head, &batch).await.unwrap();
+        heads.insert(who.clone(), *sequences.last().unwrap());
+        sent.extend(batch.iter().map(|event| (who.clone(), event.id)));
+    }
+    for who in [&acme, &acme2, &globex] {
+        let expected: Vec<Uuid> = sent
+            .iter()
+            .filter(|(tenant, _)| tenant == who)
+            .map(|(_, id)| *id)
+            .collect();
+        for limit in [1, 4, 100] {
+            let read = log.read_tenant_all(who, limit).await;
+            assert!(read.iter().all(|event| event.tenant == *who));
+            assert!(
+                read.windows(2)
+                    .all(|pair| pair[0].sequence < pair[1].sequence)
+            );
+            assert_eq!(ids(&read), expected, "{who} in reads of {limit}");
+        }
+    }
 }
 
 /// A stream created by a roster from before staging holds `roster.evt.>` only: connecting adds

@@ -1,18 +1,28 @@
 //! The `Audit` gRPC service: streaming replay of a tenant's audit records, and chain
 //! verification. The admin token reaches every tenant; a tenant token its own.
+//!
+//! A replay reads a buffer's worth of records at a time: it is bounded in bytes and dropped when
+//! its client stops reading, with the sequence to resume from ([`super::streams`]).
 
 use std::pin::Pin;
 
 use roster_engine::codec::{actor_kind_to_proto, timestamp_to_proto};
-use roster_engine::domain::{ActorKind, Timestamp};
-use roster_projector::AuditRecord;
+use roster_engine::domain::{ActorKind, TenantName, Timestamp};
+use roster_projector::{AuditRecord, AuditTrail};
+use roster_proto::prost::Message;
 use roster_proto::v1 as pb;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::admin::tenant_name;
+use super::streams::StreamSender;
 use crate::app::AppState;
+
+/// Bytes of records kept per step, at most (and no more than the stream's buffer has room for).
+const READ_BYTES: usize = 256 * 1024;
+
+/// Records read from the trail per step, at most (kept or not by the filter).
+const READ_RECORDS: usize = 4096;
 
 pub struct AuditService {
     state: AppState,
@@ -95,6 +105,90 @@ impl ReplayFilter {
     }
 }
 
+/// What one step of a replay read.
+struct ReplayStep {
+    /// The records the filter keeps, in order.
+    records: Vec<pb::AuditRecord>,
+    /// Where the next step starts; `None`: the replay is complete.
+    next: Option<u64>,
+}
+
+/// Reads the records of `tenant` from `from` to `to`, at most [`READ_RECORDS`] of them and, past
+/// the first kept, at most `limit_bytes` of kept records.
+fn replay_step(
+    audit: &AuditTrail,
+    tenant: &TenantName,
+    filter: &ReplayFilter,
+    from: u64,
+    to: u64,
+    limit_bytes: usize,
+) -> Result<ReplayStep, Status> {
+    let mut step = ReplayStep {
+        records: Vec::new(),
+        next: None,
+    };
+    let mut bytes = 0;
+    for (read, record) in audit.records(tenant, from, to).enumerate() {
+        let record = record.map_err(|error| Status::data_loss(error.to_string()))?;
+        if read == READ_RECORDS || (!step.records.is_empty() && bytes >= limit_bytes) {
+            step.next = Some(record.sequence);
+            break;
+        }
+        if filter.keeps(&record) {
+            let message = to_proto(&record);
+            bytes += message.encoded_len();
+            step.records.push(message);
+        }
+    }
+    Ok(step)
+}
+
+/// Streams the replay's records to `sender`, a buffer's worth at a time.
+async fn replay(
+    audit: AuditTrail,
+    tenant: TenantName,
+    filter: ReplayFilter,
+    mut from: u64,
+    to: u64,
+    sender: StreamSender<pb::AuditRecord>,
+) {
+    let filter = std::sync::Arc::new(filter);
+    loop {
+        let Ok(mut grant) = sender.reserve(READ_BYTES).await else {
+            return;
+        };
+        let (reader, of, keeps, limit_bytes) =
+            (audit.clone(), tenant.clone(), filter.clone(), grant.bytes());
+        let step = tokio::task::spawn_blocking(move || {
+            replay_step(&reader, &of, &keeps, from, to, limit_bytes)
+        })
+        .await;
+        let step = match step {
+            Ok(Ok(step)) => step,
+            Ok(Err(status)) => {
+                sender.finish(Some(status));
+                return;
+            }
+            Err(_) => return,
+        };
+        for record in step.records {
+            if sender.push(&mut grant, record).is_err() {
+                return;
+            }
+        }
+        match step.next {
+            Some(next) => {
+                sender.read_until(next);
+                from = next;
+            }
+            None => {
+                sender.finish(None);
+                return;
+            }
+        }
+    }
+}
+
 type RecordStream = Pin<Box<dyn Stream<Item = Result<pb::AuditRecord, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -106,7 +200,7 @@ impl pb::audit_server::Audit for AuditService {
         request: Request<pb::ReplayRequest>,
     ) -> Result<Response<Self::ReplayStream>, Status> {
         let tenant = tenant_name(&request.get_ref().tenant)?;
-        super::authorize_tenant(&self.state, request.metadata(), &tenant).await?;
+        let actor = super::authorize_tenant(&self.state, request.metadata(), &tenant).await?;
         let request = request.into_inner();
         let filter = ReplayFilter {
             from_time: request
@@ -132,22 +226,16 @@ impl pb::audit_server::Audit for AuditService {
             .read_barrier()
             .await
             .map_err(|error| Status::unavailable(error.to_string()))?;
-        let (sender, receiver) = tokio::sync::mpsc::channel(256);
-        let audit = self.state.audit.clone();
-        tokio::task::spawn_blocking(move || {
-            for record in audit.records(&tenant, from, to) {
-                let message = match record {
-                    Ok(record) if filter.keeps(&record) => Ok(to_proto(&record)),
-                    Ok(_) => continue,
-                    Err(error) => Err(Status::data_loss(error.to_string())),
-                };
-                let failed = message.is_err();
-                if sender.blocking_send(message).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        let (sender, receiver) = self.state.streams.open(&actor, &tenant, from.max(1))?;
+        tokio::spawn(replay(
+            self.state.audit.clone(),
+            tenant,
+            filter,
+            from,
+            to,
+            sender,
+        ));
+        Ok(Response::new(Box::pin(receiver)))
     }
 
     async fn verify(

@@ -2,6 +2,9 @@
 //! as they become durable. Every message carries its sequence, so a client that reconnects with
 //! `from_sequence = last + 1` misses nothing and sees nothing twice. A stream ends with
 //! `UNAUTHENTICATED` once its token is revoked or expires.
+//!
+//! A stream reads its tenant's events only (the log's tenant index), a buffer's worth at a time:
+//! it is bounded in bytes and dropped when its client stops reading ([`super::streams`]).
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -9,17 +12,20 @@ use std::time::Duration;
 use roster_engine::codec;
 use roster_engine::domain::{Actor, ActorKind, TenantName, TokenId};
 use roster_proto::v1 as pb;
-use tokio::sync::mpsc;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::admin::tenant_name;
+use super::streams::StreamSender;
 use crate::app::AppState;
 use crate::clock;
 
-/// Events read from the log per step.
-const READ_BATCH: usize = 512;
+/// Bytes of events read from the log per step, at most (and no more than the stream's buffer has
+/// room for): what a read holds in memory twice over, decoded and converted, is bounded by it.
+pub(super) const READ_BYTES: usize = 256 * 1024;
+
+/// Events read from the log per step, at most.
+const READ_EVENTS: usize = 512;
 
 pub struct EventsService {
     state: AppState,
@@ -73,15 +79,15 @@ impl Credential {
     }
 }
 
-/// Sends `tenant`'s events from `next` on until the client goes away, the log stops or the
-/// stream's token is no longer valid.
+/// Sends `tenant`'s events from `next` on until the client goes away, the log stops, the stream's
+/// token is no longer valid or the client is too slow.
 async fn follow(
     state: AppState,
     tenant: TenantName,
     credential: Credential,
     mut next: u64,
     types: Vec<String>,
-    sender: mpsc::Sender<Result<pb::Event, Status>>,
+    sender: StreamSender<pb::Event>,
 ) {
     let log = state.engine.log().clone();
     let mut durable = log.subscribe();
@@ -97,38 +103,40 @@ async fn follow(
                 }
             }
             Err(status) => {
-                let _ = sender.send(Err(status)).await;
+                // Nothing more reaches the client, not even what is queued.
+                sender.abort(status);
                 return;
             }
         }
         if next <= *durable.borrow_and_update() {
-            let reader = log.clone();
-            let from = next;
-            let events =
-                match tokio::task::spawn_blocking(move || reader.read(from, READ_BATCH)).await {
-                    Ok(Ok(events)) => events,
-                    Ok(Err(error)) => {
-                        let _ = sender
-                            .send(Err(Status::unavailable(error.to_string())))
-                            .await;
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let Some(last) = events.last().map(|event| event.sequence) else {
-                continue;
+            let Ok(mut grant) = sender.reserve(READ_BYTES).await else {
+                return;
             };
-            for event in events {
-                let wanted = event.tenant == tenant
-                    && (types.is_empty()
-                        || types
-                            .iter()
-                            .any(|kind| kind.eq_ignore_ascii_case(event.payload.event_type())));
-                if wanted && sender.send(Ok(codec::to_proto(&event))).await.is_err() {
+            let reader = log.clone();
+            let (from, limit_bytes, of) = (next, grant.bytes(), tenant.clone());
+            let read = tokio::task::spawn_blocking(move || {
+                reader.read_tenant(&of, from, READ_EVENTS, limit_bytes)
+            })
+            .await;
+            let read = match read {
+                Ok(Ok(read)) => read,
+                Ok(Err(error)) => {
+                    sender.finish(Some(Status::unavailable(error.to_string())));
+                    return;
+                }
+                Err(_) => return,
+            };
+            for event in read.events {
+                let wanted = types.is_empty()
+                    || types
+                        .iter()
+                        .any(|kind| kind.eq_ignore_ascii_case(event.payload.event_type()));
+                if wanted && sender.push(&mut grant, codec::to_proto(&event)).is_err() {
                     return;
                 }
             }
-            next = last + 1;
+            sender.read_until(read.next);
+            next = read.next;
             continue;
         }
         tokio::select! {
@@ -155,15 +163,16 @@ impl pb::events_server::Events for EventsService {
         let actor = super::authorize_tenant(&self.state, request.metadata(), &tenant).await?;
         let credential = Credential::of(&actor, &tenant);
         let request = request.into_inner();
-        let (sender, receiver) = mpsc::channel(256);
+        let from = request.from_sequence.max(1);
+        let (sender, receiver) = self.state.streams.open(&actor, &tenant, from)?;
         tokio::spawn(follow(
             self.state.clone(),
             tenant,
             credential,
-            request.from_sequence.max(1),
+            from,
             request.event_types,
             sender,
         ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(Box::pin(receiver)))
     }
 }

@@ -6,6 +6,7 @@ mod audit;
 mod directory;
 mod events;
 mod jit;
+mod streams;
 
 use roster_proto::v1::FILE_DESCRIPTOR_SET;
 use roster_proto::v1::admin_server::AdminServer;
@@ -32,6 +33,7 @@ pub use admin::AdminService;
 pub use audit::AuditService;
 pub use directory::DirectoryService;
 pub use events::EventsService;
+pub use streams::{RESUME_FROM_TRAILER, StreamLimits, Streams};
 
 /// Starts serving gRPC on `listener` until `shutdown` turns true, admitting connections through
 /// `gate` under its limits and timeouts.
@@ -41,6 +43,16 @@ pub async fn serve(
     gate: Arc<Gate>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, String> {
+    let stream_limits = state.streams.limits();
+    tracing::info!(
+        per_token = stream_limits.max_per_token,
+        per_tenant = stream_limits.max_per_tenant,
+        total = stream_limits.max_total,
+        buffer_bytes = stream_limits.buffer_bytes,
+        total_buffer_bytes = stream_limits.total_buffer_bytes,
+        stall_timeout = ?stream_limits.stall_timeout,
+        "gRPC stream limits"
+    );
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<AdminServer<AdminService>>()
@@ -64,6 +76,8 @@ pub async fn serve(
         .set_serving::<EventsServer<EventsService>>()
         .await;
     let limits = gate.limits().clone();
+    // A peer that vanished without closing its connection stops answering keep-alive pings: its
+    // connection, and the streams it holds against the stream limits, are then let go.
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))

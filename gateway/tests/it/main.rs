@@ -25,6 +25,7 @@ mod rebuild;
 mod robustness;
 mod roles;
 mod staging;
+mod streams;
 mod support;
 mod types;
 mod users;
