@@ -37,18 +37,23 @@ fn resident_bytes(pid: u32) -> u64 {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// Creates `count` users with about `attribute_bytes` of attributes each, through `/Bulk`.
+/// Creates `count` users with about `attribute_bytes` of attributes each, through `/Bulk`
+/// (spread over several string attributes, each within the 4 KiB limit on a value).
 async fn seed_users(tenant: &Tenant, count: usize, attribute_bytes: usize) {
-    let filler: String = (0..attribute_bytes)
+    const ATTRIBUTES: [&str; 3] = ["title", "nickName", "userType"];
+    let filler: String = (0..attribute_bytes.div_ceil(ATTRIBUTES.len()))
         .map(|n| char::from(b'a' + (n * 7 % 26) as u8))
         .collect();
+    assert!(filler.len() < 4000, "each value stays within the limit");
     for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
         let operations: Vec<Value> = chunk
             .iter()
             .map(|n| {
-                json!({"method": "POST", "path": "/Users", "bulkId": format!("u{n}"),
-                       "data": {"userName": format!("user-{n}"),
-                                "title": format!("{n} {filler}")}})
+                let mut data = json!({"userName": format!("user-{n}")});
+                for attribute in ATTRIBUTES {
+                    data[attribute] = json!(format!("{n} {filler}"));
+                }
+                json!({"method": "POST", "path": "/Users", "bulkId": format!("u{n}"), "data": data})
             })
             .collect();
         let response = tenant
