@@ -155,10 +155,10 @@ struct ConnectionArgs {
     max_connections_per_address: usize,
     /// Longest a client may take to send a request's head once connected or once it starts
     /// one, e.g. 10s.
-    #[arg(long, env = "ROSTER_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    #[arg(long, env = "ROSTER_HEADER_TIMEOUT", default_value = "10s", value_parser = roster_gateway::grpc::parse_timeout)]
     header_timeout: std::time::Duration,
     /// Longest a connection stays open with no request in flight, e.g. 60s.
-    #[arg(long, env = "ROSTER_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    #[arg(long, env = "ROSTER_IDLE_TIMEOUT", default_value = "60s", value_parser = roster_gateway::grpc::parse_timeout)]
     idle_timeout: std::time::Duration,
     /// HTTP/2 streams one connection may have open at once (SCIM and gRPC).
     #[arg(long, env = "ROSTER_MAX_CONCURRENT_STREAMS", default_value_t = ConnectionLimits::default().max_concurrent_streams, value_parser = clap::value_parser!(u32).range(1..))]
@@ -189,28 +189,6 @@ fn parse_admin_http(text: &str) -> Result<AdminHttp, String> {
     text.parse()
         .map(|address| AdminHttp(Some(address)))
         .map_err(|_| format!("{text:?} is neither a socket address (127.0.0.1:9464) nor off"))
-}
-
-/// A timeout: a number with a unit, `ms`, `s` or `m` (`500ms`, `10s`, `2m`).
-fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} needs a unit: ms, s or m (e.g. 10s)"))?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} does not start with a number"))?;
-    let millis = match unit {
-        "ms" => Some(number),
-        "s" => number.checked_mul(1000),
-        "m" => number.checked_mul(60_000),
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use ms, s or m")),
-    };
-    millis
-        .filter(|millis| (1..=86_400_000).contains(millis))
-        .map(std::time::Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} must be between 1ms and 24 hours"))
 }
 
 /// Where `serve` sits in the network: the proxies it trusts and its public URL.

@@ -76,20 +76,26 @@ pub(super) fn unpack(first: u64, packed: &[u8]) -> Result<Vec<&[u8]>, LogError> 
     let mut events = Vec::new();
     let mut rest = packed;
     while !rest.is_empty() {
-        let corrupt = || LogError::Corrupt {
-            sequence: first + events.len() as u64,
-            reason: "a packed batch is cut short".to_owned(),
-        };
-        let (length, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
-        let length = u32::from_le_bytes(*length) as usize;
-        if tail.len() < length {
-            return Err(corrupt());
-        }
-        let (event, tail) = tail.split_at(length);
+        let (event, tail) = split_packed(rest, first + events.len() as u64)?;
         events.push(event);
         rest = tail;
     }
     Ok(events)
+}
+
+/// The first event of `packed` (`u32 LE length` + bytes) and what follows it; `sequence` is the
+/// event's, for the error when the batch is cut short.
+fn split_packed(packed: &[u8], sequence: u64) -> Result<(&[u8], &[u8]), LogError> {
+    let corrupt = || LogError::Corrupt {
+        sequence,
+        reason: "a packed batch is cut short".to_owned(),
+    };
+    let (length, tail) = packed.split_first_chunk::<4>().ok_or_else(corrupt)?;
+    let length = u32::from_le_bytes(*length) as usize;
+    if tail.len() < length {
+        return Err(corrupt());
+    }
+    Ok(tail.split_at(length))
 }
 
 /// The last sequence in the tree and its event's stored bytes (0 and empty for an empty log).
@@ -325,16 +331,7 @@ pub(super) fn unpack_run(first: u64, packed: &[u8], run: Run) -> Result<Vec<&[u8
         })?;
     let mut events = Vec::with_capacity(run.count as usize);
     for _ in 0..run.count {
-        let corrupt = || LogError::Corrupt {
-            sequence: sequence + events.len() as u64,
-            reason: "a packed batch is cut short".to_owned(),
-        };
-        let (length, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
-        let length = u32::from_le_bytes(*length) as usize;
-        if tail.len() < length {
-            return Err(corrupt());
-        }
-        let (event, tail) = tail.split_at(length);
+        let (event, tail) = split_packed(rest, sequence + events.len() as u64)?;
         events.push(event);
         rest = tail;
     }

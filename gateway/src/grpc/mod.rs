@@ -33,7 +33,7 @@ pub use admin::AdminService;
 pub use audit::AuditService;
 pub use directory::DirectoryService;
 pub use events::EventsService;
-pub use streams::{RESUME_FROM_TRAILER, StreamLimits, Streams};
+pub use streams::{RESUME_FROM_TRAILER, StreamLimits, Streams, parse_timeout};
 
 /// Starts serving gRPC on `listener` until `shutdown` turns true, admitting connections through
 /// `gate` under its limits and timeouts.

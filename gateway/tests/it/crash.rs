@@ -181,10 +181,11 @@ async fn a_kill_while_the_aggregate_is_written_behind_leaves_it_equal_to_a_rebui
     );
 
     // Restart: every acknowledged create is there once; stop cleanly and keep the aggregate.
-    let server = Process::spawn(&data_dir, None).await;
+    let mut server = Process::spawn(&data_dir, None).await;
     let tenant = server.tenant("behind", token.as_deref().unwrap());
     assert_all_there_once(&tenant, &acknowledged).await;
-    stop(server).await;
+    let exited = server.terminate().await;
+    assert!(exited.success(), "{exited:?}");
     let caught_up = crate::support::dump_tree(&data_dir, roster_engine::engine::AGGREGATE_TREE);
 
     // The same aggregate rebuilt from the whole log.
@@ -193,8 +194,9 @@ async fn a_kill_while_the_aggregate_is_written_behind_leaves_it_equal_to_a_rebui
         assert!(db.drop_tree(roster_engine::engine::AGGREGATE_TREE).unwrap());
         db.flush().unwrap();
     }
-    let server = Process::spawn(&data_dir, None).await;
-    stop(server).await;
+    let mut server = Process::spawn(&data_dir, None).await;
+    let exited = server.terminate().await;
+    assert!(exited.success(), "{exited:?}");
     let rebuilt = crate::support::dump_tree(&data_dir, roster_engine::engine::AGGREGATE_TREE);
     assert!(caught_up.len() > 100, "the aggregate holds the history");
     assert!(
@@ -203,20 +205,4 @@ async fn a_kill_while_the_aggregate_is_written_behind_leaves_it_equal_to_a_rebui
         caught_up.len(),
         rebuilt.len()
     );
-}
-
-/// SIGTERM, and wait until the process has exited.
-async fn stop(mut server: Process) {
-    let pid = server.child.id().unwrap().to_string();
-    let status = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
-    let exited = tokio::time::timeout(Duration::from_secs(30), server.child.wait())
-        .await
-        .expect("roster exits within 30 s of SIGTERM")
-        .unwrap();
-    assert!(exited.success(), "{exited:?}");
 }

@@ -113,17 +113,7 @@ async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
     let mut server = Process::spawn(&data_dir, None).await;
     let tenant = server.create_tenant(&data_dir, "term").await;
     tenant.create_user("before").await;
-    let pid = server.child.id().unwrap().to_string();
-    let status = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
-        .await
-        .expect("roster exits after SIGTERM")
-        .unwrap();
+    let exit = server.terminate().await;
     assert_eq!(exit.code(), Some(0));
     let server = Process::spawn(&data_dir, None).await;
     let tenant = server.tenant("term", &tenant.token);

@@ -237,6 +237,21 @@ impl Process {
         }
     }
 
+    /// SIGTERM, and the exit status once the process is gone (within 30 s).
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().unwrap().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("roster exits within 30 s of SIGTERM")
+            .unwrap()
+    }
+
     /// SIGKILL, and wait until the process is gone.
     pub async fn kill(&mut self) {
         self.child.start_kill().unwrap();
