@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_stream::StreamExt;
 
-use crate::support::Stack;
+use crate::support::{Stack, authorized};
 
 const HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -286,14 +286,13 @@ async fn a_watch_stream_outlives_the_idle_timeout_and_still_receives_events() {
     let mut client = EventsClient::connect(format!("http://{}", stack.running.grpc_addr))
         .await
         .unwrap();
-    let mut request = tonic::Request::new(pb::WatchRequest {
-        tenant: "acme".into(),
-        from_sequence: u64::MAX / 2,
-        event_types: Vec::new(),
-    });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", stack.admin_token()).parse().unwrap(),
+    let request = authorized(
+        &stack.admin_token(),
+        pb::WatchRequest {
+            tenant: "acme".into(),
+            from_sequence: u64::MAX / 2,
+            event_types: Vec::new(),
+        },
     );
     let mut stream = client.watch(request).await.unwrap().into_inner();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -303,14 +302,13 @@ async fn a_watch_stream_outlives_the_idle_timeout_and_still_receives_events() {
     drop(stream);
 
     // A stream from the start sees a user created after three idle timeouts.
-    let mut request = tonic::Request::new(pb::WatchRequest {
-        tenant: "acme".into(),
-        from_sequence: 1,
-        event_types: vec!["user.provisioned".into()],
-    });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", stack.admin_token()).parse().unwrap(),
+    let request = authorized(
+        &stack.admin_token(),
+        pb::WatchRequest {
+            tenant: "acme".into(),
+            from_sequence: 1,
+            event_types: vec!["user.provisioned".into()],
+        },
     );
     let mut stream = client.watch(request).await.unwrap().into_inner();
     tokio::time::sleep(Duration::from_secs(3)).await;

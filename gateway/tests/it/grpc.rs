@@ -11,15 +11,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::support::{Stack, Tenant, patch_op};
-
-fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
+use crate::support::{Stack, Tenant, authorized, patch_op};
 
 fn by_name(name: &str) -> Option<pb::UserRef> {
     Some(pb::UserRef {

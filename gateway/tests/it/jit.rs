@@ -10,15 +10,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::support::{Stack, patch_op, reply};
-
-fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
+use crate::support::{Stack, authorized, patch_op, reply};
 
 async fn directory(stack: &Stack) -> DirectoryClient<Channel> {
     DirectoryClient::connect(format!("http://{}", stack.running.grpc_addr))

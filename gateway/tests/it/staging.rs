@@ -8,15 +8,7 @@ use serde_json::json;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::support::{Stack, Tenant, patch_op};
-
-fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
+use crate::support::{Stack, Tenant, authorized, patch_op};
 
 async fn directory(stack: &Stack) -> DirectoryClient<Channel> {
     DirectoryClient::connect(format!("http://{}", stack.running.grpc_addr))

@@ -16,14 +16,6 @@ use tonic::transport::Channel;
 
 use crate::support::*;
 
-fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
 /// The resident memory of process `pid`, in bytes (`VmRSS` of `/proc/<pid>/status`).
 fn resident_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
