@@ -1,7 +1,8 @@
 //! Prometheus metrics, served at `/metrics`: HTTP requests by route, method, status and tenant
 //! with latency histograms; SCIM rejections by tenant and `scimType` (a sync stuck in a 409 or 400
 //! loop shows there); authentication failures; requests refused by the rate limit; events appended by type; the log head; projection
-//! checkpoints and lag; process memory. State gauges are read from the running stack when
+//! checkpoints and lag; gRPC streams open, their buffered bytes, refusals and drops; process
+//! memory. State gauges are read from the running stack when
 //! scraped; counters are updated as things happen.
 
 use std::time::Instant;
@@ -10,8 +11,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 use roster_engine::domain::TenantName;
 
@@ -32,6 +33,10 @@ pub struct Metrics {
     projection_lag_seconds: Gauge,
     resident_memory: IntGauge,
     peak_resident_memory: IntGauge,
+    grpc_streams_open: IntGauge,
+    grpc_stream_buffered_bytes: IntGauge,
+    grpc_streams_refused: IntCounter,
+    grpc_streams_dropped: IntCounter,
     /// Tenants that have become label values, at most [`MAX_TENANT_LABELS`].
     labelled_tenants: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -128,6 +133,26 @@ impl Metrics {
             "process_peak_resident_memory_bytes",
             "Peak resident memory of the roster process since it started",
         )?;
+        let grpc_streams_open = IntGauge::new(
+            "grpc_streams_open",
+            "Server-streaming gRPC calls (Watch, audit Replay) open now",
+        )?;
+        let grpc_stream_buffered_bytes = IntGauge::new(
+            "grpc_stream_buffered_bytes",
+            "Bytes of messages the open gRPC streams hold for their clients",
+        )?;
+        let grpc_streams_refused = IntCounter::new(
+            "grpc_streams_refused_total",
+            "gRPC streams refused by a concurrency limit (per token, per tenant, in all)",
+        )?;
+        let grpc_streams_dropped = IntCounter::new(
+            "grpc_streams_dropped_total",
+            "gRPC streams dropped because their client read too slowly or the shared buffer stayed full",
+        )?;
+        registry.register(Box::new(grpc_streams_open.clone()))?;
+        registry.register(Box::new(grpc_stream_buffered_bytes.clone()))?;
+        registry.register(Box::new(grpc_streams_refused.clone()))?;
+        registry.register(Box::new(grpc_streams_dropped.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_seconds.clone()))?;
         registry.register(Box::new(rejections.clone()))?;
@@ -154,6 +179,10 @@ impl Metrics {
             projection_lag_seconds,
             resident_memory,
             peak_resident_memory,
+            grpc_streams_open,
+            grpc_stream_buffered_bytes,
+            grpc_streams_refused,
+            grpc_streams_dropped,
             labelled_tenants: std::sync::Mutex::default(),
         })
     }
@@ -207,6 +236,18 @@ impl Metrics {
                 .set(i64::try_from(lag.events).unwrap_or(i64::MAX));
             self.projection_lag_seconds.set(lag.seconds);
         }
+        let streams = &state.streams;
+        self.grpc_streams_open
+            .set(i64::try_from(streams.open_count()).unwrap_or(i64::MAX));
+        self.grpc_stream_buffered_bytes
+            .set(i64::try_from(streams.buffered_bytes()).unwrap_or(i64::MAX));
+        // The counts live in the streams; the counters catch up with them at each scrape.
+        let refused = streams.refused_count();
+        self.grpc_streams_refused
+            .inc_by(refused.saturating_sub(self.grpc_streams_refused.get()));
+        let dropped = streams.dropped_count();
+        self.grpc_streams_dropped
+            .inc_by(dropped.saturating_sub(self.grpc_streams_dropped.get()));
         if let Some((resident, peak)) = memory() {
             self.resident_memory.set(resident);
             self.peak_resident_memory.set(peak);

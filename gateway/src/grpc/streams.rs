@@ -159,6 +159,10 @@ pub struct Streams {
     limits: StreamLimits,
     open: Mutex<OpenStreams>,
     budget: Budget,
+    /// Streams refused by a count limit, and streams dropped (a client too slow, or the shared
+    /// budget full), since start.
+    refused: std::sync::atomic::AtomicU64,
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -220,7 +224,20 @@ impl Streams {
             limits,
             open: Mutex::new(OpenStreams::default()),
             budget,
+            refused: std::sync::atomic::AtomicU64::new(0),
+            dropped: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Streams refused by a count limit since start.
+    pub fn refused_count(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Streams dropped since start: their client read too slowly, or the shared budget stayed
+    /// full.
+    pub fn dropped_count(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn limits(&self) -> &StreamLimits {
@@ -250,29 +267,34 @@ impl Streams {
             _ => tenant.clone(),
         };
         let token = (owner.clone(), actor.id.clone());
+        let refused = |status: Status| {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            status
+        };
         {
             let mut open = lock(&self.open);
             let limits = &self.limits;
             if open.total >= limits.max_total {
-                return Err(Status::resource_exhausted(format!(
+                return Err(refused(Status::resource_exhausted(format!(
                     "too many concurrent streams on this server: the limit is {} \
                      (--max-streams); try again later",
                     limits.max_total
-                )));
+                ))));
             }
             if open.per_tenant.get(&owner).copied().unwrap_or(0) >= limits.max_per_tenant {
-                return Err(Status::resource_exhausted(format!(
+                return Err(refused(Status::resource_exhausted(format!(
                     "too many concurrent streams for tenant {owner}: the limit is {} \
                      (--max-streams-per-tenant); close one of its streams first",
                     limits.max_per_tenant
-                )));
+                ))));
             }
             if open.per_token.get(&token).copied().unwrap_or(0) >= limits.max_per_token {
-                return Err(Status::resource_exhausted(format!(
+                return Err(refused(Status::resource_exhausted(format!(
                     "too many concurrent streams for this token: the limit is {} \
                      (--max-streams-per-token); close one of its streams first",
                     limits.max_per_token
-                )));
+                ))));
             }
             open.total += 1;
             *open.per_tenant.entry(owner.clone()).or_default() += 1;
@@ -545,6 +567,10 @@ impl<T: Sequenced> StreamSender<T> {
                 "dropping a stream: {}",
                 status.message()
             );
+            self.shared
+                .streams
+                .dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let released = {
             let mut queue = self.queue();

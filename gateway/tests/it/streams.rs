@@ -265,6 +265,13 @@ async fn concurrent_streams_are_limited_per_token_and_per_tenant() {
         "{}",
         refused.message()
     );
+    // Refusals and open streams show on /metrics.
+    let metrics = stack.metrics().await;
+    assert!(
+        metrics.contains("roster_grpc_streams_refused_total 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("roster_grpc_streams_open "), "{metrics}");
     // The admin token's streams are its own (the system tenant's), whatever tenant they watch.
     let _admin = events
         .watch(authorized(&stack.admin_token(), watch_request("acme", 1)))
@@ -398,6 +405,11 @@ async fn a_slow_watch_consumer_is_dropped_and_resumes_where_it_left_off() {
         ended.message().contains("client too slow"),
         "{}",
         ended.message()
+    );
+    let metrics = stack.metrics().await;
+    assert!(
+        metrics.contains("roster_grpc_streams_dropped_total 1"),
+        "{metrics}"
     );
     let resume = resume_point(&ended);
     let last = *seen.last().unwrap();
