@@ -605,6 +605,8 @@ pub struct CheckReport {
     pub aggregate: Result<u64, String>,
     /// Each projection's checkpoint, or why it cannot be read.
     pub projections: Vec<(&'static str, Result<u64, String>)>,
+    /// Batches indexed again, when the check rebuilt the log's tenant index.
+    pub reindexed: Option<u64>,
 }
 
 impl CheckReport {
@@ -620,12 +622,14 @@ impl CheckReport {
 }
 
 /// Reads the whole log of a stopped roster's data directory and holds it against its watermark,
-/// and reports how far the aggregate and views reached; with `accept_loss`, first accepts the
-/// log as it is on disk (see [`roster_engine::log::EmbeddedLog::accept_as_is`]) and returns the
-/// mark it had before.
+/// checks the log's tenant index, and reports how far the aggregate and views reached; with
+/// `accept_loss`, first accepts the log as it is on disk (see
+/// [`roster_engine::log::EmbeddedLog::accept_as_is`]) and returns the mark it had before; with
+/// `reindex`, first rebuilds the tenant index from the events.
 pub fn check(
     data_dir: &Path,
     accept_loss: bool,
+    reindex: bool,
 ) -> Result<(CheckReport, Option<roster_engine::log::Mark>), StartError> {
     use roster_engine::log::EmbeddedLog;
     let db_path = data_dir.join("db");
@@ -650,6 +654,11 @@ pub fn check(
     } else {
         None
     };
+    let reindexed = if reindex {
+        Some(EmbeddedLog::reindex(&db).map_err(log_error)?)
+    } else {
+        None
+    };
     let log = EmbeddedLog::inspect(&db, &watermark).map_err(log_error)?;
     let aggregate =
         roster_engine::store::StateStore::open(&db, roster_engine::engine::AGGREGATE_TREE)
@@ -667,6 +676,7 @@ pub fn check(
             log,
             aggregate,
             projections,
+            reindexed,
         },
         before,
     ))

@@ -130,6 +130,10 @@ enum Command {
         /// again (its aggregate and views are then rebuilt). Only once a backup is ruled out.
         #[arg(long)]
         accept_loss: bool,
+        /// Rebuild the log's tenant index from the events (it is derived data: no event is
+        /// touched), when the check reports it wrong.
+        #[arg(long)]
+        reindex: bool,
     },
     /// Play SCIM load against a running roster and report throughput and latency.
     #[command(subcommand)]
@@ -633,7 +637,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ResourceGroup(command) => resource_group(&cli.common, command).await,
         Command::Audit(command) => audit(&cli.common, command).await,
         Command::Rebuild { aggregate } => rebuild(&cli.common, aggregate).await,
-        Command::Check { accept_loss } => check(&cli.common, accept_loss).await,
+        Command::Check {
+            accept_loss,
+            reindex,
+        } => check(&cli.common, accept_loss, reindex).await,
         Command::Bench(command) => bench(&cli.common, command).await,
         Command::Drift(arguments) => drift(&cli.common, arguments).await,
     }
@@ -1743,12 +1750,15 @@ async fn rebuild(common: &Common, aggregate: bool) -> Result<()> {
     Ok(())
 }
 
-async fn check(common: &Common, accept_loss: bool) -> Result<()> {
+async fn check(common: &Common, accept_loss: bool, reindex: bool) -> Result<()> {
     use roster_engine::log::Verdict;
     let data_dir = common.data_dir.clone();
-    let (report, before) = tokio::task::spawn_blocking(move || app::check(&data_dir, accept_loss))
-        .await?
-        .context("checking (is `roster serve` running on this data directory? stop it first)")?;
+    let (report, before) =
+        tokio::task::spawn_blocking(move || app::check(&data_dir, accept_loss, reindex))
+            .await?
+            .context(
+                "checking (is `roster serve` running on this data directory? stop it first)",
+            )?;
     let log = &report.log;
     println!("log: {} events, last sequence {}", log.events, log.head);
     let mut problems = Vec::new();
@@ -1797,8 +1807,20 @@ async fn check(common: &Common, accept_loss: bool) -> Result<()> {
             mark.sequence, log.head
         );
     }
+    if let Some(batches) = report.reindexed {
+        println!("tenant index: rebuilt from the events ({batches} batches)");
+    }
     if problems.is_empty() && report.is_sound() {
         println!("ok: the log is whole");
+        if let Some(problem) = &log.tenant_index {
+            eprintln!("INDEX: {problem}");
+            eprintln!(
+                "no event is lost: the tenant index is derived from the log; `roster check \
+                 --reindex` rebuilds it"
+            );
+            std::process::exit(1);
+        }
+        println!("tenant index: matches the log");
         return Ok(());
     }
     for problem in &problems {

@@ -82,6 +82,8 @@ pub struct LogInspection {
     /// The watermark's mark.
     pub mark: Option<Mark>,
     pub verdict: Verdict,
+    /// What is wrong with the tenant index, if anything (checked only on a log read whole).
+    pub tenant_index: Option<String>,
 }
 
 impl Default for LogInspection {
@@ -94,6 +96,7 @@ impl Default for LogInspection {
             damaged: None,
             mark: None,
             verdict: Verdict::Unmarked,
+            tenant_index: None,
         }
     }
 }
@@ -237,7 +240,28 @@ impl EmbeddedLog {
         inspection.verdict = watermark.verdict(last, |sequence| {
             packed::stored(&tree, sequence).ok().flatten()
         });
+        if inspection.damaged.is_none()
+            && inspection.undecodable.is_none()
+            && inspection.first_gap.is_none()
+        {
+            inspection.tenant_index = packed::verify_tenant_index(&tree)?;
+        }
         Ok(inspection)
+    }
+
+    /// Drops the log's tenant index and builds it again from the events (`roster check
+    /// --reindex`, roster stopped). Returns the batches indexed.
+    pub fn reindex(db: &sled::Db) -> Result<u64, LogError> {
+        let tree = db.open_tree("log").map_err(packed::storage)?;
+        if packed::needs_migration(&tree)? {
+            return Err(LogError::Unavailable(
+                "the log is in the first layout (a key per event); start roster once to pack it"
+                    .into(),
+            ));
+        }
+        let indexed = packed::rebuild_tenant_index(&tree)?;
+        tree.flush().map_err(packed::storage)?;
+        Ok(indexed)
     }
 
     /// Accepts the log as it is on disk: the watermark is set to its last event, so roster
@@ -950,6 +974,62 @@ mod tests {
             only(&read_all_of(&log, &acme, 50), &acme),
             only(&history, &acme)
         );
+    }
+
+    /// `roster check` holds the tenant index against the events: a changed, a missing and an
+    /// invented entry are each reported, and `reindex` makes it right again.
+    #[test]
+    fn a_wrong_tenant_index_is_reported_and_rebuilt() {
+        let db = temporary();
+        let log = EmbeddedLog::mirror(&db).unwrap();
+        for chunk in history().chunks(97) {
+            log.record_mirrored(chunk).unwrap();
+        }
+        let tree = db.open_tree("log").unwrap();
+        assert_eq!(packed::verify_tenant_index(&tree).unwrap(), None);
+        let entries: Vec<_> = tree
+            .scan_prefix([b'T'])
+            .map(|entry| entry.unwrap())
+            .collect();
+        assert!(entries.len() > 2, "several index entries");
+        let (changed, value) = entries[0].clone();
+        let (missing, _) = entries[1].clone();
+        let mut wrong = value.to_vec();
+        wrong[8] ^= 1; // the first run's count
+        let damages: [(&str, Box<dyn Fn(&sled::Tree)>); 3] = [
+            (
+                "does not match",
+                Box::new(move |tree| {
+                    tree.insert(changed.clone(), wrong.clone()).unwrap();
+                }),
+            ),
+            (
+                "lacks the entry",
+                Box::new(move |tree| {
+                    tree.remove(missing.clone()).unwrap();
+                }),
+            ),
+            (
+                "that no event gives",
+                Box::new(|tree| {
+                    let mut invented = b"Tnobody\0".to_vec();
+                    invented.extend_from_slice(&1u64.to_be_bytes());
+                    tree.insert(invented, vec![0u8; 12]).unwrap();
+                }),
+            ),
+        ];
+        for (expected, damage) in damages {
+            damage(&tree);
+            let problem = packed::verify_tenant_index(&tree).unwrap();
+            assert!(
+                problem
+                    .as_deref()
+                    .is_some_and(|text| text.contains(expected)),
+                "{expected}: {problem:?}"
+            );
+            assert!(EmbeddedLog::reindex(&db).unwrap() > 0);
+            assert_eq!(packed::verify_tenant_index(&tree).unwrap(), None);
+        }
     }
 
     /// A log written before the tenant index (packed events and heads only) is indexed when it

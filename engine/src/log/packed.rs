@@ -223,18 +223,109 @@ impl TenantRuns {
         }
     }
 
-    /// Writes one index key per tenant for the value `B first` into `batch`, and forgets them.
-    fn write(&mut self, batch: &mut sled::Batch, first: u64) {
-        for (tenant, runs) in std::mem::take(&mut self.0) {
+    /// The index values, one per tenant, as stored.
+    fn into_values(self) -> impl Iterator<Item = (String, Vec<u8>)> {
+        self.0.into_iter().map(|(tenant, runs)| {
             let mut value = Vec::with_capacity(runs.len() * 12);
             for run in runs {
                 value.extend_from_slice(&run.index.to_le_bytes());
                 value.extend_from_slice(&run.offset.to_le_bytes());
                 value.extend_from_slice(&run.count.to_le_bytes());
             }
+            (tenant, value)
+        })
+    }
+
+    /// Writes one index key per tenant for the value `B first` into `batch`, and forgets them.
+    fn write(&mut self, batch: &mut sled::Batch, first: u64) {
+        for (tenant, value) in std::mem::take(self).into_values() {
             batch.insert(tenant_index_key(&tenant, first), value);
         }
     }
+}
+
+/// Where each tenant's events sit in the decoded batch `first`.
+fn runs_of(first: u64, events: &[&[u8]]) -> Result<TenantRuns, LogError> {
+    let mut runs = TenantRuns::default();
+    let mut offset = 0;
+    for (index, bytes) in events.iter().enumerate() {
+        let sequence = first + index as u64;
+        let of = TenantOfEvent::decode(*bytes).map_err(|error| LogError::Corrupt {
+            sequence,
+            reason: error.to_string(),
+        })?;
+        runs.note(&of.tenant, index as u64, offset);
+        offset += 4 + bytes.len();
+    }
+    Ok(runs)
+}
+
+/// The tenant and batch an index key names, for messages.
+fn describe_index_key(key: &[u8]) -> String {
+    let name = key.get(1..).unwrap_or_default();
+    let end = name
+        .iter()
+        .position(|byte| *byte == NAME_END)
+        .unwrap_or(name.len());
+    let first = sequence_at(key, end + 2);
+    format!(
+        "of tenant {} for the batch at sequence {first}",
+        String::from_utf8_lossy(&name[..end])
+    )
+}
+
+/// Holds the tenant index against the batches it covers (everything up to `I`): every entry
+/// must be the one the batch's events give, and none may be missing. `None` when it is right,
+/// else the first problem found. Reads the whole log; for `roster check`.
+pub(super) fn verify_tenant_index(tree: &sled::Tree) -> Result<Option<String>, LogError> {
+    let indexed = indexed_through(tree)?;
+    let mut expected: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    for entry in batches(tree, 1, indexed) {
+        let (first, value) = entry?;
+        if first > indexed {
+            break;
+        }
+        let events = unpack(first, &value)?;
+        for (tenant, runs) in runs_of(first, &events)?.into_values() {
+            expected.insert(tenant_index_key(&tenant, first), runs);
+        }
+    }
+    for entry in tree.scan_prefix([TENANT_INDEX]) {
+        let (key, value) = entry.map_err(storage)?;
+        match expected.remove(key.as_ref()) {
+            Some(wanted) if wanted == value.as_ref() => {}
+            Some(_) => {
+                return Ok(Some(format!(
+                    "the tenant index entry {} does not match the batch",
+                    describe_index_key(&key)
+                )));
+            }
+            None => {
+                return Ok(Some(format!(
+                    "the tenant index has an entry {} that no event gives",
+                    describe_index_key(&key)
+                )));
+            }
+        }
+    }
+    Ok(expected.keys().next().map(|key| {
+        format!(
+            "the tenant index lacks the entry {}",
+            describe_index_key(key)
+        )
+    }))
+}
+
+/// Drops the tenant index and builds it again from the batches. Returns the batches indexed.
+pub(super) fn rebuild_tenant_index(tree: &sled::Tree) -> Result<u64, LogError> {
+    let mut drop_index = sled::Batch::default();
+    for entry in tree.scan_prefix([TENANT_INDEX]) {
+        let (key, _) = entry.map_err(storage)?;
+        drop_index.remove(key);
+    }
+    drop_index.remove(INDEXED.as_slice());
+    tree.apply_batch(drop_index).map_err(storage)?;
+    build_tenant_index(tree)
 }
 
 fn tenant_index_prefix(tenant: &str) -> Vec<u8> {
@@ -364,18 +455,7 @@ pub(super) fn build_tenant_index(tree: &sled::Tree) -> Result<u64, LogError> {
             if events.is_empty() || end <= indexed {
                 continue;
             }
-            let mut runs = TenantRuns::default();
-            let mut offset = 0;
-            for (index, bytes) in events.iter().enumerate() {
-                let sequence = first + index as u64;
-                let of = TenantOfEvent::decode(*bytes).map_err(|error| LogError::Corrupt {
-                    sequence,
-                    reason: error.to_string(),
-                })?;
-                runs.note(&of.tenant, index as u64, offset);
-                offset += 4 + bytes.len();
-            }
-            runs.write(&mut step, first);
+            runs_of(first, &events)?.write(&mut step, first);
             indexed = end;
             taken += 1;
             if taken == INDEX_STEP {

@@ -19,6 +19,7 @@ async fn serve_briefly(data_dir: &Path) -> Option<Output> {
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+        .args(["--admin-http", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .output();
@@ -291,4 +292,47 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// The log's tenant index is derived from the events: `roster check` reports an entry that
+/// does not match them (exit 1, no event lost), and `roster check --reindex` rebuilds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_tenant_index_is_reported_by_check_and_rebuilt_by_reindex() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    populated(&data_dir).await;
+    let sound = check(&data_dir, &[]).await;
+    assert!(sound.status.success(), "{}", text(&sound));
+    assert!(
+        text(&sound).contains("tenant index: matches the log"),
+        "{}",
+        text(&sound)
+    );
+
+    {
+        let db = crate::support::open_stopped_database(&data_dir);
+        let tree = db.open_tree("log").unwrap();
+        let (key, _) = tree.scan_prefix([b'T']).next().unwrap().unwrap();
+        tree.remove(key).unwrap();
+        db.flush().unwrap();
+    }
+    let reported = check(&data_dir, &[]).await;
+    assert_eq!(reported.status.code(), Some(1), "{}", text(&reported));
+    let report = text(&reported);
+    assert!(
+        report.contains("INDEX: the tenant index lacks the entry of tenant")
+            && report.contains("--reindex")
+            && report.contains("ok: the log is whole"),
+        "{report}"
+    );
+
+    let rebuilt = check(&data_dir, &["--reindex"]).await;
+    assert!(rebuilt.status.success(), "{}", text(&rebuilt));
+    let report = text(&rebuilt);
+    assert!(
+        report.contains("tenant index: rebuilt from the events")
+            && report.contains("tenant index: matches the log"),
+        "{report}"
+    );
+    assert_eq!(log_head(&rebuilt), log_head(&sound));
 }

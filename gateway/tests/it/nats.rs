@@ -402,6 +402,7 @@ async fn a_nats_server_older_than_2_12_is_refused_at_start() {
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+        .args(["--admin-http", "127.0.0.1:0"])
         .args(["--nats", &nats.url()])
         .output();
     let output = tokio::time::timeout(Duration::from_secs(30), output)
