@@ -996,7 +996,8 @@ mod tests {
         let (missing, _) = entries[1].clone();
         let mut wrong = value.to_vec();
         wrong[8] ^= 1; // the first run's count
-        let damages: [(&str, Box<dyn Fn(&sled::Tree)>); 3] = [
+        type Damage = Box<dyn Fn(&sled::Tree)>;
+        let damages: [(&str, Damage); 3] = [
             (
                 "does not match",
                 Box::new(move |tree| {
