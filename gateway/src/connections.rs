@@ -257,10 +257,6 @@ impl GuardedStream {
         }
     }
 
-    pub fn activity(&self) -> &Arc<Activity> {
-        &self.activity
-    }
-
     /// When this connection must end if nothing changes.
     fn deadline(&mut self, now: Instant) -> Instant {
         let changes = self.activity.changes.load(Ordering::SeqCst);
@@ -270,17 +266,17 @@ impl GuardedStream {
         }
         let in_flight = self.activity.in_flight.load(Ordering::SeqCst) > 0;
         let first_request_pending = self.activity.requests.load(Ordering::SeqCst) == 0;
-        match self.protocol {
-            Protocol::Http1 if in_flight => self.last_io + self.idle_timeout,
+        match (self.protocol, self.head_started) {
+            (Protocol::Http1, _) if in_flight => self.last_io + self.idle_timeout,
             // A stream in flight (a gRPC Watch) may wait for events for as long as it likes;
             // HTTP/2 keep-alive pings find dead peers. Look again later.
-            Protocol::Http2 if in_flight => now + self.idle_timeout,
-            Protocol::Http1 if self.head_started.is_some() => {
-                self.head_started.unwrap_or(now) + self.header_timeout
+            (Protocol::Http2, _) if in_flight => now + self.idle_timeout,
+            (Protocol::Http1, Some(started)) => started + self.header_timeout,
+            // No request yet (a connection that has sent no byte has sent none).
+            _ if first_request_pending || self.protocol == Protocol::Unknown => {
+                self.activity.opened + self.header_timeout
             }
-            _ if first_request_pending => self.activity.opened + self.header_timeout,
-            Protocol::Unknown => self.activity.opened + self.header_timeout,
-            Protocol::Http1 | Protocol::Http2 => self.activity.quiet_since() + self.idle_timeout,
+            _ => self.activity.quiet_since() + self.idle_timeout,
         }
     }
 

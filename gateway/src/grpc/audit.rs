@@ -15,11 +15,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::admin::tenant_name;
-use super::streams::StreamSender;
+use super::streams::{READ_BYTES, StreamSender};
 use crate::app::AppState;
-
-/// Bytes of records kept per step, at most (and no more than the stream's buffer has room for).
-const READ_BYTES: usize = 256 * 1024;
 
 /// Records read from the trail per step, at most (kept or not by the filter).
 const READ_RECORDS: usize = 4096;

@@ -10,19 +10,15 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use roster_engine::codec;
-use roster_engine::domain::{Actor, ActorKind, TenantName, TokenId};
+use roster_engine::domain::{Actor, TenantName, TokenId};
 use roster_proto::v1 as pb;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::admin::tenant_name;
-use super::streams::StreamSender;
+use super::streams::{READ_BYTES, StreamSender, token_owner};
 use crate::app::AppState;
 use crate::clock;
-
-/// Bytes of events read from the log per step, at most (and no more than the stream's buffer has
-/// room for): what a read holds in memory twice over, decoded and converted, is bounded by it.
-pub(super) const READ_BYTES: usize = 256 * 1024;
 
 /// Events read from the log per step, at most.
 const READ_EVENTS: usize = 512;
@@ -52,12 +48,8 @@ struct Credential {
 
 impl Credential {
     fn of(actor: &Actor, tenant: &TenantName) -> Self {
-        let owner = match actor.kind {
-            ActorKind::Admin => TenantName::system(),
-            _ => tenant.clone(),
-        };
         Self {
-            owner,
+            owner: token_owner(actor, tenant),
             id: TokenId(actor.id.clone()),
         }
     }

@@ -32,6 +32,19 @@ use tonic::metadata::MetadataMap;
 /// The trailer naming the sequence a dropped stream resumes from.
 pub const RESUME_FROM_TRAILER: &str = "roster-resume-from";
 
+/// Bytes of messages a stream reads per step, at most (and no more than its buffer has room
+/// for): what a read holds in memory twice over, decoded and converted, is bounded by it.
+pub const READ_BYTES: usize = 256 * 1024;
+
+/// The tenant holding the token `actor` presented for a call about `tenant`: the system tenant
+/// for the admin token, else `tenant` itself.
+pub fn token_owner(actor: &Actor, tenant: &TenantName) -> TenantName {
+    match actor.kind {
+        ActorKind::Admin => TenantName::system(),
+        _ => tenant.clone(),
+    }
+}
+
 /// Bytes a gRPC message takes on the wire beyond its protobuf encoding.
 const FRAME_HEADER_BYTES: usize = 5;
 
@@ -262,10 +275,7 @@ impl Streams {
         tenant: &TenantName,
         resume_from: u64,
     ) -> Result<(StreamSender<T>, StreamReceiver<T>), Status> {
-        let owner = match actor.kind {
-            ActorKind::Admin => TenantName::system(),
-            _ => tenant.clone(),
-        };
+        let owner = token_owner(actor, tenant);
         let token = (owner.clone(), actor.id.clone());
         let refused = |status: Status| {
             self.refused

@@ -8,20 +8,14 @@ use roster_proto::v1::directory_client::DirectoryClient;
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::support::{Stack, Tenant, patch_op};
+use crate::support::{Stack, Tenant, assert_invalid_value, patch_op};
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// Asserts a 400 `invalidValue` SCIM error whose detail starts with `detail`; returns the body.
 #[track_caller]
 fn assert_refused(body: Value, detail: &str) -> Value {
-    assert_eq!(
-        body["schemas"],
-        json!(["urn:ietf:params:scim:api:messages:2.0:Error"]),
-        "{body}"
-    );
-    assert_eq!(body["status"], "400", "{body}");
-    assert_eq!(body["scimType"], "invalidValue", "{body}");
+    assert_invalid_value(&body);
     let text = body["detail"].as_str().unwrap_or_default();
     assert!(
         text.starts_with(detail),

@@ -295,6 +295,19 @@ impl Process {
     }
 }
 
+/// Asserts `body` is exactly a SCIM 400 `invalidValue` error (one schema, status as a string),
+/// as a response or inside a Bulk result.
+#[track_caller]
+pub fn assert_invalid_value(body: &Value) {
+    assert_eq!(
+        body["schemas"],
+        serde_json::json!(["urn:ietf:params:scim:api:messages:2.0:Error"]),
+        "{body}"
+    );
+    assert_eq!(body["status"], "400", "{body}");
+    assert_eq!(body["scimType"], "invalidValue", "{body}");
+}
+
 /// One tenant's SCIM endpoint and token.
 #[derive(Clone)]
 pub struct Tenant {
