@@ -270,6 +270,25 @@ impl AppState {
         }
     }
 
+    /// Waits until the views reflect every event appended for `tenant` so far. A write that lost
+    /// a version race calls it before reading again: the read barrier alone waits only for what
+    /// is durable, and the write that won may not be yet, so the retry would read the same stale
+    /// version and lose again.
+    pub async fn wait_for_tenant(&self, tenant: &TenantName) -> Result<(), ExecuteError> {
+        let head = self
+            .engine
+            .aggregate()
+            .tenant_checkpoint(tenant)
+            .map_err(|error| ExecuteError::Unavailable(error.to_string()))?;
+        match tokio::time::timeout(READ_BARRIER_TIMEOUT, self.projector.wait_for(head)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(ExecuteError::Unavailable(error.to_string())),
+            Err(_) => Err(ExecuteError::Unavailable(
+                "the views are catching up with the log".into(),
+            )),
+        }
+    }
+
     /// Whether roster can serve: the log takes writes and the views are caught up (lag under
     /// [`READY_LAG_SECONDS`]). The reason when not.
     pub async fn readiness(&self) -> Result<(), String> {

@@ -449,8 +449,22 @@ fn affected_users(
         | EventPayload::ResourceGroupMemberSet { user_id, .. }
         | EventPayload::ResourceGroupMemberRemoved { user_id, .. }
         | EventPayload::UserClaimRoleChanged { user_id, .. } => vec![*user_id],
-        EventPayload::GroupMembersAdded { user_ids, .. }
-        | EventPayload::GroupMembersRemoved { user_ids, .. } => user_ids.clone(),
+        EventPayload::GroupMembersAdded { group_id, user_ids }
+        | EventPayload::GroupMembersRemoved { group_id, user_ids } => {
+            store.load_into(
+                state,
+                &domain::Footprint {
+                    role_mappings: vec![*group_id],
+                    links_of_groups: vec![*group_id],
+                    ..domain::Footprint::default()
+                },
+            )?;
+            if domain::membership_grants_access(state, *group_id) {
+                user_ids.clone()
+            } else {
+                Vec::new()
+            }
+        }
         EventPayload::RoleMappingSet { group_id, .. }
         | EventPayload::RoleMappingRemoved { group_id }
         | EventPayload::ResourceGroupLinked { group_id, .. }
@@ -563,6 +577,16 @@ impl<'a> Chunk<'a> {
             .payload
             .group_id()
             .and_then(|id| state.group(&id).cloned());
+        // Users an addition makes members: an edge that did not exist has no open interval (the
+        // view opens one with every edge and closes it when the edge goes).
+        let joining: Vec<UserId> = match &event.payload {
+            EventPayload::GroupMembersAdded { group_id, user_ids } => user_ids
+                .iter()
+                .filter(|user| !state.is_member(*group_id, **user))
+                .copied()
+                .collect(),
+            _ => Vec::new(),
+        };
         domain::apply(&mut state, event);
         self.record_changes(event, &state, user_before.is_some(), group_before.is_some());
         let result = self.derive(
@@ -570,6 +594,7 @@ impl<'a> Chunk<'a> {
             &mut state,
             user_before.as_ref(),
             group_before.as_ref(),
+            &joining,
         );
         self.slices.insert(tenant, (state, event.sequence));
         self.last = event.sequence;
@@ -627,6 +652,7 @@ impl<'a> Chunk<'a> {
         state: &mut State,
         user_before: Option<&UserRecord>,
         group_before: Option<&GroupRecord>,
+        joining: &[UserId],
     ) -> Result<(), ProjectionError> {
         let tenant = &event.tenant;
         let at = event.recorded_at;
@@ -685,11 +711,9 @@ impl<'a> Chunk<'a> {
                     Some(encode(default_role)),
                 );
             }
-            EventPayload::GroupMembersAdded { group_id, user_ids } => {
-                for user in user_ids {
-                    if state.is_member(*group_id, *user)
-                        && self.open_interval(tenant, *group_id, *user)?.is_none()
-                    {
+            EventPayload::GroupMembersAdded { group_id, .. } => {
+                for user in joining {
+                    if state.is_member(*group_id, *user) {
                         self.write(
                             interval_key(tenant, group_id, user, at),
                             Some(OPEN.to_be_bytes().to_vec()),

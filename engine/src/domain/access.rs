@@ -55,6 +55,14 @@ fn keep_highest(current: &mut Option<RoleGrant>, candidate: RoleGrant) {
     }
 }
 
+/// Whether being a member of `group` can give anyone access: it maps an org role or links a
+/// resource group. Joining or leaving a group that does neither changes nobody's access. The
+/// caller loads the group's role mapping and links (`Footprint::role_mappings`,
+/// `Footprint::links_of_groups`).
+pub fn membership_grants_access(state: &State, group: GroupId) -> bool {
+    state.role_mapping(&group).is_some() || state.links_of(group).next().is_some()
+}
+
 /// The access of `user`, or `None` when the user does not exist.
 pub fn access(state: &State, user: UserId) -> Option<Access> {
     let record = state.user(&user)?;

@@ -146,7 +146,17 @@ async fn call(
                 tally.latencies.push(started.elapsed());
                 serde_json::from_slice(&bytes).ok()
             } else {
-                *tally.errors.entry(status.as_u16().to_string()).or_default() += 1;
+                // The SCIM error's detail says why (a 503's reason, a 409's conflict).
+                let detail = serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|body| body["detail"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let key = format!(
+                    "{} {}",
+                    status.as_u16(),
+                    detail.chars().take(80).collect::<String>()
+                );
+                *tally.errors.entry(key.trim_end().to_owned()).or_default() += 1;
                 None
             }
         }

@@ -190,6 +190,7 @@ async fn read_modify_write(
                 if if_match.is_none() =>
             {
                 tracing::debug!(%id, actual, "user changed during the update; retrying");
+                app.wait_for_tenant(&client.tenant).await?;
             }
             Err(error) => return Err(error.into()),
         }

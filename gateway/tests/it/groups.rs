@@ -231,6 +231,46 @@ async fn members_must_be_users_of_the_same_tenant() {
 }
 
 #[tokio::test]
+async fn member_patches_of_a_missing_or_deleted_group_are_404_and_change_nothing() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    let ids = users(&acme, &["u-a", "u-b"]).await;
+    let add =
+        |id: &str| patch_op(json!([{"op": "add", "path": "members", "value": [{"value": id}]}]));
+    let missing = "01a23b6d-0000-7000-8000-000000000000";
+    for operations in [
+        add(&ids[0]),
+        patch_op(json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", ids[0])}])),
+        patch_op(json!([{"op": "replace", "path": "members", "value": []}])),
+    ] {
+        let error = acme
+            .patch(&format!("/Groups/{missing}"), &operations)
+            .await
+            .expect_error(404, None);
+        assert!(
+            error["detail"].as_str().unwrap().contains(missing),
+            "{error}"
+        );
+    }
+    let group = create_group(&acme, "G", &[]).await;
+    // Each member change is read back at once by the next request (read-your-writes), with no
+    // read of the group before the write.
+    patch_members(
+        &acme,
+        &group,
+        json!([{"op": "add", "path": "members", "value": [{"value": ids[0]}]}]),
+    )
+    .await;
+    assert_eq!(members(&acme, &group).await, sorted(&[&ids[0]]));
+    assert_eq!(acme.delete(&format!("/Groups/{group}")).await.status, 204);
+    acme.patch(&format!("/Groups/{group}"), &add(&ids[1]))
+        .await
+        .expect_error(404, None);
+    let user = acme.get(&format!("/Users/{}", ids[1])).await.expect(200);
+    assert_eq!(user["groups"], json!([]));
+}
+
+#[tokio::test]
 async fn display_names_are_unique_case_insensitively() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;

@@ -174,3 +174,28 @@ fn manual_members_of_unlinked_resource_groups_have_their_role() {
 fn unknown_users_have_no_access_record() {
     assert!(access(&tenant_with_users(0).state, uid(1)).is_none());
 }
+
+#[test]
+fn only_a_group_that_maps_a_role_or_links_a_resource_group_grants_access_by_membership() {
+    let scenario = with_mappings()
+        .after(create_group(4, "Plain", &[]))
+        .after(create_group(5, "Linked", &[]))
+        .after(Command::CreateResourceGroup {
+            resource_group_id: rgid(1),
+            name: "models".into(),
+        })
+        .after(Command::LinkResourceGroup {
+            resource_group_id: rgid(1),
+            group_id: gid(5),
+            role: Role::Read,
+        });
+    assert!(membership_grants_access(&scenario.state, gid(1)));
+    assert!(membership_grants_access(&scenario.state, gid(5)));
+    assert!(!membership_grants_access(&scenario.state, gid(4)));
+    // Joining the plain group leaves access as it was; joining the linked one does not.
+    let before = access(&scenario.state, uid(3));
+    let scenario = scenario.after(change_members(4, vec![MemberChange::Add(users(&[3]))]));
+    assert_eq!(access(&scenario.state, uid(3)), before);
+    let scenario = scenario.after(change_members(5, vec![MemberChange::Add(users(&[3]))]));
+    assert_ne!(access(&scenario.state, uid(3)), before);
+}
