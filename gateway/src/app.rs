@@ -127,8 +127,6 @@ pub struct AppState {
     pub streams: Arc<crate::grpc::Streams>,
 }
 
-/// A token's use is recorded at most once per this many microseconds (the engine's resolution).
-const TOKEN_USE_EVERY_MICROS: i64 = 3_600_000_000;
 /// Longest a request waits for its token's use to be recorded.
 const TOKEN_USE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Tokens expiring within this many microseconds are warned about.
@@ -139,7 +137,8 @@ impl AppState {
     /// within the hour, before the request goes on (so the audit trail shows the use ahead of what
     /// the request changed). A failure to record does not fail the request.
     pub async fn note_token_use(&self, tenant: &TenantName, token: &TokenRecord, now: Timestamp) {
-        let recent = |at: i64| now.as_micros() - at < TOKEN_USE_EVERY_MICROS;
+        let recent =
+            |at: i64| roster_engine::domain::token_use_covered(Timestamp::from_micros(at), now);
         if token.last_used_at.is_some_and(|at| recent(at.as_micros())) {
             return;
         }

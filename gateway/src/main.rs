@@ -1595,14 +1595,39 @@ fn resume_point(status: &tonic::Status) -> Option<u64> {
         .ok()
 }
 
-/// One CSV field (RFC 4180).
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
+/// Where `roster audit export` writes.
+enum AuditOutput<W: std::io::Write> {
+    Jsonl(W),
+    Csv(Box<csv::Writer<W>>),
+}
+
+impl<W: std::io::Write> AuditOutput<W> {
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            AuditOutput::Jsonl(out) => out.flush(),
+            AuditOutput::Csv(writer) => writer.flush(),
+        }
     }
 }
+
+/// Columns of `roster audit export --format csv`, in order.
+const AUDIT_CSV_HEADER: [&str; 15] = [
+    "sequence",
+    "recorded_at",
+    "occurred_at",
+    "event_type",
+    "target",
+    "actor_kind",
+    "actor_id",
+    "actor_display",
+    "source_ip",
+    "user_agent",
+    "request_id",
+    "outcome",
+    "changes",
+    "prev_hash",
+    "hash",
+];
 
 async fn audit(common: &Common, command: AuditCommand) -> Result<()> {
     use std::io::Write;
@@ -1632,13 +1657,16 @@ async fn audit(common: &Common, command: AuditCommand) -> Result<()> {
                 .map_err(rpc_error)?
                 .into_inner();
             let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            if matches!(format, ExportFormat::Csv) {
-                writeln!(
-                    out,
-                    "sequence,recorded_at,occurred_at,event_type,target,actor_kind,actor_id,actor_display,source_ip,user_agent,request_id,outcome,changes,prev_hash,hash"
-                )?;
-            }
+            let out = std::io::BufWriter::new(stdout.lock());
+            // JSON lines as the server sent them, or CSV rows quoted by the csv crate (RFC 4180).
+            let mut out = match format {
+                ExportFormat::Jsonl => AuditOutput::Jsonl(out),
+                ExportFormat::Csv => {
+                    let mut writer = csv::Writer::from_writer(out);
+                    writer.write_record(AUDIT_CSV_HEADER)?;
+                    AuditOutput::Csv(Box::new(writer))
+                }
+            };
             loop {
                 let record = match stream.message().await {
                     Ok(Some(record)) => record,
@@ -1660,9 +1688,9 @@ async fn audit(common: &Common, command: AuditCommand) -> Result<()> {
                         None => return Err(rpc_error(status)),
                     },
                 };
-                match format {
-                    ExportFormat::Jsonl => writeln!(out, "{}", record.json)?,
-                    ExportFormat::Csv => {
+                match &mut out {
+                    AuditOutput::Jsonl(out) => writeln!(out, "{}", record.json)?,
+                    AuditOutput::Csv(writer) => {
                         let parsed: roster_projector::AuditRecord =
                             serde_json::from_str(&record.json)?;
                         let fields = [
@@ -1682,9 +1710,7 @@ async fn audit(common: &Common, command: AuditCommand) -> Result<()> {
                             parsed.prev_hash,
                             parsed.hash,
                         ];
-                        let line: Vec<String> =
-                            fields.iter().map(|field| csv_field(field)).collect();
-                        writeln!(out, "{}", line.join(","))?;
+                        writer.write_record(&fields)?;
                     }
                 }
             }

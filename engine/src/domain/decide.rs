@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::command::{Command, MemberChange, NewToken};
 use super::event::EventPayload;
-use super::ids::{GroupId, ResourceGroupId, UserId};
+use super::ids::{GroupId, ResourceGroupId, Timestamp, UserId};
 use super::jit;
 use super::limits;
 use super::rejection::Rejection;
@@ -20,6 +20,12 @@ pub const MEMBERS_PER_EVENT: usize = 1000;
 const RESOURCE_GROUP_NAME_MAX: usize = 100;
 /// A token's use is recorded at most once per this many microseconds (an hour).
 const TOKEN_USE_RESOLUTION_MICROS: i64 = 3_600_000_000;
+
+/// Whether a use of a token at `now` is already covered by the use recorded at `last`: uses are
+/// recorded at most once an hour. Edges ask it before sending `RecordTokenUse` at all.
+pub fn token_use_covered(last: Timestamp, now: Timestamp) -> bool {
+    now.as_micros() - last.as_micros() < TOKEN_USE_RESOLUTION_MICROS
+}
 
 /// Attribute names that are never part of a profile's free-form attributes: they are modelled
 /// separately (`userName`, `externalId`, `active`), owned by the server (`id`, `meta`, `schemas`,
@@ -98,10 +104,10 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             let Some(token) = state.token(&token_id) else {
                 return Ok(Vec::new());
             };
-            let recent = token.last_used_at.is_some_and(|last| {
-                at.as_micros() - last.as_micros() < TOKEN_USE_RESOLUTION_MICROS
-            });
-            if recent {
+            if token
+                .last_used_at
+                .is_some_and(|last| token_use_covered(last, at))
+            {
                 return Ok(Vec::new());
             }
             Ok(vec![EventPayload::TokenUsed { token_id }])

@@ -23,7 +23,7 @@ mod tests;
 pub use access::{Access, Grant, RoleGrant, access, membership_grants_access};
 pub use apply::apply;
 pub use command::{BranchCopy, BranchDirectory, Command, MemberChange, NewToken};
-pub use decide::{MEMBERS_PER_EVENT, decide};
+pub use decide::{MEMBERS_PER_EVENT, decide, token_use_covered};
 pub use event::{Actor, ActorKind, Event, EventPayload, Source};
 pub use ids::{
     BRANCH_SEPARATOR, GroupId, ResourceGroupId, Role, SYSTEM_TENANT, TenantName, Timestamp,

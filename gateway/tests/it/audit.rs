@@ -100,6 +100,15 @@ async fn export_streams_every_record_as_json_lines_and_csv() {
     assert_eq!(lines.len(), 2, "{csv}");
     assert!(lines[0].starts_with("sequence,recorded_at"));
     assert!(lines[1].contains("user.deactivated"));
+    // A standard CSV reader gets every field back, the JSON of the changes (quotes, commas)
+    // included.
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(reader.headers().unwrap().len(), 15);
+    let row = reader.records().next().unwrap().unwrap();
+    assert_eq!(&row[3], "user.deactivated");
+    let changes: serde_json::Value = serde_json::from_str(&row[12]).unwrap();
+    assert!(changes.is_object(), "{changes}");
+    assert_eq!(row[14].len(), 64, "the hash is 64 hex digits: {row:?}");
 
     let future = Timestamp::from_micros(4_102_444_800_000_000).to_rfc3339();
     let none = roster(&stack, &["audit", "export", "acme", "--since", &future]).await;
