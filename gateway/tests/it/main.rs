@@ -27,5 +27,6 @@ mod roles;
 mod staging;
 mod streams;
 mod support;
+mod tidy;
 mod types;
 mod users;
