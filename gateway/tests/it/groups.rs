@@ -5,32 +5,6 @@ use serde_json::{Value, json};
 
 use crate::support::{Stack, Tenant, patch_op, reply, urlencode};
 
-async fn create_group(tenant: &Tenant, name: &str, members: &[&str]) -> String {
-    let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
-    let created = tenant
-        .post(
-            "/Groups",
-            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                    "displayName": name, "members": members}),
-        )
-        .await
-        .expect(201);
-    created["id"].as_str().unwrap().to_owned()
-}
-
-/// The member ids of a group, sorted.
-async fn members(tenant: &Tenant, group: &str) -> Vec<String> {
-    let fetched = tenant.get(&format!("/Groups/{group}")).await.expect(200);
-    let mut ids: Vec<String> = fetched["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|member| member["value"].as_str().unwrap().to_owned())
-        .collect();
-    ids.sort();
-    ids
-}
-
 fn sorted(ids: &[&String]) -> Vec<String> {
     let mut ids: Vec<String> = ids.iter().map(|id| (*id).clone()).collect();
     ids.sort();
@@ -96,7 +70,7 @@ async fn add_members_with_an_array_a_single_object_or_a_bare_id() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a", "u-b", "u-c", "u-d"]).await;
-    let group = create_group(&acme, "G", &[]).await;
+    let group = acme.create_group("G", &[] as &[&str]).await;
     patch_members(
         &acme,
         &group,
@@ -116,7 +90,7 @@ async fn add_members_with_an_array_a_single_object_or_a_bare_id() {
     )
     .await;
     assert_eq!(
-        members(&acme, &group).await,
+        acme.group_members(&group).await,
         sorted(&ids.iter().collect::<Vec<_>>())
     );
 }
@@ -126,14 +100,14 @@ async fn remove_one_member_by_value_filter_path() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a", "u-b"]).await;
-    let group = create_group(&acme, "G", &[&ids[0], &ids[1]]).await;
+    let group = acme.create_group("G", &[&ids[0], &ids[1]]).await;
     patch_members(
         &acme,
         &group,
         json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", ids[0])}]),
     )
     .await;
-    assert_eq!(members(&acme, &group).await, vec![ids[1].clone()]);
+    assert_eq!(acme.group_members(&group).await, vec![ids[1].clone()]);
 }
 
 #[tokio::test]
@@ -141,14 +115,14 @@ async fn remove_with_path_members_and_a_value_list_removes_only_those() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a", "u-b", "u-c"]).await;
-    let group = create_group(&acme, "G", &[&ids[0], &ids[1], &ids[2]]).await;
+    let group = acme.create_group("G", &[&ids[0], &ids[1], &ids[2]]).await;
     patch_members(
         &acme,
         &group,
         json!([{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": ids[0]}, {"value": ids[2]}]}]),
     )
     .await;
-    assert_eq!(members(&acme, &group).await, vec![ids[1].clone()]);
+    assert_eq!(acme.group_members(&group).await, vec![ids[1].clone()]);
 }
 
 #[tokio::test]
@@ -156,9 +130,9 @@ async fn remove_with_path_members_and_no_value_removes_all() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a", "u-b"]).await;
-    let group = create_group(&acme, "G", &[&ids[0], &ids[1]]).await;
+    let group = acme.create_group("G", &[&ids[0], &ids[1]]).await;
     patch_members(&acme, &group, json!([{"op": "remove", "path": "members"}])).await;
-    assert!(members(&acme, &group).await.is_empty());
+    assert!(acme.group_members(&group).await.is_empty());
 }
 
 #[tokio::test]
@@ -166,14 +140,17 @@ async fn replace_members_sets_exactly_the_given_list() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a", "u-b", "u-c"]).await;
-    let group = create_group(&acme, "G", &[&ids[0], &ids[1]]).await;
+    let group = acme.create_group("G", &[&ids[0], &ids[1]]).await;
     patch_members(
         &acme,
         &group,
         json!([{"op": "replace", "path": "members", "value": [{"value": ids[1], "display": "u-b"}, {"value": ids[2]}]}]),
     )
     .await;
-    assert_eq!(members(&acme, &group).await, sorted(&[&ids[1], &ids[2]]));
+    assert_eq!(
+        acme.group_members(&group).await,
+        sorted(&[&ids[1], &ids[2]])
+    );
 }
 
 #[tokio::test]
@@ -181,7 +158,7 @@ async fn re_adding_a_member_or_removing_a_non_member_is_not_an_error() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a", "u-b"]).await;
-    let group = create_group(&acme, "G", &[&ids[0]]).await;
+    let group = acme.create_group("G", &[&ids[0]]).await;
     let before = acme.get(&format!("/Groups/{group}")).await.expect(200);
     patch_members(
         &acme,
@@ -208,7 +185,7 @@ async fn members_must_be_users_of_the_same_tenant() {
     let acme = stack.tenant("acme").await;
     let other = stack.tenant("other").await;
     let stranger = other.create_user("stranger").await;
-    let group = create_group(&acme, "G", &[]).await;
+    let group = acme.create_group("G", &[] as &[&str]).await;
     let error = acme
         .patch(
             &format!("/Groups/{group}"),
@@ -252,7 +229,7 @@ async fn member_patches_of_a_missing_or_deleted_group_are_404_and_change_nothing
             "{error}"
         );
     }
-    let group = create_group(&acme, "G", &[]).await;
+    let group = acme.create_group("G", &[] as &[&str]).await;
     // Each member change is read back at once by the next request (read-your-writes), with no
     // read of the group before the write.
     patch_members(
@@ -261,7 +238,7 @@ async fn member_patches_of_a_missing_or_deleted_group_are_404_and_change_nothing
         json!([{"op": "add", "path": "members", "value": [{"value": ids[0]}]}]),
     )
     .await;
-    assert_eq!(members(&acme, &group).await, sorted(&[&ids[0]]));
+    assert_eq!(acme.group_members(&group).await, sorted(&[&ids[0]]));
     assert_eq!(acme.delete(&format!("/Groups/{group}")).await.status, 204);
     acme.patch(&format!("/Groups/{group}"), &add(&ids[1]))
         .await
@@ -274,7 +251,7 @@ async fn member_patches_of_a_missing_or_deleted_group_are_404_and_change_nothing
 async fn display_names_are_unique_case_insensitively() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
-    create_group(&acme, "Engineering", &[]).await;
+    acme.create_group("Engineering", &[] as &[&str]).await;
     acme.post("/Groups", &json!({"displayName": "ENGINEERING"}))
         .await
         .expect_error(409, Some("uniqueness"));
@@ -293,7 +270,7 @@ async fn filters_find_groups_by_name_external_id_id_and_membership() {
         .await
         .expect(201);
     let group = created["id"].as_str().unwrap().to_owned();
-    create_group(&acme, "Sales", &[&ids[1]]).await;
+    acme.create_group("Sales", &[&ids[1]]).await;
     for filter in [
         r#"displayName eq "engineering""#.to_owned(),
         r#"externalId eq "EXT-1""#.to_owned(),
@@ -333,7 +310,7 @@ async fn excluded_members_are_not_returned_and_attributes_select() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a"]).await;
-    let group = create_group(&acme, "G", &[&ids[0]]).await;
+    let group = acme.create_group("G", &[&ids[0]]).await;
     let fetched = acme
         .get(&format!("/Groups/{group}?excludedAttributes=members"))
         .await
@@ -358,7 +335,7 @@ async fn users_carry_their_groups_read_only() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a"]).await;
-    let group = create_group(&acme, "Engineering", &[&ids[0]]).await;
+    let group = acme.create_group("Engineering", &[&ids[0]]).await;
     let user = acme.get(&format!("/Users/{}", ids[0])).await.expect(200);
     assert_eq!(user["groups"][0]["value"], group.as_str());
     assert_eq!(user["groups"][0]["display"], "Engineering");
@@ -373,7 +350,7 @@ async fn users_carry_their_groups_read_only() {
     )
     .await
     .expect(200);
-    assert_eq!(members(&acme, &group).await, vec![ids[0].clone()]);
+    assert_eq!(acme.group_members(&group).await, vec![ids[0].clone()]);
     let found = acme.find(&format!(r#"groups.value eq "{group}""#)).await;
     assert_eq!(found.len(), 1);
 }
@@ -383,11 +360,11 @@ async fn deleting_a_user_removes_its_memberships() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a", "u-b"]).await;
-    let first = create_group(&acme, "First", &[&ids[0], &ids[1]]).await;
-    let second = create_group(&acme, "Second", &[&ids[0]]).await;
+    let first = acme.create_group("First", &[&ids[0], &ids[1]]).await;
+    let second = acme.create_group("Second", &[&ids[0]]).await;
     assert_eq!(acme.delete(&format!("/Users/{}", ids[0])).await.status, 204);
-    assert_eq!(members(&acme, &first).await, vec![ids[1].clone()]);
-    assert!(members(&acme, &second).await.is_empty());
+    assert_eq!(acme.group_members(&first).await, vec![ids[1].clone()]);
+    assert!(acme.group_members(&second).await.is_empty());
 }
 
 #[tokio::test]
@@ -395,14 +372,14 @@ async fn deleting_a_group_removes_its_edges() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a"]).await;
-    let group = create_group(&acme, "G", &[&ids[0]]).await;
+    let group = acme.create_group("G", &[&ids[0]]).await;
     assert_eq!(acme.delete(&format!("/Groups/{group}")).await.status, 204);
     acme.get(&format!("/Groups/{group}"))
         .await
         .expect_error(404, None);
     let user = acme.get(&format!("/Users/{}", ids[0])).await.expect(200);
     assert_eq!(user["groups"], json!([]));
-    create_group(&acme, "G", &[]).await;
+    acme.create_group("G", &[] as &[&str]).await;
 }
 
 #[tokio::test]
@@ -410,14 +387,14 @@ async fn put_replaces_attributes_and_members_only_when_members_are_given() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a", "u-b"]).await;
-    let group = create_group(&acme, "G", &[&ids[0]]).await;
+    let group = acme.create_group("G", &[&ids[0]]).await;
     let renamed = acme
         .put(&format!("/Groups/{group}"), &json!({"displayName": "G2"}))
         .await
         .expect(200);
     assert_eq!(renamed["displayName"], "G2");
     assert_eq!(
-        members(&acme, &group).await,
+        acme.group_members(&group).await,
         vec![ids[0].clone()],
         "members kept"
     );
@@ -429,21 +406,21 @@ async fn put_replaces_attributes_and_members_only_when_members_are_given() {
         .await
         .expect(200);
     assert_eq!(replaced["members"].as_array().unwrap().len(), 1);
-    assert_eq!(members(&acme, &group).await, vec![ids[1].clone()]);
+    assert_eq!(acme.group_members(&group).await, vec![ids[1].clone()]);
     acme.put(
         &format!("/Groups/{group}"),
         &json!({"displayName": "G2", "members": []}),
     )
     .await
     .expect(200);
-    assert!(members(&acme, &group).await.is_empty());
+    assert!(acme.group_members(&group).await.is_empty());
 }
 
 #[tokio::test]
 async fn patch_with_attributes_asked_answers_200_with_the_group() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
-    let group = create_group(&acme, "G", &[]).await;
+    let group = acme.create_group("G", &[] as &[&str]).await;
     let patched = acme
         .patch(
             &format!("/Groups/{group}?attributes=displayName"),
@@ -492,7 +469,7 @@ async fn entra_group_lifecycle_with_the_microsoft_schema_and_legacy_member_remov
         json!([{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": ids[0]}]}]),
     )
     .await;
-    assert_eq!(members(&acme, &id).await, vec![ids[1].clone()]);
+    assert_eq!(acme.group_members(&id).await, vec![ids[1].clone()]);
     // aadOptscim062020 flag mode: remove through a filtered path.
     patch_members(
         &acme,
@@ -500,7 +477,7 @@ async fn entra_group_lifecycle_with_the_microsoft_schema_and_legacy_member_remov
         json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", ids[1])}]),
     )
     .await;
-    assert!(members(&acme, &id).await.is_empty());
+    assert!(acme.group_members(&id).await.is_empty());
     assert_eq!(acme.delete(&format!("/Groups/{id}")).await.status, 204);
 }
 
@@ -509,7 +486,7 @@ async fn entra_updates_many_memberships_in_one_patch() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a", "u-b", "u-c"]).await;
-    let id = create_group(&acme, "G", &[&ids[0]]).await;
+    let id = acme.create_group("G", &[&ids[0]]).await;
     patch_members(
         &acme,
         &id,
@@ -520,7 +497,7 @@ async fn entra_updates_many_memberships_in_one_patch() {
         ]),
     )
     .await;
-    assert_eq!(members(&acme, &id).await, sorted(&[&ids[1], &ids[2]]));
+    assert_eq!(acme.group_members(&id).await, sorted(&[&ids[1], &ids[2]]));
 }
 
 #[tokio::test]
@@ -555,14 +532,14 @@ async fn okta_push_groups_create_rename_and_membership_patch() {
         ]),
     )
     .await;
-    assert_eq!(members(&acme, &id).await, vec![ids[1].clone()]);
+    assert_eq!(acme.group_members(&id).await, vec![ids[1].clone()]);
     patch_members(
         &acme,
         &id,
         json!([{"op": "replace", "path": "members", "value": [{"value": ids[0], "display": "u-a"}, {"value": ids[1], "display": "u-b"}]}]),
     )
     .await;
-    assert_eq!(members(&acme, &id).await, sorted(&[&ids[0], &ids[1]]));
+    assert_eq!(acme.group_members(&id).await, sorted(&[&ids[0], &ids[1]]));
     let fetched = acme.get(&format!("/Groups/{id}")).await.expect(200);
     assert_eq!(fetched["displayName"], "Test SCIMv2 renamed");
     let error = acme
@@ -580,13 +557,13 @@ async fn okta_custom_apps_update_groups_with_put_and_the_full_member_list() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a", "u-b"]).await;
-    let id = create_group(&acme, "G", &[&ids[0]]).await;
+    let id = acme.create_group("G", &[&ids[0]]).await;
     let mut fetched = acme.get(&format!("/Groups/{id}")).await.expect(200);
     fetched["members"] = json!([{"value": ids[0]}, {"value": ids[1]}]);
     acme.put(&format!("/Groups/{id}"), &fetched)
         .await
         .expect(200);
-    assert_eq!(members(&acme, &id).await, sorted(&[&ids[0], &ids[1]]));
+    assert_eq!(acme.group_members(&id).await, sorted(&[&ids[0], &ids[1]]));
 }
 
 #[tokio::test]
@@ -594,21 +571,21 @@ async fn microsoft_reference_tests_add_a_member_as_a_bare_string() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let ids = users(&acme, &["u-a"]).await;
-    let id = create_group(&acme, "G", &[]).await;
+    let id = acme.create_group("G", &[] as &[&str]).await;
     patch_members(
         &acme,
         &id,
         json!([{"op": "add", "path": "members", "value": ids[0]}]),
     )
     .await;
-    assert_eq!(members(&acme, &id).await, vec![ids[0].clone()]);
+    assert_eq!(acme.group_members(&id).await, vec![ids[0].clone()]);
 }
 
 #[tokio::test]
 async fn stale_if_match_on_a_group_is_412() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
-    let id = create_group(&acme, "G", &[]).await;
+    let id = acme.create_group("G", &[] as &[&str]).await;
     let response = acme
         .request(reqwest::Method::PATCH, &format!("/Groups/{id}"))
         .header("if-match", "W/\"9\"")

@@ -19,12 +19,6 @@ fn by_name(name: &str) -> Option<pb::UserRef> {
     })
 }
 
-async fn directory(stack: &Stack) -> DirectoryClient<Channel> {
-    DirectoryClient::connect(format!("http://{}", stack.running.grpc_addr))
-        .await
-        .unwrap()
-}
-
 struct World {
     acme: Tenant,
     alice: String,
@@ -101,7 +95,7 @@ async fn world(stack: &Stack) -> World {
 async fn get_user_by_id_user_name_or_external_id() {
     let stack = Stack::start().await;
     let world = world(&stack).await;
-    let mut client = directory(&stack).await;
+    let mut client = stack.directory().await;
     for by in [
         pb::user_ref::By::Id(world.alice.clone()),
         pb::user_ref::By::UserName("ALICE".into()),
@@ -151,7 +145,7 @@ async fn get_user_by_id_user_name_or_external_id() {
 async fn list_users_pages_through_everyone_once() {
     let stack = Stack::start().await;
     let world = world(&stack).await;
-    let mut client = directory(&stack).await;
+    let mut client = stack.directory().await;
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
@@ -181,7 +175,7 @@ async fn list_users_pages_through_everyone_once() {
 async fn group_members_now_and_as_of_a_moment_and_user_groups() {
     let stack = Stack::start().await;
     let world = world(&stack).await;
-    let mut client = directory(&stack).await;
+    let mut client = stack.directory().await;
     let before_bob = roster_engine::codec::timestamp_to_proto(roster_gateway::clock::now());
     tokio::time::sleep(Duration::from_millis(5)).await;
     world
@@ -249,7 +243,7 @@ async fn group_members_now_and_as_of_a_moment_and_user_groups() {
 async fn user_access_now_and_as_of_a_moment_with_sources() {
     let stack = Stack::start().await;
     let world = world(&stack).await;
-    let mut client = directory(&stack).await;
+    let mut client = stack.directory().await;
     let access = client
         .get_user_access(authorized(
             &world.acme.token,
@@ -353,7 +347,7 @@ async fn check_access_applies_each_managed_account_rule() {
     let stack = Stack::start().await;
     let world = world(&stack).await;
     let token = world.acme.token.clone();
-    let mut client = directory(&stack).await;
+    let mut client = stack.directory().await;
     // Roles: read < contribute < write < administer.
     let write = check(&mut client, &token, "alice", pb::Action::Write, "acme", "").await;
     assert!(write.allowed, "{}", write.reason);
@@ -457,7 +451,7 @@ async fn tenant_tokens_reach_only_their_tenant() {
     let stack = Stack::start().await;
     let world = world(&stack).await;
     let other = stack.tenant("other").await;
-    let mut client = directory(&stack).await;
+    let mut client = stack.directory().await;
     let denied = client
         .get_user(authorized(
             &other.token,

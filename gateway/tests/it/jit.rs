@@ -4,19 +4,11 @@
 use roster_gateway::ratelimit::RateLimit;
 use roster_proto::v1 as pb;
 use roster_proto::v1::audit_client::AuditClient;
-use roster_proto::v1::directory_client::DirectoryClient;
 use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::support::{Stack, authorized, patch_op, reply};
-
-async fn directory(stack: &Stack) -> DirectoryClient<Channel> {
-    DirectoryClient::connect(format!("http://{}", stack.running.grpc_addr))
-        .await
-        .unwrap()
-}
 
 fn login(
     subject: &str,
@@ -40,7 +32,8 @@ async fn jit(
     token: &str,
     request: pb::JitProvisionRequest,
 ) -> Result<pb::JitProvisionResponse, tonic::Status> {
-    directory(stack)
+    stack
+        .directory()
         .await
         .jit_provision(authorized(token, request))
         .await
@@ -168,7 +161,8 @@ async fn a_login_creates_the_user_and_a_later_one_updates_it_from_changed_claims
         Some(("groups".to_owned(), "admins".to_owned()))
     );
     // GetUserAccess agrees.
-    let read = directory(&stack)
+    let read = stack
+        .directory()
         .await
         .get_user_access(authorized(
             &acme.token,
@@ -343,7 +337,7 @@ async fn jit_is_scoped_to_the_tenant_and_checks_its_input() {
     .await
     .unwrap_err();
     assert_eq!(cross.code(), Code::PermissionDenied);
-    let mut anonymous = directory(&stack).await;
+    let mut anonymous = stack.directory().await;
     let missing = anonymous
         .jit_provision(tonic::Request::new(login("s", "", "", "", json!({}))))
         .await
@@ -478,7 +472,8 @@ async fn check(
     session_auth: pb::SessionAuth,
     sso_tenant: &str,
 ) -> pb::CheckAccessResponse {
-    directory(stack)
+    stack
+        .directory()
         .await
         .check_access(authorized(
             token,

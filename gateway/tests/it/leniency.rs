@@ -3,7 +3,7 @@
 //! already pin down: one test per behaviour, each replaying the request as the client sends it
 //! and checking what the response and a later GET show.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::{Stack, Tenant, patch_op, urlencode};
 
@@ -18,32 +18,6 @@ async fn acme_with_users(names: &[&str]) -> (Stack, Tenant, Vec<String>) {
         ids.push(acme.create_user(name).await);
     }
     (stack, acme, ids)
-}
-
-async fn create_group(tenant: &Tenant, name: &str, members: &[&String]) -> String {
-    let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
-    let created = tenant
-        .post(
-            "/Groups",
-            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                    "displayName": name, "members": members}),
-        )
-        .await
-        .expect(201);
-    created["id"].as_str().unwrap().to_owned()
-}
-
-/// The member ids of a group, sorted.
-async fn members(tenant: &Tenant, group: &str) -> Vec<String> {
-    let fetched = tenant.get(&format!("/Groups/{group}")).await.expect(200);
-    let mut ids: Vec<String> = fetched["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|member| member["value"].as_str().unwrap().to_owned())
-        .collect();
-    ids.sort();
-    ids
 }
 
 // ---- Entra (§2.4) ----------------------------------------------------------------------------
@@ -670,7 +644,7 @@ async fn okta_custom_apps_reactivate_with_put() {
 #[tokio::test]
 async fn okta_profile_update_puts_back_the_fetched_user_with_its_groups_and_keeps_memberships() {
     let (_stack, acme, ids) = acme_with_users(&["test-user"]).await;
-    let group = create_group(&acme, "Engineering", &[&ids[0]]).await;
+    let group = acme.create_group("Engineering", &[&ids[0]]).await;
     let path = format!("/Users/{}", ids[0]);
     let mut fetched = acme.get(&path).await.expect(200);
     assert_eq!(fetched["groups"][0]["value"], group.as_str());
@@ -678,7 +652,7 @@ async fn okta_profile_update_puts_back_the_fetched_user_with_its_groups_and_keep
     let replaced = acme.put(&path, &fetched).await.expect(200);
     assert_eq!(replaced["title"], "Engineer");
     assert_eq!(replaced["id"], ids[0].as_str());
-    assert_eq!(members(&acme, &group).await, vec![ids[0].clone()]);
+    assert_eq!(acme.group_members(&group).await, vec![ids[0].clone()]);
     let again = acme.get(&path).await.expect(200);
     assert_eq!(again["groups"][0]["value"], group.as_str());
     assert_eq!(again["groups"].as_array().unwrap().len(), 1);
@@ -803,7 +777,7 @@ async fn checklist_unmodelled_user_attributes_are_stored_and_echoed_but_not_pass
 #[tokio::test]
 async fn checklist_members_removed_with_a_single_object_or_a_bare_id() {
     let (_stack, acme, ids) = acme_with_users(&["u-a", "u-b", "u-c"]).await;
-    let group = create_group(&acme, "G", &[&ids[0], &ids[1], &ids[2]]).await;
+    let group = acme.create_group("G", &[&ids[0], &ids[1], &ids[2]]).await;
     let removed = acme
         .patch(
             &format!("/Groups/{group}"),
@@ -818,7 +792,7 @@ async fn checklist_members_removed_with_a_single_object_or_a_bare_id() {
         )
         .await;
     assert_eq!(removed.status, 204, "{}", removed.body);
-    assert_eq!(members(&acme, &group).await, vec![ids[2].clone()]);
+    assert_eq!(acme.group_members(&group).await, vec![ids[2].clone()]);
 }
 
 #[tokio::test]
@@ -905,7 +879,7 @@ async fn patch_is_all_or_nothing_when_a_later_operation_fails() {
     assert_eq!(after["active"], true);
     assert_eq!(after["meta"]["version"], before["meta"]["version"]);
     // The same for a group: a valid member add followed by an invalid one adds nobody.
-    let group = create_group(&acme, "G", &[]).await;
+    let group = acme.create_group("G", &[] as &[&str]).await;
     acme.patch(
         &format!("/Groups/{group}"),
         &patch_op(json!([

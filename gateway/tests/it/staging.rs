@@ -3,22 +3,15 @@
 //! changes; promotion applies it in one step; discard leaves the live tenant untouched.
 
 use roster_proto::v1 as pb;
-use roster_proto::v1::directory_client::DirectoryClient;
 use serde_json::json;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::support::{Stack, Tenant, authorized, patch_op};
 
-async fn directory(stack: &Stack) -> DirectoryClient<Channel> {
-    DirectoryClient::connect(format!("http://{}", stack.running.grpc_addr))
-        .await
-        .unwrap()
-}
-
 /// Live access of `user` in acme, or the gRPC code when there is none.
 async fn live_access(stack: &Stack, acme: &Tenant, user: &str) -> Result<pb::UserAccess, Code> {
-    directory(stack)
+    stack
+        .directory()
         .await
         .get_user_access(authorized(
             &acme.token,
@@ -36,7 +29,8 @@ async fn live_access(stack: &Stack, acme: &Tenant, user: &str) -> Result<pb::Use
 }
 
 async fn may_administer(stack: &Stack, acme: &Tenant, user: &str) -> bool {
-    directory(stack)
+    stack
+        .directory()
         .await
         .check_access(authorized(
             &acme.token,

@@ -12,6 +12,7 @@ use roster_engine::log::JetStreamConfig;
 use roster_gateway::app::{self, Config, Running};
 use roster_proto::v1 as pb;
 use roster_proto::v1::admin_client::AdminClient;
+use roster_proto::v1::directory_client::DirectoryClient;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -32,6 +33,13 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// A gRPC Directory client of this stack (no token: requests carry their own).
+    pub async fn directory(&self) -> DirectoryClient<Channel> {
+        DirectoryClient::connect(format!("http://{}", self.running.grpc_addr))
+            .await
+            .unwrap()
+    }
+
     /// roster on the embedded log.
     pub async fn start() -> Stack {
         Self::start_in(tempfile::tempdir().unwrap(), None).await
@@ -465,6 +473,36 @@ impl Tenant {
         });
         let created = self.post("/Users", &body).await.expect(201);
         created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a group with these member ids and returns its id.
+    pub async fn create_group<S: AsRef<str>>(&self, name: &str, members: &[S]) -> String {
+        let members: Vec<Value> = members
+            .iter()
+            .map(|id| serde_json::json!({"value": id.as_ref()}))
+            .collect();
+        let created = self
+            .post(
+                "/Groups",
+                &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": name, "members": members}),
+            )
+            .await
+            .expect(201);
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The member ids of a group, sorted.
+    pub async fn group_members(&self, group: &str) -> Vec<String> {
+        let fetched = self.get(&format!("/Groups/{group}")).await.expect(200);
+        let mut ids: Vec<String> = fetched["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|member| member["value"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// The users a filter finds.
