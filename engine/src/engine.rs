@@ -64,23 +64,34 @@ pub enum ExecuteError {
     /// Infrastructure trouble; nothing was acknowledged. Retry later.
     #[error("engine unavailable: {0}")]
     Unavailable(String),
+    /// The aggregate could not be read or written; nothing was acknowledged.
+    #[error("engine unavailable: the aggregate failed")]
+    Store(#[from] StoreError),
+    /// The log refused or lost the append; nothing was acknowledged.
+    #[error("engine unavailable: the append failed")]
+    Append(#[from] AppendError),
+    /// The log could not be read; nothing was acknowledged.
+    #[error("engine unavailable: the event log failed")]
+    Log(#[from] LogError),
 }
 
-impl From<StoreError> for ExecuteError {
-    fn from(error: StoreError) -> Self {
-        ExecuteError::Unavailable(error.to_string())
+impl ExecuteError {
+    /// Whether the error is infrastructure trouble (retry later) rather than a rejection.
+    pub fn is_unavailable(&self) -> bool {
+        !matches!(self, ExecuteError::Rejected(_))
     }
-}
 
-impl From<AppendError> for ExecuteError {
-    fn from(error: AppendError) -> Self {
-        ExecuteError::Unavailable(error.to_string())
-    }
-}
-
-impl From<LogError> for ExecuteError {
-    fn from(error: LogError) -> Self {
-        ExecuteError::Unavailable(error.to_string())
+    /// The error with its causes, for logs: `engine unavailable: the append failed: event log
+    /// unavailable: …`.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            text.push_str(": ");
+            text.push_str(&error.to_string());
+            cause = error.source();
+        }
+        text
     }
 }
 
@@ -939,6 +950,19 @@ mod tests {
                 attributes: Default::default(),
             },
         }
+    }
+
+    #[test]
+    fn infrastructure_errors_keep_their_cause() {
+        let error = ExecuteError::from(AppendError::Unavailable("disk full".into()));
+        assert!(error.is_unavailable());
+        assert!(std::error::Error::source(&error).is_some());
+        assert_eq!(
+            error.chain(),
+            "engine unavailable: the append failed: event log unavailable: disk full"
+        );
+        let rejected = ExecuteError::from(Rejection::TenantNotFound);
+        assert!(!rejected.is_unavailable());
     }
 
     #[tokio::test]

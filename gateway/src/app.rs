@@ -213,7 +213,7 @@ impl AppState {
         self.engine
             .aggregate()
             .tenant(tenant)
-            .map_err(|error| ExecuteError::Unavailable(error.to_string()))
+            .map_err(ExecuteError::Store)
     }
 
     /// Like [`Self::tenant_record`], but on JetStream a miss first catches up with the stream:
@@ -278,7 +278,7 @@ impl AppState {
             .engine
             .aggregate()
             .tenant_checkpoint(tenant)
-            .map_err(|error| ExecuteError::Unavailable(error.to_string()))?;
+            .map_err(ExecuteError::Store)?;
         match tokio::time::timeout(READ_BARRIER_TIMEOUT, self.projector.wait_for(head)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(ExecuteError::Unavailable(error.to_string())),
@@ -316,7 +316,7 @@ impl AppState {
             .engine
             .aggregate()
             .token(tenant, &presented.id)
-            .map_err(|error| ExecuteError::Unavailable(error.to_string()))?;
+            .map_err(ExecuteError::Store)?;
         Ok(record.filter(|record| auth::verify(record, presented, now)))
     }
 }

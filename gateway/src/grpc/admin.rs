@@ -240,7 +240,8 @@ pub fn tenant_name(name: &str) -> Result<TenantName, Status> {
 pub fn status(error: ExecuteError) -> Status {
     match error {
         ExecuteError::Rejected(rejection) => rejection_status(&rejection),
-        ExecuteError::Unavailable(reason) => {
+        unavailable => {
+            let reason = unavailable.chain();
             tracing::warn!(%reason, "command not executed: infrastructure unavailable");
             Status::unavailable("the directory is temporarily unavailable; retry later")
         }

@@ -151,7 +151,8 @@ impl From<ExecuteError> for ScimError {
     fn from(error: ExecuteError) -> Self {
         match error {
             ExecuteError::Rejected(rejection) => rejection.into(),
-            ExecuteError::Unavailable(reason) => {
+            unavailable => {
+                let reason = unavailable.chain();
                 tracing::warn!(%reason, "command not executed: infrastructure unavailable");
                 Self::unavailable("the directory is temporarily unavailable; retry later")
             }
