@@ -256,10 +256,8 @@ impl AppState {
         self.authenticate(tenant, presented, now)
     }
 
-    /// Waits until the views reflect every write acknowledged before the call, by this process or
-    /// any other (read-your-writes).
-    pub async fn read_barrier(&self) -> Result<(), ExecuteError> {
-        let head = self.engine.head_for_reads().await?;
+    /// Waits until the views reach log sequence `head`, for [`READ_BARRIER_TIMEOUT`] at most.
+    async fn views_at(&self, head: u64) -> Result<(), ExecuteError> {
         match tokio::time::timeout(READ_BARRIER_TIMEOUT, self.projector.wait_for(head)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(ExecuteError::Unavailable(error.to_string())),
@@ -267,6 +265,13 @@ impl AppState {
                 "the views are catching up with the log".into(),
             )),
         }
+    }
+
+    /// Waits until the views reflect every write acknowledged before the call, by this process or
+    /// any other (read-your-writes).
+    pub async fn read_barrier(&self) -> Result<(), ExecuteError> {
+        let head = self.engine.head_for_reads().await?;
+        self.views_at(head).await
     }
 
     /// Waits until the views reflect every event appended for `tenant` so far. A write that lost
@@ -279,13 +284,7 @@ impl AppState {
             .aggregate()
             .tenant_checkpoint(tenant)
             .map_err(ExecuteError::Store)?;
-        match tokio::time::timeout(READ_BARRIER_TIMEOUT, self.projector.wait_for(head)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(ExecuteError::Unavailable(error.to_string())),
-            Err(_) => Err(ExecuteError::Unavailable(
-                "the views are catching up with the log".into(),
-            )),
-        }
+        self.views_at(head).await
     }
 
     /// Whether roster can serve: the log takes writes and the views are caught up (lag under
