@@ -93,6 +93,9 @@ pub enum StartError {
     Engine(#[from] OpenError),
     #[error(transparent)]
     Projection(#[from] ProjectionError),
+    /// A start-up task panicked or was cancelled (a bug or a shutdown, not storage trouble).
+    #[error("a start-up task did not finish: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -412,13 +415,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let projector = Projector::new(engine.log().clone(), projections)?;
     let progress = {
         let projector = projector.clone();
-        tokio::task::spawn_blocking(move || projector.step())
-            .await
-            .map_err(|error| {
-                StartError::Projection(ProjectionError::Log(
-                    roster_engine::log::LogError::Unavailable(error.to_string()),
-                ))
-            })??
+        tokio::task::spawn_blocking(move || projector.step()).await??
     };
     info!(progress, "projections caught up with the log");
     let projector_task = tokio::spawn(projector.clone().run());
