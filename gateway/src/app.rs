@@ -125,7 +125,7 @@ pub struct AppState {
     pub public_url: Option<Arc<str>>,
     /// When this process last asked to record each token's use (so that a burst of requests
     /// asks once).
-    token_uses: Arc<std::sync::Mutex<std::collections::HashMap<TokenId, i64>>>,
+    token_uses: Arc<std::sync::Mutex<std::collections::HashMap<TokenId, Timestamp>>>,
     /// The server-streaming gRPC calls open and the bytes they hold.
     pub streams: Arc<crate::grpc::Streams>,
 }
@@ -140,9 +140,8 @@ impl AppState {
     /// within the hour, before the request goes on (so the audit trail shows the use ahead of what
     /// the request changed). A failure to record does not fail the request.
     pub async fn note_token_use(&self, tenant: &TenantName, token: &TokenRecord, now: Timestamp) {
-        let recent =
-            |at: i64| roster_engine::domain::token_use_covered(Timestamp::from_micros(at), now);
-        if token.last_used_at.is_some_and(|at| recent(at.as_micros())) {
+        let recent = |at: Timestamp| roster_engine::domain::token_use_covered(at, now);
+        if token.last_used_at.is_some_and(recent) {
             return;
         }
         {
@@ -152,7 +151,7 @@ impl AppState {
             if asked.get(&token.id).is_some_and(|at| recent(*at)) {
                 return;
             }
-            asked.insert(token.id.clone(), now.as_micros());
+            asked.insert(token.id.clone(), now);
         }
         let context = CommandContext {
             now,

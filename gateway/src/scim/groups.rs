@@ -507,11 +507,11 @@ pub async fn patch(
     super::users::refuse_removing_required(&operations, &GROUP_RESOURCE)?;
     let split = split_patch(operations)?;
     let pinned = header_value(&headers, "if-match").is_some();
-    if !pinned && let Some(member_changes) = split.edges_only() {
+    let executed = if !pinned && let Some(member_changes) = split.edges_only() {
         // Edges commute with every other write and name their users by id: the engine decides
         // them against its aggregate (group and users must exist), so nothing is read from the
         // views first and the request never waits for the projections to catch up.
-        let executed = client
+        client
             .execute(
                 &app,
                 Command::UpdateGroup {
@@ -521,33 +521,30 @@ pub async fn patch(
                     expected_version: None,
                 },
             )
-            .await?;
-        if selection.is_empty() {
-            return Ok(StatusCode::NO_CONTENT.into_response());
-        }
-        return reread(&app, &client, id, &selection, &executed).await;
-    }
-    let executed = update(&app, &client, id, &headers, |current| {
-        let profile = if split.attributes.is_empty() {
-            None
-        } else {
-            Some(patched_profile(
-                render_group(current, None, &client.base_url),
-                &split.attributes,
-                Some(&current.profile),
-            )?)
-        };
-        // Member edges commute with concurrent writes; a version check is only needed when the
-        // profile is rewritten from what was read, or when the client asked for one.
-        let expected_version = (profile.is_some() || pinned).then_some(current.version);
-        Ok(Command::UpdateGroup {
-            group_id: id,
-            profile,
-            member_changes: member_changes(&app, &client, id, &split.members)?,
-            expected_version,
+            .await?
+    } else {
+        update(&app, &client, id, &headers, |current| {
+            let profile = if split.attributes.is_empty() {
+                None
+            } else {
+                Some(patched_profile(
+                    render_group(current, None, &client.base_url),
+                    &split.attributes,
+                    Some(&current.profile),
+                )?)
+            };
+            // Member edges commute with concurrent writes; a version check is only needed when
+            // the profile is rewritten from what was read, or when the client asked for one.
+            let expected_version = (profile.is_some() || pinned).then_some(current.version);
+            Ok(Command::UpdateGroup {
+                group_id: id,
+                profile,
+                member_changes: member_changes(&app, &client, id, &split.members)?,
+                expected_version,
+            })
         })
-    })
-    .await?;
+        .await?
+    };
     // Entra expects 204 and no member list; a body is sent only when attributes are asked for.
     if selection.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());

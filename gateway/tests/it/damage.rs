@@ -75,8 +75,17 @@ fn log_head(output: &Output) -> u64 {
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
+/// A populated data directory (see [`populate`]) and `roster check`'s report on it, which
+/// must find it sound.
+async fn populated(data_dir: &Path) -> Output {
+    populate(data_dir).await;
+    let sound = check(data_dir, &[]).await;
+    assert!(sound.status.success(), "{}", text(&sound));
+    sound
+}
+
 /// Writes users until the database file is a few segments long, then SIGKILLs roster.
-async fn populated(data_dir: &Path) {
+async fn populate(data_dir: &Path) {
     let mut server = Process::spawn(data_dir, None).await;
     let tenant = server.create_tenant(data_dir, "acme").await;
     let padding = "x".repeat(2000);
@@ -91,10 +100,7 @@ async fn populated(data_dir: &Path) {
 async fn a_damaged_database_file_is_never_served_silently() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    populated(&data_dir).await;
-
-    let sound = check(&data_dir, &[]).await;
-    assert!(sound.status.success(), "{}", text(&sound));
+    let sound = populated(&data_dir).await;
     assert!(
         text(&sound).contains("ok: the log is whole"),
         "{}",
@@ -300,9 +306,7 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn a_wrong_tenant_index_is_reported_by_check_and_rebuilt_by_reindex() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    populated(&data_dir).await;
-    let sound = check(&data_dir, &[]).await;
-    assert!(sound.status.success(), "{}", text(&sound));
+    let sound = populated(&data_dir).await;
     assert!(
         text(&sound).contains("tenant index: matches the log"),
         "{}",
