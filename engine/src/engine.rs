@@ -547,7 +547,8 @@ fn decide_batch(
             apply(&mut state, &event);
             events.push(event);
         }
-        outcomes.push(Ok((first..events.len(), state.extract(&footprint))));
+        let reply = command.reply_footprint(footprint);
+        outcomes.push(Ok((first..events.len(), state.extract(&reply))));
     }
     Ok(Decided {
         expected_head,

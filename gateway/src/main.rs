@@ -1279,7 +1279,9 @@ async fn bench(common: &Common, command: BenchCommand) -> Result<()> {
                 .next()
                 .unwrap_or_default()
                 .to_owned();
-            match roster_gateway::bench::idp::peak_rss(&origin).await {
+            // `/metrics` on the SCIM port answers the admin token only.
+            let admin = admin_token(&common.data_dir)?;
+            match roster_gateway::bench::idp::peak_rss(&origin, &admin).await {
                 Some(bytes) => println!("roster peak RSS: {:.0} MiB", bytes as f64 / 1048576.0),
                 None => println!("roster peak RSS: not available from {origin}/metrics"),
             }

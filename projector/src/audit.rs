@@ -11,8 +11,17 @@
 //! A staging branch's events (`acme~s3`) are recorded in their tenant's chain with the branch's
 //! name as `tenant`, so the trail is one per tenant and staged changes stand out.
 //!
-//! Tree `view.audit`: `R tenant \0 sequence` → record JSON · `H tenant` → the chain's head
-//! (sequence and hash) · `#checkpoint` → last event applied.
+//! Tree `view.audit`, records packed in blocks so that a chunk of events costs a key per tenant,
+//! not a key per record: `B tenant \0 first-sequence` → a block of up to [`BLOCK_RECORDS`] of the
+//! tenant's consecutive records, each a big-endian `u32` length and the record's JSON · `H tenant`
+//! → the chain's head (last sequence and hash, the block it sits in and how many records that
+//! block holds) · `#checkpoint` → last event applied · `#layout` → [`LAYOUT`].
+//!
+//! A tenant's records fill its blocks in order, [`BLOCK_RECORDS`] to a block, a block's key being
+//! its first record's sequence, so the blocks are the same whatever the chunks the events came
+//! in (the property test holds the trail applied in chunks against the trail rebuilt at once). A
+//! chunk rewrites the tenant's last block once. A tree of the previous layout (one `R` key per
+//! record) is cleared when opened, and the runner rebuilds it from the log.
 
 use std::collections::HashMap;
 
@@ -27,10 +36,18 @@ use crate::runner::{Projection, ProjectionError};
 /// The sled tree of the audit trail.
 pub const AUDIT_TREE: &str = "view.audit";
 
-const RECORD: u8 = b'R';
+const BLOCK: u8 = b'B';
 const HEAD: u8 = b'H';
 const CHECKPOINT: &[u8] = b"#checkpoint";
+const LAYOUT_KEY: &[u8] = b"#layout";
 const GENESIS: [u8; 32] = [0; 32];
+
+/// The layout this module writes: 2 = records packed in blocks (1 was a key per record).
+pub const LAYOUT: u8 = 2;
+
+/// How many records a block holds at most. Larger blocks mean fewer keys but a longer rewrite
+/// of the last block per chunk (a record is ~0.5–1 KiB).
+pub const BLOCK_RECORDS: usize = 64;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditActor {
@@ -307,6 +324,68 @@ pub struct Verification {
 struct Head {
     sequence: u64,
     hash: String,
+    /// The first sequence of the block holding the last record.
+    block: u64,
+    /// How many records that block holds.
+    records_in_block: usize,
+}
+
+/// The key of the block of `tenant`'s records that starts at `first_sequence`.
+pub fn block_key(tenant: &TenantName, first_sequence: u64) -> Vec<u8> {
+    let mut key = tenant_prefix(BLOCK, tenant);
+    key.extend_from_slice(&first_sequence.to_be_bytes());
+    key
+}
+
+/// Records' JSON as one block's bytes.
+pub fn encode_block<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut block = Vec::new();
+    for record in records {
+        append_to_block(&mut block, record);
+    }
+    block
+}
+
+fn append_to_block(block: &mut Vec<u8>, record: &[u8]) {
+    // A record is far below 4 GiB: the attribute limits bound an event's size.
+    let length = u32::try_from(record.len()).unwrap_or(u32::MAX);
+    block.extend_from_slice(&length.to_be_bytes());
+    block.extend_from_slice(record);
+}
+
+/// The records' JSON in a block, in order; `None` when the block is not well formed.
+pub fn decode_block(mut block: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut records = Vec::new();
+    while !block.is_empty() {
+        let (length, rest) = block.split_first_chunk::<4>()?;
+        let length = usize::try_from(u32::from_be_bytes(*length)).ok()?;
+        if rest.len() < length {
+            return None;
+        }
+        let (record, rest) = rest.split_at(length);
+        records.push(record);
+        block = rest;
+    }
+    Some(records)
+}
+
+/// The sequence a block key starts at.
+fn block_sequence(prefix_len: usize, key: &[u8]) -> u64 {
+    key.get(prefix_len..)
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// A tenant's chain as a chunk extends it: its head and the bytes of its last block.
+struct OpenChain {
+    prev: [u8; 32],
+    sequence: u64,
+    block: u64,
+    records_in_block: usize,
+    bytes: Vec<u8>,
+    /// Blocks this chunk filled and left, to write with the last one.
+    full: Vec<(u64, Vec<u8>)>,
 }
 
 /// The hash-chained audit trail.
@@ -322,12 +401,6 @@ fn tenant_prefix(kind: u8, tenant: &TenantName) -> Vec<u8> {
     key
 }
 
-fn record_key(tenant: &TenantName, sequence: u64) -> Vec<u8> {
-    let mut key = tenant_prefix(RECORD, tenant);
-    key.extend_from_slice(&sequence.to_be_bytes());
-    key
-}
-
 fn hash_bytes(hex_hash: &str) -> Option<[u8; 32]> {
     hex::decode(hex_hash).ok()?.try_into().ok()
 }
@@ -340,10 +413,30 @@ fn corrupt(key: &[u8], reason: impl ToString) -> ProjectionError {
 }
 
 impl AuditTrail {
+    /// Opens the trail; a trail of the previous layout is cleared, to be rebuilt from the log.
     pub fn open(db: &sled::Db) -> Result<Self, ProjectionError> {
-        Ok(Self {
-            tree: db.open_tree(AUDIT_TREE)?,
-        })
+        let tree = db.open_tree(AUDIT_TREE)?;
+        match tree.get(LAYOUT_KEY)? {
+            Some(layout) if layout.as_ref() == [LAYOUT] => {}
+            Some(layout) => {
+                return Err(corrupt(
+                    LAYOUT_KEY,
+                    format!(
+                        "layout {layout:?} is not one this roster reads (it writes {LAYOUT}): was it written by a newer roster?"
+                    ),
+                ));
+            }
+            None => {
+                if !tree.is_empty() {
+                    tracing::warn!(
+                        "the audit trail has the previous layout (a key per record): clearing it to rebuild it from the log"
+                    );
+                    tree.clear()?;
+                }
+                tree.insert(LAYOUT_KEY, &[LAYOUT])?;
+            }
+        }
+        Ok(Self { tree })
     }
 
     /// The underlying tree (tests alter it to prove tampering is caught).
@@ -361,19 +454,53 @@ impl AuditTrail {
         }
     }
 
-    /// A tenant's records with `from <= sequence <= to`, in order, read lazily.
+    /// The key of the block that holds `tenant`'s record `sequence` if it exists: the last block
+    /// starting at or before it (or the first block, when none does).
+    fn block_from(&self, tenant: &TenantName, sequence: u64) -> Result<Vec<u8>, ProjectionError> {
+        let first = block_key(tenant, 0);
+        let holding = self
+            .tree
+            .range(IVec::from(first.clone())..=IVec::from(block_key(tenant, sequence)))
+            .next_back()
+            .transpose()?;
+        Ok(holding.map_or(first, |(key, _)| key.to_vec()))
+    }
+
+    /// A tenant's records with `from <= sequence <= to`, in order, read lazily a block at a time.
     pub fn records(
         &self,
         tenant: &TenantName,
         from: u64,
         to: u64,
     ) -> impl Iterator<Item = Result<AuditRecord, ProjectionError>> + use<> {
-        self.tree
-            .range(IVec::from(record_key(tenant, from))..=IVec::from(record_key(tenant, to)))
-            .map(|entry| {
-                let (key, value) = entry?;
-                serde_json::from_slice(&value).map_err(|error| corrupt(&key, error))
-            })
+        let start = match self.block_from(tenant, from) {
+            Ok(start) => start,
+            Err(error) => return Either::Failed(Some(error)),
+        };
+        let blocks = self
+            .tree
+            .range(IVec::from(start)..=IVec::from(block_key(tenant, to)));
+        Either::Blocks(blocks.flat_map(move |entry| {
+            let records: Vec<Result<AuditRecord, ProjectionError>> = match entry {
+                Err(error) => vec![Err(error.into())],
+                Ok((key, block)) => match decode_block(&block) {
+                    None => vec![Err(corrupt(&key, "the block is not well formed"))],
+                    Some(records) => records
+                        .into_iter()
+                        .map(|bytes| {
+                            serde_json::from_slice::<AuditRecord>(bytes)
+                                .map_err(|error| corrupt(&key, error))
+                        })
+                        .filter(|record| {
+                            record
+                                .as_ref()
+                                .map_or(true, |record| (from..=to).contains(&record.sequence))
+                        })
+                        .collect(),
+                },
+            };
+            records
+        }))
     }
 
     /// Recomputes a tenant's chain from its first record; stops at the first break.
@@ -381,42 +508,76 @@ impl AuditTrail {
         let mut prev = GENESIS;
         let mut records = 0;
         let mut last_sequence = 0;
-        let prefix = tenant_prefix(RECORD, tenant);
+        let prefix = tenant_prefix(BLOCK, tenant);
         for entry in self.tree.scan_prefix(&prefix) {
-            let (key, value) = entry?;
-            let sequence = key
-                .get(prefix.len()..)
-                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            let broken = |reason: &str| Verification {
-                records,
-                head: hex::encode(prev),
-                first_break: Some(ChainBreak {
-                    sequence,
-                    reason: reason.to_owned(),
-                }),
-            };
-            let Ok(record) = serde_json::from_slice::<AuditRecord>(&value) else {
-                return Ok(broken("the record is not readable"));
-            };
-            if record.sequence != sequence {
-                return Ok(broken("the record was moved from another position"));
-            }
-            if record.prev_hash != hex::encode(prev) {
+            let (key, block) = entry?;
+            let block_start = block_sequence(prefix.len(), &key);
+            let broken =
+                |sequence: u64, prev: &[u8; 32], records: u64, reason: &str| Verification {
+                    records,
+                    head: hex::encode(prev),
+                    first_break: Some(ChainBreak {
+                        sequence,
+                        reason: reason.to_owned(),
+                    }),
+                };
+            let Some(in_block) = decode_block(&block) else {
                 return Ok(broken(
-                    "prev_hash does not match the previous record: a record before it was removed, altered or reordered",
+                    block_start,
+                    &prev,
+                    records,
+                    "the record is not readable",
                 ));
+            };
+            for (position, bytes) in in_block.into_iter().enumerate() {
+                let Ok(record) = serde_json::from_slice::<AuditRecord>(bytes) else {
+                    let sequence = if position == 0 {
+                        block_start
+                    } else {
+                        last_sequence + 1
+                    };
+                    return Ok(broken(
+                        sequence,
+                        &prev,
+                        records,
+                        "the record is not readable",
+                    ));
+                };
+                let sequence = record.sequence;
+                let in_place = if position == 0 {
+                    sequence == block_start
+                } else {
+                    sequence > last_sequence
+                };
+                if !in_place {
+                    return Ok(broken(
+                        if position == 0 { block_start } else { sequence },
+                        &prev,
+                        records,
+                        "the record was moved from another position",
+                    ));
+                }
+                if record.prev_hash != hex::encode(prev) {
+                    return Ok(broken(
+                        sequence,
+                        &prev,
+                        records,
+                        "prev_hash does not match the previous record: a record before it was removed, altered or reordered",
+                    ));
+                }
+                let computed = record.compute_hash(&prev);
+                if hex::encode(computed) != record.hash {
+                    return Ok(broken(
+                        sequence,
+                        &prev,
+                        records,
+                        "the record's content does not match its hash: it was altered",
+                    ));
+                }
+                prev = computed;
+                records += 1;
+                last_sequence = sequence;
             }
-            let computed = record.compute_hash(&prev);
-            if hex::encode(computed) != record.hash {
-                return Ok(broken(
-                    "the record's content does not match its hash: it was altered",
-                ));
-            }
-            prev = computed;
-            records += 1;
-            last_sequence = sequence;
         }
         if let Some(head) = self.head(tenant)?
             && (head.sequence != last_sequence || head.hash != hex::encode(prev))
@@ -439,6 +600,56 @@ impl AuditTrail {
             first_break: None,
         })
     }
+
+    /// The chain of `tenant` as a chunk starts extending it.
+    fn open_chain(&self, tenant: &TenantName) -> Result<OpenChain, ProjectionError> {
+        let Some(head) = self.head(tenant)? else {
+            return Ok(OpenChain {
+                prev: GENESIS,
+                sequence: 0,
+                block: 0,
+                records_in_block: 0,
+                bytes: Vec::new(),
+                full: Vec::new(),
+            });
+        };
+        let head_key = tenant_prefix(HEAD, tenant);
+        let prev = hash_bytes(&head.hash).ok_or_else(|| corrupt(&head_key, "bad hash"))?;
+        let bytes = if head.records_in_block < BLOCK_RECORDS {
+            let key = block_key(tenant, head.block);
+            self.tree
+                .get(&key)?
+                .ok_or_else(|| corrupt(&key, "the head's block is missing"))?
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok(OpenChain {
+            prev,
+            sequence: head.sequence,
+            block: head.block,
+            records_in_block: head.records_in_block,
+            bytes,
+            full: Vec::new(),
+        })
+    }
+}
+
+/// One of two iterators, so `records` can return either its blocks or a failure to find them.
+enum Either<B> {
+    Blocks(B),
+    Failed(Option<ProjectionError>),
+}
+
+impl<B: Iterator<Item = Result<AuditRecord, ProjectionError>>> Iterator for Either<B> {
+    type Item = Result<AuditRecord, ProjectionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Either::Blocks(blocks) => blocks.next(),
+            Either::Failed(error) => error.take().map(Err),
+        }
+    }
 }
 
 impl Projection for AuditTrail {
@@ -456,34 +667,51 @@ impl Projection for AuditTrail {
     }
 
     fn apply(&self, events: &[Event]) -> Result<(), ProjectionError> {
-        let mut heads: HashMap<TenantName, [u8; 32]> = HashMap::new();
-        let mut batch = sled::Batch::default();
+        let mut chains: HashMap<TenantName, OpenChain> = HashMap::new();
         for event in events {
             // A staging branch's events join its tenant's chain; their `tenant` names the branch.
-            let chain = event.tenant.live();
-            let prev = match heads.get(&chain) {
-                Some(prev) => *prev,
-                None => match self.head(&chain)? {
-                    Some(head) => hash_bytes(&head.hash)
-                        .ok_or_else(|| corrupt(&tenant_prefix(HEAD, &chain), "bad hash"))?,
-                    None => GENESIS,
-                },
+            let chain_name = event.tenant.live();
+            let chain = match chains.entry(chain_name) {
+                std::collections::hash_map::Entry::Occupied(open) => open.into_mut(),
+                std::collections::hash_map::Entry::Vacant(vacant) => {
+                    let open = self.open_chain(vacant.key())?;
+                    vacant.insert(open)
+                }
             };
-            let record = record_of(event, &prev);
-            let hash = hash_bytes(&record.hash).unwrap_or(GENESIS);
-            batch.insert(
-                record_key(&chain, event.sequence),
-                serde_json::to_vec(&record).unwrap_or_default(),
+            let record = record_of(event, &chain.prev);
+            if chain.records_in_block == BLOCK_RECORDS || chain.sequence == 0 {
+                let full = std::mem::take(&mut chain.bytes);
+                // A block that was already full before this chunk was not read: nothing to write.
+                if !full.is_empty() {
+                    chain.full.push((chain.block, full));
+                }
+                chain.block = event.sequence;
+                chain.records_in_block = 0;
+            }
+            append_to_block(
+                &mut chain.bytes,
+                &serde_json::to_vec(&record).unwrap_or_default(),
             );
+            chain.records_in_block += 1;
+            chain.sequence = event.sequence;
+            chain.prev = hash_bytes(&record.hash).unwrap_or(GENESIS);
+        }
+        let mut batch = sled::Batch::default();
+        for (tenant, chain) in chains {
+            for (block, bytes) in chain.full {
+                batch.insert(block_key(&tenant, block), bytes);
+            }
+            batch.insert(block_key(&tenant, chain.block), chain.bytes);
             batch.insert(
-                tenant_prefix(HEAD, &chain),
+                tenant_prefix(HEAD, &tenant),
                 serde_json::to_vec(&Head {
-                    sequence: event.sequence,
-                    hash: record.hash.clone(),
+                    sequence: chain.sequence,
+                    hash: hex::encode(chain.prev),
+                    block: chain.block,
+                    records_in_block: chain.records_in_block,
                 })
                 .unwrap_or_default(),
             );
-            heads.insert(chain, hash);
         }
         if let Some(last) = events.last() {
             batch.insert(CHECKPOINT, last.sequence.to_be_bytes().as_slice());
@@ -493,6 +721,8 @@ impl Projection for AuditTrail {
     }
 
     fn reset(&self) -> Result<(), ProjectionError> {
-        Ok(self.tree.clear()?)
+        self.tree.clear()?;
+        self.tree.insert(LAYOUT_KEY, &[LAYOUT])?;
+        Ok(())
     }
 }

@@ -192,6 +192,20 @@ pub enum Command {
 }
 
 impl Command {
+    /// What the caller reads back of the state after this command, out of what `decide` needed
+    /// (`footprint`): all of it, except that a group update's reply holds the group alone. Its
+    /// members were loaded to check they exist; the caller renders the group from the views.
+    pub fn reply_footprint(&self, footprint: Footprint) -> Footprint {
+        match self {
+            Command::UpdateGroup { .. } => Footprint {
+                groups: footprint.groups,
+                group_names: footprint.group_names,
+                ..Footprint::default()
+            },
+            _ => footprint,
+        }
+    }
+
     /// What `decide` needs loaded.
     pub fn footprint(&self) -> Footprint {
         let mut footprint = Footprint::default();
@@ -247,8 +261,14 @@ impl Command {
                 }
                 for change in member_changes {
                     match change {
-                        MemberChange::Add(users) | MemberChange::Remove(users) => {
+                        MemberChange::Add(users) => {
+                            // Added users must exist; removing an edge needs only the edge.
                             footprint.users.extend(users.iter().copied());
+                            footprint
+                                .memberships
+                                .extend(users.iter().map(|user| (*group_id, *user)));
+                        }
+                        MemberChange::Remove(users) => {
                             footprint
                                 .memberships
                                 .extend(users.iter().map(|user| (*group_id, *user)));

@@ -608,10 +608,15 @@ pub async fn run(target: &Target, plan: &IdpPlan) -> Result<Vec<PhaseReport>, St
     Ok(phases)
 }
 
-/// roster's peak resident memory in bytes, from its `/metrics`.
-pub async fn peak_rss(http_origin: &str) -> Option<u64> {
-    let text = reqwest::get(format!("{http_origin}/metrics"))
+/// roster's peak resident memory in bytes, from its `/metrics` (read with the admin token).
+pub async fn peak_rss(http_origin: &str, admin_token: &str) -> Option<u64> {
+    let text = reqwest::Client::new()
+        .get(format!("{http_origin}/metrics"))
+        .bearer_auth(admin_token)
+        .send()
         .await
+        .ok()?
+        .error_for_status()
         .ok()?
         .text()
         .await

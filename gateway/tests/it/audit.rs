@@ -2,6 +2,7 @@
 //! caught after a restart, and `roster rebuild`.
 
 use roster_engine::domain::Timestamp;
+use roster_projector::audit::{decode_block, encode_block};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
@@ -143,12 +144,36 @@ async fn a_tampered_record_fails_verification_by_name_after_a_restart() {
             .find(|record| record.event_type == "user.provisioned")
             .unwrap();
         record.changes.insert("userName".into(), json!("mallory"));
-        let mut key = b"Racme\0".to_vec();
-        key.extend_from_slice(&record.sequence.to_be_bytes());
-        trail
+        // Records sit in blocks; rewrite the block that holds this one.
+        let (key, block) = trail
             .tree()
-            .insert(key, serde_json::to_vec(&record).unwrap())
+            .scan_prefix(b"Bacme\0")
+            .map(Result::unwrap)
+            .find(|(_, block)| {
+                decode_block(block).unwrap().iter().any(|bytes| {
+                    serde_json::from_slice::<roster_projector::AuditRecord>(bytes)
+                        .unwrap()
+                        .sequence
+                        == record.sequence
+                })
+            })
             .unwrap();
+        let altered = serde_json::to_vec(&record).unwrap();
+        let records: Vec<&[u8]> = decode_block(&block)
+            .unwrap()
+            .into_iter()
+            .map(|bytes| {
+                let sequence = serde_json::from_slice::<roster_projector::AuditRecord>(bytes)
+                    .unwrap()
+                    .sequence;
+                if sequence == record.sequence {
+                    altered.as_slice()
+                } else {
+                    bytes
+                }
+            })
+            .collect();
+        trail.tree().insert(key, encode_block(records)).unwrap();
         db.flush().unwrap();
         record.sequence
     };

@@ -275,6 +275,17 @@ async fn a_data_directory_of_the_previous_layout_is_read_without_losing_an_event
         )
         .await
         .expect(201);
+    // Its audit trail (a key per record then) was rebuilt from the log in blocks, and verifies.
+    let grpc = server.grpc.to_string();
+    let verified = roster_command(&data_dir, &["audit", "verify", "acme", "--grpc", &grpc]).await;
+    assert!(verified.status.success(), "{}", text(&verified));
+    let records: u64 = text(&verified)
+        .split("verified: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("{}", text(&verified)));
+    assert!(records >= 24, "{}", text(&verified));
     server.kill().await;
 
     let checked = check(&data_dir, &[]).await;

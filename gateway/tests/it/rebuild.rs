@@ -171,7 +171,14 @@ async fn a_rebuild_killed_halfway_leaves_roster_answering_exactly_as_before() {
         .iter()
         .map(|tree| dump_tree(&data_dir, tree))
         .collect();
-    assert!(before.iter().all(|entries| entries.len() > 100));
+    // The audit trail packs 64 records to a key; the others hold a key or more per entity.
+    let least = [100, 100, 20];
+    assert!(
+        before
+            .iter()
+            .zip(least)
+            .all(|(entries, least)| entries.len() > least)
+    );
 
     for delay_ms in [150, 400, 900] {
         let mut rebuild = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
