@@ -248,6 +248,12 @@ impl StateStore {
         }
         let tenant = state.name.clone();
         let tenant = &tenant;
+        if footprint.all_tokens && !state.loaded.all_tokens {
+            state.loaded.all_tokens = true;
+            for token in self.tokens(tenant)? {
+                state.tokens.entry(token.id.clone()).or_insert(Some(token));
+            }
+        }
         load_missing(&mut state.tokens, &footprint.tokens, |id| {
             self.token(tenant, id)
         })?;

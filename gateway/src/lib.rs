@@ -13,4 +13,5 @@ pub mod drift;
 pub mod grpc;
 pub mod metrics;
 pub mod ratelimit;
+pub mod rejections;
 pub mod scim;

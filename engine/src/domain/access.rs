@@ -7,6 +7,10 @@
 //! - Resource-group role: the highest link role over the user's groups linked to it; for a
 //!   resource group managed by hand, the role it was given.
 //! - A deactivated user has no access at all.
+//!
+//! `check_access` answers a platform's question "may this user act here now?" with the
+//! managed-account rules (SSO enforcement, deactivation, personal and foreign namespaces) on top
+//! of those roles.
 
 use std::collections::BTreeMap;
 
@@ -142,4 +146,139 @@ pub fn access(state: &State, user: UserId) -> Option<Access> {
             .filter_map(|(resource_group, grant)| grant.map(|grant| (resource_group, grant)))
             .collect(),
     })
+}
+
+/// How the session asking to act was authenticated, as the platform reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionAuth {
+    /// Through SSO, with the organization whose identity provider it went through.
+    Sso,
+    Password,
+    Social,
+    /// Not said: treated as the weakest (fail closed).
+    Unspecified,
+}
+
+/// A question to `check_access`: may the tenant's user act on `namespace` with `required`?
+#[derive(Clone, Copy, Debug)]
+pub struct AccessQuestion<'a> {
+    pub tenant: &'a super::ids::TenantName,
+    /// Whether the tenant enforces SSO for its members.
+    pub sso_enforced: bool,
+    pub session: SessionAuth,
+    /// For an SSO session: the organization whose SSO it went through.
+    pub sso_tenant: &'a str,
+    pub required: Role,
+    /// The namespace acted on: the organization's own, a user's personal one, or another.
+    pub namespace: &'a str,
+}
+
+/// What the access views hold about the user asked about.
+#[derive(Clone, Copy, Debug)]
+pub struct AccessSubject<'a> {
+    pub user_name: &'a str,
+    pub active: bool,
+    pub org_role: Option<Role>,
+}
+
+/// The answer of `check_access`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessDecision {
+    pub allowed: bool,
+    /// Why, in words a platform can show.
+    pub reason: String,
+    /// The role that decided, when the user holds one here.
+    pub effective_role: Option<Role>,
+    /// Refused only because the session did not come through the tenant's SSO.
+    pub sso_required: bool,
+}
+
+fn deny(reason: impl Into<String>) -> AccessDecision {
+    AccessDecision {
+        allowed: false,
+        reason: reason.into(),
+        effective_role: None,
+        sso_required: false,
+    }
+}
+
+/// Why a session may not act for a member of `tenant`, which enforces SSO; `None` when it came
+/// through the tenant's IdP. Anything but an SSO session naming this tenant is refused, an
+/// unspecified one included (fail closed).
+fn sso_refusal(question: &AccessQuestion<'_>) -> Option<String> {
+    let tenant = question.tenant;
+    let sso_tenant = question.sso_tenant.trim();
+    let how = match question.session {
+        SessionAuth::Sso if sso_tenant.eq_ignore_ascii_case(tenant.as_str()) => return None,
+        SessionAuth::Sso if sso_tenant.is_empty() => {
+            "through SSO without naming the organization (sso_tenant)".to_owned()
+        }
+        SessionAuth::Sso => format!("through the SSO of {sso_tenant:?}"),
+        SessionAuth::Password => "with a password".to_owned(),
+        SessionAuth::Social => "with a social login".to_owned(),
+        SessionAuth::Unspecified => "in an unspecified way (session_auth unset)".to_owned(),
+    };
+    Some(format!(
+        "{tenant} enforces SSO: the session authenticated {how}, not through {tenant}'s identity provider"
+    ))
+}
+
+/// The managed-account rules of an access check, in order: a user who does not exist or is
+/// deactivated may do nothing; a tenant enforcing SSO refuses sessions that did not come through
+/// its identity provider; in the organization's own namespace the higher of the org role and
+/// the role on the named resource group (`resource_group_role`, asked only then) must reach
+/// `required`; a managed user may not act in a personal namespace or another organization.
+pub fn check_access<E>(
+    question: &AccessQuestion<'_>,
+    subject: Option<AccessSubject<'_>>,
+    resource_group_role: impl FnOnce() -> Result<Option<Role>, E>,
+) -> Result<AccessDecision, E> {
+    let Some(subject) = subject else {
+        return Ok(deny("the user does not exist in this organization"));
+    };
+    if !subject.active {
+        return Ok(deny(
+            "the user is deactivated: a deactivated user may do nothing",
+        ));
+    }
+    if question.sso_enforced
+        && let Some(reason) = sso_refusal(question)
+    {
+        return Ok(AccessDecision {
+            allowed: false,
+            reason,
+            effective_role: None,
+            sso_required: true,
+        });
+    }
+    let tenant = question.tenant;
+    let required = question.required;
+    if question.namespace.eq_ignore_ascii_case(tenant.as_str()) {
+        let effective = subject.org_role.max(resource_group_role()?);
+        return Ok(match effective {
+            Some(role) if role >= required => AccessDecision {
+                allowed: true,
+                reason: format!("role {role} allows {}", required.as_str()),
+                effective_role: Some(role),
+                sso_required: false,
+            },
+            Some(role) => AccessDecision {
+                allowed: false,
+                reason: format!("role {role} is below {required}, which this action needs"),
+                effective_role: Some(role),
+                sso_required: false,
+            },
+            None => deny("the user holds no role here"),
+        });
+    }
+    Ok(
+        if question.namespace.eq_ignore_ascii_case(subject.user_name) {
+            deny("managed users cannot have content in a personal namespace")
+        } else {
+            deny(format!(
+                "managed users of {tenant} cannot act in another organization or namespace ({})",
+                question.namespace
+            ))
+        },
+    )
 }

@@ -71,15 +71,19 @@ pub enum Command {
         first_token: Option<NewToken>,
     },
     IssueToken(NewToken),
+    /// Revokes a token at `at`. In the system tenant, never the last token valid at `at`.
     RevokeToken {
         token_id: TokenId,
+        at: Timestamp,
     },
     /// Issues `new` and makes the valid token `old` expire at `old_expires_at` (or at its own
-    /// expiry, if sooner): a rotation with an overlap.
+    /// expiry, if sooner): a rotation with an overlap, at `at`. In the system tenant, `new` must
+    /// be valid at `at` unless another token is.
     RotateToken {
         old: TokenId,
         new: NewToken,
         old_expires_at: Timestamp,
+        at: Timestamp,
     },
     /// Records that a token authenticated a request at `at`; nothing when it was recorded less
     /// than an hour before.
@@ -216,12 +220,16 @@ impl Command {
                 }
             }
             Command::IssueToken(token) => footprint.tokens.push(token.id.clone()),
-            Command::RevokeToken { token_id } | Command::RecordTokenUse { token_id, .. } => {
+            Command::RevokeToken { token_id, .. } => {
                 footprint.tokens.push(token_id.clone());
+                // Whether another token stays valid (the system tenant's last-token rule).
+                footprint.all_tokens = true;
             }
+            Command::RecordTokenUse { token_id, .. } => footprint.tokens.push(token_id.clone()),
             Command::RotateToken { old, new, .. } => {
                 footprint.tokens.push(old.clone());
                 footprint.tokens.push(new.id.clone());
+                footprint.all_tokens = true;
             }
             Command::SetSsoEnforced { .. } => {}
             Command::ProvisionUser { user_id, profile }

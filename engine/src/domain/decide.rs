@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::command::{Command, MemberChange, NewToken};
 use super::event::EventPayload;
-use super::ids::{GroupId, ResourceGroupId, Timestamp, UserId};
+use super::ids::{GroupId, ResourceGroupId, Timestamp, TokenId, UserId};
 use super::jit;
 use super::limits;
 use super::rejection::Rejection;
@@ -63,7 +63,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             }
             Ok(vec![token_issued(token)])
         }
-        Command::RevokeToken { token_id } => {
+        Command::RevokeToken { token_id, at } => {
             require_tenant_or_system(state)?;
             let token = state
                 .token(&token_id)
@@ -71,12 +71,14 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             if token.revoked_at.is_some() {
                 return Ok(Vec::new());
             }
+            keeps_an_admin_token(state, &token_id, at)?;
             Ok(vec![EventPayload::TokenRevoked { token_id }])
         }
         Command::RotateToken {
             old,
             new,
             old_expires_at,
+            at,
         } => {
             require_tenant_or_system(state)?;
             let current = state
@@ -87,6 +89,10 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             }
             if state.tokens.get(&new.id).is_some_and(Option::is_some) {
                 return Err(Rejection::TokenAlreadyExists(new.id));
+            }
+            if new.expires_at.is_some_and(|expiry| expiry <= at) {
+                // The new token would not be valid: the old one is the one that stays.
+                keeps_an_admin_token(state, &old, at)?;
             }
             let expires_at = current
                 .expires_at
@@ -636,6 +642,25 @@ pub(super) fn require_tenant(state: &State) -> Result<(), Rejection> {
 }
 
 /// Tokens also live in the `_system` tenant (admin tokens), which exists implicitly.
+/// The system tenant's tokens are roster's admin tokens: taking `leaving` away at `at` must
+/// leave another token valid, or nobody could administer roster any more. Decided in the
+/// tenant's order, so two revocations racing for the last two tokens cannot both pass.
+fn keeps_an_admin_token(state: &State, leaving: &TokenId, at: Timestamp) -> Result<(), Rejection> {
+    if !state.name.is_system() {
+        return Ok(());
+    }
+    let another_valid = state
+        .tokens
+        .values()
+        .flatten()
+        .any(|token| token.id != *leaving && token.is_valid_at(at));
+    if another_valid {
+        Ok(())
+    } else {
+        Err(Rejection::LastAdminToken(leaving.clone()))
+    }
+}
+
 fn require_tenant_or_system(state: &State) -> Result<(), Rejection> {
     if state.name.is_system() {
         Ok(())

@@ -20,7 +20,10 @@ mod user;
 #[cfg(test)]
 mod tests;
 
-pub use access::{Access, Grant, RoleGrant, access, membership_grants_access};
+pub use access::{
+    Access, AccessDecision, AccessQuestion, AccessSubject, Grant, RoleGrant, SessionAuth, access,
+    check_access, membership_grants_access,
+};
 pub use apply::apply;
 pub use command::{BranchCopy, BranchDirectory, Command, MemberChange, NewToken};
 pub use decide::{MEMBERS_PER_EVENT, decide, token_use_covered};

@@ -37,6 +37,10 @@ pub enum Rejection {
     TokenNotFound(TokenId),
     #[error("token {0} already exists")]
     TokenAlreadyExists(TokenId),
+    #[error(
+        "token {0} is the last valid admin token: issue another first (roster token issue _system), then revoke this one"
+    )]
+    LastAdminToken(TokenId),
     #[error("displayName must not be empty")]
     EmptyGroupName,
     #[error("displayName {display_name:?} is already used by another group in this tenant")]
@@ -89,8 +93,13 @@ pub enum Rejection {
     NotStaged,
     #[error("the tenant's staging changed (staging {actual:?}, not {expected}); look again")]
     StagingChanged { expected: u64, actual: Option<u64> },
+    /// A staging command found the branch in the wrong state.
     #[error("the staging branch is {0}: {1}")]
     BranchNotOpen(&'static str, &'static str),
+    /// A directory change addressed a branch that takes none now (still copying, frozen for a
+    /// promotion, or gone): the same request, retried, goes where it should.
+    #[error("the staging branch is {0}: {1}")]
+    BranchNotWritable(&'static str, &'static str),
     #[error("{0}")]
     NotABranch(&'static str),
     #[error(
@@ -132,6 +141,9 @@ pub enum RejectionKind {
     PreconditionFailed,
     /// Not allowed in the resource's current state (403 / PERMISSION_DENIED).
     Forbidden,
+    /// Refused for a moment (staging began, a promotion is under way): the same request succeeds
+    /// when retried (503 with `Retry-After` / UNAVAILABLE).
+    Retry,
 }
 
 impl Rejection {
@@ -160,7 +172,8 @@ impl Rejection {
             | Rejection::ResourceGroupNameTaken { .. }
             | Rejection::ResourceGroupAlreadyExists(_)
             | Rejection::JitAmbiguousEmail { .. } => RejectionKind::Conflict,
-            Rejection::TenantStaged | Rejection::BranchNotOpen(..) => RejectionKind::Conflict,
+            Rejection::BranchNotOpen(..) => RejectionKind::Conflict,
+            Rejection::TenantStaged | Rejection::BranchNotWritable(..) => RejectionKind::Retry,
             Rejection::VersionMismatch { .. }
             | Rejection::ResourceGroupHasMembers(_)
             | Rejection::AlreadyStaged
@@ -171,7 +184,8 @@ impl Rejection {
             | Rejection::StagingChanged { .. }
             | Rejection::NotABranch(_)
             | Rejection::PromotionNameCycle(_)
-            | Rejection::PromotionTooLarge { .. } => RejectionKind::PreconditionFailed,
+            | Rejection::PromotionTooLarge { .. }
+            | Rejection::LastAdminToken(_) => RejectionKind::PreconditionFailed,
             Rejection::ResourceGroupScimManaged(_) | Rejection::JitUserDeactivated { .. } => {
                 RejectionKind::Forbidden
             }

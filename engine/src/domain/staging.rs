@@ -130,7 +130,7 @@ pub(super) fn require_directory_writable(state: &State) -> Result<(), Rejection>
             // Only a request routed here just before a promotion or discard finished addresses
             // a branch that is gone: its retry goes to the live tenant. A 404 would tell the IdP
             // that the resource is gone, and it might create it again.
-            Rejection::BranchNotOpen(
+            Rejection::BranchNotWritable(
                 "gone: the staging was promoted or discarded",
                 "retry the request",
             )
@@ -140,11 +140,11 @@ pub(super) fn require_directory_writable(state: &State) -> Result<(), Rejection>
     if state.name.is_branch() {
         return match tenant.branch {
             Some(BranchState::Open) => Ok(()),
-            Some(BranchState::Frozen) => Err(Rejection::BranchNotOpen(
+            Some(BranchState::Frozen) => Err(Rejection::BranchNotWritable(
                 "frozen",
                 "a promotion is under way; retry the request",
             )),
-            _ => Err(Rejection::BranchNotOpen(
+            _ => Err(Rejection::BranchNotWritable(
                 "still copying the live directory",
                 "retry the request",
             )),

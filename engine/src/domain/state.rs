@@ -167,6 +167,8 @@ impl ResourceGroupRecord {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Footprint {
     pub tokens: Vec<TokenId>,
+    /// Every token of the tenant (a handful: revocations check that another stays valid).
+    pub all_tokens: bool,
     pub users: Vec<UserId>,
     /// Folded userNames to resolve.
     pub user_names: Vec<String>,
@@ -203,6 +205,7 @@ impl Footprint {
     pub fn extend(&mut self, other: Footprint) {
         let Footprint {
             tokens,
+            all_tokens,
             users,
             user_names,
             user_external_ids,
@@ -222,6 +225,7 @@ impl Footprint {
             whole_tenant,
         } = other;
         self.tokens.extend(tokens);
+        self.all_tokens |= all_tokens;
         self.users.extend(users);
         self.user_names.extend(user_names);
         self.user_external_ids.extend(user_external_ids);
@@ -338,6 +342,7 @@ pub struct State {
 /// Enumerations a slice holds completely.
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
+    pub all_tokens: bool,
     pub groups_of_users: BTreeSet<UserId>,
     pub members_of_groups: BTreeSet<GroupId>,
     pub links_of_groups: BTreeSet<GroupId>,

@@ -3,9 +3,8 @@
 
 use roster_engine::codec::{role_from_proto, role_to_proto, timestamp_to_proto};
 use roster_engine::domain::{
-    Command, Grant, GroupId, Lifecycle, Rejection, RejectionKind, ResourceGroupId,
-    ResourceGroupRecord, Role, RoleGrant, SYSTEM_TENANT, Source, TenantName, TokenId, TokenRecord,
-    UserId, fold,
+    Command, Grant, GroupId, Lifecycle, Rejection, ResourceGroupId, ResourceGroupRecord, Role,
+    RoleGrant, SYSTEM_TENANT, Source, TenantName, TokenId, TokenRecord, UserId, fold,
 };
 use roster_engine::engine::{CommandContext, ExecuteError};
 use roster_engine::staging::StagingReport;
@@ -249,14 +248,10 @@ pub fn status(error: ExecuteError) -> Status {
 }
 
 pub fn rejection_status(rejection: &Rejection) -> Status {
-    let message = rejection.to_string();
-    match rejection.kind() {
-        RejectionKind::Invalid => Status::invalid_argument(message),
-        RejectionKind::NotFound => Status::not_found(message),
-        RejectionKind::Conflict => Status::already_exists(message),
-        RejectionKind::PreconditionFailed => Status::failed_precondition(message),
-        RejectionKind::Forbidden => Status::permission_denied(message),
-    }
+    Status::new(
+        crate::rejections::answer(rejection.kind()).grpc,
+        rejection.to_string(),
+    )
 }
 
 fn token_info(record: &TokenRecord) -> pb::TokenInfo {
@@ -570,21 +565,9 @@ impl pb::admin_server::Admin for AdminService {
         let request = request.into_inner();
         let tenant = self.token_holder(&request.tenant).await?;
         let token_id = TokenId(request.token_id);
-        if tenant.is_system() {
-            let now = clock::now();
-            let others_valid = self
-                .store()
-                .tokens(&tenant)
-                .map_err(|error| Status::unavailable(error.to_string()))?
-                .iter()
-                .any(|token| token.id != token_id && token.is_valid_at(now));
-            if !others_valid {
-                return Err(Status::failed_precondition(
-                    "this is the last valid admin token: issue another first \
-                     (roster token issue _system), then revoke this one",
-                ));
-            }
-        }
+        // The last valid admin token is kept by the domain (`Rejection::LastAdminToken`),
+        // decided in the tenant's order so that racing revocations cannot both pass.
+        let at = context.now;
         let executed = self
             .state
             .engine
@@ -592,6 +575,7 @@ impl pb::admin_server::Admin for AdminService {
                 &tenant,
                 Command::RevokeToken {
                     token_id: token_id.clone(),
+                    at,
                 },
                 context,
             )
@@ -645,6 +629,7 @@ impl pb::admin_server::Admin for AdminService {
                     old: old.clone(),
                     new: issued.token,
                     old_expires_at: context.now.plus_micros(overlap),
+                    at: context.now,
                 },
                 context,
             )

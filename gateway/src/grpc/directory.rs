@@ -4,7 +4,7 @@
 
 use roster_engine::codec::{role_to_proto, timestamp_from_proto, timestamp_to_proto};
 use roster_engine::domain::{
-    GroupId, ResourceGroupId, Role, TenantName, Timestamp, UserId, UserRecord, fold,
+    self, GroupId, ResourceGroupId, Role, TenantName, Timestamp, UserId, UserRecord, fold,
 };
 use roster_projector::{AccessRecord, Via};
 use roster_proto::v1 as pb;
@@ -272,43 +272,6 @@ impl DirectoryService {
     }
 }
 
-fn deny(reason: impl Into<String>) -> CheckAccessOutcome {
-    CheckAccessOutcome {
-        allowed: false,
-        reason: reason.into(),
-        effective_role: None,
-        sso_required: false,
-    }
-}
-
-struct CheckAccessOutcome {
-    allowed: bool,
-    reason: String,
-    effective_role: Option<Role>,
-    sso_required: bool,
-}
-
-/// Why a session may not act for a member of `tenant`, which enforces SSO; `None` when it came
-/// through the tenant's IdP. Anything but an SSO session naming this tenant is refused, an
-/// unspecified one included (fail closed).
-fn sso_refusal(tenant: &TenantName, session: pb::SessionAuth, sso_tenant: &str) -> Option<String> {
-    let how = match session {
-        pb::SessionAuth::Sso if sso_tenant.trim().eq_ignore_ascii_case(tenant.as_str()) => {
-            return None;
-        }
-        pb::SessionAuth::Sso if sso_tenant.trim().is_empty() => {
-            "through SSO without naming the organization (sso_tenant)".to_owned()
-        }
-        pb::SessionAuth::Sso => format!("through the SSO of {:?}", sso_tenant.trim()),
-        pb::SessionAuth::Password => "with a password".to_owned(),
-        pb::SessionAuth::Social => "with a social login".to_owned(),
-        pb::SessionAuth::Unspecified => "in an unspecified way (session_auth unset)".to_owned(),
-    };
-    Some(format!(
-        "{tenant} enforces SSO: the session authenticated {how}, not through {tenant}'s identity provider"
-    ))
-}
-
 #[tonic::async_trait]
 impl pb::directory_server::Directory for DirectoryService {
     async fn get_user(
@@ -457,73 +420,55 @@ impl pb::directory_server::Directory for DirectoryService {
                 "resource: a namespace is required",
             ));
         }
-        let enforced = self
+        let sso_enforced = self
             .store()
             .tenant(&tenant)
             .map_err(unavailable)?
             .is_some_and(|record| record.sso_enforced);
-        let sso_denial = enforced
-            .then(|| sso_refusal(&tenant, session_auth, &request.sso_tenant))
-            .flatten();
-        let outcome = match self.resolve_user(&tenant, request.user.as_ref()) {
-            Err(status) if status.code() == tonic::Code::NotFound => {
-                deny("the user does not exist in this organization")
-            }
-            Err(status) => return Err(status),
-            Ok(user) => match self.access(&tenant, user, None)? {
-                None => deny("the user does not exist in this organization"),
-                Some(access) if !access.active => {
-                    deny("the user is deactivated: a deactivated user may do nothing")
-                }
-                Some(_) if sso_denial.is_some() => CheckAccessOutcome {
-                    allowed: false,
-                    reason: sso_denial.clone().unwrap_or_default(),
-                    effective_role: None,
-                    sso_required: true,
-                },
-                Some(access) => {
-                    let user_name = self.existing_user(&tenant, user)?.profile.user_name;
-                    if resource.namespace.eq_ignore_ascii_case(tenant.as_str()) {
-                        let org_role = access.org_role.map(|grant| grant.role);
-                        let resource_group_role = if resource.resource_group.is_empty() {
-                            None
-                        } else {
-                            let resource_group =
-                                self.resolve_resource_group(&tenant, &resource.resource_group)?;
-                            access
-                                .resource_groups
-                                .get(&resource_group)
-                                .map(|grant| grant.role)
-                        };
-                        let effective = org_role.max(resource_group_role);
-                        match effective {
-                            Some(role) if role >= required => CheckAccessOutcome {
-                                allowed: true,
-                                reason: format!("role {role} allows {}", required.as_str()),
-                                effective_role: Some(role),
-                                sso_required: false,
-                            },
-                            Some(role) => CheckAccessOutcome {
-                                allowed: false,
-                                reason: format!(
-                                    "role {role} is below {required}, which this action needs"
-                                ),
-                                effective_role: Some(role),
-                                sso_required: false,
-                            },
-                            None => deny("the user holds no role here"),
-                        }
-                    } else if resource.namespace.eq_ignore_ascii_case(&user_name) {
-                        deny("managed users cannot have content in a personal namespace")
-                    } else {
-                        deny(format!(
-                            "managed users of {tenant} cannot act in another organization or namespace ({})",
-                            resource.namespace
-                        ))
-                    }
-                }
+        let question = domain::AccessQuestion {
+            tenant: &tenant,
+            sso_enforced,
+            session: match session_auth {
+                pb::SessionAuth::Sso => domain::SessionAuth::Sso,
+                pb::SessionAuth::Password => domain::SessionAuth::Password,
+                pb::SessionAuth::Social => domain::SessionAuth::Social,
+                pb::SessionAuth::Unspecified => domain::SessionAuth::Unspecified,
             },
+            sso_tenant: &request.sso_tenant,
+            required,
+            namespace: &resource.namespace,
         };
+        // What the views hold about the user; the rules themselves are the domain's.
+        let user = match self.resolve_user(&tenant, request.user.as_ref()) {
+            Err(status) if status.code() == tonic::Code::NotFound => None,
+            Err(status) => return Err(status),
+            Ok(user) => self
+                .access(&tenant, user, None)?
+                .map(|access| (user, access)),
+        };
+        let user_name = match &user {
+            Some((id, access)) if access.active => {
+                Some(self.existing_user(&tenant, *id)?.profile.user_name)
+            }
+            _ => None,
+        };
+        let subject = user.as_ref().map(|(_, access)| domain::AccessSubject {
+            user_name: user_name.as_deref().unwrap_or_default(),
+            active: access.active,
+            org_role: access.org_role.as_ref().map(|grant| grant.role),
+        });
+        let outcome = domain::check_access(&question, subject, || {
+            if resource.resource_group.is_empty() {
+                return Ok(None);
+            }
+            let resource_group = self.resolve_resource_group(&tenant, &resource.resource_group)?;
+            Ok::<_, Status>(user.as_ref().and_then(|(_, access)| {
+                access
+                    .resource_groups
+                    .get(&resource_group)
+                    .map(|grant| grant.role)
+            }))
+        })?;
         Ok(Response::new(pb::CheckAccessResponse {
             allowed: outcome.allowed,
             reason: outcome.reason,

@@ -4,8 +4,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use roster_engine::domain::Rejection;
 use roster_engine::domain::limits::LimitExceeded;
-use roster_engine::domain::{Rejection, RejectionKind};
 use roster_engine::engine::ExecuteError;
 use serde_json::json;
 
@@ -122,21 +122,8 @@ impl ScimError {
 
 impl From<Rejection> for ScimError {
     fn from(rejection: Rejection) -> Self {
-        let detail = rejection.to_string();
-        if matches!(
-            rejection,
-            Rejection::TenantStaged | Rejection::BranchNotOpen(..)
-        ) {
-            // Staging began or a promotion is under way: the same request succeeds shortly.
-            return Self::unavailable(detail);
-        }
-        match rejection.kind() {
-            RejectionKind::Invalid => Self::invalid_value(detail),
-            RejectionKind::NotFound => Self::not_found(detail),
-            RejectionKind::Conflict => Self::uniqueness(detail),
-            RejectionKind::PreconditionFailed => Self::precondition_failed(detail),
-            RejectionKind::Forbidden => Self::forbidden(detail),
-        }
+        let answer = crate::rejections::answer(rejection.kind());
+        Self::new(answer.http, answer.scim_type, rejection.to_string())
     }
 }
 

@@ -368,3 +368,78 @@ async fn a_leaked_admin_token_can_be_revoked() {
         .await
         .unwrap();
 }
+
+/// Two revocations racing for the last two admin tokens, each admin revoking their own: they are
+/// decided one after the other in the system tenant's order, so exactly one passes and one valid
+/// admin token is always left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_revocations_never_leave_roster_without_an_admin_token() {
+    let stack = Stack::start().await;
+    let admin = stack.admin().await;
+    let id_of = |bearer: &str| bearer.split('_').nth(1).unwrap().to_owned();
+    for round in 0..5 {
+        // Two valid admin tokens: the one the stack uses and a second one.
+        let second = admin
+            .clone()
+            .issue_token(stack.with_admin_token(pb::IssueTokenRequest {
+                tenant: "_system".into(),
+                name: format!("second-{round}"),
+                expires_in: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret;
+        let holders = [stack.admin_token().trim().to_owned(), second];
+        let revoke_own = |bearer: String| {
+            let mut client = admin.clone();
+            let mut request = tonic::Request::new(pb::RevokeTokenRequest {
+                tenant: "_system".into(),
+                token_id: id_of(&bearer),
+            });
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {bearer}").parse().unwrap());
+            async move { client.revoke_token(request).await }
+        };
+        let (first, other) = tokio::join!(
+            revoke_own(holders[0].clone()),
+            revoke_own(holders[1].clone())
+        );
+        let outcomes = [first, other];
+        let passed = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        assert_eq!(passed, 1, "round {round}: {outcomes:?}");
+        let refused = outcomes
+            .iter()
+            .find_map(|outcome| outcome.as_ref().err())
+            .unwrap();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        assert!(
+            refused.message().contains("last valid admin token"),
+            "{refused:?}"
+        );
+
+        // The token left is the one whose revocation was refused; the stack goes on with it.
+        let left = if outcomes[0].is_ok() {
+            &holders[1]
+        } else {
+            &holders[0]
+        };
+        std::fs::write(&stack.running.admin_token_file, left).unwrap();
+        let after = admin
+            .clone()
+            .list_tokens(stack.with_admin_token(pb::ListTokensRequest {
+                tenant: "_system".into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .tokens;
+        let still_valid: Vec<String> = after
+            .iter()
+            .filter(|token| token.revoked_at.is_none())
+            .map(|token| token.id.clone())
+            .collect();
+        assert_eq!(still_valid, vec![id_of(left)], "round {round}");
+    }
+}

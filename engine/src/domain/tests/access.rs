@@ -199,3 +199,142 @@ fn only_a_group_that_maps_a_role_or_links_a_resource_group_grants_access_by_memb
     let scenario = scenario.after(change_members(5, vec![MemberChange::Add(users(&[3]))]));
     assert_ne!(access(&scenario.state, uid(3)), before);
 }
+
+mod checks {
+    //! `check_access`: the managed-account rules a platform asks about before acting.
+
+    use super::*;
+
+    fn acme() -> TenantName {
+        TenantName::parse("acme").unwrap()
+    }
+
+    fn question<'a>(tenant: &'a TenantName, namespace: &'a str) -> AccessQuestion<'a> {
+        AccessQuestion {
+            tenant,
+            sso_enforced: false,
+            session: SessionAuth::Password,
+            sso_tenant: "",
+            required: Role::Write,
+            namespace,
+        }
+    }
+
+    fn alice(org_role: Option<Role>) -> Option<AccessSubject<'static>> {
+        Some(AccessSubject {
+            user_name: "alice",
+            active: true,
+            org_role,
+        })
+    }
+
+    fn no_resource_group() -> Result<Option<Role>, ()> {
+        Ok(None)
+    }
+
+    fn check(question: &AccessQuestion<'_>, subject: Option<AccessSubject<'_>>) -> AccessDecision {
+        check_access(question, subject, no_resource_group).unwrap()
+    }
+
+    #[test]
+    fn given_an_org_role_when_it_reaches_the_action_then_allowed() {
+        let tenant = acme();
+        let allowed = check(&question(&tenant, "ACME"), alice(Some(Role::Admin)));
+        assert!(allowed.allowed, "{allowed:?}");
+        assert_eq!(allowed.effective_role, Some(Role::Admin));
+        let below = check(&question(&tenant, "acme"), alice(Some(Role::Read)));
+        assert!(!below.allowed);
+        assert_eq!(below.effective_role, Some(Role::Read));
+        assert!(below.reason.contains("below"), "{}", below.reason);
+        let none = check(&question(&tenant, "acme"), alice(None));
+        assert!(!none.allowed);
+        assert_eq!(none.reason, "the user holds no role here");
+    }
+
+    #[test]
+    fn given_a_resource_group_role_then_the_higher_of_it_and_the_org_role_decides() {
+        let tenant = acme();
+        let decision = check_access(&question(&tenant, "acme"), alice(Some(Role::Read)), || {
+            Ok::<_, ()>(Some(Role::Write))
+        })
+        .unwrap();
+        assert!(decision.allowed);
+        assert_eq!(decision.effective_role, Some(Role::Write));
+        // The lookup's failure (an unknown resource group) is the caller's error, not a denial.
+        assert_eq!(
+            check_access(&question(&tenant, "acme"), alice(Some(Role::Read)), || Err(
+                "no such resource group"
+            )),
+            Err("no such resource group")
+        );
+    }
+
+    #[test]
+    fn given_a_missing_or_deactivated_user_then_nothing_is_allowed_and_no_lookup_happens() {
+        let tenant = acme();
+        let missing = check_access(&question(&tenant, "acme"), None, || -> Result<_, ()> {
+            panic!("no lookup for a missing user")
+        })
+        .unwrap();
+        assert_eq!(
+            missing.reason,
+            "the user does not exist in this organization"
+        );
+        let deactivated = check(
+            &question(&tenant, "acme"),
+            Some(AccessSubject {
+                user_name: "alice",
+                active: false,
+                org_role: Some(Role::Admin),
+            }),
+        );
+        assert!(!deactivated.allowed);
+        assert!(deactivated.reason.contains("deactivated"));
+        assert_eq!(deactivated.effective_role, None);
+    }
+
+    #[test]
+    fn given_sso_enforced_then_only_a_session_through_the_tenants_sso_may_act() {
+        let tenant = acme();
+        let enforced = |session, sso_tenant| AccessQuestion {
+            sso_enforced: true,
+            session,
+            sso_tenant,
+            ..question(&tenant, "acme")
+        };
+        for (session, sso_tenant, how) in [
+            (SessionAuth::Password, "", "with a password"),
+            (SessionAuth::Social, "", "with a social login"),
+            (SessionAuth::Unspecified, "", "unspecified"),
+            (SessionAuth::Sso, "", "without naming the organization"),
+            (SessionAuth::Sso, "globex", "the SSO of \"globex\""),
+        ] {
+            let refused = check(&enforced(session, sso_tenant), alice(Some(Role::Admin)));
+            assert!(!refused.allowed, "{session:?}");
+            assert!(refused.sso_required, "{session:?}");
+            assert!(refused.reason.contains(how), "{}", refused.reason);
+        }
+        let through_acme = check(
+            &enforced(SessionAuth::Sso, " Acme "),
+            alice(Some(Role::Admin)),
+        );
+        assert!(through_acme.allowed, "{through_acme:?}");
+        // Without enforcement a password session is fine.
+        assert!(check(&question(&tenant, "acme"), alice(Some(Role::Admin))).allowed);
+    }
+
+    #[test]
+    fn given_a_managed_user_then_personal_and_foreign_namespaces_are_refused() {
+        let tenant = acme();
+        let personal = check(&question(&tenant, "Alice"), alice(Some(Role::Admin)));
+        assert!(!personal.allowed);
+        assert!(personal.reason.contains("personal namespace"));
+        let foreign = check(&question(&tenant, "globex"), alice(Some(Role::Admin)));
+        assert!(!foreign.allowed);
+        assert!(
+            foreign.reason.contains("another organization"),
+            "{}",
+            foreign.reason
+        );
+    }
+}

@@ -89,7 +89,7 @@ fn a_branch_takes_writes_only_once_its_copy_is_done_and_until_it_freezes() {
     .after(Command::OpenBranch);
     assert!(matches!(
         branch.when(provision(9, "early")),
-        Err(Rejection::BranchNotOpen(..))
+        Err(Rejection::BranchNotWritable(..))
     ));
     let copy = BranchCopy {
         users: vec![(uid(1), profile("user-1"))],
@@ -103,7 +103,7 @@ fn a_branch_takes_writes_only_once_its_copy_is_done_and_until_it_freezes() {
     let frozen = branch.after(Command::SetBranchState(BranchState::Frozen));
     assert!(matches!(
         frozen.when(provision(9, "late")),
-        Err(Rejection::BranchNotOpen(..))
+        Err(Rejection::BranchNotWritable(..))
     ));
     let dropped = frozen.after(Command::DropBranch);
     assert_eq!(dropped.state.tenant, None);
@@ -113,7 +113,7 @@ fn a_branch_takes_writes_only_once_its_copy_is_done_and_until_it_freezes() {
     // which could make the IdP create the resource again.
     assert!(matches!(
         dropped.when(provision(9, "racing")),
-        Err(Rejection::BranchNotOpen(..))
+        Err(Rejection::BranchNotWritable(..))
     ));
     // Staging commands stay where they belong.
     assert!(matches!(

@@ -1,4 +1,5 @@
-//! Tokens: rotation with an overlap, use recorded at most hourly, and the tenant's SSO policy.
+//! Tokens: rotation with an overlap, use recorded at most hourly, the last admin token kept, and
+//! the tenant's SSO policy.
 
 use super::*;
 
@@ -31,6 +32,7 @@ fn rotation_issues_the_new_token_and_makes_the_old_one_expire_after_the_overlap(
             old: TokenId("old".into()),
             new: token("new", None),
             old_expires_at: end_of_overlap,
+            at: T0,
         })
         .unwrap();
     assert_eq!(
@@ -54,6 +56,7 @@ fn rotation_never_extends_the_old_token() {
             old: TokenId("old".into()),
             new: token("new", None),
             old_expires_at: T0.plus_micros(48 * HOUR),
+            at: T0,
         })
         .unwrap();
     assert_eq!(
@@ -83,6 +86,7 @@ fn a_revoked_or_unknown_token_cannot_be_rotated() {
                 old: TokenId(old.into()),
                 new: token("new", None),
                 old_expires_at: T0,
+                at: T0,
             }),
             Err(Rejection::TokenNotFound(TokenId(old.into())))
         );
@@ -162,5 +166,63 @@ fn the_sso_policy_changes_only_when_it_differs() {
     assert_eq!(
         given(vec![]).when(Command::SetSsoEnforced { enforced: true }),
         Err(Rejection::TenantNotFound)
+    );
+}
+
+/// The system tenant, holding admin tokens `valid` (no expiry) and `expired` (expired at T0).
+fn admin_tokens(valid: &[&str]) -> Scenario {
+    let mut system = Scenario {
+        state: State::new(TenantName::system()),
+        clock: 0,
+    };
+    let mut tokens: Vec<EventPayload> = valid.iter().map(|id| issued(id, None)).collect();
+    tokens.push(issued("expired", Some(T0)));
+    system.record(tokens);
+    system
+}
+
+fn revoke(id: &str) -> Command {
+    Command::RevokeToken {
+        token_id: TokenId(id.into()),
+        at: T0.plus_micros(HOUR),
+    }
+}
+
+#[test]
+fn the_last_valid_admin_token_cannot_be_revoked() {
+    let system = admin_tokens(&["a", "b"]);
+    assert_eq!(
+        system.when(revoke("a")).unwrap(),
+        vec![EventPayload::TokenRevoked {
+            token_id: TokenId("a".into())
+        }]
+    );
+    // Decided in order: once `a` is revoked, `b` is the last valid one (`expired` does not count).
+    let system = system.after(revoke("a"));
+    let rejection = system.when(revoke("b")).unwrap_err();
+    assert_eq!(rejection, Rejection::LastAdminToken(TokenId("b".into())));
+    assert_eq!(rejection.kind(), RejectionKind::PreconditionFailed);
+    assert!(rejection.to_string().contains("issue another first"));
+    // An expired token may still be revoked, and a tenant's own tokens have no such rule.
+    assert!(system.when(revoke("expired")).is_ok());
+    let tenant = given([a_tenant(), vec![issued("only", None)]].concat());
+    assert!(tenant.when(revoke("only")).is_ok());
+}
+
+#[test]
+fn rotating_the_last_admin_token_needs_a_new_token_that_is_valid() {
+    let system = admin_tokens(&["a"]);
+    let rotate = |expires_at: Option<Timestamp>| Command::RotateToken {
+        old: TokenId("a".into()),
+        new: token("new", expires_at),
+        old_expires_at: T0,
+        at: T0.plus_micros(HOUR),
+    };
+    assert!(system.when(rotate(None)).is_ok());
+    assert!(system.when(rotate(Some(T0.plus_micros(2 * HOUR)))).is_ok());
+    assert_eq!(
+        system.when(rotate(Some(T0.plus_micros(HOUR)))),
+        Err(Rejection::LastAdminToken(TokenId("a".into()))),
+        "a new token already expired would leave no valid admin token"
     );
 }

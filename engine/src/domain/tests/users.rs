@@ -368,6 +368,7 @@ fn revoked_tokens_stop_authenticating_and_revoking_twice_is_a_no_op() {
     );
     let scenario = scenario.after(Command::RevokeToken {
         token_id: TokenId("t1".into()),
+        at: T0,
     });
     assert!(
         !scenario
@@ -378,13 +379,15 @@ fn revoked_tokens_stop_authenticating_and_revoking_twice_is_a_no_op() {
     );
     assert_eq!(
         scenario.when(Command::RevokeToken {
-            token_id: TokenId("t1".into())
+            token_id: TokenId("t1".into()),
+            at: T0,
         }),
         Ok(vec![])
     );
     assert_eq!(
         scenario.when(Command::RevokeToken {
-            token_id: TokenId("nope".into())
+            token_id: TokenId("nope".into()),
+            at: T0,
         }),
         Err(Rejection::TokenNotFound(TokenId("nope".into())))
     );
