@@ -9,6 +9,7 @@ use super::event::EventPayload;
 use super::ids::{GroupId, ResourceGroupId, Timestamp, TokenId, UserId};
 use super::jit;
 use super::limits;
+use super::profile;
 use super::rejection::Rejection;
 use super::staging::{self, require_directory_writable};
 use super::state::{GroupProfile, GroupRecord, ResourceGroupRecord, State, UserRecord};
@@ -26,20 +27,6 @@ const TOKEN_USE_RESOLUTION_MICROS: i64 = 3_600_000_000;
 pub fn token_use_covered(last: Timestamp, now: Timestamp) -> bool {
     now.as_micros() - last.as_micros() < TOKEN_USE_RESOLUTION_MICROS
 }
-
-/// Attribute names that are never part of a profile's free-form attributes: they are modelled
-/// separately (`userName`, `externalId`, `active`), owned by the server (`id`, `meta`, `schemas`,
-/// `groups`) or never stored (`password`).
-const RESERVED_ATTRIBUTES: [&str; 8] = [
-    "username",
-    "externalid",
-    "active",
-    "id",
-    "meta",
-    "schemas",
-    "groups",
-    "password",
-];
 
 pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Rejection> {
     match command {
@@ -472,19 +459,7 @@ fn normalize_group(
         return Err(Rejection::EmptyGroupName);
     }
     profile.external_id = profile.external_id.filter(|id| !id.is_empty());
-    profile.attributes.retain(|name, value| {
-        !value.is_null()
-            && ![
-                "displayname",
-                "externalid",
-                "id",
-                "meta",
-                "schemas",
-                "members",
-            ]
-            .iter()
-            .any(|reserved| name.eq_ignore_ascii_case(reserved))
-    });
+    profile::retain_stored_group_attributes(&mut profile.attributes);
     limits::check_group(&profile, before)?;
     Ok(profile)
 }
@@ -693,9 +668,7 @@ pub(super) fn normalize(
     before: Option<&UserProfile>,
 ) -> Result<UserProfile, Rejection> {
     let mut profile = profile.without_secrets();
-    profile
-        .attributes
-        .retain(|name, value| !value.is_null() && !is_reserved(name));
+    profile::retain_stored_user_attributes(&mut profile.attributes);
     profile.external_id = profile.external_id.filter(|id| !id.is_empty());
     // Before the username rules, whose refusal quotes the name.
     limits::check_user(&profile, before)?;
@@ -704,12 +677,6 @@ pub(super) fn normalize(
         rule,
     })?;
     Ok(profile)
-}
-
-fn is_reserved(name: &str) -> bool {
-    RESERVED_ATTRIBUTES
-        .iter()
-        .any(|reserved| name.eq_ignore_ascii_case(reserved))
 }
 
 fn check_unique(state: &State, user_id: UserId, profile: &UserProfile) -> Result<(), Rejection> {

@@ -11,11 +11,12 @@
 //!   claims; the most privileged match wins and is kept on the user (`UserClaimRoleChanged`),
 //!   where `access` counts it as one more source of the org role.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::decide::{normalize, replace, require_tenant};
 use super::event::EventPayload;
 use super::ids::{Role, UserId};
+use super::profile;
 use super::rejection::Rejection;
 use super::state::{ClaimRole, ClaimRoleMapping, Footprint, State, UserRecord};
 use super::user::{USER_NAME_MAX, UserProfile, check_user_name, fold};
@@ -421,93 +422,15 @@ fn email_verified(claims: &Value) -> bool {
     }
 }
 
-fn formatted(given: Option<&str>, family: Option<&str>) -> Option<String> {
-    let parts: Vec<&str> = [given, family]
-        .into_iter()
-        .flatten()
-        .filter(|part| !part.is_empty())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" "))
-}
-
-/// `attributes` with the login's names: `name.givenName`, `name.familyName`, and `name.formatted`
-/// and `displayName` where they were the names joined (or absent).
-fn apply_names(attributes: &mut Map<String, Value>, login: &JitLogin) {
-    let before = attributes
-        .get("name")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let mut name = before.clone();
-    for (key, value) in [
-        ("givenName", &login.given_name),
-        ("familyName", &login.family_name),
-    ] {
-        if let Some(value) = value {
-            name.insert(key.to_owned(), json!(value));
-        }
-    }
-    if name == before {
-        return;
-    }
-    let text = |map: &Map<String, Value>, key: &str| {
-        map.get(key).and_then(Value::as_str).map(str::to_owned)
-    };
-    let old = formatted(
-        text(&before, "givenName").as_deref(),
-        text(&before, "familyName").as_deref(),
-    );
-    let new = formatted(
-        text(&name, "givenName").as_deref(),
-        text(&name, "familyName").as_deref(),
-    );
-    if let Some(new) = &new {
-        if text(&before, "formatted").is_none() || text(&before, "formatted") == old {
-            name.insert("formatted".to_owned(), json!(new));
-        }
-        let display = attributes.get("displayName").and_then(Value::as_str);
-        if display.is_none() || display.map(str::to_owned) == old {
-            attributes.insert("displayName".to_owned(), json!(new));
-        }
-    }
-    attributes.insert("name".to_owned(), Value::Object(name));
-}
-
-/// `attributes` with the login's email among `emails`: unchanged when present already (any
-/// case), else it replaces the primary (or first) address, or becomes the only one.
-fn apply_email(attributes: &mut Map<String, Value>, email: &str) {
-    let mut emails = attributes
-        .get("emails")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let present = emails.iter().any(|entry| {
-        entry
-            .get("value")
-            .and_then(Value::as_str)
-            .is_some_and(|value| value.eq_ignore_ascii_case(email))
-    });
-    if present {
-        return;
-    }
-    let primary = emails
-        .iter()
-        .position(|entry| entry.get("primary") == Some(&Value::Bool(true)))
-        .or(if emails.is_empty() { None } else { Some(0) });
-    match primary.and_then(|index| emails.get_mut(index)?.as_object_mut()) {
-        Some(entry) => {
-            entry.insert("value".to_owned(), json!(email));
-        }
-        None => emails.push(json!({"value": email, "type": "work", "primary": true})),
-    }
-    attributes.insert("emails".to_owned(), Value::Array(emails));
-}
-
 fn profile_for(login: &JitLogin, base: UserProfile) -> UserProfile {
     let mut profile = base;
-    apply_names(&mut profile.attributes, login);
+    profile::set_login_names(
+        &mut profile.attributes,
+        login.given_name.as_deref(),
+        login.family_name.as_deref(),
+    );
     if let Some(email) = &login.email {
-        apply_email(&mut profile.attributes, email);
+        profile::set_login_email(&mut profile.attributes, email);
     }
     profile
 }

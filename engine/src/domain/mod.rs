@@ -12,6 +12,7 @@ mod event;
 mod ids;
 mod jit;
 pub mod limits;
+mod profile;
 mod rejection;
 mod staging;
 mod state;

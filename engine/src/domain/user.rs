@@ -5,9 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Attributes other than `userName`, `externalId` and `active`, keyed by their canonical SCIM
-/// names (for example `name`, `emails`, `displayName`, or an extension schema URN).
-pub type Attributes = serde_json::Map<String, serde_json::Value>;
+use super::profile;
+pub use super::profile::Attributes;
 
 /// What an identity provider says about a user.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,49 +75,14 @@ pub fn fold(name: &str) -> String {
 impl UserProfile {
     /// The addresses in `emails`, with their `type` when given, for indexing.
     pub fn emails(&self) -> Vec<(String, Option<String>)> {
-        let Some(serde_json::Value::Array(emails)) = self.attributes.get("emails") else {
-            return Vec::new();
-        };
-        emails
-            .iter()
-            .filter_map(|email| {
-                let value = email.get("value")?.as_str()?;
-                let kind = email
-                    .get("type")
-                    .and_then(|t| t.as_str())
-                    .map(str::to_owned);
-                Some((value.to_owned(), kind))
-            })
-            .collect()
+        profile::emails(&self.attributes)
     }
 
     /// Removes what roster never stores: a `password` at any depth, URN-qualified or not (an
     /// extension may carry one too).
     pub(crate) fn without_secrets(mut self) -> Self {
-        strip_passwords(&mut self.attributes);
+        profile::strip_passwords(&mut self.attributes);
         self
-    }
-}
-
-/// Whether an attribute name names a password: `password`, or `<schema URN>:password`.
-fn is_password(name: &str) -> bool {
-    name.rsplit(':')
-        .next()
-        .is_some_and(|last| last.eq_ignore_ascii_case("password"))
-}
-
-fn strip_passwords(attributes: &mut Attributes) {
-    attributes.retain(|name, _| !is_password(name));
-    for value in attributes.values_mut() {
-        strip_passwords_in(value);
-    }
-}
-
-fn strip_passwords_in(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(object) => strip_passwords(object),
-        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_passwords_in),
-        _ => {}
     }
 }
 
