@@ -105,17 +105,6 @@ fn version(text: &str) -> Option<(u64, u64)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
-/// The actual head named in a `wrong last sequence: N` error.
-fn actual_head(description: &str) -> Option<u64> {
-    description
-        .rsplit("wrong last sequence:")
-        .next()?
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|part| !part.is_empty())?
-        .parse()
-        .ok()
-}
-
 /// A publish acknowledgement or error, as JetStream replies to a raw request.
 #[derive(serde::Deserialize)]
 struct RawAck {
@@ -142,12 +131,6 @@ const WRONG_LAST_SEQUENCE: u64 = 10071;
 const DUPLICATE_ID_IN_BATCH: u64 = 10201;
 
 fn ack_error(error: RawAckError) -> AppendError {
-    if error.err_code == WRONG_LAST_SEQUENCE {
-        return match actual_head(&error.description) {
-            Some(actual_head) => AppendError::Conflict { actual_head },
-            None => AppendError::Unavailable(format!("NATS: {}", error.description)),
-        };
-    }
     AppendError::Unavailable(format!("NATS: {} ({})", error.description, error.err_code))
 }
 
@@ -497,9 +480,12 @@ impl JetStreamLog {
                     append_unavailable(format!("unreadable acknowledgement: {error}"))
                 })?;
                 if let Some(error) = ack.error {
-                    if error.err_code == DUPLICATE_ID_IN_BATCH {
-                        // A batch sent again after it landed: report it as the stale head it is,
-                        // like a single event sent again.
+                    if error.err_code == WRONG_LAST_SEQUENCE
+                        || error.err_code == DUPLICATE_ID_IN_BATCH
+                    {
+                        // The tenant's head moved (or, for a duplicate, a batch sent again after
+                        // it landed: the stale head it is, like a single event sent again). The
+                        // head to retry on is read from the stream, not out of the error's text.
                         let actual_head = self
                             .tenant_head(tenant)
                             .await
@@ -652,16 +638,6 @@ mod tests {
         assert!(version("2.9.10").unwrap() < MINIMUM_SERVER);
         assert!(version("2.12.0").unwrap() >= MINIMUM_SERVER);
         assert_eq!(version("garbage"), None);
-    }
-
-    #[test]
-    fn the_actual_head_is_read_from_the_error() {
-        assert_eq!(actual_head("wrong last sequence: 42"), Some(42));
-        assert_eq!(
-            actual_head("wrong last sequence: wrong last sequence: 7 (code 400)"),
-            Some(7)
-        );
-        assert_eq!(actual_head("something else"), None);
     }
 
     #[test]
