@@ -25,6 +25,8 @@ use roster_proto::v1 as pb;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::scim::resource::{lenient_bool, primary_element};
+
 /// What is wrong with an export file.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -247,14 +249,7 @@ fn has_schema(object: &Map<String, Value>, schema: &str) -> bool {
 }
 
 /// `true`/`false`, also as strings in any case (Entra sends `"True"`).
-fn lenient_bool(value: &Value) -> Option<bool> {
-    match value {
-        Value::Bool(flag) => Some(*flag),
-        Value::String(text) => parse_bool(text),
-        _ => None,
-    }
-}
-
+/// A CSV cell read as a boolean: CSV is not SCIM, and IdPs' CSV exports also write yes/no, 1/0.
 fn parse_bool(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
         "true" | "yes" | "1" => Some(true),
@@ -279,32 +274,14 @@ fn optional_string(
 
 /// The primary email of a SCIM `emails` value: the one marked primary, else the first.
 fn primary_email(emails: Option<&Value>) -> Option<String> {
-    // As roster reads a user's `emails`: a list, or one value given alone; each an object with a
-    // `value`, or the address itself.
-    let emails: Vec<&Value> = match emails? {
-        Value::Array(items) => items.iter().collect(),
-        single => vec![single],
+    // As roster reads a user's `emails`: the primary element (or the first, or one given alone),
+    // an object with a `value` or the address itself.
+    let address = match primary_element(emails?)? {
+        Value::String(text) => Some(text.as_str()),
+        Value::Object(object) => get_ci(object, "value").and_then(Value::as_str),
+        _ => None,
     };
-    fn address(email: &Value) -> Option<&str> {
-        match email {
-            Value::String(text) => Some(text.as_str()),
-            Value::Object(object) => get_ci(object, "value").and_then(Value::as_str),
-            _ => None,
-        }
-    }
-    let primary = emails
-        .iter()
-        .find(|email| {
-            email
-                .as_object()
-                .and_then(|object| get_ci(object, "primary"))
-                .and_then(lenient_bool)
-                == Some(true)
-        })
-        .or_else(|| emails.first())?;
-    address(primary)
-        .filter(|value| !value.is_empty())
-        .map(str::to_owned)
+    address.filter(|value| !value.is_empty()).map(str::to_owned)
 }
 
 /// The attributes roster and JSON exports keep beyond the core ones.
@@ -2234,6 +2211,31 @@ mod tests {
         let clash = json!([{"id": "i1", "userName": "alice"}, {"id": "i1", "userName": "alicia"}]);
         let parsed = Export::parse(&clash.to_string(), None).unwrap();
         assert_eq!(parsed.users.len(), 2);
+    }
+
+    #[test]
+    fn json_exports_read_booleans_and_the_primary_email_as_roster_does() {
+        let mut export = matching_json();
+        let resources = export["Resources"].as_array_mut().unwrap();
+        // Entra's string booleans count; "yes" is not a SCIM boolean, so it marks nothing
+        // primary and the first address stands for the attribute, as roster reads it.
+        resources[1]["emails"] = json!([
+            {"value": "first@x.io"},
+            {"value": "bob@x.io", "primary": "True"}
+        ]);
+        resources[2]["emails"] = json!([
+            {"value": "carol@x.io"},
+            {"value": "other@x.io", "primary": "yes"}
+        ]);
+        let parsed = Export::parse(&export.to_string(), None).unwrap();
+        assert_eq!(parsed.users[1].email.as_deref(), Some("bob@x.io"));
+        assert_eq!(parsed.users[2].email.as_deref(), Some("carol@x.io"));
+        let mut unreadable = matching_json();
+        unreadable["Resources"][1]["active"] = json!("yes");
+        let error = Export::parse(&unreadable.to_string(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("active must be a boolean"), "{error}");
     }
 
     #[test]

@@ -21,6 +21,30 @@ pub fn lenient_bool(value: &Value) -> Option<bool> {
     }
 }
 
+/// The element that stands for a multi-valued attribute (RFC 7643 §2.4: the one marked
+/// `primary`, read as roster reads booleans, else the first); a value given alone, as Entra sends
+/// some, stands for itself.
+pub fn primary_element(values: &Value) -> Option<&Value> {
+    match values {
+        Value::Array(elements) => elements
+            .iter()
+            .find(|element| {
+                element
+                    .as_object()
+                    .and_then(|object| {
+                        object
+                            .iter()
+                            .find(|(key, _)| key.eq_ignore_ascii_case("primary"))
+                    })
+                    .and_then(|(_, primary)| lenient_bool(primary))
+                    == Some(true)
+            })
+            .or_else(|| elements.first()),
+        Value::Null => None,
+        single => Some(single),
+    }
+}
+
 /// The canonical form of `value` for attribute `attribute`, typed as `/Schemas` says; `path`
 /// names it in a refusal (`name.givenName`, `urn:…:User:manager.value`). `before` is the value
 /// stored at the same place, on a replace or patch: a value equal to it is accepted again as it

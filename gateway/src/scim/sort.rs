@@ -131,13 +131,10 @@ impl SortSpec {
             return SortKey::Missing;
         };
         if self.attribute.multi_valued {
-            let Value::Array(elements) = value else {
+            if !value.is_array() {
                 return SortKey::Missing;
-            };
-            let primary = elements.iter().find(|element| {
-                get_ci(element, "primary").is_some_and(|primary| primary == &Value::Bool(true))
-            });
-            let Some(element) = primary.or_else(|| elements.first()) else {
+            }
+            let Some(element) = super::resource::primary_element(value) else {
                 return SortKey::Missing;
             };
             value = element;
