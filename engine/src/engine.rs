@@ -12,6 +12,7 @@
 //!   (`WrongLastSequence`), the actor catches up, checks whether its own events landed after all
 //!   (a lost acknowledgement), and otherwise decides again against the new state.
 
+use crate::clock::SharedClock;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -175,9 +176,14 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 impl Engine {
     /// Opens the embedded log and the aggregate in `db`, bringing the aggregate up to the log.
     /// `watermark` is the log's watermark file (see [`crate::log::watermark`]); roster's data
-    /// directories always pass one, and a log that lost acknowledged events is refused.
-    pub fn open(db: &sled::Db, watermark: Option<&std::path::Path>) -> Result<Self, OpenError> {
-        let log = EmbeddedLog::open(db, watermark)?;
+    /// directories always pass one, and a log that lost acknowledged events is refused. Events
+    /// are recorded at `clock`'s time.
+    pub fn open(
+        db: &sled::Db,
+        watermark: Option<&std::path::Path>,
+        clock: SharedClock,
+    ) -> Result<Self, OpenError> {
+        let log = EmbeddedLog::open_with_clock(db, watermark, clock)?;
         let aggregate = StateStore::open_behind(db, AGGREGATE_TREE)?;
         catch_up(&log, &aggregate)?;
         Ok(Self::assemble(
@@ -194,8 +200,9 @@ impl Engine {
     pub async fn open_jetstream(
         db: &sled::Db,
         config: &JetStreamConfig,
+        clock: SharedClock,
     ) -> Result<Self, OpenError> {
-        let log = EmbeddedLog::mirror(db)?;
+        let log = EmbeddedLog::mirror_with_clock(db, clock)?;
         let aggregate = StateStore::open_behind(db, AGGREGATE_TREE)?;
         catch_up(&log, &aggregate)?;
         let jetstream = JetStreamLog::connect(config).await?;
@@ -970,7 +977,7 @@ mod tests {
     async fn a_dry_run_decides_like_execute_and_appends_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let engine = Engine::open(&db, None).unwrap();
+        let engine = Engine::open(&db, None, crate::clock::system()).unwrap();
         let tenant = TenantName::parse("acme").unwrap();
         let create = Command::CreateTenant {
             default_role: Role::Read,

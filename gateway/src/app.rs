@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::auth::{self, PresentedToken};
-use crate::clock;
+use roster_engine::clock::SharedClock;
 
 /// Where roster keeps its data and listens.
 #[derive(Clone, Debug)]
@@ -46,6 +46,8 @@ pub struct Config {
     pub admin_http: Option<SocketAddr>,
     /// Limits on server-streaming gRPC calls (Watch, audit Replay).
     pub streams: crate::grpc::StreamLimits,
+    /// What "now" is: the system clock, or a test's manual clock.
+    pub clock: SharedClock,
 }
 
 impl Config {
@@ -62,6 +64,7 @@ impl Config {
             connections: crate::connections::ConnectionLimits::default(),
             admin_http: None,
             streams: crate::grpc::StreamLimits::default(),
+            clock: roster_engine::clock::system(),
         }
     }
 }
@@ -128,6 +131,8 @@ pub struct AppState {
     token_uses: Arc<std::sync::Mutex<std::collections::HashMap<TokenId, Timestamp>>>,
     /// The server-streaming gRPC calls open and the bytes they hold.
     pub streams: Arc<crate::grpc::Streams>,
+    /// What "now" is for every request (token expiry and use, commands' times).
+    pub clock: SharedClock,
 }
 
 /// Longest a request waits for its token's use to be recorded.
@@ -404,8 +409,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let engine = match &config.nats {
-        Some(nats) => Engine::open_jetstream(&db, nats).await?,
-        None => Engine::open(&db, Some(&config.data_dir.join(WATERMARK_FILE)))?,
+        Some(nats) => Engine::open_jetstream(&db, nats, config.clock.clone()).await?,
+        None => Engine::open(
+            &db,
+            Some(&config.data_dir.join(WATERMARK_FILE)),
+            config.clock.clone(),
+        )?,
     };
     let directory = DirectoryView::open(&db)?;
     let audit = AuditTrail::open(&db)?;
@@ -434,6 +443,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .map(|url| Arc::from(url.trim_end_matches('/'))),
         token_uses: Arc::default(),
         streams: Arc::new(crate::grpc::Streams::new(config.streams.clone())),
+        clock: config.clock.clone(),
     };
 
     let event_counter = tokio::spawn(crate::metrics::count_events(
@@ -446,7 +456,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
             loop {
                 every_hour.tick().await;
-                state.warn_about_expiring_tokens(clock::now());
+                state.warn_about_expiring_tokens(state.clock.now());
             }
         })
     };
@@ -582,7 +592,11 @@ pub fn rebuild(
     }
     drop_tree(roster_projector::DIRECTORY_TREE)?;
     drop_tree(roster_projector::AUDIT_TREE)?;
-    let engine = Engine::open(&db, Some(&data_dir.join(WATERMARK_FILE)))?;
+    let engine = Engine::open(
+        &db,
+        Some(&data_dir.join(WATERMARK_FILE)),
+        roster_engine::clock::system(),
+    )?;
     let aggregate_elapsed = started.elapsed();
     let aggregate_events = if aggregate {
         engine.log().durable_head()
@@ -729,7 +743,7 @@ async fn ensure_admin_token(state: &AppState, path: &Path) -> Result<(), StartEr
         if let Some(presented) = auth::parse_token(existing.trim())
             && matches!(
                 state
-                    .authenticate_fresh(&TenantName::system(), &presented, clock::now())
+                    .authenticate_fresh(&TenantName::system(), &presented, state.clock.now())
                     .await,
                 Ok(Some(_))
             )
@@ -741,7 +755,7 @@ async fn ensure_admin_token(state: &AppState, path: &Path) -> Result<(), StartEr
     }
     let issued = auth::issue("admin", None);
     let context = CommandContext {
-        now: clock::now(),
+        now: state.clock.now(),
         actor: Actor::system(),
         source: Default::default(),
         causation_id: "first-start".into(),

@@ -7,7 +7,6 @@
 pub mod app;
 pub mod auth;
 pub mod bench;
-pub mod clock;
 pub mod connections;
 pub mod drift;
 pub mod grpc;

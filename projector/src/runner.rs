@@ -2,7 +2,7 @@
 //! publishes how far the projections got so readers can wait for their own writes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use roster_engine::domain::Event;
 use roster_engine::log::{EmbeddedLog, LogError};
@@ -104,10 +104,7 @@ impl Projector {
             return Ok(Lag::default());
         }
         let oldest = self.log.read(progress + 1, 1)?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|since| since.as_micros() as i64)
-            .unwrap_or(0);
+        let now = self.log.clock().now().as_micros();
         let seconds = oldest
             .first()
             .map(|event| (now - event.recorded_at.as_micros()).max(0) as f64 / 1e6)

@@ -26,7 +26,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
@@ -34,8 +33,9 @@ use tracing::{error, info, warn};
 use super::packed::{self, HEAD, Packer};
 use super::watermark::{Mark, Verdict, Watermark};
 use super::{AppendError, AppendRequest, LogError};
+use crate::clock::{self, SharedClock};
 use crate::codec;
-use crate::domain::{Event, TenantName, Timestamp};
+use crate::domain::{Event, TenantName};
 
 /// Appends taken per writer iteration, at most.
 const WRITE_BATCH: usize = 512;
@@ -44,14 +44,6 @@ fn head_key(tenant: &TenantName) -> Vec<u8> {
     let mut key = vec![HEAD];
     key.extend_from_slice(tenant.as_str().as_bytes());
     key
-}
-
-fn now() -> Timestamp {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|since| since.as_micros() as i64)
-        .unwrap_or(0);
-    Timestamp::from_micros(micros)
 }
 
 /// What [`EmbeddedLog::read_tenant`] read.
@@ -130,6 +122,8 @@ struct Shared {
     last_written: Mutex<Mark>,
     /// Where the flusher records what each flush made durable (`None` for a mirror).
     watermark: Option<Mutex<Watermark>>,
+    /// What `recorded_at` reads, and what the projections' lag is measured against.
+    clock: SharedClock,
 }
 
 /// Handle to the embedded log; clones share one writer.
@@ -143,7 +137,11 @@ pub struct EmbeddedLog {
 }
 
 impl EmbeddedLog {
-    fn shared(db: &sled::Db, watermark: Option<&Path>) -> Result<Arc<Shared>, LogError> {
+    fn shared(
+        db: &sled::Db,
+        watermark: Option<&Path>,
+        clock: SharedClock,
+    ) -> Result<Arc<Shared>, LogError> {
         let tree = db.open_tree("log").map_err(packed::storage)?;
         if packed::needs_migration(&tree)? {
             info!("packing the event log (one key per write instead of one per event)");
@@ -182,6 +180,7 @@ impl EmbeddedLog {
             durable,
             last_written: Mutex::new(last_written),
             watermark,
+            clock,
         }))
     }
 
@@ -284,7 +283,12 @@ impl EmbeddedLog {
     /// stream is the source of truth, so a mirror that lost events fetches them again: no
     /// watermark.
     pub fn mirror(db: &sled::Db) -> Result<Self, LogError> {
-        let shared = Self::shared(db, None)?;
+        Self::mirror_with_clock(db, clock::system())
+    }
+
+    /// [`EmbeddedLog::mirror`], measuring lag against `clock`.
+    pub fn mirror_with_clock(db: &sled::Db, clock: SharedClock) -> Result<Self, LogError> {
+        let shared = Self::shared(db, None, clock)?;
         let (_, exited) = watch::channel(2u8);
         Ok(Self {
             shared,
@@ -337,7 +341,16 @@ impl EmbeddedLog {
     /// (roster's data directory always has one), a log that lost acknowledged events is refused
     /// ([`LogError::Truncated`], [`LogError::Diverged`]), and every flush is recorded there.
     pub fn open(db: &sled::Db, watermark: Option<&Path>) -> Result<Self, LogError> {
-        let shared = Self::shared(db, watermark)?;
+        Self::open_with_clock(db, watermark, clock::system())
+    }
+
+    /// [`EmbeddedLog::open`], with `recorded_at` read from `clock`.
+    pub fn open_with_clock(
+        db: &sled::Db,
+        watermark: Option<&Path>,
+        clock: SharedClock,
+    ) -> Result<Self, LogError> {
+        let shared = Self::shared(db, watermark, clock)?;
         let (jobs, requests) = std::sync::mpsc::channel();
         let (exit, exited) = watch::channel(0u8);
         let exit = Arc::new(exit);
@@ -388,6 +401,11 @@ impl EmbeddedLog {
         answer
             .await
             .map_err(|_| AppendError::Unavailable("log writer stopped".into()))?
+    }
+
+    /// The clock `recorded_at` is read from.
+    pub fn clock(&self) -> &SharedClock {
+        &self.shared.clock
     }
 
     /// Whether appends are accepted: a writer that has not failed (a mirror is written by its
@@ -643,7 +661,7 @@ fn write_jobs(
         }
         return;
     }
-    let recorded_at = now();
+    let recorded_at = shared.clock.now();
     let first_sequence = *next;
     let mut batch = sled::Batch::default();
     let mut pack = Packer::default();

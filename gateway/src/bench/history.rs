@@ -14,7 +14,6 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::Report;
-use crate::clock;
 
 /// What seeding produced.
 #[derive(Debug)]
@@ -26,7 +25,7 @@ pub struct Seeded {
 
 fn context() -> CommandContext {
     CommandContext {
-        now: clock::now(),
+        now: roster_engine::clock::Clock::now(&roster_engine::clock::SystemClock),
         actor: Actor::system(),
         source: Source {
             ip: "127.0.0.1".into(),
@@ -84,6 +83,7 @@ pub async fn seed(data_dir: &Path, target: u64, tenants: usize) -> Result<Seeded
     let engine = Engine::open(
         &db,
         Some(&data_dir.join(roster_engine::log::WATERMARK_FILE)),
+        roster_engine::clock::system(),
     )
     .map_err(|error| error.to_string())?;
     let started = Instant::now();

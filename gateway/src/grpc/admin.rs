@@ -15,7 +15,6 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth;
-use crate::clock;
 
 pub struct AdminService {
     state: AppState,
@@ -30,7 +29,7 @@ impl AdminService {
         let actor = super::authorize_admin(&self.state, request.metadata()).await?;
         let request_id = Uuid::now_v7().to_string();
         Ok(CommandContext {
-            now: clock::now(),
+            now: self.state.clock.now(),
             actor,
             source: Source {
                 ip: request

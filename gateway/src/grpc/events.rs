@@ -18,7 +18,6 @@ use tonic::{Request, Response, Status};
 use super::admin::tenant_name;
 use super::streams::{READ_BYTES, StreamSender, token_owner};
 use crate::app::AppState;
-use crate::clock;
 
 /// Events read from the log per step, at most.
 const READ_EVENTS: usize = 512;
@@ -61,7 +60,7 @@ impl Credential {
             .aggregate()
             .token(&self.owner, &self.id)
             .map_err(|error| Status::unavailable(error.to_string()))?;
-        if record.is_some_and(|record| record.is_valid_at(clock::now())) {
+        if record.is_some_and(|record| record.is_valid_at(state.clock.now())) {
             Ok(())
         } else {
             Err(Status::unauthenticated(

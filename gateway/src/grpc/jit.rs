@@ -14,7 +14,6 @@ use uuid::Uuid;
 
 use super::admin::{status, tenant_name};
 use super::directory::{DirectoryService, unavailable};
-use crate::clock;
 
 /// Largest claims document accepted.
 const MAX_CLAIMS_BYTES: usize = 64 * 1024;
@@ -95,7 +94,7 @@ pub(super) async fn provision(
         None => Vec::new(),
     };
     let context = CommandContext {
-        now: clock::now(),
+        now: state.clock.now(),
         actor: roster_engine::domain::Actor {
             kind: ActorKind::Jit,
             id: caller.id,

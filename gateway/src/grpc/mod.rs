@@ -25,7 +25,6 @@ use roster_engine::domain::{Actor, ActorKind, TenantName};
 
 use crate::app::AppState;
 use crate::auth;
-use crate::clock;
 use crate::connections::{Activity, Gate, GuardedStream, InFlightLayer};
 use crate::scim::server::{HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT};
 
@@ -170,7 +169,7 @@ async fn authorize_admin_unmetered(
         })?;
     let presented = auth::parse_authorization(header)
         .ok_or_else(|| Status::unauthenticated("authorization must be \"Bearer <admin token>\""))?;
-    let now = clock::now();
+    let now = state.clock.now();
     let record = state
         .authenticate_fresh(&TenantName::system(), &presented, now)
         .await
@@ -212,7 +211,7 @@ async fn authorize_tenant_unmetered(
         })?;
     let presented = auth::parse_authorization(header)
         .ok_or_else(|| Status::unauthenticated("authorization must be \"Bearer <token>\""))?;
-    let now = clock::now();
+    let now = state.clock.now();
     let unavailable =
         |error: roster_engine::engine::ExecuteError| Status::unavailable(error.to_string());
     if let Some(record) = state

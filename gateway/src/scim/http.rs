@@ -23,7 +23,6 @@ use super::error::ScimError;
 use super::{bulk, discovery, groups, search, users};
 use crate::app::AppState;
 use crate::auth;
-use crate::clock;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -192,7 +191,7 @@ async fn metrics_with_admin_token(
         .and_then(auth::parse_authorization);
     let admitted = match presented {
         Some(presented) => {
-            match state.authenticate(&TenantName::system(), &presented, clock::now()) {
+            match state.authenticate(&TenantName::system(), &presented, state.clock.now()) {
                 Ok(record) => record.is_some(),
                 Err(error) => return ScimError::from(error).into_response(),
             }
@@ -281,7 +280,7 @@ impl FromRequestParts<AppState> for ScimClient {
             .filter(|name| !name.is_system())
             .ok_or_else(refused)?;
         let record = state.tenant_record_fresh(&tenant).await?;
-        let now = clock::now();
+        let now = state.clock.now();
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)

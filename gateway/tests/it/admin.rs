@@ -1,5 +1,6 @@
 //! The admin gRPC service and the `roster` CLI over it.
 
+use roster_engine::clock::ManualClock;
 use tokio::process::Command;
 
 use roster_proto::v1 as pb;
@@ -196,7 +197,12 @@ async fn cli_creates_tenants_and_manages_tokens() {
 
 #[tokio::test]
 async fn rotation_keeps_the_old_token_for_the_overlap_only() {
-    let stack = Stack::start().await;
+    let clock = ManualClock::starting_now();
+    let stack = Stack::start_with({
+        let clock = clock.clone();
+        move |config| config.clock = clock
+    })
+    .await;
     let acme = stack.tenant("acme").await;
     let mut admin = stack.admin().await;
     let old_id = acme.token.split('_').nth(1).unwrap().to_owned();
@@ -225,7 +231,7 @@ async fn rotation_keeps_the_old_token_for_the_overlap_only() {
     // During the overlap both work; after it, the old one gets 401 at once.
     acme.get("/Users").await.expect(200);
     new.get("/Users").await.expect(200);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    clock.advance(1_100_000);
     acme.get("/Users").await.expect_error(401, None);
     new.get("/Users").await.expect(200);
 
@@ -244,7 +250,12 @@ async fn rotation_keeps_the_old_token_for_the_overlap_only() {
 
 #[tokio::test]
 async fn tokens_expire_and_their_last_use_is_recorded() {
-    let stack = Stack::start().await;
+    let clock = ManualClock::starting_now();
+    let stack = Stack::start_with({
+        let clock = clock.clone();
+        move |config| config.clock = clock
+    })
+    .await;
     let acme = stack.tenant("acme").await;
     let mut admin = stack.admin().await;
     let issued = admin
@@ -262,7 +273,8 @@ async fn tokens_expire_and_their_last_use_is_recorded() {
     let mut short = acme.clone();
     short.token = issued.secret.clone();
     short.get("/Users").await.expect(200);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // One second later by roster's clock, without waiting for it.
+    clock.advance(1_100_000);
     short.get("/Users").await.expect_error(401, None);
 
     let short_id = issued.token.unwrap().id;

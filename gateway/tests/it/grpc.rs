@@ -173,11 +173,18 @@ async fn list_users_pages_through_everyone_once() {
 
 #[tokio::test]
 async fn group_members_now_and_as_of_a_moment_and_user_groups() {
-    let stack = Stack::start().await;
+    let clock = roster_engine::clock::ManualClock::starting_now();
+    let stack = Stack::start_with({
+        let clock = clock.clone();
+        move |config| config.clock = clock
+    })
+    .await;
     let world = world(&stack).await;
     let mut client = stack.directory().await;
-    let before_bob = roster_engine::codec::timestamp_to_proto(roster_gateway::clock::now());
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    clock.advance(5_000);
+    let before_bob =
+        roster_engine::codec::timestamp_to_proto(roster_engine::clock::Clock::now(&*clock));
+    clock.advance(5_000);
     world
         .acme
         .patch(
