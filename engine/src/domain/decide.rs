@@ -11,12 +11,11 @@ use super::jit;
 use super::limits;
 use super::profile;
 use super::rejection::Rejection;
+use super::rules::{MEMBERS_PER_EVENT, normalize, replace, require_tenant, update_group};
 use super::staging::{self, require_directory_writable};
 use super::state::{GroupProfile, GroupRecord, ResourceGroupRecord, State, UserRecord};
-use super::user::{Attributes, UserProfile, check_user_name, fold};
+use super::user::{UserProfile, fold};
 
-/// User ids per membership event, at most: one event stays well under a NATS message's size.
-pub const MEMBERS_PER_EVENT: usize = 1000;
 /// Longest resource group name.
 const RESOURCE_GROUP_NAME_MAX: usize = 100;
 /// A token's use is recorded at most once per this many microseconds (an hour).
@@ -474,28 +473,6 @@ fn check_group_name(state: &State, group_id: GroupId, display_name: &str) -> Res
 }
 
 /// The events that turn a group's profile into `profile`.
-pub(super) fn update_group(current: &GroupRecord, profile: GroupProfile) -> Vec<EventPayload> {
-    let before = &current.profile;
-    let mut events = Vec::new();
-    if profile.display_name != before.display_name {
-        events.push(EventPayload::GroupRenamed {
-            group_id: current.id,
-            display_name: profile.display_name.clone(),
-        });
-    }
-    let external_id =
-        (profile.external_id != before.external_id).then(|| profile.external_id.clone());
-    let changed_attributes = changed_attributes(&before.attributes, &profile.attributes);
-    if external_id.is_some() || !changed_attributes.is_empty() {
-        events.push(EventPayload::GroupUpdated {
-            group_id: current.id,
-            external_id,
-            changed_attributes,
-        });
-    }
-    events
-}
-
 /// Membership changes of one group, applied in order on top of the slice, recorded as edge
 /// events in order.
 struct MemberChanges<'a> {
@@ -609,13 +586,6 @@ fn token_issued(token: NewToken) -> EventPayload {
     }
 }
 
-pub(super) fn require_tenant(state: &State) -> Result<(), Rejection> {
-    match state.tenant {
-        Some(_) if !state.name.is_system() => Ok(()),
-        _ => Err(Rejection::TenantNotFound),
-    }
-}
-
 /// Tokens also live in the `_system` tenant (admin tokens), which exists implicitly.
 /// The system tenant's tokens are roster's admin tokens: taking `leaving` away at `at` must
 /// leave another token valid, or nobody could administer roster any more. Decided in the
@@ -661,24 +631,6 @@ fn existing_user(
     }
 }
 
-/// Applies the profile rules and drops what is never stored; `before` is the user as stored, on a
-/// replace (see `limits` for what it changes).
-pub(super) fn normalize(
-    profile: UserProfile,
-    before: Option<&UserProfile>,
-) -> Result<UserProfile, Rejection> {
-    let mut profile = profile.without_secrets();
-    profile::retain_stored_user_attributes(&mut profile.attributes);
-    profile.external_id = profile.external_id.filter(|id| !id.is_empty());
-    // Before the username rules, whose refusal quotes the name.
-    limits::check_user(&profile, before)?;
-    check_user_name(&profile.user_name).map_err(|rule| Rejection::InvalidUserName {
-        user_name: profile.user_name.clone(),
-        rule,
-    })?;
-    Ok(profile)
-}
-
 fn check_unique(state: &State, user_id: UserId, profile: &UserProfile) -> Result<(), Rejection> {
     if state
         .user_id_by_name(&fold(&profile.user_name))
@@ -698,58 +650,4 @@ fn check_unique(state: &State, user_id: UserId, profile: &UserProfile) -> Result
         });
     }
     Ok(())
-}
-
-/// The events that turn `current` into `profile`: an update with what changed, then the
-/// lifecycle change of `active`. Nothing changed: no events.
-pub(super) fn replace(current: &UserRecord, profile: UserProfile) -> Vec<EventPayload> {
-    let before = &current.profile;
-    let mut events = Vec::new();
-    let user_name = (profile.user_name != before.user_name).then(|| profile.user_name.clone());
-    let external_id =
-        (profile.external_id != before.external_id).then(|| profile.external_id.clone());
-    let changed_attributes = changed_attributes(&before.attributes, &profile.attributes);
-    if user_name.is_some() || external_id.is_some() || !changed_attributes.is_empty() {
-        events.push(EventPayload::UserUpdated {
-            user_id: current.id,
-            user_name,
-            external_id,
-            changed_attributes,
-        });
-    }
-    if profile.active != before.active {
-        let user_id = current.id;
-        let user_name = profile.user_name.clone();
-        let external_id = profile.external_id.clone();
-        events.push(if profile.active {
-            EventPayload::UserReactivated {
-                user_id,
-                user_name,
-                external_id,
-            }
-        } else {
-            EventPayload::UserDeactivated {
-                user_id,
-                user_name,
-                external_id,
-            }
-        });
-    }
-    events
-}
-
-/// Attribute → new value for every attribute that differs; removed ones map to `null`.
-fn changed_attributes(before: &Attributes, after: &Attributes) -> Attributes {
-    let mut changed = Attributes::new();
-    for (name, value) in after {
-        if before.get(name) != Some(value) {
-            changed.insert(name.clone(), value.clone());
-        }
-    }
-    for name in before.keys() {
-        if !after.contains_key(name) {
-            changed.insert(name.clone(), serde_json::Value::Null);
-        }
-    }
-    changed
 }

@@ -13,11 +13,11 @@
 
 use serde_json::{Map, Value};
 
-use super::decide::{normalize, replace, require_tenant};
 use super::event::EventPayload;
 use super::ids::{Role, UserId};
 use super::profile;
 use super::rejection::Rejection;
+use super::rules::{normalize, replace, require_tenant};
 use super::state::{ClaimRole, ClaimRoleMapping, Footprint, State, UserRecord};
 use super::user::{USER_NAME_MAX, UserProfile, check_user_name, fold};
 

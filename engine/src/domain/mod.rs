@@ -14,6 +14,7 @@ mod jit;
 pub mod limits;
 mod profile;
 mod rejection;
+mod rules;
 mod staging;
 mod state;
 mod user;
@@ -27,7 +28,7 @@ pub use access::{
 };
 pub use apply::apply;
 pub use command::{BranchCopy, BranchDirectory, Command, MemberChange, NewToken};
-pub use decide::{MEMBERS_PER_EVENT, decide, token_use_covered};
+pub use decide::{decide, token_use_covered};
 pub use event::{Actor, ActorKind, Event, EventPayload, Source};
 pub use ids::{
     BRANCH_SEPARATOR, GroupId, ResourceGroupId, Role, SYSTEM_TENANT, TenantName, Timestamp,
@@ -38,6 +39,7 @@ pub use jit::{
     user_name_candidates,
 };
 pub use rejection::{Rejection, RejectionKind};
+pub use rules::MEMBERS_PER_EVENT;
 pub use staging::{GroupChange, Lifecycle, PromotionDiff, UserChange, promotion_diff};
 pub use state::{
     BranchState, ClaimRole, ClaimRoleMapping, Footprint, GroupProfile, GroupRecord, Journal,

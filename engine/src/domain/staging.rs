@@ -13,10 +13,10 @@ use uuid::Uuid;
 use super::access::{Access, access};
 use super::apply::apply;
 use super::command::{BranchCopy, BranchDirectory};
-use super::decide::{MEMBERS_PER_EVENT, replace, update_group};
 use super::event::{Actor, Event, EventPayload, Source};
 use super::ids::{GroupId, ResourceGroupId, Role, Timestamp, UserId};
 use super::rejection::Rejection;
+use super::rules::{MEMBERS_PER_EVENT, replace, update_group};
 use super::state::{BranchState, State};
 use super::user::fold;
 
