@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod rejections;
 pub mod scim;
+pub mod state;

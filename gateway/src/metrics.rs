@@ -16,7 +16,7 @@ use prometheus::{
 };
 use roster_engine::domain::TenantName;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// roster's metric families.
 pub struct Metrics {

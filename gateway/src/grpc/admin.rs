@@ -13,8 +13,8 @@ use roster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth;
+use crate::state::AppState;
 
 pub struct AdminService {
     state: AppState,

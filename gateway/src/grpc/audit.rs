@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::admin::tenant_name;
 use super::streams::{READ_BYTES, StreamSender};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Records read from the trail per step, at most (kept or not by the filter).
 const READ_RECORDS: usize = 4096;

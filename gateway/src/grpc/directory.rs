@@ -11,7 +11,7 @@ use roster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::admin::tenant_name;
-use crate::app::AppState;
+use crate::state::AppState;
 
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;

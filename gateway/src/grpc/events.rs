@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use super::admin::tenant_name;
 use super::streams::{READ_BYTES, StreamSender, token_owner};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Events read from the log per step, at most.
 const READ_EVENTS: usize = 512;

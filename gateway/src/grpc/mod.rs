@@ -23,10 +23,10 @@ use tonic::metadata::MetadataMap;
 
 use roster_engine::domain::{Actor, ActorKind, TenantName};
 
-use crate::app::AppState;
 use crate::auth;
 use crate::connections::{Activity, Gate, GuardedStream, InFlightLayer};
 use crate::scim::server::{HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT};
+use crate::state::AppState;
 
 pub use admin::AdminService;
 pub use audit::AuditService;

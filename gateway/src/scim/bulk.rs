@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::error::ScimError;
 use super::http::{MAX_BODY_BYTES, ScimBody, ScimClient, scim_response};
 use super::{groups, users};
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 pub const BULK_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";

@@ -16,7 +16,7 @@ use super::error::ScimError;
 use super::http::{ScimClient, query_pairs, scim_response};
 use super::list::{DEFAULT_COUNT, MAX_RESULTS, list_response};
 use super::schema::{Attribute, ENTERPRISE_USER, GROUP, Kind, Mutability, Returned, Schema, USER};
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub const SERVICE_PROVIDER_CONFIG_SCHEMA: &str =
     "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";

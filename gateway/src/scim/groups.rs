@@ -29,7 +29,7 @@ use super::resource::{etag, etag_matches};
 use super::schema::GROUP_RESOURCE;
 use super::sort::{Found, Pager};
 use super::users::WRITE_ATTEMPTS;
-use crate::app::AppState;
+use crate::state::AppState;
 
 fn parse_id(id: &str) -> Result<GroupId, ScimError> {
     Uuid::parse_str(id)

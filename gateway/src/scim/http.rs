@@ -21,8 +21,8 @@ use super::SCIM_CONTENT_TYPE;
 use super::dry_run::{self, DryRun};
 use super::error::ScimError;
 use super::{bulk, discovery, groups, search, users};
-use crate::app::AppState;
 use crate::auth;
+use crate::state::AppState;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -14,7 +14,7 @@ use super::list::{ListQuery, list_response};
 use super::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use super::sort::{SortKey, compare_keys};
 use super::users::{search_users, users_list_response};
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub async fn users(
     State(app): State<AppState>,

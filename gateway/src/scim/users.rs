@@ -28,7 +28,7 @@ use super::resource::{etag, etag_matches};
 use super::schema::{ResourceSchema, USER_RESOURCE};
 use super::sort::{Found, Pager};
 use super::user::{UserGroup, profile_from_json, render_user};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Attempts of a read-modify-write before giving up under contention.
 pub(crate) const WRITE_ATTEMPTS: usize = 8;
