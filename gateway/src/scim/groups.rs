@@ -28,6 +28,7 @@ use super::patch::{self, Op, Operation};
 use super::resource::{etag, etag_matches};
 use super::schema::GROUP_RESOURCE;
 use super::sort::{Found, Pager};
+use super::streamed;
 use super::users::WRITE_ATTEMPTS;
 use crate::state::AppState;
 
@@ -101,22 +102,39 @@ fn present(
     record: &GroupRecord,
     selection: &Selection,
 ) -> Result<Value, ScimError> {
+    present_for(app, &client.tenant, &client.base_url, record, selection)
+}
+
+fn present_for(
+    app: &AppState,
+    tenant: &TenantName,
+    base_url: &str,
+    record: &GroupRecord,
+    selection: &Selection,
+) -> Result<Value, ScimError> {
     let members = if selection.includes("members") {
         let with_display = selection.requests("members.display");
-        Some(load_members(
-            app,
-            &client.tenant,
-            record.id,
-            None,
-            with_display,
-        )?)
+        Some(load_members(app, tenant, record.id, None, with_display)?)
     } else {
         None
     };
     Ok(selection.apply(
-        render_group(record, members.as_deref(), &client.base_url),
+        render_group(record, members.as_deref(), base_url),
         &GROUP_RESOURCE,
     ))
+}
+
+/// Renders each group of a page with the search's selection, when the page is sent.
+fn page_renderer(
+    app: &AppState,
+    client: &ScimClient,
+    search: &Search,
+) -> impl Fn(GroupRecord) -> Result<Value, ScimError> + Send + 'static {
+    let app = app.clone();
+    let tenant = client.tenant.clone();
+    let base_url = client.base_url.clone();
+    let selection = search.selection.clone();
+    move |record| present_for(&app, &tenant, &base_url, &record, &selection)
 }
 
 fn respond(
@@ -717,24 +735,39 @@ pub async fn list(
 ) -> Result<Response, ScimError> {
     let search = ListQuery::from_query(&query_pairs(query.as_deref()))?.search(&GROUP_RESOURCE)?;
     read_barrier(&app).await?;
-    Ok(scim_response(
-        StatusCode::OK,
-        &groups_list_response(&app, &client, &search)?,
-    ))
+    groups_list_response(&app, &client, &search)
 }
 
 /// The ListResponse of a groups list or search (after the read barrier): index or cursor paged.
+/// A ListResponse's head for a page of `items` resources sent after it.
+fn without_resources(mut head: Value, items: usize) -> Value {
+    head["itemsPerPage"] = items.into();
+    if let Some(fields) = head.as_object_mut() {
+        fields.remove("Resources");
+    }
+    head
+}
+
+/// The groups are rendered (with their members) one at a time as the response is sent, so a
+/// page of large groups never sits in memory whole.
 pub fn groups_list_response(
     app: &AppState,
     client: &ScimClient,
     search: &Search,
-) -> Result<Value, ScimError> {
+) -> Result<Response, ScimError> {
+    let render = page_renderer(app, client, search);
     if let Some(cursor) = &search.cursor {
-        return Ok(cursor_response(cursor_groups(app, client, search, cursor)?));
+        let (page, records) = cursor_groups(app, client, search, cursor)?;
+        let head = without_resources(cursor_response(page), records.len());
+        return Ok(streamed::list_response(head, records, render));
     }
-    let (total, page) = search_groups(app, client, search)?;
-    let resources = page.into_iter().map(|(_, group)| group).collect();
-    Ok(list_response(total, search.start_index, resources))
+    let (total, page) = search_group_records(app, client, search)?;
+    let records: Vec<GroupRecord> = page.into_iter().map(|(_, record)| record).collect();
+    let head = without_resources(
+        list_response(total, search.start_index, Vec::new()),
+        records.len(),
+    );
+    Ok(streamed::list_response(head, records, render))
 }
 
 /// Whether a group matches the search's filter, with members loaded as far as it needs them.
@@ -760,12 +793,14 @@ fn group_matches(
 
 /// One cursor page (RFC 9865) of a search over the tenant's groups, in id order after the
 /// cursor's group (see `users::cursor_users`).
+/// One cursor page of groups: its ListResponse without `Resources` (`itemsPerPage` counted), and
+/// its groups, to render as they are sent.
 fn cursor_groups(
     app: &AppState,
     client: &ScimClient,
     search: &Search,
     cursor: &str,
-) -> Result<CursorPage, ScimError> {
+) -> Result<(CursorPage, Vec<GroupRecord>), ScimError> {
     let after = cursor::decode(CursorKind::Groups, cursor)?.map(|id| GroupId(Uuid::from_bytes(id)));
     let store = app.directory.store();
     let tenant = &client.tenant;
@@ -826,15 +861,12 @@ fn cursor_groups(
         Some(last) if more => Some(cursor::encode(CursorKind::Groups, last.id.as_bytes())),
         _ => None,
     };
-    let resources = records
-        .iter()
-        .map(|record| present(app, client, record, &search.selection))
-        .collect::<Result<_, _>>()?;
-    Ok(CursorPage {
+    let page = CursorPage {
         total,
-        resources,
+        resources: Vec::new(),
         next,
-    })
+    };
+    Ok((page, records))
 }
 
 /// Runs a validated search over the tenant's groups (after the read barrier): every match
@@ -844,6 +876,21 @@ pub fn search_groups(
     client: &ScimClient,
     search: &Search,
 ) -> Result<Found, ScimError> {
+    let (total, records) = search_group_records(app, client, search)?;
+    let page = records
+        .into_iter()
+        .map(|(key, record)| Ok((key, present(app, client, &record, &search.selection)?)))
+        .collect::<Result<_, ScimError>>()?;
+    Ok((total, page))
+}
+
+/// The matches of a search over the tenant's groups, counted, and the page's records (with sort
+/// keys when sorting), not rendered yet.
+fn search_group_records(
+    app: &AppState,
+    client: &ScimClient,
+    search: &Search,
+) -> Result<Found<GroupRecord>, ScimError> {
     let store = app.directory.store();
     let tenant = &client.tenant;
     let found = match &search.filter {
@@ -864,8 +911,7 @@ pub fn search_groups(
                 .map_err(store_unavailable)?
                 .take(search.count)
             {
-                let record = record.map_err(store_unavailable)?;
-                page.push((None, present(app, client, &record, &search.selection)?));
+                page.push((None, record.map_err(store_unavailable)?));
             }
         }
         return Ok((total, page));
@@ -924,10 +970,5 @@ pub fn search_groups(
             }
         }
     }
-    let (total, records) = pager.finish();
-    let page = records
-        .into_iter()
-        .map(|(key, record)| Ok((key, present(app, client, &record, &search.selection)?)))
-        .collect::<Result<_, ScimError>>()?;
-    Ok((total, page))
+    Ok(pager.finish())
 }

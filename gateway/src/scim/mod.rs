@@ -16,6 +16,7 @@ pub mod schema;
 pub mod search;
 pub mod server;
 pub mod sort;
+pub mod streamed;
 pub mod user;
 pub mod users;
 

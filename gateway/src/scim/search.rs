@@ -36,10 +36,7 @@ pub async fn groups(
 ) -> Result<Response, ScimError> {
     let search = ListQuery::from_search_request(&body)?.search(&GROUP_RESOURCE)?;
     read_barrier(&app).await?;
-    Ok(scim_response(
-        StatusCode::OK,
-        &groups_list_response(&app, &client, &search)?,
-    ))
+    groups_list_response(&app, &client, &search)
 }
 
 /// Both resource types. A filter (or `sortBy`) that only one of them understands searches that

@@ -206,7 +206,7 @@ impl<T> Ord for Ranked<T> {
 
 /// What a search found: every match counted, and the page's resources in order, with their sort
 /// keys when sorting.
-pub type Found = (usize, Vec<(Option<SortKey>, Value)>);
+pub type Found<T = Value> = (usize, Vec<(Option<SortKey>, T)>);
 
 /// Collects the matches of one page, counting all of them.
 pub struct Pager<T> {
@@ -274,7 +274,7 @@ impl<T> Pager<T> {
     }
 
     /// Every match counted, and the page's items in order (with their sort keys when sorting).
-    pub fn finish(self) -> (usize, Vec<(Option<SortKey>, T)>) {
+    pub fn finish(self) -> Found<T> {
         if self.descending.is_some() {
             let page = self
                 .best

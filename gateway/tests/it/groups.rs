@@ -595,3 +595,49 @@ async fn stale_if_match_on_a_group_is_412() {
         .unwrap();
     reply(response).await.expect_error(412, None);
 }
+
+/// A page of groups is sent as it is rendered (chunked, one group at a time), not built whole in
+/// memory first; it reads back as the same ListResponse, by index and by cursor.
+#[tokio::test]
+async fn group_pages_are_streamed_and_read_back_whole() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    let ids = users(&acme, &["ann", "ben", "cat"]).await;
+    for name in ["one", "two", "three"] {
+        let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+        acme.post("/Groups", &json!({"displayName": name, "members": members}))
+            .await
+            .expect(201);
+    }
+    let response = acme
+        .request(reqwest::Method::GET, "/Groups?startIndex=2&count=2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/scim+json");
+    assert!(
+        response.headers().get("content-length").is_none(),
+        "sent as it is rendered: {:?}",
+        response.headers()
+    );
+    let page: Value = response.json().await.unwrap();
+    assert_eq!(page["totalResults"], 3);
+    assert_eq!(page["startIndex"], 2);
+    assert_eq!(page["itemsPerPage"], 2);
+    let resources = page["Resources"].as_array().unwrap();
+    assert_eq!(resources.len(), 2);
+    assert_eq!(resources[0]["displayName"], "two");
+    assert_eq!(resources[0]["members"].as_array().unwrap().len(), 3);
+
+    let first = acme.get("/Groups?cursor=&count=2").await.expect(200);
+    assert_eq!(first["itemsPerPage"], 2);
+    assert_eq!(first["Resources"].as_array().unwrap().len(), 2);
+    let next = first["nextCursor"].as_str().unwrap();
+    let last = acme
+        .get(&format!("/Groups?cursor={next}&count=2"))
+        .await
+        .expect(200);
+    assert_eq!(last["Resources"][0]["displayName"], "three");
+    assert!(last.get("nextCursor").is_none());
+}
