@@ -11,6 +11,10 @@ use roster_gateway::connections::ConnectionLimits;
 
 use super::Common;
 
+/// The target of `serve`'s own log lines: the binary's, as when they were written in main.rs
+/// (log filters and readers of the log see the same `roster` target).
+const LOG_TARGET: &str = "roster";
+
 // The options of `roster serve` (its help text is the doc comment of `Command::Serve`).
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -166,15 +170,17 @@ pub async fn run(common: &Common, arguments: ServeArgs) -> Result<ExitCode> {
     config.streams = streams;
     if let Some(limit) = rate_limit {
         tracing::info!(
+            target: LOG_TARGET,
             per_second = limit.per_second,
             burst = limit.burst,
             "SCIM rate limit per token"
         );
     }
     let running = app::start(config).await?;
-    tracing::info!(path = %running.admin_token_file.display(), "admin token file");
+    let token_file = running.admin_token_file.display();
+    tracing::info!(target: LOG_TARGET, path = %token_file, "admin token file");
     shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!(target: LOG_TARGET, "shutting down: finishing in-flight requests");
     running.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
