@@ -1,6 +1,7 @@
 //! The `roster` command: `serve` runs the stack; the other subcommands are admin clients that
 //! talk to a running roster over gRPC with the admin token. This file parses the command line
-//! and dispatches; every command lives in `cli/`, one module per command family.
+//! and dispatches; every command lives in `cli/`, one module per command family. `bench` and
+//! `drift` are client tools, built with the `tools` feature (on by default).
 
 mod cli;
 
@@ -54,9 +55,11 @@ enum Command {
     /// watermark of what was acknowledged, and reports how far the aggregate and views reached.
     /// Exits 0 when the log is whole, 1 when it lost or damaged events.
     Check(cli::offline::CheckArgs),
+    #[cfg(feature = "tools")]
     /// Play SCIM load against a running roster and report throughput and latency.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
+    #[cfg(feature = "tools")]
     /// Compare a tenant with an IdP export; exits 0 without drift, 1 with drift, 2 on error.
     Drift(cli::drift::DriftArgs),
 }
@@ -91,7 +94,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(command) => cli::audit::run(common, command).await,
         Command::Rebuild(arguments) => cli::offline::rebuild(common, arguments).await,
         Command::Check(arguments) => cli::offline::check(common, arguments).await,
+        #[cfg(feature = "tools")]
         Command::Bench(command) => cli::bench::run(common, command).await,
+        #[cfg(feature = "tools")]
         Command::Drift(arguments) => cli::drift::run(common, arguments).await,
     }
 }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use roster_gateway::app::ADMIN_TOKEN_FILE;
 use roster_proto::v1::admin_client::AdminClient;
 use roster_proto::v1::audit_client::AuditClient;
+#[cfg(feature = "tools")]
 use roster_proto::v1::directory_client::DirectoryClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -41,6 +42,7 @@ pub type Admin = AdminClient<AdminChannel>;
 pub type Audit = AuditClient<AdminChannel>;
 
 /// The Directory service (users, groups and members, a page at a time).
+#[cfg(feature = "tools")]
 pub type Directory = DirectoryClient<AdminChannel>;
 
 /// The admin token: `ROSTER_ADMIN_TOKEN` when set, else the token file in the data directory.
@@ -93,6 +95,7 @@ pub async fn audit(common: &Common) -> Result<Audit> {
 
 /// The Directory service of the roster at `--grpc`, taking replies of up to 64 MiB (a page
 /// holds up to 1000 users, groups or members).
+#[cfg(feature = "tools")]
 pub async fn directory(common: &Common) -> Result<Directory> {
     Ok(DirectoryClient::new(connect(common).await?).max_decoding_message_size(64 << 20))
 }

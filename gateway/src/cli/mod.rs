@@ -1,12 +1,17 @@
 //! The `roster` command's commands, one module per family, and what they share: the global
 //! options (`Common`), the gRPC connection (`connect`), the pager over gRPC listings (`pager`)
 //! and the terminal rendering (`render`). Every command returns its exit code to `main`.
+//! `bench` and `drift` (and the pager, which only `drift` uses) are client tools, built with
+//! the `tools` feature.
 
 pub mod audit;
+#[cfg(feature = "tools")]
 pub mod bench;
 pub mod connect;
+#[cfg(feature = "tools")]
 pub mod drift;
 pub mod offline;
+#[cfg(feature = "tools")]
 pub mod pager;
 pub mod render;
 pub mod resource_group;

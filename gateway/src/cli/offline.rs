@@ -31,28 +31,74 @@ pub struct CheckArgs {
     reindex: bool,
 }
 
-/// Rebuilds the projections (and with `--aggregate` the aggregate) from the log, showing a
-/// progress bar on stderr.
+/// `roster rebuild`'s progress on stderr: indicatif's bar with the client tools (`tools`).
+#[cfg(feature = "tools")]
+struct RebuildProgress(indicatif::ProgressBar);
+
+#[cfg(feature = "tools")]
+impl RebuildProgress {
+    fn start() -> Self {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} rebuilding [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        RebuildProgress(bar)
+    }
+
+    /// What the rebuild calls with `(done, total)` events.
+    fn reporter(&self) -> impl FnMut(u64, u64) + Send + 'static {
+        let bar = self.0.clone();
+        move |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+
+    fn finish(self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// `roster rebuild`'s progress on stderr without the client tools: a plain line each time the
+/// rebuild passes another tenth of the log.
+#[cfg(not(feature = "tools"))]
+struct RebuildProgress;
+
+#[cfg(not(feature = "tools"))]
+impl RebuildProgress {
+    fn start() -> Self {
+        RebuildProgress
+    }
+
+    /// What the rebuild calls with `(done, total)` events.
+    fn reporter(&self) -> impl FnMut(u64, u64) + Send + 'static {
+        let mut tenths_shown = 0;
+        move |done: u64, total: u64| {
+            let tenths = done.saturating_mul(10) / total.max(1);
+            if tenths > tenths_shown {
+                tenths_shown = tenths;
+                eprintln!("rebuilding: {done}/{total} events");
+            }
+        }
+    }
+
+    fn finish(self) {}
+}
+
+/// Rebuilds the projections (and with `--aggregate` the aggregate) from the log, showing its
+/// progress on stderr.
 pub async fn rebuild(common: &Common, arguments: RebuildArgs) -> Result<ExitCode> {
     let RebuildArgs { aggregate } = arguments;
     let data_dir = common.data_dir.clone();
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} rebuilding [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let progress = bar.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        app::rebuild(&data_dir, aggregate, move |done, total| {
-            progress.set_length(total);
-            progress.set_position(done);
-        })
-    })
-    .await?
-    .context("rebuilding (is `roster serve` running on this data directory? stop it first)")?;
-    bar.finish_and_clear();
+    let progress = RebuildProgress::start();
+    let show = progress.reporter();
+    let report = tokio::task::spawn_blocking(move || app::rebuild(&data_dir, aggregate, show))
+        .await?
+        .context("rebuilding (is `roster serve` running on this data directory? stop it first)")?;
+    progress.finish();
     if aggregate {
         println!(
             "aggregate rebuilt from {} events in {:.2}s",
