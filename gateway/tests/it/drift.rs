@@ -156,6 +156,7 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 }
 
 #[tokio::test]
+#[cfg_attr(not(feature = "tools"), ignore = "`roster drift` is a client tool")]
 async fn drift_reports_every_kind_of_difference_in_a_json_export() {
     let stack = Stack::start().await;
     let tenant = stack.tenant("acme").await;
@@ -268,6 +269,7 @@ async fn drift_reports_every_kind_of_difference_in_a_json_export() {
 /// A `GET /Users` dump (roster's own here, as any SCIM server's) carries each user's `groups`:
 /// that alone states the memberships, and a user with `groups` is read as a user.
 #[tokio::test]
+#[cfg_attr(not(feature = "tools"), ignore = "`roster drift` is a client tool")]
 async fn a_users_only_export_states_memberships_through_users_groups() {
     let stack = Stack::start().await;
     let tenant = stack.tenant("acme").await;
@@ -306,6 +308,7 @@ async fn a_users_only_export_states_memberships_through_users_groups() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(feature = "tools"), ignore = "`roster drift` is a client tool")]
 async fn drift_reads_csv_exports() {
     let stack = Stack::start().await;
     let tenant = stack.tenant("acme").await;
@@ -381,6 +384,7 @@ async fn drift_reads_csv_exports() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(feature = "tools"), ignore = "`roster drift` is a client tool")]
 async fn drift_exits_2_on_a_bad_file_or_an_unknown_tenant() {
     let stack = Stack::start().await;
     let tenant = stack.tenant("acme").await;

@@ -142,6 +142,10 @@ fn roster(data_dir: &std::path::Path, arguments: &[&str]) -> std::process::Outpu
         .unwrap()
 }
 
+#[cfg_attr(
+    not(feature = "tools"),
+    ignore = "`roster bench seed` is a client tool"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_killed_halfway_leaves_roster_answering_exactly_as_before() {
     let stack = Stack::start().await;

@@ -1,0 +1,208 @@
+//! `roster serve`: its options (listeners, NATS, rate limit, proxies, connection limits) and
+//! the run of the whole stack until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use roster_gateway::app::{self, Config};
+use roster_gateway::connections::ConnectionLimits;
+
+use super::Common;
+
+/// The target of `serve`'s own log lines: the binary's, as when they were written in main.rs
+/// (log filters and readers of the log see the same `roster` target).
+const LOG_TARGET: &str = "roster";
+
+// The options of `roster serve` (its help text is the doc comment of `Command::Serve`).
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// SCIM HTTP listen address.
+    #[arg(long, env = "ROSTER_HTTP", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Keep the event log in NATS JetStream (nats-server 2.12+) instead of the embedded log;
+    /// several roster processes may then share it. One URL, or a cluster's URLs separated by
+    /// commas.
+    #[arg(long, env = "ROSTER_NATS_URL")]
+    nats: Option<String>,
+    /// Replicas of the event stream when roster creates it (3 on a NATS cluster).
+    #[arg(
+        long,
+        env = "ROSTER_NATS_REPLICAS",
+        default_value_t = 1,
+        requires = "nats"
+    )]
+    nats_replicas: usize,
+    /// Per-token SCIM rate limit in requests per second (429 with Retry-After beyond it).
+    /// Off by default: Entra ID quarantines provisioning jobs that see 429s.
+    #[arg(long, env = "ROSTER_RATE_LIMIT")]
+    rate_limit: Option<f64>,
+    /// Requests a token may make at once before the rate applies (default: the rate, rounded
+    /// up).
+    #[arg(long, env = "ROSTER_RATE_LIMIT_BURST", requires = "rate_limit")]
+    rate_limit_burst: Option<u32>,
+    /// A reverse proxy (address or CIDR) whose X-Forwarded-For, -Proto and -Host headers are
+    /// believed; repeat for several. From other peers these headers are ignored: the audit
+    /// trail records the socket's address.
+    #[arg(long = "trusted-proxy", env = "ROSTER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// The SCIM endpoint's public base URL (e.g. https://scim.example.com), used in Location
+    /// and meta.location; default: the request's Host.
+    #[arg(long, env = "ROSTER_PUBLIC_URL", value_parser = parse_public_url)]
+    public_url: Option<String>,
+    /// Address serving /metrics, /healthz and /readyz without a token: keep it private
+    /// (loopback, or a port only Prometheus reaches). `off`: none (the SCIM port still
+    /// serves health, and /metrics to the admin token).
+    #[arg(long, env = "ROSTER_ADMIN_HTTP", default_value = "127.0.0.1:9464", value_parser = parse_admin_http)]
+    admin_http: AdminHttp,
+    #[command(flatten)]
+    connections: ConnectionArgs,
+    /// Limits on server-streaming gRPC calls (Watch, audit Replay).
+    #[command(flatten)]
+    streams: roster_gateway::grpc::StreamLimits,
+}
+
+/// Connection limits and timeouts of `serve`'s SCIM and gRPC listeners.
+#[derive(Clone, Debug, clap::Args)]
+struct ConnectionArgs {
+    /// Connections open at once, SCIM and gRPC together; more are answered 503 and closed.
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
+    /// Connections open at once from one client address (trusted proxies are exempt).
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = ConnectionLimits::default().max_connections_per_address, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections_per_address: usize,
+    /// Longest a client may take to send a request's head once connected or once it starts
+    /// one, e.g. 10s.
+    #[arg(long, env = "ROSTER_HEADER_TIMEOUT", default_value = "10s", value_parser = roster_gateway::grpc::parse_timeout)]
+    header_timeout: std::time::Duration,
+    /// Longest a connection stays open with no request in flight, e.g. 60s.
+    #[arg(long, env = "ROSTER_IDLE_TIMEOUT", default_value = "60s", value_parser = roster_gateway::grpc::parse_timeout)]
+    idle_timeout: std::time::Duration,
+    /// HTTP/2 streams one connection may have open at once (SCIM and gRPC).
+    #[arg(long, env = "ROSTER_MAX_CONCURRENT_STREAMS", default_value_t = ConnectionLimits::default().max_concurrent_streams, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_streams: u32,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_concurrent_streams: self.max_concurrent_streams,
+        }
+    }
+}
+
+/// `--admin-http`: an address, or `off`.
+#[derive(Clone, Copy, Debug)]
+struct AdminHttp(Option<SocketAddr>);
+
+fn parse_admin_http(text: &str) -> Result<AdminHttp, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(AdminHttp(None));
+    }
+    text.parse()
+        .map(|address| AdminHttp(Some(address)))
+        .map_err(|_| format!("{text:?} is neither a socket address (127.0.0.1:9464) nor off"))
+}
+
+/// A trusted proxy: a CIDR (`10.0.0.0/8`) or a single address.
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is neither an address nor a CIDR network"))
+}
+
+/// A public base URL: http(s), a host, no query or fragment.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or_else(|| format!("{text:?} must start with https:// or http://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || text.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "{text:?} is not a base URL (scheme://host[:port][/path])"
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+/// Starts roster on the data directory and serves until SIGINT or SIGTERM, then finishes the
+/// requests in flight.
+pub async fn run(common: &Common, arguments: ServeArgs) -> Result<ExitCode> {
+    let ServeArgs {
+        http,
+        nats,
+        nats_replicas,
+        rate_limit,
+        rate_limit_burst,
+        trusted_proxies,
+        public_url,
+        admin_http,
+        connections,
+        streams,
+    } = arguments;
+    let nats = nats.map(|url| roster_engine::log::JetStreamConfig {
+        url,
+        replicas: nats_replicas,
+    });
+    let rate_limit = rate_limit
+        .map(|rate| roster_gateway::ratelimit::RateLimit::new(rate, rate_limit_burst))
+        .transpose()
+        .map_err(|reason| anyhow::anyhow!("--rate-limit: {reason}"))?;
+    let grpc: SocketAddr = common
+        .grpc
+        .parse()
+        .with_context(|| format!("--grpc {:?} is not a socket address", common.grpc))?;
+    let mut config = Config::new(&common.data_dir, http, grpc);
+    config.nats = nats;
+    config.rate_limit = rate_limit;
+    config.trusted_proxies = trusted_proxies;
+    config.public_url = public_url;
+    config.connections = connections.limits();
+    config.admin_http = admin_http.0;
+    config.streams = streams;
+    if let Some(limit) = rate_limit {
+        tracing::info!(
+            target: LOG_TARGET,
+            per_second = limit.per_second,
+            burst = limit.burst,
+            "SCIM rate limit per token"
+        );
+    }
+    let running = app::start(config).await?;
+    let token_file = running.admin_token_file.display();
+    tracing::info!(target: LOG_TARGET, path = %token_file, "admin token file");
+    shutdown_signal().await;
+    tracing::info!(target: LOG_TARGET, "shutting down: finishing in-flight requests");
+    running.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(terminate) => terminate,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
