@@ -17,9 +17,9 @@ pub fn show_token(token: &pb::TokenInfo) -> String {
             .map(roster_engine::codec::timestamp_from_proto)
             .map(|at| at.to_rfc3339())
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs() as i64);
+    // A client tool: the system clock is the one it has.
+    let now = roster_engine::clock::Clock::now(&roster_engine::clock::SystemClock).as_micros()
+        / 1_000_000;
     let state = if token.revoked_at.is_some() {
         "revoked"
     } else if token

@@ -176,33 +176,49 @@ pub async fn run(common: &Common, arguments: ServeArgs) -> Result<ExitCode> {
             "SCIM rate limit per token"
         );
     }
+    // Listened for before the start, so that a signal during it is not lost (nor kills the
+    // process halfway): roster finishes starting, then stops cleanly.
+    let shutdown = ShutdownSignal::listen();
     let running = app::start(config).await?;
     let token_file = running.admin_token_file.display();
     tracing::info!(target: LOG_TARGET, path = %token_file, "admin token file");
-    shutdown_signal().await;
+    shutdown.received().await;
     tracing::info!(target: LOG_TARGET, "shutting down: finishing in-flight requests");
     running.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM (Ctrl-C elsewhere), registered when created.
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = match signal(SignalKind::terminate()) {
-            Ok(terminate) => terminate,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = terminate.recv() => {},
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignal {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = signal(SignalKind::terminate())
+                .and_then(|terminate| Ok((terminate, signal(SignalKind::interrupt())?)))
+                .ok();
+            Self { signals }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn received(self) {
+        #[cfg(unix)]
+        if let Some((mut terminate, mut interrupt)) = self.signals {
+            tokio::select! {
+                _ = terminate.recv() => {},
+                _ = interrupt.recv() => {},
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
