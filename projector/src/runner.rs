@@ -60,6 +60,9 @@ pub struct Projector {
     log: EmbeddedLog,
     projections: Arc<Vec<Arc<dyn Projection>>>,
     progress: watch::Sender<u64>,
+    /// Held for a whole step: two steps at once (a step left running by an aborted task and the
+    /// last step at shutdown) would both read the same checkpoint and apply its events twice.
+    stepping: Arc<std::sync::Mutex<()>>,
 }
 
 impl Projector {
@@ -88,6 +91,7 @@ impl Projector {
             log,
             projections: Arc::new(projections),
             progress,
+            stepping: Arc::default(),
         })
     }
 
@@ -125,6 +129,11 @@ impl Projector {
 
     /// Applies every durable event not yet projected; returns the new progress.
     pub fn step(&self) -> Result<u64, ProjectionError> {
+        // A step that panicked left nothing half-applied (each apply is one atomic batch).
+        let _stepping = self
+            .stepping
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let head = self.log.durable_head();
         loop {
             let progress = self.progress();

@@ -7,4 +7,5 @@ mod audit;
 mod history;
 mod positions;
 mod properties;
+mod runner;
 mod support;
