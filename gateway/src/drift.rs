@@ -25,7 +25,7 @@ use roster_proto::v1 as pb;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::scim::resource::{lenient_bool, primary_element};
+use roster_scim::resource::{lenient_bool, primary_element};
 
 /// What is wrong with an export file.
 #[derive(Debug, thiserror::Error)]

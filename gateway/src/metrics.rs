@@ -45,10 +45,6 @@ pub struct Metrics {
 /// deployment with thousands of tenants does not make thousands of series per metric.
 pub const MAX_TENANT_LABELS: usize = 200;
 
-/// The `scimType` of a SCIM error response, left in its extensions for the request metrics.
-#[derive(Clone, Copy, Debug)]
-pub struct ScimType(pub &'static str);
-
 /// `VmRSS` and `VmHWM` (peak) of this process in bytes, from `/proc/self/status` (Linux).
 fn memory() -> Option<(i64, i64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -298,7 +294,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     if status.is_client_error() && route.starts_with("/scim/") {
         let scim_type = response
             .extensions()
-            .get::<ScimType>()
+            .get::<roster_scim::error::ScimType>()
             .map_or("none", |scim_type| scim_type.0);
         metrics
             .rejections

@@ -246,7 +246,7 @@ pub async fn group_scale(
         for chunk in users[..size].chunks(1000) {
             let members: Vec<serde_json::Value> =
                 chunk.iter().map(|id| json!({"value": id})).collect();
-            let patch = json!({"schemas": [crate::scim::schema::PATCH_OP_SCHEMA],
+            let patch = json!({"schemas": [roster_scim::schema::PATCH_OP_SCHEMA],
                 "Operations": [{"op": "add", "path": "members", "value": members}]});
             send(
                 &http,
@@ -257,9 +257,9 @@ pub async fn group_scale(
             )
             .await?;
         }
-        let add = json!({"schemas": [crate::scim::schema::PATCH_OP_SCHEMA],
+        let add = json!({"schemas": [roster_scim::schema::PATCH_OP_SCHEMA],
             "Operations": [{"op": "add", "path": "members", "value": [{"value": spare}]}]});
-        let remove = json!({"schemas": [crate::scim::schema::PATCH_OP_SCHEMA],
+        let remove = json!({"schemas": [roster_scim::schema::PATCH_OP_SCHEMA],
             "Operations": [{"op": "remove", "path": format!("members[value eq \"{spare}\"]")}]});
         let mut scale = GroupScale {
             members: size,

@@ -14,9 +14,11 @@ use serde_json::{Value, json};
 use super::bulk::{MAX_OPERATIONS, MAX_PAYLOAD_BYTES};
 use super::error::ScimError;
 use super::http::{ScimClient, query_pairs, scim_response};
-use super::list::{DEFAULT_COUNT, MAX_RESULTS, list_response};
-use super::schema::{Attribute, ENTERPRISE_USER, GROUP, Kind, Mutability, Returned, Schema, USER};
 use crate::state::AppState;
+use roster_scim::list::{DEFAULT_COUNT, MAX_RESULTS, list_response};
+use roster_scim::schema::{
+    Attribute, ENTERPRISE_USER, GROUP, Kind, Mutability, Returned, Schema, USER,
+};
 
 pub const SERVICE_PROVIDER_CONFIG_SCHEMA: &str =
     "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";

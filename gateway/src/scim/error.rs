@@ -1,190 +1,51 @@
-//! SCIM errors (RFC 7644 §3.12): the status, the `scimType`, a detail safe to show, and the
-//! mapping from engine rejections and failures. Every error leaves as a SCIM error body with
-//! `status` as a string.
+//! SCIM errors from the engine's answers: a rejection or a limit becomes the status and
+//! `scimType` of the one rejection table (`crate::rejections`), infrastructure trouble a 503.
+//! The error type and its body are `roster_scim::error`.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use roster_engine::domain::Rejection;
 use roster_engine::domain::limits::LimitExceeded;
 use roster_engine::engine::ExecuteError;
-use serde_json::json;
+pub use roster_scim::error::{RETRY_AFTER_SECONDS, ScimError, ScimType};
 
-use super::schema::ERROR_SCHEMA;
-
-/// Seconds a client should wait before retrying after a 503.
-pub const RETRY_AFTER_SECONDS: u64 = 5;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScimError {
-    pub status: StatusCode,
-    pub scim_type: Option<&'static str>,
-    pub detail: String,
-    /// `Retry-After` seconds for a 429.
-    pub retry_after: Option<u64>,
+/// An engine answer that reads as a SCIM error.
+pub trait IntoScimError {
+    fn into_scim_error(self) -> ScimError;
 }
 
-impl ScimError {
-    pub fn new(
-        status: StatusCode,
-        scim_type: Option<&'static str>,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            scim_type,
-            detail: detail.into(),
-            retry_after: None,
-        }
-    }
-
-    /// 429: the token's rate limit is exhausted; retry after `seconds`.
-    pub fn too_many_requests(seconds: u64) -> Self {
-        Self {
-            retry_after: Some(seconds),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                None,
-                format!("too many requests for this token: retry after {seconds} s"),
-            )
-        }
-    }
-
-    pub fn invalid_syntax(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some("invalidSyntax"), detail)
-    }
-
-    pub fn invalid_value(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some("invalidValue"), detail)
-    }
-
-    /// RFC 9865 §2.1: a cursor this server did not issue.
-    pub fn invalid_cursor(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some("invalidCursor"), detail)
-    }
-
-    /// RFC 9865 §2.1: a cursor page's `count` outside 1..=maxPageSize.
-    pub fn invalid_count(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some("invalidCount"), detail)
-    }
-
-    pub fn invalid_filter(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some("invalidFilter"), detail)
-    }
-
-    pub fn invalid_path(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some("invalidPath"), detail)
-    }
-
-    pub fn no_target(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some("noTarget"), detail)
-    }
-
-    pub fn mutability(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some("mutability"), detail)
-    }
-
-    pub fn too_many(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some("tooMany"), detail)
-    }
-
-    pub fn uniqueness(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, Some("uniqueness"), detail)
-    }
-
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, None, detail)
-    }
-
-    pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, None, detail)
-    }
-
-    pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, None, detail)
-    }
-
-    pub fn precondition_failed(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::PRECONDITION_FAILED, None, detail)
-    }
-
-    pub fn payload_too_large(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, None, detail)
-    }
-
-    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, None, detail)
-    }
-
-    pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, None, detail)
-    }
-}
-
-impl From<Rejection> for ScimError {
-    fn from(rejection: Rejection) -> Self {
-        let answer = crate::rejections::answer(rejection.kind());
-        Self::new(answer.http, answer.scim_type, rejection.to_string())
+impl IntoScimError for Rejection {
+    fn into_scim_error(self) -> ScimError {
+        let answer = crate::rejections::answer(self.kind());
+        ScimError::new(answer.http, answer.scim_type, self.to_string())
     }
 }
 
 /// A limit checked at the edge (attributes outside the schemas) reads like one `decide` checked.
-impl From<LimitExceeded> for ScimError {
-    fn from(exceeded: LimitExceeded) -> Self {
-        Rejection::from(exceeded).into()
+impl IntoScimError for LimitExceeded {
+    fn into_scim_error(self) -> ScimError {
+        Rejection::from(self).into_scim_error()
     }
 }
 
-impl From<ExecuteError> for ScimError {
-    fn from(error: ExecuteError) -> Self {
-        match error {
-            ExecuteError::Rejected(rejection) => rejection.into(),
+impl IntoScimError for ExecuteError {
+    fn into_scim_error(self) -> ScimError {
+        match self {
+            ExecuteError::Rejected(rejection) => rejection.into_scim_error(),
             unavailable => {
                 let reason = unavailable.chain();
                 tracing::warn!(%reason, "command not executed: infrastructure unavailable");
-                Self::unavailable("the directory is temporarily unavailable; retry later")
+                ScimError::unavailable("the directory is temporarily unavailable; retry later")
             }
         }
     }
 }
 
-impl ScimError {
-    /// The SCIM error body (RFC 7644 §3.12), `status` as a string.
-    pub fn body(&self) -> serde_json::Value {
-        let mut body = json!({
-            "schemas": [ERROR_SCHEMA],
-            "status": self.status.as_u16().to_string(),
-            "detail": self.detail,
-        });
-        if let Some(scim_type) = self.scim_type {
-            body["scimType"] = json!(scim_type);
-        }
-        body
-    }
+/// `result.scim()?`: an engine result whose error leaves as a SCIM error.
+pub trait ScimResult<T> {
+    fn scim(self) -> Result<T, ScimError>;
 }
 
-impl IntoResponse for ScimError {
-    fn into_response(self) -> Response {
-        let body = self.body();
-        let mut response = (self.status, body.to_string()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(super::SCIM_CONTENT_TYPE),
-        );
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
-        }
-        if let Some(seconds) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if let Some(scim_type) = self.scim_type {
-            response
-                .extensions_mut()
-                .insert(crate::metrics::ScimType(scim_type));
-        }
-        response
+impl<T, E: IntoScimError> ScimResult<T> for Result<T, E> {
+    fn scim(self) -> Result<T, ScimError> {
+        self.map_err(IntoScimError::into_scim_error)
     }
 }

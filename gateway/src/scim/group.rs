@@ -7,11 +7,11 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::error::ScimError;
-use super::resource::{
-    KeyTarget, canonical_extension, canonical_value, check_extra_attributes, classify_key, etag,
-    json_kind, rfc3339,
+use super::stored::check_extra_attributes;
+use roster_scim::resource::{
+    KeyTarget, canonical_extension, canonical_value, classify_key, etag, json_kind,
 };
-use super::schema::{GROUP_RESOURCE, GROUP_SCHEMA};
+use roster_scim::schema::{GROUP_RESOURCE, GROUP_SCHEMA};
 
 /// A group body: its profile, and its members when the body has a `members` attribute.
 #[derive(Debug, PartialEq)]
@@ -33,7 +33,7 @@ pub struct Member {
 pub fn member_id(value: &Value) -> Result<UserId, ScimError> {
     let text = match value {
         Value::String(text) => text.as_str(),
-        Value::Object(_) => match super::filter::get_ci(value, "value") {
+        Value::Object(_) => match roster_scim::filter::get_ci(value, "value") {
             Some(Value::String(text)) => text.as_str(),
             Some(other) => {
                 return Err(ScimError::invalid_value(format!(
@@ -179,8 +179,8 @@ pub fn render_group(record: &GroupRecord, members: Option<&[Member]>, base_url: 
         "meta".into(),
         json!({
             "resourceType": "Group",
-            "created": rfc3339(record.created_at),
-            "lastModified": rfc3339(record.modified_at),
+            "created": record.created_at.to_rfc3339(),
+            "lastModified": record.modified_at.to_rfc3339(),
             "location": format!("{base_url}/Groups/{}", record.id),
             "version": etag(record.version),
         }),

@@ -15,22 +15,22 @@ use roster_engine::engine::{ExecuteError, Executed};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::cursor::{self, CursorKind, CursorPage, cursor_response};
-use super::error::ScimError;
-use super::filter::{self, CompareOp, Filter, Literal};
+use super::error::{IntoScimError, ScimError, ScimResult};
 use super::group::{Member, group_from_json, member_ids, render_group};
 use super::http::{
     ScimBody, ScimClient, header_value, not_found_on, not_modified, query_pairs, read_barrier,
     scim_response, store_unavailable, with_resource_headers,
 };
-use super::list::{ListQuery, Search, Selection, list_response};
-use super::patch::{self, Op, Operation};
-use super::resource::{etag, etag_matches};
-use super::schema::GROUP_RESOURCE;
-use super::sort::{Found, Pager};
 use super::streamed;
 use super::users::WRITE_ATTEMPTS;
 use crate::state::AppState;
+use roster_scim::cursor::{self, CursorKind, CursorPage, cursor_response};
+use roster_scim::filter::{self, CompareOp, Filter, Literal};
+use roster_scim::list::{ListQuery, Search, Selection, list_response};
+use roster_scim::patch::{self, Op, Operation};
+use roster_scim::resource::{etag, etag_matches};
+use roster_scim::schema::GROUP_RESOURCE;
+use roster_scim::sort::{Found, Pager};
 
 fn parse_id(id: &str) -> Result<GroupId, ScimError> {
     Uuid::parse_str(id)
@@ -165,7 +165,8 @@ pub async fn create(
                 members: members.clone(),
             },
         )
-        .await?;
+        .await
+        .scim()?;
     let record = executed
         .state
         .group(&group_id)
@@ -444,9 +445,9 @@ async fn update(
                 if if_match.is_none() =>
             {
                 // Read again once the write that won is in the views (see `wait_for_tenant`).
-                app.wait_for_tenant(&client.tenant).await?;
+                app.wait_for_tenant(&client.tenant).await.scim()?;
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(error.into_scim_error()),
         }
     }
     Err(ScimError::unavailable(format!(
@@ -539,7 +540,8 @@ pub async fn patch(
                     expected_version: None,
                 },
             )
-            .await?
+            .await
+            .scim()?
     } else {
         update(&app, &client, id, &headers, |current| {
             let profile = if split.attributes.is_empty() {
@@ -599,7 +601,8 @@ pub async fn delete(
                 expected_version,
             },
         )
-        .await?;
+        .await
+        .scim()?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -17,12 +17,12 @@ use roster_engine::engine::{CommandContext, ExecuteError, Executed};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::SCIM_CONTENT_TYPE;
 use super::dry_run::{self, DryRun};
-use super::error::ScimError;
+use super::error::{IntoScimError, ScimError, ScimResult};
 use super::{bulk, discovery, groups, search, users};
 use crate::auth;
 use crate::state::AppState;
+use roster_scim::SCIM_CONTENT_TYPE;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -193,7 +193,7 @@ async fn metrics_with_admin_token(
         Some(presented) => {
             match state.authenticate(&TenantName::system(), &presented, state.clock.now()) {
                 Ok(record) => record.is_some(),
-                Err(error) => return ScimError::from(error).into_response(),
+                Err(error) => return error.into_scim_error().into_response(),
             }
         }
         None => false,
@@ -279,7 +279,7 @@ impl FromRequestParts<AppState> for ScimClient {
             .and_then(|name| TenantName::parse(name).ok())
             .filter(|name| !name.is_system())
             .ok_or_else(refused)?;
-        let record = state.tenant_record_fresh(&tenant).await?;
+        let record = state.tenant_record_fresh(&tenant).await.scim()?;
         let now = state.clock.now();
         let presented = parts
             .headers
@@ -289,7 +289,8 @@ impl FromRequestParts<AppState> for ScimClient {
             .ok_or_else(refused)?;
         let token = state
             .authenticate_fresh(&tenant, &presented, now)
-            .await?
+            .await
+            .scim()?
             .ok_or_else(refused)?;
         let record = record.ok_or_else(refused)?;
         if let Err(wait) = state

@@ -10,11 +10,11 @@ use serde_json::Value;
 use super::error::ScimError;
 use super::groups::{groups_list_response, search_groups};
 use super::http::{ScimBody, ScimClient, read_barrier, scim_response};
-use super::list::{ListQuery, list_response};
-use super::schema::{GROUP_RESOURCE, USER_RESOURCE};
-use super::sort::{SortKey, compare_keys};
 use super::users::{search_users, users_list_response};
 use crate::state::AppState;
+use roster_scim::list::{ListQuery, list_response};
+use roster_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use roster_scim::sort::{SortKey, compare_keys};
 
 pub async fn users(
     State(app): State<AppState>,

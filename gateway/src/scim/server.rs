@@ -177,7 +177,7 @@ async fn refuse(mut stream: TcpStream, refusal: Refusal) {
         .to_string();
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\nretry-after: {}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        super::SCIM_CONTENT_TYPE,
+        roster_scim::SCIM_CONTENT_TYPE,
         super::error::RETRY_AFTER_SECONDS,
         body.len(),
     );

@@ -11,8 +11,8 @@ use axum::response::Response;
 use serde_json::Value;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::SCIM_CONTENT_TYPE;
 use super::error::ScimError;
+use roster_scim::SCIM_CONTENT_TYPE;
 
 /// Rendered resources waiting to be sent, at most.
 const CHUNKS_IN_FLIGHT: usize = 4;

@@ -9,11 +9,11 @@ use roster_engine::domain::{Attributes, UserProfile, UserRecord};
 use serde_json::{Map, Value, json};
 
 use super::error::ScimError;
-use super::resource::{
-    KeyTarget, canonical_extension, canonical_value, check_extra_attributes, classify_key, etag,
-    lenient_bool, rfc3339,
+use super::stored::check_extra_attributes;
+use roster_scim::resource::{
+    KeyTarget, canonical_extension, canonical_value, classify_key, etag, lenient_bool,
 };
-use super::schema::{USER_RESOURCE, USER_SCHEMA};
+use roster_scim::schema::{USER_RESOURCE, USER_SCHEMA};
 
 /// One group a user belongs to, for the read-only `groups` attribute.
 #[derive(Clone, Debug)]
@@ -51,7 +51,7 @@ pub fn profile_from_json(
                     other => {
                         return Err(ScimError::invalid_value(format!(
                             "userName must be a string, not {}",
-                            super::resource::json_kind(other)
+                            roster_scim::resource::json_kind(other)
                         )));
                     }
                 },
@@ -60,7 +60,7 @@ pub fn profile_from_json(
                     other => {
                         return Err(ScimError::invalid_value(format!(
                             "externalId must be a string, not {}",
-                            super::resource::json_kind(other)
+                            roster_scim::resource::json_kind(other)
                         )));
                     }
                 },
@@ -69,7 +69,7 @@ pub fn profile_from_json(
                         ScimError::invalid_value(format!(
                             "active must be a boolean (true or false, or the strings \"True\" \
                              and \"False\"), not {}",
-                            super::resource::json_kind(value)
+                            roster_scim::resource::json_kind(value)
                         ))
                     })?);
                 }
@@ -174,8 +174,8 @@ pub fn render_user(record: &UserRecord, groups: Option<&[UserGroup]>, base_url: 
         "meta".into(),
         json!({
             "resourceType": "User",
-            "created": rfc3339(record.created_at),
-            "lastModified": rfc3339(record.modified_at),
+            "created": record.created_at.to_rfc3339(),
+            "lastModified": record.modified_at.to_rfc3339(),
             "location": location,
             "version": etag(record.version),
         }),
@@ -188,7 +188,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::scim::schema::ENTERPRISE_USER_SCHEMA;
+    use roster_scim::schema::ENTERPRISE_USER_SCHEMA;
 
     #[test]
     fn entra_create_body_is_read_leniently() {

@@ -15,20 +15,20 @@ use roster_engine::engine::ExecuteError;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::cursor::{self, CursorKind, CursorPage, cursor_response};
-use super::error::ScimError;
-use super::filter::{self, CompareOp, Filter, Literal};
+use super::error::{IntoScimError, ScimError, ScimResult};
 use super::http::{
     ScimBody, ScimClient, header_value, not_found_on, not_modified, query_pairs, read_barrier,
     scim_response, store_unavailable, with_resource_headers,
 };
-use super::list::{ListQuery, Search, Selection, list_response};
-use super::patch;
-use super::resource::{etag, etag_matches};
-use super::schema::{ResourceSchema, USER_RESOURCE};
-use super::sort::{Found, Pager};
 use super::user::{UserGroup, profile_from_json, render_user};
 use crate::state::AppState;
+use roster_scim::cursor::{self, CursorKind, CursorPage, cursor_response};
+use roster_scim::filter::{self, CompareOp, Filter, Literal};
+use roster_scim::list::{ListQuery, Search, Selection, list_response};
+use roster_scim::patch;
+use roster_scim::resource::{etag, etag_matches};
+use roster_scim::schema::{ResourceSchema, USER_RESOURCE};
+use roster_scim::sort::{Found, Pager};
 
 /// Attempts of a read-modify-write before giving up under contention.
 pub(crate) const WRITE_ATTEMPTS: usize = 8;
@@ -113,7 +113,8 @@ pub async fn create(
     let user_id = UserId(Uuid::now_v7());
     let executed = client
         .execute(&app, Command::ProvisionUser { user_id, profile })
-        .await?;
+        .await
+        .scim()?;
     let record = executed
         .state
         .user(&user_id)
@@ -190,9 +191,9 @@ async fn read_modify_write(
                 if if_match.is_none() =>
             {
                 tracing::debug!(%id, actual, "user changed during the update; retrying");
-                app.wait_for_tenant(&client.tenant).await?;
+                app.wait_for_tenant(&client.tenant).await.scim()?;
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(error.into_scim_error()),
         }
     }
     Err(ScimError::unavailable(format!(
@@ -350,7 +351,8 @@ pub async fn delete(
                 expected_version,
             },
         )
-        .await?;
+        .await
+        .scim()?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -7,10 +7,10 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 use roster_gateway::scim::error::ScimError;
-use roster_gateway::scim::filter::{self, CompareOp, Filter, Literal};
-use roster_gateway::scim::patch::{self, Op, Operation};
-use roster_gateway::scim::schema::{GROUP_RESOURCE, PATCH_OP_SCHEMA, USER_RESOURCE};
 use roster_gateway::scim::{groups, http, users};
+use roster_scim::filter::{self, CompareOp, Filter, Literal};
+use roster_scim::patch::{self, Op, Operation};
+use roster_scim::schema::{GROUP_RESOURCE, PATCH_OP_SCHEMA, USER_RESOURCE};
 use serde_json::{Map, Value, json};
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";

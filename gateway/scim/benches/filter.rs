@@ -8,7 +8,7 @@
 //!   of the document made outside the timing;
 //! - `patch/add_many_emails`: one `add` of 1,000 and 8,000 emails (deduplication stays linear).
 //!
-//! Run: `cargo bench -p roster-gateway --bench filter` (add `-- patch` to run only the PATCH
+//! Run: `cargo bench -p roster-scim --bench filter` (add `-- patch` to run only the PATCH
 //! cases).
 
 // Benchmark code is test code: a failed unwrap is a broken benchmark, never a production path.
@@ -18,9 +18,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
-use roster_gateway::scim::filter;
-use roster_gateway::scim::patch;
-use roster_gateway::scim::schema::USER_RESOURCE;
+use roster_scim::filter;
+use roster_scim::patch;
+use roster_scim::schema::USER_RESOURCE;
 use serde_json::{Value, json};
 
 const FILTERS: [(&str, &str); 3] = [

@@ -10,8 +10,8 @@
 
 use serde_json::{Value, json};
 
-use super::error::ScimError;
-use super::schema::LIST_RESPONSE_SCHEMA;
+use crate::error::ScimError;
+use crate::schema::LIST_RESPONSE_SCHEMA;
 
 const VERSION: &str = "r1";
 

@@ -14,8 +14,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::error::ScimError;
-use super::schema::{Attribute, Kind, ResourceSchema};
+use crate::error::ScimError;
+use crate::schema::{Attribute, Kind, ResourceSchema};
 
 /// Longest filter accepted, in bytes.
 pub const MAX_FILTER_LENGTH: usize = 16 * 1024;
@@ -757,7 +757,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::scim::schema::USER_RESOURCE;
+    use crate::schema::USER_RESOURCE;
 
     fn user() -> Value {
         json!({

@@ -11,9 +11,9 @@ use std::collections::BinaryHeap;
 
 use serde_json::Value;
 
-use super::error::ScimError;
-use super::filter::{AttrPath, get_ci, parse_attr_path, resolve};
-use super::schema::{Attribute, Kind, ResourceSchema};
+use crate::error::ScimError;
+use crate::filter::{AttrPath, get_ci, parse_attr_path, resolve};
+use crate::schema::{Attribute, Kind, ResourceSchema};
 
 /// A validated `sortBy`, with its direction.
 #[derive(Clone, Debug)]
@@ -134,7 +134,7 @@ impl SortSpec {
             if !value.is_array() {
                 return SortKey::Missing;
             }
-            let Some(element) = super::resource::primary_element(value) else {
+            let Some(element) = crate::resource::primary_element(value) else {
                 return SortKey::Missing;
             };
             value = element;
@@ -307,7 +307,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+    use crate::schema::{GROUP_RESOURCE, USER_RESOURCE};
 
     fn sorted(sort: &SortSpec, resources: &[Value], window: std::ops::Range<usize>) -> Vec<String> {
         let mut pager = Pager::new(window, Some(sort));

@@ -13,10 +13,10 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use super::error::ScimError;
-use super::filter::{self, Filter, Literal};
-use super::resource::json_kind;
-use super::schema::{Attribute, Kind, Mutability, ResourceSchema};
+use crate::error::ScimError;
+use crate::filter::{self, Filter, Literal};
+use crate::resource::json_kind;
+use crate::schema::{Attribute, Kind, Mutability, ResourceSchema};
 
 /// Operations accepted in one PATCH request, at most.
 pub const MAX_OPERATIONS: usize = 1_000;
@@ -733,7 +733,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::scim::schema::USER_RESOURCE;
+    use crate::schema::USER_RESOURCE;
 
     fn patched(document: Value, body: Value) -> Result<Value, ScimError> {
         let Value::Object(mut document) = document else {

@@ -5,11 +5,8 @@
 
 use serde_json::{Map, Value};
 
-use roster_engine::domain::Timestamp;
-use roster_engine::domain::limits::{self, ExtraAttributes};
-
-use super::error::ScimError;
-use super::schema::{Attribute, Kind, ResourceSchema, Schema};
+use crate::error::ScimError;
+use crate::schema::{Attribute, Kind, ResourceSchema, Schema};
 
 /// Parses `true`/`false` sent as JSON booleans or as strings in any case.
 pub fn lenient_bool(value: &Value) -> Option<bool> {
@@ -200,7 +197,7 @@ pub fn classify_key(schema: &ResourceSchema, key: &str) -> KeyTarget {
     {
         return KeyTarget::Extension(extension);
     }
-    let (urn, name) = super::filter::split_urn(key);
+    let (urn, name) = crate::filter::split_urn(key);
     match urn {
         Some(urn) if schema.core.id.eq_ignore_ascii_case(urn) => schema
             .attribute(None, name)
@@ -255,24 +252,24 @@ pub fn canonical_extension(
     Ok(canonical)
 }
 
-/// The attributes of a stored resource (or one about to be) that lie outside its schemas:
-/// top-level attributes the schemas do not define (an IdP's custom extension attributes among
-/// them) and unknown attributes inside a known extension's object. roster stores and echoes them
-/// as sent, within `limits::EXTRA_ATTRIBUTES_MAX` and `limits::EXTRA_ATTRIBUTES_MAX_BYTES`.
-pub fn extra_attributes(
+/// Visits the attributes of a resource that lie outside its schemas, by the name they are stored
+/// under: top-level attributes the schemas do not define (an IdP's custom extension attributes
+/// among them) and unknown attributes inside a known extension's object (named `{urn}:{name}`).
+/// The server stores and echoes them as sent, within its own limits.
+pub fn for_each_extra_attribute(
     attributes: &Map<String, Value>,
     schema: &ResourceSchema,
-) -> ExtraAttributes {
-    let mut extra = ExtraAttributes::default();
+    mut visit: impl FnMut(&str, &Value),
+) {
     for (key, value) in attributes {
         match classify_key(schema, key) {
             KeyTarget::Unknown if key.eq_ignore_ascii_case("schemas") => {}
-            KeyTarget::Unknown => extra.add(key, value),
+            KeyTarget::Unknown => visit(key, value),
             KeyTarget::Extension(extension) => {
                 if let Value::Object(fields) = value {
                     for (name, value) in fields {
                         if extension.attribute(name).is_none() {
-                            extra.add(&format!("{}:{name}", extension.id), value);
+                            visit(&format!("{}:{name}", extension.id), value);
                         }
                     }
                 }
@@ -280,25 +277,6 @@ pub fn extra_attributes(
             KeyTarget::Core(_) | KeyTarget::ExtensionAttribute(..) => {}
         }
     }
-    extra
-}
-
-/// Checks the attributes outside `schema` of a resource's new `attributes` against their limits;
-/// `before`: the attributes as stored, on a replace or patch.
-pub fn check_extra_attributes(
-    resource: limits::Resource,
-    schema: &ResourceSchema,
-    attributes: &Map<String, Value>,
-    before: Option<&Map<String, Value>>,
-) -> Result<(), ScimError> {
-    let extra = extra_attributes(attributes, schema);
-    let before = before.map(|before| extra_attributes(before, schema));
-    limits::check_extra_attributes(resource, &extra, before.as_ref()).map_err(ScimError::from)
-}
-
-/// RFC 3339 UTC text of a timestamp, as `meta.created` and `meta.lastModified` show it.
-pub fn rfc3339(at: Timestamp) -> String {
-    at.to_rfc3339()
 }
 
 /// The weak ETag of a resource version; also its `meta.version`.
@@ -323,7 +301,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::scim::schema::{ENTERPRISE_USER, USER_RESOURCE};
+    use crate::schema::{ENTERPRISE_USER, USER_RESOURCE};
 
     #[test]
     fn booleans_sent_as_strings_become_booleans() {
@@ -376,11 +354,29 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_render_as_rfc3339_utc() {
-        assert_eq!(rfc3339(Timestamp::from_micros(0)), "1970-01-01T00:00:00Z");
+    fn attributes_outside_the_schemas_are_visited_by_their_stored_name() {
+        let user = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "ada",
+            "costCenter": "R&D",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+                "department": "Research",
+                "badge": 7
+            }
+        });
+        let mut visited = Vec::new();
+        for_each_extra_attribute(user.as_object().unwrap(), &USER_RESOURCE, |name, value| {
+            visited.push((name.to_owned(), value.clone()));
+        });
         assert_eq!(
-            rfc3339(Timestamp::from_micros(1_700_000_000_250_000)),
-            "2023-11-14T22:13:20.25Z"
+            visited,
+            vec![
+                ("costCenter".to_owned(), json!("R&D")),
+                (
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:badge".to_owned(),
+                    json!(7)
+                ),
+            ]
         );
     }
 }

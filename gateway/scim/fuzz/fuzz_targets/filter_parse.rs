@@ -7,8 +7,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use roster_gateway::scim::filter;
-use roster_gateway::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use roster_scim::filter;
+use roster_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

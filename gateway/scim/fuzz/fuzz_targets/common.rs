@@ -5,7 +5,7 @@
 
 use std::sync::LazyLock;
 
-use roster_gateway::scim::error::ScimError;
+use roster_scim::error::ScimError;
 use serde_json::{Value, json};
 
 /// The `scimType`s a rejected filter, path or PatchOp may carry: all 400s.

@@ -7,8 +7,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use roster_gateway::scim::patch::{self, Op, Operation};
-use roster_gateway::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use roster_scim::patch::{self, Op, Operation};
+use roster_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use serde_json::{Value, json};
 
 fuzz_target!(|data: &[u8]| {

@@ -4,10 +4,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::error::ScimError;
-use super::filter::{Filter, get_ci, parse_attr_path};
-use super::schema::{LIST_RESPONSE_SCHEMA, ResourceSchema};
-use super::sort::SortSpec;
+use crate::error::ScimError;
+use crate::filter::{Filter, get_ci, parse_attr_path};
+use crate::schema::{LIST_RESPONSE_SCHEMA, ResourceSchema};
+use crate::sort::SortSpec;
 
 /// Page size when the client gives no `count`.
 pub const DEFAULT_COUNT: usize = 100;
@@ -99,7 +99,7 @@ impl Selection {
         let names = |list: &[String]| {
             list.iter().any(|item| {
                 let head = item.split(['.', '[']).next().unwrap_or_default();
-                let (_, attribute) = super::filter::split_urn(head);
+                let (_, attribute) = crate::filter::split_urn(head);
                 attribute.eq_ignore_ascii_case(name)
             })
         };
@@ -411,8 +411,8 @@ impl ListQuery {
         }
         let filter = match &self.filter {
             Some(text) => {
-                let parsed = super::filter::parse(text)?;
-                super::filter::validate(&parsed, schema)?;
+                let parsed = crate::filter::parse(text)?;
+                crate::filter::validate(&parsed, schema)?;
                 Some(parsed)
             }
             None => None,
@@ -464,7 +464,7 @@ pub fn list_response(total: usize, start_index: usize, resources: Vec<Value>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::schema::USER_RESOURCE;
+    use crate::schema::USER_RESOURCE;
 
     fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
         query
@@ -523,7 +523,7 @@ mod tests {
             "schemas": ["s"], "id": "1", "userName": "x",
             "emails": [{"value": "a@x", "type": "work", "primary": true}, {"value": "b@x"}],
         });
-        let selected = selection.apply(user, &crate::scim::schema::USER_RESOURCE);
+        let selected = selection.apply(user, &crate::schema::USER_RESOURCE);
         assert_eq!(
             selected["emails"],
             json!([{"value": "a@x", "type": "work"}, {"value": "b@x"}])
@@ -531,7 +531,7 @@ mod tests {
         let only_type = Selection::from_query(&pairs(&[("attributes", "emails.type")]));
         let selected = only_type.apply(
             json!({"id": "1", "emails": [{"value": "a@x", "type": "work"}, {"value": "b@x"}]}),
-            &crate::scim::schema::USER_RESOURCE,
+            &crate::schema::USER_RESOURCE,
         );
         assert_eq!(selected["emails"], json!([{"type": "work"}]));
     }
