@@ -220,11 +220,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .as_deref()
             .map(|url| Arc::from(url.trim_end_matches('/'))),
         token_uses: Arc::default(),
-        streams: Arc::new(crate::grpc::Streams::new(config.streams.clone())),
+        streams: Arc::new(crate::streams::Streams::new(config.streams.clone())),
         clock: config.clock.clone(),
     };
 
-    let event_counter = tokio::spawn(crate::metrics::count_events(
+    let event_counter = tokio::spawn(crate::instrument::count_events(
         state.clone(),
         state.engine.log().durable_head(),
     ));

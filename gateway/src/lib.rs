@@ -14,8 +14,10 @@ pub mod connections;
 #[cfg(feature = "tools")]
 pub mod drift;
 pub mod grpc;
+pub mod instrument;
 pub mod metrics;
 pub mod ratelimit;
 pub mod rejections;
 pub mod scim;
 pub mod state;
+pub mod streams;

@@ -2,21 +2,33 @@
 //! with latency histograms; SCIM rejections by tenant and `scimType` (a sync stuck in a 409 or 400
 //! loop shows there); authentication failures; requests refused by the rate limit; events appended by type; the log head; projection
 //! checkpoints and lag; gRPC streams open, their buffered bytes, refusals and drops; process
-//! memory. State gauges are read from the running stack when
-//! scraped; counters are updated as things happen.
+//! memory. State gauges are set from the [`Readings`] taken when scraped; counters are updated
+//! as things happen. What feeds them from the running stack is `crate::instrument`; this module
+//! knows nothing of it.
 
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
 use roster_engine::domain::TenantName;
+use roster_projector::Lag;
 
-use crate::state::AppState;
+/// The state gauges' values, read from the running stack at a scrape.
+#[derive(Debug, Default)]
+pub struct Readings {
+    pub log_head: u64,
+    pub checkpoints: Vec<(&'static str, u64)>,
+    pub lag: Option<Lag>,
+    pub streams_open: usize,
+    pub stream_buffered_bytes: usize,
+    /// Streams refused and dropped since the start (counts the streams keep).
+    pub streams_refused: u64,
+    pub streams_dropped: u64,
+}
+
+fn gauge_value<T: TryInto<i64>>(value: T) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
 
 /// roster's metric families.
 pub struct Metrics {
@@ -216,34 +228,50 @@ impl Metrics {
         self.events.with_label_values(&[event_type]).inc_by(count);
     }
 
-    /// The text exposition of every metric, with state gauges read now.
-    pub fn render(&self, state: &AppState) -> String {
-        self.log_head
-            .set(i64::try_from(state.engine.log().durable_head()).unwrap_or(i64::MAX));
-        if let Ok(checkpoints) = state.projector.checkpoints() {
-            for (name, checkpoint) in checkpoints {
-                self.projection_checkpoint
-                    .with_label_values(&[name])
-                    .set(i64::try_from(checkpoint).unwrap_or(i64::MAX));
-            }
+    /// Counts and times one HTTP request.
+    pub fn request(&self, route: &str, method: &str, status: &str, tenant: &str, seconds: f64) {
+        self.requests
+            .with_label_values(&[route, method, status, tenant])
+            .inc();
+        self.request_seconds
+            .with_label_values(&[route, method])
+            .observe(seconds);
+    }
+
+    /// Counts one SCIM request answered with a client error, by its `scimType` (`none` without).
+    pub fn rejection(&self, tenant: &str, status: &str, scim_type: &str) {
+        self.rejections
+            .with_label_values(&[tenant, status, scim_type])
+            .inc();
+    }
+
+    /// The text exposition of every metric, with the state gauges set from `readings`.
+    pub fn render(&self, readings: &Readings) -> String {
+        self.log_head.set(gauge_value(readings.log_head));
+        for (name, checkpoint) in &readings.checkpoints {
+            self.projection_checkpoint
+                .with_label_values(&[name])
+                .set(gauge_value(*checkpoint));
         }
-        if let Ok(lag) = state.projector.lag() {
-            self.projection_lag_events
-                .set(i64::try_from(lag.events).unwrap_or(i64::MAX));
+        if let Some(lag) = &readings.lag {
+            self.projection_lag_events.set(gauge_value(lag.events));
             self.projection_lag_seconds.set(lag.seconds);
         }
-        let streams = &state.streams;
         self.grpc_streams_open
-            .set(i64::try_from(streams.open_count()).unwrap_or(i64::MAX));
+            .set(gauge_value(readings.streams_open));
         self.grpc_stream_buffered_bytes
-            .set(i64::try_from(streams.buffered_bytes()).unwrap_or(i64::MAX));
+            .set(gauge_value(readings.stream_buffered_bytes));
         // The counts live in the streams; the counters catch up with them at each scrape.
-        let refused = streams.refused_count();
-        self.grpc_streams_refused
-            .inc_by(refused.saturating_sub(self.grpc_streams_refused.get()));
-        let dropped = streams.dropped_count();
-        self.grpc_streams_dropped
-            .inc_by(dropped.saturating_sub(self.grpc_streams_dropped.get()));
+        self.grpc_streams_refused.inc_by(
+            readings
+                .streams_refused
+                .saturating_sub(self.grpc_streams_refused.get()),
+        );
+        self.grpc_streams_dropped.inc_by(
+            readings
+                .streams_dropped
+                .saturating_sub(self.grpc_streams_dropped.get()),
+        );
         if let Some((resident, peak)) = memory() {
             self.resident_memory.set(resident);
             self.peak_resident_memory.set(peak);
@@ -253,89 +281,6 @@ impl Metrics {
             tracing::warn!(%error, "encoding metrics failed");
         }
         String::from_utf8(text).unwrap_or_default()
-    }
-}
-
-/// The tenant a SCIM path names, if it is an existing tenant (so that random paths cannot
-/// create label values).
-fn tenant_label(state: &AppState, path: &str) -> String {
-    path.strip_prefix("/scim/v2/")
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|name| TenantName::parse(name).ok())
-        .filter(|tenant| matches!(state.tenant_exists(tenant), Ok(true)))
-        .map_or_else(
-            || "-".to_owned(),
-            |tenant| state.metrics.tenant_label(tenant.as_str()),
-        )
-}
-
-/// Axum middleware: counts and times every HTTP request.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let method = request.method().as_str().to_owned();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    let metrics = &state.metrics;
-    let status = response.status();
-    let tenant = tenant_label(&state, &path);
-    metrics
-        .requests
-        .with_label_values(&[&route, &method, status.as_str(), &tenant])
-        .inc();
-    metrics
-        .request_seconds
-        .with_label_values(&[&route, &method])
-        .observe(started.elapsed().as_secs_f64());
-    if status.is_client_error() && route.starts_with("/scim/") {
-        let scim_type = response
-            .extensions()
-            .get::<roster_scim::error::ScimType>()
-            .map_or("none", |scim_type| scim_type.0);
-        metrics
-            .rejections
-            .with_label_values(&[&tenant, status.as_str(), scim_type])
-            .inc();
-        if status == axum::http::StatusCode::UNAUTHORIZED {
-            metrics.auth_failure("scim");
-        }
-    }
-    response
-}
-
-/// Counts every event appended to the (local) log by type, from `from` on, until the log closes.
-pub async fn count_events(state: AppState, mut from: u64) {
-    let log = state.engine.log().clone();
-    let mut durable = log.subscribe();
-    loop {
-        let head = *durable.borrow_and_update();
-        while from < head {
-            let reader = log.clone();
-            let next = from + 1;
-            let events = match tokio::task::spawn_blocking(move || reader.read(next, 4096)).await {
-                Ok(Ok(events)) => events,
-                _ => return,
-            };
-            let Some(last) = events.last().map(|event| event.sequence) else {
-                break;
-            };
-            let mut counts: std::collections::HashMap<&'static str, u64> =
-                std::collections::HashMap::new();
-            for event in &events {
-                *counts.entry(event.payload.event_type()).or_default() += 1;
-            }
-            for (event_type, count) in counts {
-                state.metrics.events_appended(event_type, count);
-            }
-            from = last;
-        }
-        if durable.changed().await.is_err() {
-            return;
-        }
     }
 }
 

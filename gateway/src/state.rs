@@ -39,7 +39,7 @@ pub struct AppState {
     /// asks once).
     pub(crate) token_uses: Arc<std::sync::Mutex<std::collections::HashMap<TokenId, Timestamp>>>,
     /// The server-streaming gRPC calls open and the bytes they hold.
-    pub streams: Arc<crate::grpc::Streams>,
+    pub streams: Arc<crate::streams::Streams>,
     /// What "now" is for every request (token expiry and use, commands' times).
     pub clock: SharedClock,
 }

@@ -15,8 +15,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::admin::tenant_name;
-use super::streams::{READ_BYTES, StreamSender};
 use crate::state::AppState;
+use crate::streams::{READ_BYTES, StreamSender};
 
 /// Records read from the trail per step, at most (kept or not by the filter).
 const READ_RECORDS: usize = 4096;

@@ -16,8 +16,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::admin::tenant_name;
-use super::streams::{READ_BYTES, StreamSender, token_owner};
 use crate::state::AppState;
+use crate::streams::{READ_BYTES, StreamSender, token_owner};
 
 /// Events read from the log per step, at most.
 const READ_EVENTS: usize = 512;

@@ -6,7 +6,6 @@ mod audit;
 mod directory;
 mod events;
 mod jit;
-mod streams;
 
 use roster_proto::v1::FILE_DESCRIPTOR_SET;
 use roster_proto::v1::admin_server::AdminServer;
@@ -28,11 +27,11 @@ use crate::connections::{Activity, Gate, GuardedStream, InFlightLayer};
 use crate::scim::server::{HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT};
 use crate::state::AppState;
 
+pub use crate::streams::{RESUME_FROM_TRAILER, StreamLimits, Streams, parse_timeout};
 pub use admin::AdminService;
 pub use audit::AuditService;
 pub use directory::DirectoryService;
 pub use events::EventsService;
-pub use streams::{RESUME_FROM_TRAILER, StreamLimits, Streams, parse_timeout};
 
 /// Starts serving gRPC on `listener` until `shutdown` turns true, admitting connections through
 /// `gate` under its limits and timeouts.

@@ -80,7 +80,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::metrics::track,
+            crate::instrument::track,
         ))
         .with_state(state)
 }
@@ -208,7 +208,7 @@ async fn metrics_with_admin_token(
 }
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let mut response = state.metrics.render(&state).into_response();
+    let mut response = crate::instrument::render(&state).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),
