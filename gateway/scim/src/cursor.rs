@@ -78,6 +78,42 @@ pub fn collect<T>(
     Ok((page, false))
 }
 
+/// A cursor page drawn from candidates (the ids an index found for a filter): every candidate
+/// that `load` still finds and `keep` accepts counts towards the total, and the page holds the
+/// first `count` of them after the cursor's id `after`, in id order. Returns the total, the page,
+/// and whether another match follows it.
+pub fn collect_candidates<Id: Ord + Copy, T>(
+    mut ids: Vec<Id>,
+    after: Option<Id>,
+    count: usize,
+    mut load: impl FnMut(&Id) -> Result<Option<T>, ScimError>,
+    mut keep: impl FnMut(&T) -> Result<bool, ScimError>,
+) -> Result<(usize, Vec<T>, bool), ScimError> {
+    ids.sort();
+    ids.dedup();
+    let mut total = 0;
+    let mut page = Vec::new();
+    let mut more = false;
+    for id in ids {
+        let Some(record) = load(&id)? else {
+            continue;
+        };
+        if !keep(&record)? {
+            continue;
+        }
+        total += 1;
+        if after.is_some_and(|after| id <= after) {
+            continue;
+        }
+        if page.len() < count {
+            page.push(record);
+        } else {
+            more = true;
+        }
+    }
+    Ok((total, page, more))
+}
+
 /// One page of a cursor search.
 #[derive(Debug)]
 pub struct CursorPage {
@@ -157,5 +193,19 @@ mod tests {
         assert!(response.get("nextCursor").is_none());
         assert!(response.get("startIndex").is_none());
         assert_eq!(response["itemsPerPage"], 1);
+    }
+
+    #[test]
+    fn candidates_count_every_match_and_page_after_the_cursor_in_id_order() {
+        // 9 is gone; odd ids do not match; 4 is named twice.
+        let ids = vec![8, 4, 2, 9, 6, 4, 3, 10];
+        let load = |id: &u32| Ok((*id != 9).then_some(*id));
+        let keep = |id: &u32| Ok(id.is_multiple_of(2));
+        let first = collect_candidates(ids.clone(), None, 2, load, keep).unwrap();
+        assert_eq!(first, (5, vec![2, 4], true));
+        let next = collect_candidates(ids.clone(), Some(4), 2, load, keep).unwrap();
+        assert_eq!(next, (5, vec![6, 8], true));
+        let last = collect_candidates(ids, Some(8), 2, load, keep).unwrap();
+        assert_eq!(last, (5, vec![10], false));
     }
 }

@@ -104,7 +104,60 @@ impl AdminService {
             Err(error) => Err(Status::unavailable(error.to_string())),
         }
     }
+
+    /// One edit of a tenant's roles or resource groups: the caller's context, the tenant (which
+    /// must exist), the command `build` makes of the request (naming groups, users and resource
+    /// groups by id or name), executed. Returns the tenant and what `build` kept for the answer.
+    async fn edit<T: NamesTenant, Kept>(
+        &self,
+        request: Request<T>,
+        build: impl FnOnce(&StateStore, &TenantName, T) -> Result<(Command, Kept), Status>,
+    ) -> Result<(TenantName, Kept), Status> {
+        let context = self.context(&request).await?;
+        let request = request.into_inner();
+        let tenant = self.existing_tenant(request.tenant()).await?;
+        let (command, kept) = build(self.store(), &tenant, request)?;
+        self.execute(&tenant, command, context).await?;
+        Ok((tenant, kept))
+    }
+
+    /// The tenant's role mappings after an edit.
+    fn role_mappings_response(
+        &self,
+        tenant: &TenantName,
+    ) -> Result<Response<pb::RoleMappings>, Status> {
+        Ok(Response::new(role_mappings(self.store(), tenant)?))
+    }
 }
+
+/// A request that names the tenant it edits.
+trait NamesTenant {
+    fn tenant(&self) -> &str;
+}
+
+macro_rules! names_tenant {
+    ($($message:ty),* $(,)?) => {
+        $(impl NamesTenant for $message {
+            fn tenant(&self) -> &str {
+                &self.tenant
+            }
+        })*
+    };
+}
+
+names_tenant!(
+    pb::SetDefaultRoleRequest,
+    pb::SetRoleMappingRequest,
+    pb::RemoveRoleMappingRequest,
+    pb::CreateResourceGroupRequest,
+    pb::DeleteResourceGroupRequest,
+    pb::LinkResourceGroupRequest,
+    pb::UnlinkResourceGroupRequest,
+    pb::SetResourceGroupMemberRequest,
+    pb::RemoveResourceGroupMemberRequest,
+    pb::SetClaimRoleMappingRequest,
+    pb::RemoveClaimRoleMappingRequest,
+);
 
 fn stored<T>(result: Result<T, roster_engine::store::StoreError>) -> Result<T, Status> {
     result.map_err(|error| {
@@ -750,61 +803,53 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::RoleMappings>, Status> {
         self.context(&request).await?;
         let tenant = self.existing_tenant(&request.get_ref().tenant).await?;
-        Ok(Response::new(role_mappings(self.store(), &tenant)?))
+        self.role_mappings_response(&tenant)
     }
 
     async fn set_default_role(
         &self,
         request: Request<pb::SetDefaultRoleRequest>,
     ) -> Result<Response<pb::RoleMappings>, Status> {
-        let context = self.context(&request).await?;
-        let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
-        let role = requested_role(request.role)?;
-        self.execute(&tenant, Command::SetDefaultRole { role }, context)
+        let (tenant, ()) = self
+            .edit(request, |_, _, request| {
+                let role = requested_role(request.role)?;
+                Ok((Command::SetDefaultRole { role }, ()))
+            })
             .await?;
-        Ok(Response::new(role_mappings(self.store(), &tenant)?))
+        self.role_mappings_response(&tenant)
     }
 
     async fn set_role_mapping(
         &self,
         request: Request<pb::SetRoleMappingRequest>,
     ) -> Result<Response<pb::RoleMappings>, Status> {
-        let context = self.context(&request).await?;
-        let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
-        let role = requested_role(request.role)?;
-        let group_id = resolve_group(self.store(), &tenant, &request.group)?;
-        self.execute(
-            &tenant,
-            Command::SetRoleMapping {
-                group_id,
-                role: Some(role),
-            },
-            context,
-        )
-        .await?;
-        Ok(Response::new(role_mappings(self.store(), &tenant)?))
+        let (tenant, ()) = self
+            .edit(request, |store, tenant, request| {
+                let role = Some(requested_role(request.role)?);
+                let group_id = resolve_group(store, tenant, &request.group)?;
+                Ok((Command::SetRoleMapping { group_id, role }, ()))
+            })
+            .await?;
+        self.role_mappings_response(&tenant)
     }
 
     async fn remove_role_mapping(
         &self,
         request: Request<pb::RemoveRoleMappingRequest>,
     ) -> Result<Response<pb::RoleMappings>, Status> {
-        let context = self.context(&request).await?;
-        let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
-        let group_id = resolve_group(self.store(), &tenant, &request.group)?;
-        self.execute(
-            &tenant,
-            Command::SetRoleMapping {
-                group_id,
-                role: None,
-            },
-            context,
-        )
-        .await?;
-        Ok(Response::new(role_mappings(self.store(), &tenant)?))
+        let (tenant, ()) = self
+            .edit(request, |store, tenant, request| {
+                let group_id = resolve_group(store, tenant, &request.group)?;
+                Ok((
+                    Command::SetRoleMapping {
+                        group_id,
+                        role: None,
+                    },
+                    (),
+                ))
+            })
+            .await?;
+        self.role_mappings_response(&tenant)
     }
 
     async fn list_resource_groups(
@@ -826,19 +871,17 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::CreateResourceGroupRequest>,
     ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
-        let context = self.context(&request).await?;
-        let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
-        let resource_group_id = ResourceGroupId(Uuid::now_v7());
-        self.execute(
-            &tenant,
-            Command::CreateResourceGroup {
-                resource_group_id,
-                name: request.name,
-            },
-            context,
-        )
-        .await?;
+        let (tenant, resource_group_id) = self
+            .edit(request, |_, _, request| {
+                let resource_group_id = ResourceGroupId(Uuid::now_v7());
+                let name = request.name;
+                let command = Command::CreateResourceGroup {
+                    resource_group_id,
+                    name,
+                };
+                Ok((command, resource_group_id))
+            })
+            .await?;
         self.resource_group_response(&tenant, resource_group_id)
     }
 
@@ -846,16 +889,10 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::DeleteResourceGroupRequest>,
     ) -> Result<Response<pb::DeleteResourceGroupResponse>, Status> {
-        let context = self.context(&request).await?;
-        let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
-        let resource_group_id =
-            resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
-        self.execute(
-            &tenant,
-            Command::DeleteResourceGroup { resource_group_id },
-            context,
-        )
+        self.edit(request, |store, tenant, request| {
+            let resource_group_id = resolve_resource_group(store, tenant, &request.resource_group)?;
+            Ok((Command::DeleteResourceGroup { resource_group_id }, ()))
+        })
         .await?;
         Ok(Response::new(pb::DeleteResourceGroupResponse {}))
     }
@@ -864,23 +901,20 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::LinkResourceGroupRequest>,
     ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
-        let context = self.context(&request).await?;
-        let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
-        let role = requested_role(request.role)?;
-        let resource_group_id =
-            resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
-        let group_id = resolve_group(self.store(), &tenant, &request.group)?;
-        self.execute(
-            &tenant,
-            Command::LinkResourceGroup {
-                resource_group_id,
-                group_id,
-                role,
-            },
-            context,
-        )
-        .await?;
+        let (tenant, resource_group_id) = self
+            .edit(request, |store, tenant, request| {
+                let role = requested_role(request.role)?;
+                let resource_group_id =
+                    resolve_resource_group(store, tenant, &request.resource_group)?;
+                let group_id = resolve_group(store, tenant, &request.group)?;
+                let command = Command::LinkResourceGroup {
+                    resource_group_id,
+                    group_id,
+                    role,
+                };
+                Ok((command, resource_group_id))
+            })
+            .await?;
         self.resource_group_response(&tenant, resource_group_id)
     }
 
@@ -888,21 +922,18 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::UnlinkResourceGroupRequest>,
     ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
-        let context = self.context(&request).await?;
-        let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
-        let resource_group_id =
-            resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
-        let group_id = resolve_group(self.store(), &tenant, &request.group)?;
-        self.execute(
-            &tenant,
-            Command::UnlinkResourceGroup {
-                resource_group_id,
-                group_id,
-            },
-            context,
-        )
-        .await?;
+        let (tenant, resource_group_id) = self
+            .edit(request, |store, tenant, request| {
+                let resource_group_id =
+                    resolve_resource_group(store, tenant, &request.resource_group)?;
+                let group_id = resolve_group(store, tenant, &request.group)?;
+                let command = Command::UnlinkResourceGroup {
+                    resource_group_id,
+                    group_id,
+                };
+                Ok((command, resource_group_id))
+            })
+            .await?;
         self.resource_group_response(&tenant, resource_group_id)
     }
 
@@ -910,23 +941,20 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::SetResourceGroupMemberRequest>,
     ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
-        let context = self.context(&request).await?;
-        let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
-        let role = requested_role(request.role)?;
-        let resource_group_id =
-            resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
-        let user_id = resolve_user(self.store(), &tenant, &request.user)?;
-        self.execute(
-            &tenant,
-            Command::SetResourceGroupMember {
-                resource_group_id,
-                user_id,
-                role,
-            },
-            context,
-        )
-        .await?;
+        let (tenant, resource_group_id) = self
+            .edit(request, |store, tenant, request| {
+                let role = requested_role(request.role)?;
+                let resource_group_id =
+                    resolve_resource_group(store, tenant, &request.resource_group)?;
+                let user_id = resolve_user(store, tenant, &request.user)?;
+                let command = Command::SetResourceGroupMember {
+                    resource_group_id,
+                    user_id,
+                    role,
+                };
+                Ok((command, resource_group_id))
+            })
+            .await?;
         self.resource_group_response(&tenant, resource_group_id)
     }
 
@@ -934,21 +962,18 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::RemoveResourceGroupMemberRequest>,
     ) -> Result<Response<pb::ResourceGroupInfo>, Status> {
-        let context = self.context(&request).await?;
-        let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
-        let resource_group_id =
-            resolve_resource_group(self.store(), &tenant, &request.resource_group)?;
-        let user_id = resolve_user(self.store(), &tenant, &request.user)?;
-        self.execute(
-            &tenant,
-            Command::RemoveResourceGroupMember {
-                resource_group_id,
-                user_id,
-            },
-            context,
-        )
-        .await?;
+        let (tenant, resource_group_id) = self
+            .edit(request, |store, tenant, request| {
+                let resource_group_id =
+                    resolve_resource_group(store, tenant, &request.resource_group)?;
+                let user_id = resolve_user(store, tenant, &request.user)?;
+                let command = Command::RemoveResourceGroupMember {
+                    resource_group_id,
+                    user_id,
+                };
+                Ok((command, resource_group_id))
+            })
+            .await?;
         self.resource_group_response(&tenant, resource_group_id)
     }
 
@@ -956,40 +981,31 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::SetClaimRoleMappingRequest>,
     ) -> Result<Response<pb::RoleMappings>, Status> {
-        let context = self.context(&request).await?;
-        let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
-        let role = requested_role(request.role)?;
-        self.execute(
-            &tenant,
-            Command::SetClaimRoleMapping {
-                claim: request.claim,
-                value: request.value,
-                role: Some(role),
-            },
-            context,
-        )
-        .await?;
-        Ok(Response::new(role_mappings(self.store(), &tenant)?))
+        let (tenant, ()) = self
+            .edit(request, |_, _, request| {
+                let role = Some(requested_role(request.role)?);
+                let (claim, value) = (request.claim, request.value);
+                Ok((Command::SetClaimRoleMapping { claim, value, role }, ()))
+            })
+            .await?;
+        self.role_mappings_response(&tenant)
     }
 
     async fn remove_claim_role_mapping(
         &self,
         request: Request<pb::RemoveClaimRoleMappingRequest>,
     ) -> Result<Response<pb::RoleMappings>, Status> {
-        let context = self.context(&request).await?;
-        let request = request.into_inner();
-        let tenant = self.existing_tenant(&request.tenant).await?;
-        self.execute(
-            &tenant,
-            Command::SetClaimRoleMapping {
-                claim: request.claim,
-                value: request.value,
-                role: None,
-            },
-            context,
-        )
-        .await?;
-        Ok(Response::new(role_mappings(self.store(), &tenant)?))
+        let (tenant, ()) = self
+            .edit(request, |_, _, request| {
+                let (claim, value) = (request.claim, request.value);
+                let command = Command::SetClaimRoleMapping {
+                    claim,
+                    value,
+                    role: None,
+                };
+                Ok((command, ()))
+            })
+            .await?;
+        self.role_mappings_response(&tenant)
     }
 }

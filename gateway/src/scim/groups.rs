@@ -818,29 +818,10 @@ fn cursor_groups(
         None => None,
     };
     let (total, records, more) = match found {
-        Some(mut ids) => {
-            ids.sort();
-            ids.dedup();
-            let mut total = 0;
-            let mut records = Vec::new();
-            let mut more = false;
-            for id in ids {
-                let Some(record) = store.group(tenant, &id).map_err(store_unavailable)? else {
-                    continue;
-                };
-                if !matches(&record)? {
-                    continue;
-                }
-                total += 1;
-                if after.is_some_and(|after| id <= after) {
-                    continue;
-                }
-                if records.len() < search.count {
-                    records.push(record);
-                } else {
-                    more = true;
-                }
-            }
+        Some(ids) => {
+            let load = |id: &_| store.group(tenant, id).map_err(store_unavailable);
+            let (total, records, more) =
+                cursor::collect_candidates(ids, after, search.count, load, matches)?;
             (Some(total), records, more)
         }
         None => {

@@ -496,29 +496,10 @@ fn cursor_users(
         None => Plan::Scan,
     };
     let (total, records, more) = match plan {
-        Plan::Candidates(mut ids) => {
-            ids.sort();
-            ids.dedup();
-            let mut total = 0;
-            let mut records = Vec::new();
-            let mut more = false;
-            for id in ids {
-                let Some(record) = store.user(tenant, &id).map_err(store_unavailable)? else {
-                    continue;
-                };
-                if !matches(&record)? {
-                    continue;
-                }
-                total += 1;
-                if after.is_some_and(|after| id <= after) {
-                    continue;
-                }
-                if records.len() < search.count {
-                    records.push(record);
-                } else {
-                    more = true;
-                }
-            }
+        Plan::Candidates(ids) => {
+            let load = |id: &_| store.user(tenant, id).map_err(store_unavailable);
+            let (total, records, more) =
+                cursor::collect_candidates(ids, after, search.count, load, matches)?;
             (Some(total), records, more)
         }
         Plan::Scan => {
