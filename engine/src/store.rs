@@ -137,6 +137,11 @@ fn pair(first: &[u8; 16], second: &[u8; 16]) -> [u8; 32] {
     bytes
 }
 
+/// An index entry's value: the id it points to.
+fn id_value(id: impl AsRef<[u8]>) -> Vec<u8> {
+    id.as_ref().to_vec()
+}
+
 fn role_bytes(role: Role) -> &'static [u8] {
     role.as_str().as_bytes()
 }
@@ -539,48 +544,30 @@ impl StateStore {
                         }
                     }
                 }
-                Touched::User(id) => {
-                    let key = key(USER, &tenant, id.as_bytes());
-                    match state.user(&id) {
-                        Some(record) => batch.put(key, encode(record)),
-                        None => batch.delete(key),
-                    }
-                }
-                Touched::UserName(name) => {
-                    let key = key(USER_NAME, &tenant, name.as_bytes());
-                    match state.user_id_by_name(&name) {
-                        Some(id) => batch.put(key, id.as_bytes().as_slice()),
-                        None => batch.delete(key),
-                    }
-                }
-                Touched::UserExternalId(external_id) => {
-                    let key = key(USER_EXTERNAL_ID, &tenant, external_id.as_bytes());
-                    match state.user_id_by_external_id(&external_id) {
-                        Some(id) => batch.put(key, id.as_bytes().as_slice()),
-                        None => batch.delete(key),
-                    }
-                }
-                Touched::UserSubject(subject) => {
-                    let key = key(USER_SUBJECT, &tenant, subject.as_bytes());
-                    match state.user_id_by_subject(&subject) {
-                        Some(id) => batch.put(key, id.as_bytes().as_slice()),
-                        None => batch.delete(key),
-                    }
-                }
-                Touched::Group(id) => {
-                    let key = key(GROUP, &tenant, id.as_bytes());
-                    match state.group(&id) {
-                        Some(record) => batch.put(key, encode(record)),
-                        None => batch.delete(key),
-                    }
-                }
-                Touched::GroupName(name) => {
-                    let key = key(GROUP_NAME, &tenant, name.as_bytes());
-                    match state.group_id_by_name(&name) {
-                        Some(id) => batch.put(key, id.as_bytes().as_slice()),
-                        None => batch.delete(key),
-                    }
-                }
+                Touched::User(id) => batch.put_or_delete(
+                    key(USER, &tenant, id.as_bytes()),
+                    state.user(&id).map(encode),
+                ),
+                Touched::UserName(name) => batch.put_or_delete(
+                    key(USER_NAME, &tenant, name.as_bytes()),
+                    state.user_id_by_name(&name).map(id_value),
+                ),
+                Touched::UserExternalId(external_id) => batch.put_or_delete(
+                    key(USER_EXTERNAL_ID, &tenant, external_id.as_bytes()),
+                    state.user_id_by_external_id(&external_id).map(id_value),
+                ),
+                Touched::UserSubject(subject) => batch.put_or_delete(
+                    key(USER_SUBJECT, &tenant, subject.as_bytes()),
+                    state.user_id_by_subject(&subject).map(id_value),
+                ),
+                Touched::Group(id) => batch.put_or_delete(
+                    key(GROUP, &tenant, id.as_bytes()),
+                    state.group(&id).map(encode),
+                ),
+                Touched::GroupName(name) => batch.put_or_delete(
+                    key(GROUP_NAME, &tenant, name.as_bytes()),
+                    state.group_id_by_name(&name).map(id_value),
+                ),
                 Touched::Membership(group, user) => {
                     let forward = key(MEMBER, &tenant, &pair(group.as_bytes(), user.as_bytes()));
                     let reverse = key(MEMBER_OF, &tenant, &pair(user.as_bytes(), group.as_bytes()));
@@ -592,27 +579,18 @@ impl StateStore {
                         batch.delete(reverse);
                     }
                 }
-                Touched::RoleMapping(group) => {
-                    let key = key(ROLE_MAPPING, &tenant, group.as_bytes());
-                    match state.role_mapping(&group) {
-                        Some(role) => batch.put(key, role_bytes(role)),
-                        None => batch.delete(key),
-                    }
-                }
-                Touched::ResourceGroup(id) => {
-                    let key = key(RESOURCE_GROUP, &tenant, id.as_bytes());
-                    match state.resource_group(&id) {
-                        Some(record) => batch.put(key, encode(record)),
-                        None => batch.delete(key),
-                    }
-                }
-                Touched::ResourceGroupName(name) => {
-                    let key = key(RESOURCE_GROUP_NAME, &tenant, name.as_bytes());
-                    match state.resource_group_id_by_name(&name) {
-                        Some(id) => batch.put(key, id.as_bytes().as_slice()),
-                        None => batch.delete(key),
-                    }
-                }
+                Touched::RoleMapping(group) => batch.put_or_delete(
+                    key(ROLE_MAPPING, &tenant, group.as_bytes()),
+                    state.role_mapping(&group).map(role_bytes),
+                ),
+                Touched::ResourceGroup(id) => batch.put_or_delete(
+                    key(RESOURCE_GROUP, &tenant, id.as_bytes()),
+                    state.resource_group(&id).map(encode),
+                ),
+                Touched::ResourceGroupName(name) => batch.put_or_delete(
+                    key(RESOURCE_GROUP_NAME, &tenant, name.as_bytes()),
+                    state.resource_group_id_by_name(&name).map(id_value),
+                ),
                 Touched::GroupLink(group, resource_group) => {
                     let key = key(
                         LINK,

@@ -21,6 +21,14 @@ use tracing::error;
 pub trait Sink {
     fn put(&mut self, key: impl Into<IVec>, value: impl Into<IVec>);
     fn delete(&mut self, key: impl Into<IVec>);
+
+    /// Puts `value` under `key`, or deletes `key` when there is no value.
+    fn put_or_delete(&mut self, key: impl Into<IVec>, value: Option<impl Into<IVec>>) {
+        match value {
+            Some(value) => self.put(key, value),
+            None => self.delete(key),
+        }
+    }
 }
 
 impl Sink for sled::Batch {

@@ -121,6 +121,12 @@ impl DirectoryService {
         }
     }
 
+    /// The tenant's (users, groups) counts.
+    fn tenant_counts(&self, tenant: &TenantName) -> Result<(u64, u64), Status> {
+        let record = self.store().tenant(tenant).map_err(unavailable)?;
+        Ok(record.map_or((0, 0), |record| (record.user_count, record.group_count)))
+    }
+
     fn existing_user(&self, tenant: &TenantName, id: UserId) -> Result<UserRecord, Status> {
         self.store()
             .user(tenant, &id)
@@ -291,25 +297,13 @@ impl pb::directory_server::Directory for DirectoryService {
         let tenant = self.tenant(&request, &request.get_ref().tenant).await?;
         let size = page_size(request.get_ref().page_size);
         let after = page_token(&request.get_ref().page_token)?;
-        let mut users = Vec::with_capacity(size);
-        let mut more = false;
-        for record in self.store().users_after(&tenant, after) {
-            let record = record.map_err(unavailable)?;
-            if users.len() == size {
-                more = true;
-                break;
-            }
-            users.push(self.user_message(&tenant, &record, false)?);
-        }
-        let next_page_token = match (more, users.last()) {
-            (true, Some(last)) => last.id.clone(),
-            _ => String::new(),
-        };
-        let total = self
-            .store()
-            .tenant(&tenant)
-            .map_err(unavailable)?
-            .map_or(0, |record| record.user_count);
+        let (users, next_page_token) = page(
+            self.store().users_after(&tenant, after),
+            size,
+            |record| self.user_message(&tenant, &record, false),
+            |user| &user.id,
+        )?;
+        let total = self.tenant_counts(&tenant)?.0;
         Ok(Response::new(pb::ListUsersResponse {
             users,
             next_page_token,
@@ -487,34 +481,25 @@ impl pb::directory_server::Directory for DirectoryService {
         let tenant = self.tenant(&request, &request.get_ref().tenant).await?;
         let size = page_size(request.get_ref().page_size);
         let after = group_page_token(&request.get_ref().page_token)?;
-        let mut groups = Vec::with_capacity(size);
-        let mut more = false;
-        for record in self.store().groups_after(&tenant, after) {
-            let record = record.map_err(unavailable)?;
-            if groups.len() == size {
-                more = true;
-                break;
-            }
-            groups.push(pb::Group {
-                id: record.id.to_string(),
-                display_name: record.profile.display_name,
-                external_id: record.profile.external_id.unwrap_or_default(),
-                member_count: record.member_count,
-                attributes_json: serde_json::Value::Object(record.profile.attributes).to_string(),
-                version: record.version,
-                created_at: Some(timestamp_to_proto(record.created_at)),
-                modified_at: Some(timestamp_to_proto(record.modified_at)),
-            });
-        }
-        let next_page_token = match (more, groups.last()) {
-            (true, Some(last)) => last.id.clone(),
-            _ => String::new(),
-        };
-        let total = self
-            .store()
-            .tenant(&tenant)
-            .map_err(unavailable)?
-            .map_or(0, |record| record.group_count);
+        let (groups, next_page_token) = page(
+            self.store().groups_after(&tenant, after),
+            size,
+            |record| {
+                Ok(pb::Group {
+                    id: record.id.to_string(),
+                    display_name: record.profile.display_name,
+                    external_id: record.profile.external_id.unwrap_or_default(),
+                    member_count: record.member_count,
+                    attributes_json: serde_json::Value::Object(record.profile.attributes)
+                        .to_string(),
+                    version: record.version,
+                    created_at: Some(timestamp_to_proto(record.created_at)),
+                    modified_at: Some(timestamp_to_proto(record.modified_at)),
+                })
+            },
+            |group| &group.id,
+        )?;
+        let total = self.tenant_counts(&tenant)?.1;
         Ok(Response::new(pb::ListGroupsResponse {
             groups,
             next_page_token,
@@ -530,4 +515,24 @@ impl pb::directory_server::Directory for DirectoryService {
             .await
             .map(Response::new)
     }
+}
+
+/// One page of a listing in id order: the first `size` records as messages, and the page token
+/// of the next page (the last message's id) when another record follows; empty on the last page.
+fn page<R, M>(
+    records: impl Iterator<Item = Result<R, roster_engine::store::StoreError>>,
+    size: usize,
+    mut message: impl FnMut(R) -> Result<M, Status>,
+    id: impl Fn(&M) -> &String,
+) -> Result<(Vec<M>, String), Status> {
+    let mut messages = Vec::with_capacity(size);
+    for record in records {
+        let record = record.map_err(unavailable)?;
+        if messages.len() == size {
+            let next_page_token = messages.last().map(|last| id(last).clone());
+            return Ok((messages, next_page_token.unwrap_or_default()));
+        }
+        messages.push(message(record)?);
+    }
+    Ok((messages, String::new()))
 }
