@@ -91,6 +91,7 @@ fn tenant() -> (State, u64) {
     let commands = [Command::CreateTenant {
         default_role: Role::Read,
         first_token: None,
+        usernames: roster_engine::domain::UsernamePolicy::Strict,
     }]
     .into_iter()
     .chain((0..USERS).map(|n| Command::ProvisionUser {
@@ -214,7 +215,10 @@ fn domain(c: &mut Criterion) {
     let mut group = c.benchmark_group("apply");
     group.throughput(Throughput::Elements(1));
     group.bench_function("user_provisioned", |b| {
-        let EventPayload::UserProvisioned { user_id, profile } = &provisioned.payload else {
+        let EventPayload::UserProvisioned {
+            user_id, profile, ..
+        } = &provisioned.payload
+        else {
             unreachable!()
         };
         b.iter_custom(|iters| {

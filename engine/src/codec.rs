@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::domain::{
     Actor, ActorKind, Attributes, ClaimRole, Event, EventPayload, GroupId, GroupProfile,
     ResourceGroupId, Role, Source, TenantName, Timestamp, TokenId, UserId, UserProfile,
+    UsernamePolicy,
 };
 
 #[derive(Debug, Error)]
@@ -103,6 +104,15 @@ fn resource_group_id(value: &str) -> Result<ResourceGroupId, CodecError> {
         .map_err(|error| invalid("resource_group_id", error))
 }
 
+/// A username policy as events carry it; empty means strict.
+fn username_policy(text: &str) -> Result<UsernamePolicy, CodecError> {
+    if text.is_empty() {
+        return Ok(UsernamePolicy::Strict);
+    }
+    text.parse()
+        .map_err(|reason: String| invalid("usernames", reason))
+}
+
 fn role(value: i32) -> Result<Role, CodecError> {
     role_from_proto(value).ok_or_else(|| invalid("role", format!("unknown role {value}")))
 }
@@ -110,8 +120,15 @@ fn role(value: i32) -> Result<Role, CodecError> {
 pub fn to_proto(event: &Event) -> pb::Event {
     use pb::event::Payload as P;
     let payload = match &event.payload {
-        EventPayload::TenantCreated { default_role } => P::TenantCreated(pb::TenantCreated {
+        EventPayload::TenantCreated {
+            default_role,
+            usernames,
+        } => P::TenantCreated(pb::TenantCreated {
             default_role: role_to_proto(*default_role).into(),
+            usernames: match usernames {
+                UsernamePolicy::Strict => String::new(),
+                policy => policy.as_str().to_owned(),
+            },
         }),
         EventPayload::TokenIssued {
             token_id,
@@ -137,23 +154,29 @@ pub fn to_proto(event: &Event) -> pb::Event {
         EventPayload::TokenUsed { token_id } => P::TokenUsed(pb::TokenUsed {
             token_id: token_id.0.clone(),
         }),
-        EventPayload::TenantSettingsChanged { sso_enforced } => {
-            P::TenantSettingsChanged(pb::TenantSettingsChanged {
-                sso_enforced: *sso_enforced,
-            })
-        }
-        EventPayload::UserProvisioned { user_id, profile } => {
-            P::UserProvisioned(pb::UserProvisioned {
-                user_id: user_id.to_string(),
-                user_name: profile.user_name.clone(),
-                external_id: profile.external_id.clone().unwrap_or_default(),
-                active: profile.active,
-                attributes_json: attributes_to_json(&profile.attributes),
-            })
-        }
+        EventPayload::TenantSettingsChanged {
+            sso_enforced,
+            usernames,
+        } => P::TenantSettingsChanged(pb::TenantSettingsChanged {
+            sso_enforced: *sso_enforced,
+            usernames: usernames.map(|policy| policy.as_str().to_owned()),
+        }),
+        EventPayload::UserProvisioned {
+            user_id,
+            profile,
+            handle,
+        } => P::UserProvisioned(pb::UserProvisioned {
+            user_id: user_id.to_string(),
+            user_name: profile.user_name.clone(),
+            external_id: profile.external_id.clone().unwrap_or_default(),
+            active: profile.active,
+            attributes_json: attributes_to_json(&profile.attributes),
+            handle: handle.clone().unwrap_or_default(),
+        }),
         EventPayload::UserUpdated {
             user_id,
             user_name,
+            handle,
             external_id,
             changed_attributes,
         } => P::UserUpdated(pb::UserUpdated {
@@ -161,6 +184,7 @@ pub fn to_proto(event: &Event) -> pb::Event {
             user_name: user_name.clone(),
             external_id: external_id.clone().map(Option::unwrap_or_default),
             changed_attributes_json: attributes_to_json(changed_attributes),
+            handle: user_name.as_ref().and(handle.clone()),
         }),
         EventPayload::UserDeactivated {
             user_id,
@@ -387,6 +411,7 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
     let payload = match event.payload.ok_or(CodecError::UnknownPayload)? {
         P::TenantCreated(p) => EventPayload::TenantCreated {
             default_role: role_from_proto(p.default_role).unwrap_or(Role::Read),
+            usernames: username_policy(&p.usernames)?,
         },
         P::TokenIssued(p) => EventPayload::TokenIssued {
             token_id: TokenId(p.token_id),
@@ -410,6 +435,7 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
         },
         P::TenantSettingsChanged(p) => EventPayload::TenantSettingsChanged {
             sso_enforced: p.sso_enforced,
+            usernames: p.usernames.as_deref().map(username_policy).transpose()?,
         },
         P::UserProvisioned(p) => EventPayload::UserProvisioned {
             user_id: user_id(&p.user_id)?,
@@ -419,9 +445,11 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
                 active: p.active,
                 attributes: attributes_from_json("attributes_json", &p.attributes_json)?,
             },
+            handle: optional(&p.handle),
         },
         P::UserUpdated(p) => EventPayload::UserUpdated {
             user_id: user_id(&p.user_id)?,
+            handle: p.user_name.as_ref().and(p.handle),
             user_name: p.user_name,
             external_id: p.external_id.as_deref().map(optional),
             changed_attributes: attributes_from_json(
@@ -626,6 +654,7 @@ mod tests {
         for payload in [
             EventPayload::TenantCreated {
                 default_role: Role::Contributor,
+                usernames: crate::domain::UsernamePolicy::Strict,
             },
             EventPayload::TokenIssued {
                 token_id: TokenId("abc".into()),
@@ -649,6 +678,7 @@ mod tests {
             },
             EventPayload::TenantSettingsChanged {
                 sso_enforced: Some(true),
+                usernames: None,
             },
             EventPayload::UserProvisioned {
                 user_id,
@@ -658,18 +688,21 @@ mod tests {
                     active: true,
                     attributes,
                 },
+                handle: None,
             },
             EventPayload::UserUpdated {
                 user_id,
                 user_name: Some("bob".into()),
                 external_id: Some(None),
                 changed_attributes: changed,
+                handle: None,
             },
             EventPayload::UserUpdated {
                 user_id,
                 user_name: None,
                 external_id: None,
                 changed_attributes: Attributes::new(),
+                handle: None,
             },
             EventPayload::UserDeactivated {
                 user_id,

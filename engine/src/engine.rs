@@ -982,6 +982,7 @@ mod tests {
         let create = Command::CreateTenant {
             default_role: Role::Read,
             first_token: None,
+            usernames: crate::domain::UsernamePolicy::Strict,
         };
         engine.execute(&tenant, create, context()).await.unwrap();
         let head = engine.log().durable_head();

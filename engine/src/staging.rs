@@ -159,11 +159,17 @@ impl Engine {
         }
         // The live directory is frozen from `StageTenant` on: this copy is all of it.
         let live = self.load_whole(tenant).await?;
-        let mut copy = BranchCopy::default();
+        let mut copy = BranchCopy {
+            usernames: live.tenant.as_ref().map(|tenant| tenant.usernames),
+            ..BranchCopy::default()
+        };
         let mut pending_events = 0;
         let (mut users_copied, mut groups_copied) = (0, 0);
         for user in live.all_users() {
             copy.users.push((user.id, user.profile.clone()));
+            if let Some(handle) = &user.handle {
+                copy.handles.insert(user.id, handle.clone());
+            }
             users_copied += 1;
             pending_events += 1;
             if pending_events >= COPY_EVENTS_PER_COMMAND {
@@ -184,7 +190,7 @@ impl Engine {
             groups_copied += 1;
             pending_events += cost;
         }
-        if !copy.users.is_empty() || !copy.groups.is_empty() {
+        if !copy.users.is_empty() || !copy.groups.is_empty() || copy.usernames.is_some() {
             self.copy(&branch, copy, &context).await?;
         }
         self.execute(&branch, Command::SetBranchState(BranchState::Open), context)

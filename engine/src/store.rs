@@ -12,7 +12,8 @@
 //! `P tenant \0 group` → mapped org role · `Q tenant \0 resource-group` → resource group record ·
 //! `W tenant \0 folded-name` → resource group · `L tenant \0 group resource-group` → link role ·
 //! `V tenant \0 resource-group user` and `Z tenant \0 user resource-group` → manual member role ·
-//! `S tenant \0 sso-subject` → user ·
+//! `S tenant \0 sso-subject` → user · `H tenant \0 folded-handle` → user (only handles that
+//! differ from the userName) ·
 //! `I token-id` → owning tenant ·
 //! `C tenant` → the tenant's last applied sequence · `#checkpoint` → last applied sequence.
 
@@ -36,6 +37,7 @@ const USER: u8 = b'U';
 const USER_NAME: u8 = b'N';
 const USER_EXTERNAL_ID: u8 = b'X';
 const USER_SUBJECT: u8 = b'S';
+const USER_HANDLE: u8 = b'H';
 const GROUP: u8 = b'G';
 const GROUP_NAME: u8 = b'D';
 const MEMBER: u8 = b'M';
@@ -278,6 +280,9 @@ impl StateStore {
             &footprint.user_subjects,
             |subject| self.user_id_by_subject(tenant, subject),
         )?;
+        load_missing(&mut state.user_handles, &footprint.user_handles, |handle| {
+            self.user_id_by_derived_handle(tenant, handle)
+        })?;
         load_missing(&mut state.groups, &footprint.groups, |id| {
             self.group(tenant, id)
         })?;
@@ -373,6 +378,7 @@ impl StateStore {
         for (kind, names) in [
             (USER_NAME, &mut state.user_names),
             (USER_EXTERNAL_ID, &mut state.user_external_ids),
+            (USER_HANDLE, &mut state.user_handles),
         ] {
             let prefix = key(kind, tenant, &[]);
             for entry in self.raw_scan(&prefix) {
@@ -559,6 +565,10 @@ impl StateStore {
                 Touched::UserSubject(subject) => batch.put_or_delete(
                     key(USER_SUBJECT, &tenant, subject.as_bytes()),
                     state.user_id_by_subject(&subject).map(id_value),
+                ),
+                Touched::UserHandle(handle) => batch.put_or_delete(
+                    key(USER_HANDLE, &tenant, handle.as_bytes()),
+                    state.user_id_by_derived_handle(&handle).map(id_value),
                 ),
                 Touched::Group(id) => batch.put_or_delete(
                     key(GROUP, &tenant, id.as_bytes()),
@@ -855,6 +865,35 @@ impl StateStore {
         subject: &str,
     ) -> StoreResult<Option<UserId>> {
         self.get_id(&key(USER_SUBJECT, tenant, subject.as_bytes()))
+    }
+
+    /// The user whose handle, differing from their userName, folds to `folded`.
+    pub fn user_id_by_derived_handle(
+        &self,
+        tenant: &TenantName,
+        folded: &str,
+    ) -> StoreResult<Option<UserId>> {
+        self.get_id(&key(USER_HANDLE, tenant, folded.as_bytes()))
+    }
+
+    /// The user whose platform handle is `handle` (case-insensitively): a derived handle, else a
+    /// userName that is its user's handle.
+    pub fn user_id_by_handle(
+        &self,
+        tenant: &TenantName,
+        handle: &str,
+    ) -> StoreResult<Option<UserId>> {
+        let folded = crate::domain::fold(handle);
+        if let Some(id) = self.user_id_by_derived_handle(tenant, &folded)? {
+            return Ok(Some(id));
+        }
+        let Some(id) = self.user_id_by_name(tenant, &folded)? else {
+            return Ok(None);
+        };
+        let holds = self
+            .user(tenant, &id)?
+            .is_some_and(|user| crate::domain::fold(user.handle()) == folded);
+        Ok(holds.then_some(id))
     }
 
     pub fn group(&self, tenant: &TenantName, id: &GroupId) -> StoreResult<Option<GroupRecord>> {
@@ -1251,6 +1290,7 @@ mod tests {
                 &acme,
                 EventPayload::TenantCreated {
                     default_role: Role::Read,
+                    usernames: crate::domain::UsernamePolicy::Strict,
                 },
             ),
             event(
@@ -1259,6 +1299,7 @@ mod tests {
                 EventPayload::UserProvisioned {
                     user_id: alice,
                     profile: profile("Alice"),
+                    handle: None,
                 },
             ),
         ];
@@ -1315,6 +1356,7 @@ mod tests {
                     &acme,
                     EventPayload::TenantCreated {
                         default_role: Role::Read,
+                        usernames: crate::domain::UsernamePolicy::Strict,
                     },
                 ),
                 event(
@@ -1323,6 +1365,7 @@ mod tests {
                     EventPayload::UserProvisioned {
                         user_id: first,
                         profile: profile("alice"),
+                        handle: None,
                     },
                 ),
                 event(
@@ -1340,6 +1383,7 @@ mod tests {
                     EventPayload::UserProvisioned {
                         user_id: second,
                         profile: profile("alice"),
+                        handle: None,
                     },
                 ),
             ])

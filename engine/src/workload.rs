@@ -60,6 +60,7 @@ pub fn tenant_history(
         .collect();
     let mut phases: Vec<Vec<Command>> = vec![vec![Command::CreateTenant {
         default_role: Role::Read,
+        usernames: crate::domain::UsernamePolicy::Strict,
         first_token: None,
     }]];
     phases.push(

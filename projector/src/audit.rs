@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 
-use roster_engine::domain::{Event, EventPayload, TenantName};
+use roster_engine::domain::{Event, EventPayload, TenantName, UsernamePolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -128,7 +128,17 @@ fn changes(payload: &EventPayload) -> Map<String, Value> {
         changes.insert(key.to_owned(), value);
     };
     match payload {
-        EventPayload::TenantCreated { default_role } => set("defaultRole", json!(default_role)),
+        EventPayload::TenantCreated {
+            default_role,
+            usernames,
+        } => {
+            set("defaultRole", json!(default_role));
+            // Only when not the default: records of tenants created before policies stay as
+            // they were (the chain hashes them).
+            if *usernames != UsernamePolicy::Strict {
+                set("usernames", json!(usernames));
+            }
+        }
         EventPayload::TokenIssued {
             token_id,
             name,
@@ -149,13 +159,25 @@ fn changes(payload: &EventPayload) -> Map<String, Value> {
             set("tokenId", json!(token_id.0));
             set("expiresAt", json!(expires_at.map(|at| at.to_rfc3339())));
         }
-        EventPayload::TenantSettingsChanged { sso_enforced } => {
+        EventPayload::TenantSettingsChanged {
+            sso_enforced,
+            usernames,
+        } => {
             if let Some(enforced) = sso_enforced {
                 set("ssoEnforced", json!(enforced));
             }
+            if let Some(policy) = usernames {
+                set("usernames", json!(policy));
+            }
         }
-        EventPayload::UserProvisioned { profile, .. } => {
+        EventPayload::UserProvisioned {
+            profile, handle, ..
+        } => {
             set("userName", json!(profile.user_name));
+            // A handle differing from the userName (absent: the handle is the userName).
+            if let Some(handle) = handle {
+                set("handle", json!(handle));
+            }
             set("externalId", json!(profile.external_id));
             set("active", json!(profile.active));
             for (name, value) in &profile.attributes {
@@ -164,12 +186,16 @@ fn changes(payload: &EventPayload) -> Map<String, Value> {
         }
         EventPayload::UserUpdated {
             user_name,
+            handle,
             external_id,
             changed_attributes,
             ..
         } => {
             if let Some(user_name) = user_name {
                 set("userName", json!(user_name));
+                if let Some(handle) = handle {
+                    set("handle", json!(handle));
+                }
             }
             if let Some(external_id) = external_id {
                 set("externalId", json!(external_id));

@@ -704,7 +704,7 @@ impl<'a> Chunk<'a> {
             EventPayload::UserProvisioned { user_id, .. } => {
                 self.current.insert((tenant.clone(), *user_id), None);
             }
-            EventPayload::TenantCreated { default_role }
+            EventPayload::TenantCreated { default_role, .. }
             | EventPayload::DefaultRoleSet { role: default_role } => {
                 self.write(
                     default_role_key(tenant, at, event.sequence),

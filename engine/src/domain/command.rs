@@ -3,8 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::handle::UsernamePolicy;
 use super::ids::{GroupId, ResourceGroupId, Role, Timestamp, TokenId, UserId};
 use super::jit::{self, JitLogin};
+use super::rules;
 use super::state::{BranchState, Footprint, GroupProfile, State};
 use super::user::{UserProfile, fold};
 
@@ -14,6 +16,8 @@ use super::user::{UserProfile, fold};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BranchDirectory {
     pub users: BTreeMap<UserId, UserProfile>,
+    /// The handles that differ from their user's userName.
+    pub handles: BTreeMap<UserId, String>,
     pub groups: BTreeMap<GroupId, GroupProfile>,
     pub members: BTreeMap<GroupId, BTreeSet<UserId>>,
 }
@@ -24,6 +28,9 @@ impl BranchDirectory {
         let mut directory = Self::default();
         for user in state.all_users() {
             directory.users.insert(user.id, user.profile.clone());
+            if let Some(handle) = &user.handle {
+                directory.handles.insert(user.id, handle.clone());
+            }
         }
         for group in state.all_groups() {
             directory.groups.insert(group.id, group.profile.clone());
@@ -39,6 +46,10 @@ impl BranchDirectory {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BranchCopy {
     pub users: Vec<(UserId, UserProfile)>,
+    /// The handles of `users` that differ from their userName.
+    pub handles: BTreeMap<UserId, String>,
+    /// The live tenant's username policy, which the branch follows (sent with the first copy).
+    pub usernames: Option<UsernamePolicy>,
     /// Groups with all their members (users of this copy or of an earlier one).
     pub groups: Vec<(GroupId, GroupProfile, Vec<UserId>)>,
 }
@@ -68,6 +79,7 @@ pub enum MemberChange {
 pub enum Command {
     CreateTenant {
         default_role: Role,
+        usernames: UsernamePolicy,
         first_token: Option<NewToken>,
     },
     IssueToken(NewToken),
@@ -94,6 +106,10 @@ pub enum Command {
     /// Turns the tenant's SSO-enforcement policy on or off.
     SetSsoEnforced {
         enforced: bool,
+    },
+    /// Sets how the tenant's handles follow from userNames.
+    SetUsernamePolicy {
+        policy: UsernamePolicy,
     },
     ProvisionUser {
         user_id: UserId,
@@ -231,7 +247,7 @@ impl Command {
                 footprint.tokens.push(new.id.clone());
                 footprint.all_tokens = true;
             }
-            Command::SetSsoEnforced { .. } => {}
+            Command::SetSsoEnforced { .. } | Command::SetUsernamePolicy { .. } => {}
             Command::ProvisionUser { user_id, profile }
             | Command::ReplaceUser {
                 user_id, profile, ..
@@ -370,6 +386,22 @@ impl Command {
     pub fn dependent_footprint(&self, state: &State) -> Footprint {
         match self {
             Command::JitProvision(login) => jit::dependent_footprint(login, state),
+            // Under `derive`, a new userName needs its handle candidates' index entries.
+            Command::ProvisionUser { user_id, profile }
+            | Command::ReplaceUser {
+                user_id, profile, ..
+            } if rules::username_policy(state) == UsernamePolicy::Derive
+                && state
+                    .user(user_id)
+                    .is_none_or(|user| user.profile.user_name != profile.user_name.trim()) =>
+            {
+                let handles = rules::handle_footprint(*user_id, &profile.user_name);
+                Footprint {
+                    user_names: handles.clone(),
+                    user_handles: handles,
+                    ..Footprint::default()
+                }
+            }
             _ => Footprint::default(),
         }
     }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::handle::UsernamePolicy;
 use super::ids::{GroupId, ResourceGroupId, Role, TenantName, Timestamp, TokenId, UserId};
 use super::state::{ClaimRole, Footprint, GroupProfile};
 use super::user::{Attributes, UserProfile};
@@ -75,6 +76,7 @@ pub struct Event {
 pub enum EventPayload {
     TenantCreated {
         default_role: Role,
+        usernames: UsernamePolicy,
     },
     TokenIssued {
         token_id: TokenId,
@@ -97,14 +99,21 @@ pub enum EventPayload {
     TenantSettingsChanged {
         /// `Some` when the SSO-enforcement policy changed.
         sso_enforced: Option<bool>,
+        /// `Some` when the username policy changed.
+        usernames: Option<UsernamePolicy>,
     },
     UserProvisioned {
         user_id: UserId,
         profile: UserProfile,
+        /// The handle when it differs from the userName; `None`: the handle is the userName.
+        handle: Option<String>,
     },
     UserUpdated {
         user_id: UserId,
         user_name: Option<String>,
+        /// With `user_name`: the new handle when it differs from the new userName (`None`: the
+        /// handle is the new userName). Ignored without `user_name`: handles change only then.
+        handle: Option<String>,
         /// `Some(None)`: externalId removed.
         external_id: Option<Option<String>>,
         /// Attribute → new value; `Null` means removed.

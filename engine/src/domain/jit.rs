@@ -14,12 +14,13 @@
 use serde_json::{Map, Value};
 
 use super::event::EventPayload;
+use super::handle::{handle_candidates, handle_from, local_part};
 use super::ids::{Role, UserId};
 use super::profile;
 use super::rejection::Rejection;
-use super::rules::{normalize, replace, require_tenant};
+use super::rules::{normalize, replace, require_tenant, username_policy};
 use super::state::{ClaimRole, ClaimRoleMapping, Footprint, State, UserRecord};
-use super::user::{USER_NAME_MAX, UserProfile, check_user_name, fold};
+use super::user::{UserProfile, fold};
 
 /// Most claim mappings a tenant may have (they live in the tenant record).
 pub const CLAIM_ROLE_MAPPINGS_MAX: usize = 200;
@@ -31,9 +32,6 @@ const NAME_MAX: usize = 256;
 /// Most users holding the login's email the caller passes (`JitLogin::email_matches`). It passes
 /// one more when there are more: that many holders are ambiguous, whoever is linked among them.
 pub const JIT_EMAIL_MATCHES_MAX: usize = 16;
-
-/// Numeric suffixes tried after the derived username itself (`-2` … `-9`).
-const NUMERIC_SUFFIXES: std::ops::RangeInclusive<u32> = 2..=9;
 
 /// An SSO login as the platform reports it.
 #[derive(Clone, Debug, PartialEq)]
@@ -98,112 +96,31 @@ pub fn role_from_claims(mappings: &[ClaimRoleMapping], claims: &Value) -> Option
     best
 }
 
-/// A common Latin letter without its accent.
-fn unaccented(c: char) -> Option<&'static str> {
-    Some(match c {
-        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' => "a",
-        'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' | 'Ā' => "A",
-        'ç' | 'ć' | 'č' => "c",
-        'Ç' | 'Ć' | 'Č' => "C",
-        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ę' | 'ě' => "e",
-        'È' | 'É' | 'Ê' | 'Ë' | 'Ē' | 'Ę' | 'Ě' => "E",
-        'ì' | 'í' | 'î' | 'ï' | 'ī' => "i",
-        'Ì' | 'Í' | 'Î' | 'Ï' | 'Ī' => "I",
-        'ñ' | 'ń' | 'ň' => "n",
-        'Ñ' | 'Ń' | 'Ň' => "N",
-        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' => "o",
-        'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' | 'Ō' => "O",
-        'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' => "u",
-        'Ù' | 'Ú' | 'Û' | 'Ü' | 'Ū' | 'Ů' => "U",
-        'ý' | 'ÿ' => "y",
-        'Ý' => "Y",
-        'ś' | 'š' => "s",
-        'Ś' | 'Š' => "S",
-        'ź' | 'ż' | 'ž' => "z",
-        'Ź' | 'Ż' | 'Ž' => "Z",
-        'ł' => "l",
-        'Ł' => "L",
-        'ř' => "r",
-        'Ř' => "R",
-        'ß' => "ss",
-        'æ' => "ae",
-        'Æ' => "AE",
-        'œ' => "oe",
-        'Œ' => "OE",
-        _ => return None,
-    })
-}
-
-/// `text` made of letters, digits and single inner dashes, at most `max` characters.
-fn sanitize(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if let Some(plain) = unaccented(c) {
-            out.push_str(plain);
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    let mut out: String = out.trim_matches('-').chars().take(max).collect();
-    while out.ends_with('-') {
-        out.pop();
-    }
-    out
-}
-
 /// The username a login's user would get when nothing else holds it: from the email's local
-/// part (without a `+tag`), else the given and family name, else the subject; digits only get a
-/// `user-` prefix; `user` when nothing usable is left.
+/// part (without a `+tag`), else the given and family name, else the subject, each made a valid
+/// handle the way `handle` derives one; `user` when nothing usable is left.
 fn base_user_name(login: &JitLogin) -> String {
-    let local_part = login.email.as_deref().map(|email| {
-        let local = email.rsplit_once('@').map_or(email, |(local, _)| local);
-        local.split('+').next().unwrap_or(local)
-    });
     let full_name = [login.given_name.as_deref(), login.family_name.as_deref()]
         .into_iter()
         .flatten()
         .collect::<Vec<_>>()
         .join(" ");
     let sources = [
-        local_part,
+        login.email.as_deref().map(local_part),
         Some(full_name.as_str()),
         Some(login.subject.as_str()),
     ];
-    for source in sources.into_iter().flatten() {
-        let mut candidate = sanitize(source, USER_NAME_MAX);
-        if !candidate.is_empty() && candidate.chars().all(|c| c.is_ascii_digit()) {
-            candidate = sanitize(&format!("user-{candidate}"), USER_NAME_MAX);
-        }
-        if check_user_name(&candidate).is_ok() {
-            return candidate;
-        }
-    }
-    "user".to_owned()
-}
-
-/// `base` with `-suffix`, shortened so that the whole stays within the length rule.
-fn with_suffix(base: &str, suffix: &str) -> String {
-    let keep = USER_NAME_MAX.saturating_sub(suffix.len() + 1);
-    let mut stem: String = base.chars().take(keep).collect();
-    while stem.ends_with('-') {
-        stem.pop();
-    }
-    format!("{stem}-{suffix}")
+    sources
+        .into_iter()
+        .flatten()
+        .find_map(handle_from)
+        .unwrap_or_else(|| "user".to_owned())
 }
 
 /// The usernames a created user may get, in order of preference: the derived name, then with
 /// `-2` … `-9`, then with a suffix taken from the new user's id.
 pub fn user_name_candidates(login: &JitLogin) -> Vec<String> {
-    let base = base_user_name(login);
-    let id = login.new_user_id.0.simple().to_string();
-    let id_suffix = &id[id.len() - 8..];
-    std::iter::once(base.clone())
-        .chain(NUMERIC_SUFFIXES.map(|n| with_suffix(&base, &n.to_string())))
-        .chain(std::iter::once(with_suffix(&base, id_suffix)))
-        .filter(|name| check_user_name(name).is_ok())
-        .collect()
+    handle_candidates(&base_user_name(login), login.new_user_id)
 }
 
 pub(super) fn footprint(login: &JitLogin) -> Footprint {
@@ -214,9 +131,12 @@ pub(super) fn footprint(login: &JitLogin) -> Footprint {
     footprint.user_subjects.push(login.subject.clone());
     footprint.user_external_ids.push(login.subject.clone());
     footprint.user_names.push(fold(&login.subject));
-    footprint
-        .user_names
-        .extend(user_name_candidates(&login).iter().map(|name| fold(name)));
+    let candidates: Vec<String> = user_name_candidates(&login)
+        .iter()
+        .map(|name| fold(name))
+        .collect();
+    footprint.user_names.extend(candidates.iter().cloned());
+    footprint.user_handles.extend(candidates);
     footprint
 }
 
@@ -460,8 +380,10 @@ pub(super) fn decide_jit(state: &State, login: JitLogin) -> Result<Vec<EventPayl
             let profile = normalize(
                 profile_for(&login, user.profile.clone()),
                 Some(&user.profile),
+                username_policy(state),
             )?;
-            events.extend(replace(user, profile));
+            // A login never changes the userName: the handle stays.
+            events.extend(replace(user, profile, None));
             let current = user.sso.as_ref().and_then(|link| link.claim_role.clone());
             if current != claim_role {
                 events.push(EventPayload::UserClaimRoleChanged {
@@ -478,7 +400,12 @@ pub(super) fn decide_jit(state: &State, login: JitLogin) -> Result<Vec<EventPayl
             let candidates = user_name_candidates(&login);
             let user_name = candidates
                 .iter()
-                .find(|name| state.user_id_by_name(&fold(name)).is_none())
+                // Free as a userName and as a handle: the name is its user's handle as well.
+                .find(|name| {
+                    let folded = fold(name);
+                    state.user_id_by_name(&folded).is_none()
+                        && state.user_id_by_derived_handle(&folded).is_none()
+                })
                 .cloned()
                 .ok_or_else(|| Rejection::UserNameTaken {
                     user_name: candidates.first().cloned().unwrap_or_default(),
@@ -489,8 +416,12 @@ pub(super) fn decide_jit(state: &State, login: JitLogin) -> Result<Vec<EventPayl
                 active: true,
                 attributes: Map::new(),
             };
-            let profile = normalize(profile_for(&login, base), None)?;
-            events.push(EventPayload::UserProvisioned { user_id, profile });
+            let profile = normalize(profile_for(&login, base), None, username_policy(state))?;
+            events.push(EventPayload::UserProvisioned {
+                user_id,
+                profile,
+                handle: None,
+            });
             events.push(EventPayload::UserSsoLinked {
                 user_id,
                 subject: login.subject.clone(),

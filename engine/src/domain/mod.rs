@@ -9,6 +9,7 @@ mod apply;
 mod command;
 mod decide;
 mod event;
+mod handle;
 mod ids;
 mod jit;
 pub mod limits;
@@ -30,6 +31,10 @@ pub use apply::apply;
 pub use command::{BranchCopy, BranchDirectory, Command, MemberChange, NewToken};
 pub use decide::{decide, token_use_covered};
 pub use event::{Actor, ActorKind, Event, EventPayload, Source};
+pub use handle::{
+    HANDLE_MAX, HANDLE_MIN, HandleRule, UsernamePolicy, base_handle, check_handle, check_user_name,
+    handle_candidates,
+};
 pub use ids::{
     BRANCH_SEPARATOR, GroupId, ResourceGroupId, Role, SYSTEM_TENANT, TenantName, Timestamp,
     TokenId, UserId,
@@ -46,6 +51,4 @@ pub use state::{
     Loaded, ResourceGroupRecord, SsoLink, Staging, State, TenantRecord, TokenRecord, Touched,
     UserRecord,
 };
-pub use user::{
-    Attributes, USER_NAME_MAX, USER_NAME_MIN, UserNameRule, UserProfile, check_user_name, fold,
-};
+pub use user::{Attributes, UserProfile, fold};

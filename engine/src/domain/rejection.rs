@@ -3,9 +3,9 @@
 
 use thiserror::Error;
 
+use super::handle::HandleRule;
 use super::ids::{GroupId, ResourceGroupId, TokenId, UserId};
 use super::limits::LimitExceeded;
-use super::user::UserNameRule;
 
 #[derive(Clone, Debug, PartialEq, Error)]
 pub enum Rejection {
@@ -13,11 +13,28 @@ pub enum Rejection {
     TenantNotFound,
     #[error("tenant already exists")]
     TenantAlreadyExists,
-    #[error("userName {user_name:?} is invalid: {rule}")]
-    InvalidUserName {
+    #[error(
+        "userName {user_name:?} is not a valid handle: {rule}. This tenant's username policy is \
+         strict (userName must already be the platform username); switch it to derive with \
+         `roster tenant set TENANT --usernames derive` to accept any userName and derive the \
+         handle from it, or map userName in the IdP to a value that follows the rules (Okta: \
+         a custom username expression such as String.substringBefore(user.login, \"@\"); \
+         Entra ID: mailNickname)"
+    )]
+    InvalidUserName { user_name: String, rule: HandleRule },
+    /// A userName outside the rules every policy keeps (empty, too long, control characters).
+    #[error("userName {user_name:?} is invalid: {problem}")]
+    BadUserName {
         user_name: String,
-        rule: UserNameRule,
+        problem: &'static str,
     },
+    #[error("handle {handle:?} is already taken in this tenant")]
+    HandleTaken { handle: String },
+    #[error(
+        "the username policy cannot go back to strict while {count} user(s) have a handle that \
+         differs from their userName; change those userNames to their handles first"
+    )]
+    DerivedHandlesRemain { count: u64 },
     #[error("userName {user_name:?} is already taken in this tenant")]
     UserNameTaken { user_name: String },
     #[error("externalId {external_id:?} is already used by another user in this tenant")]
@@ -150,6 +167,7 @@ impl Rejection {
     pub fn kind(&self) -> RejectionKind {
         match self {
             Rejection::InvalidUserName { .. }
+            | Rejection::BadUserName { .. }
             | Rejection::InvalidValue(_)
             | Rejection::LimitExceeded(_)
             | Rejection::EmptyGroupName
@@ -164,6 +182,7 @@ impl Rejection {
             | Rejection::ClaimRoleMappingNotFound { .. } => RejectionKind::NotFound,
             Rejection::TenantAlreadyExists
             | Rejection::UserNameTaken { .. }
+            | Rejection::HandleTaken { .. }
             | Rejection::ExternalIdTaken { .. }
             | Rejection::UserAlreadyExists(_)
             | Rejection::TokenAlreadyExists(_)
@@ -175,6 +194,7 @@ impl Rejection {
             Rejection::BranchNotOpen(..) => RejectionKind::Conflict,
             Rejection::TenantStaged | Rejection::BranchNotWritable(..) => RejectionKind::Retry,
             Rejection::VersionMismatch { .. }
+            | Rejection::DerivedHandlesRemain { .. }
             | Rejection::ResourceGroupHasMembers(_)
             | Rejection::AlreadyStaged
             | Rejection::JitWhileStaged

@@ -4,11 +4,15 @@
 //! and not each other.
 
 use super::event::EventPayload;
+use super::handle::{
+    UsernamePolicy, base_handle, check_handle, check_user_name, handle_candidates,
+};
+use super::ids::UserId;
 use super::limits;
 use super::profile;
 use super::rejection::Rejection;
 use super::state::{GroupProfile, GroupRecord, State, UserRecord};
-use super::user::{Attributes, UserProfile, check_user_name};
+use super::user::{Attributes, UserProfile, fold};
 
 /// User ids per membership event, at most: one event stays well under a NATS message's size.
 pub const MEMBERS_PER_EVENT: usize = 1000;
@@ -42,27 +46,91 @@ pub(super) fn require_tenant(state: &State) -> Result<(), Rejection> {
     }
 }
 
+/// The tenant's username policy (`strict` where there is no tenant record).
+pub(super) fn username_policy(state: &State) -> UsernamePolicy {
+    state
+        .tenant
+        .as_ref()
+        .map(|tenant| tenant.usernames)
+        .unwrap_or_default()
+}
+
 /// Applies the profile rules and drops what is never stored; `before` is the user as stored, on a
-/// replace (see `limits` for what it changes).
+/// replace (see `limits` for what it changes). The userName is trimmed and must follow the
+/// userName rules, and under the `strict` policy the handle rules too.
 pub(super) fn normalize(
     profile: UserProfile,
     before: Option<&UserProfile>,
+    policy: UsernamePolicy,
 ) -> Result<UserProfile, Rejection> {
     let mut profile = profile.without_secrets();
     profile::retain_stored_user_attributes(&mut profile.attributes);
     profile.external_id = profile.external_id.filter(|id| !id.is_empty());
+    let trimmed = profile.user_name.trim();
+    if trimmed.len() != profile.user_name.len() {
+        profile.user_name = trimmed.to_owned();
+    }
     // Before the username rules, whose refusal quotes the name.
     limits::check_user(&profile, before)?;
-    check_user_name(&profile.user_name).map_err(|rule| Rejection::InvalidUserName {
+    check_user_name(&profile.user_name).map_err(|problem| Rejection::BadUserName {
         user_name: profile.user_name.clone(),
-        rule,
+        problem,
     })?;
+    if policy == UsernamePolicy::Strict {
+        check_handle(&profile.user_name).map_err(|rule| Rejection::InvalidUserName {
+            user_name: profile.user_name.clone(),
+            rule,
+        })?;
+    }
     Ok(profile)
 }
 
+/// The handles `user_id` may get for `user_name` under the `derive` policy, in order, folded:
+/// what a decision needs loaded (the derived-handle and userName index entries of each).
+pub(super) fn handle_footprint(user_id: UserId, user_name: &str) -> Vec<String> {
+    handle_candidates(&base_handle(user_name.trim()), user_id)
+        .iter()
+        .map(|handle| fold(handle))
+        .collect()
+}
+
+/// The handle `user_id` gets with the userName `user_name` (given it, or given it anew), as the
+/// event carries it: `None` when the handle is the userName (always under `strict`). Under
+/// `derive`, the first candidate no other user holds as a handle or as a userName (a userName is
+/// taken to be its user's handle: at worst a free handle is skipped, never a held one given).
+pub(super) fn assign_handle(
+    state: &State,
+    user_id: UserId,
+    user_name: &str,
+) -> Result<Option<String>, Rejection> {
+    if username_policy(state) == UsernamePolicy::Strict {
+        return Ok(None);
+    }
+    let base = base_handle(user_name);
+    for candidate in handle_candidates(&base, user_id) {
+        let folded = fold(&candidate);
+        let taken = [
+            state.user_id_by_derived_handle(&folded),
+            state.user_id_by_name(&folded),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|holder| holder != user_id);
+        if !taken {
+            return Ok((candidate != user_name).then_some(candidate));
+        }
+    }
+    Err(Rejection::HandleTaken { handle: base })
+}
+
 /// The events that turn `current` into `profile`: an update with what changed, then the
-/// lifecycle change of `active`. Nothing changed: no events.
-pub(super) fn replace(current: &UserRecord, profile: UserProfile) -> Vec<EventPayload> {
+/// lifecycle change of `active`. Nothing changed: no events. `handle`: the handle that goes with
+/// a changed userName, as [`assign_handle`] gives it (unused when userName stays).
+pub(super) fn replace(
+    current: &UserRecord,
+    profile: UserProfile,
+    handle: Option<String>,
+) -> Vec<EventPayload> {
     let before = &current.profile;
     let mut events = Vec::new();
     let user_name = (profile.user_name != before.user_name).then(|| profile.user_name.clone());
@@ -72,6 +140,7 @@ pub(super) fn replace(current: &UserRecord, profile: UserProfile) -> Vec<EventPa
     if user_name.is_some() || external_id.is_some() || !changed_attributes.is_empty() {
         events.push(EventPayload::UserUpdated {
             user_id: current.id,
+            handle: user_name.as_ref().and(handle),
             user_name,
             external_id,
             changed_attributes,

@@ -68,9 +68,23 @@ pub(super) fn copy_to_branch(
         }
     }
     let mut events = Vec::new();
+    if let Some(policy) = copy.usernames
+        && super::rules::username_policy(state) != policy
+    {
+        events.push(EventPayload::TenantSettingsChanged {
+            sso_enforced: None,
+            usernames: Some(policy),
+        });
+    }
+    let mut handles = copy.handles;
     for (user_id, profile) in copy.users {
         if state.users.get(&user_id).is_none_or(Option::is_none) {
-            events.push(EventPayload::UserProvisioned { user_id, profile });
+            let handle = handles.remove(&user_id);
+            events.push(EventPayload::UserProvisioned {
+                user_id,
+                profile,
+                handle,
+            });
         }
     }
     for (group_id, profile, members) in copy.groups {
@@ -290,7 +304,11 @@ pub(super) fn promote(
             if let Some(new) = &profile.external_id {
                 external_ids.insert(new.clone(), user_id);
             }
-            events.extend(replace(current, profile.clone()));
+            events.extend(replace(
+                current,
+                profile.clone(),
+                branch.handles.get(&user_id).cloned(),
+            ));
         }
         if waiting.len() == before {
             let names: Vec<String> = waiting
@@ -355,6 +373,7 @@ pub(super) fn promote(
             events.push(EventPayload::UserProvisioned {
                 user_id: *user_id,
                 profile: profile.clone(),
+                handle: branch.handles.get(user_id).cloned(),
             });
         }
     }

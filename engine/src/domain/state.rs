@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::handle::UsernamePolicy;
 use super::ids::{GroupId, ResourceGroupId, Role, TenantName, Timestamp, TokenId, UserId};
 use super::user::{Attributes, UserProfile};
 
@@ -23,6 +24,13 @@ pub struct TenantRecord {
     pub default_role: Role,
     #[serde(default)]
     pub sso_enforced: bool,
+    /// How handles follow from userNames.
+    #[serde(default)]
+    pub usernames: UsernamePolicy,
+    /// Users whose handle differs from their userName (the policy may go back to strict only
+    /// when there are none).
+    #[serde(default)]
+    pub derived_handles: u64,
     /// Users currently in the directory (deleted ones excluded).
     pub user_count: u64,
     #[serde(default)]
@@ -122,6 +130,17 @@ pub struct UserRecord {
     /// Set once the user signed in through SSO and was provisioned just in time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sso: Option<SsoLink>,
+    /// The platform handle when it differs from the userName; absent, the handle is the userName
+    /// (always so under the `strict` policy, and for users stored before handles existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
+}
+
+impl UserRecord {
+    /// The user's platform handle.
+    pub fn handle(&self) -> &str {
+        self.handle.as_deref().unwrap_or(&self.profile.user_name)
+    }
 }
 
 /// What an IdP says about a group, members aside (they are edges).
@@ -175,6 +194,8 @@ pub struct Footprint {
     pub user_external_ids: Vec<String>,
     /// SSO subjects to resolve.
     pub user_subjects: Vec<String>,
+    /// Folded handles to resolve (handles that differ from their userName).
+    pub user_handles: Vec<String>,
     pub groups: Vec<GroupId>,
     /// Folded displayNames to resolve.
     pub group_names: Vec<String>,
@@ -210,6 +231,7 @@ impl Footprint {
             user_names,
             user_external_ids,
             user_subjects,
+            user_handles,
             groups,
             group_names,
             memberships,
@@ -230,6 +252,7 @@ impl Footprint {
         self.user_names.extend(user_names);
         self.user_external_ids.extend(user_external_ids);
         self.user_subjects.extend(user_subjects);
+        self.user_handles.extend(user_handles);
         self.groups.extend(groups);
         self.group_names.extend(group_names);
         self.memberships.extend(memberships);
@@ -264,6 +287,7 @@ pub enum Touched {
     UserName(String),
     UserExternalId(String),
     UserSubject(String),
+    UserHandle(String),
     Group(GroupId),
     GroupName(String),
     Membership(GroupId, UserId),
@@ -314,6 +338,9 @@ pub struct State {
     pub user_external_ids: BTreeMap<String, Option<UserId>>,
     /// SSO subject → linked user.
     pub user_subjects: BTreeMap<String, Option<UserId>>,
+    /// Folded handle → user, for the users whose handle differs from their userName (the others'
+    /// handles are their userNames, in `user_names`).
+    pub user_handles: BTreeMap<String, Option<UserId>>,
     pub groups: BTreeMap<GroupId, Option<GroupRecord>>,
     /// Folded displayName → group.
     pub group_names: BTreeMap<String, Option<GroupId>>,
@@ -387,6 +414,7 @@ impl State {
             user_names: BTreeMap::new(),
             user_external_ids: BTreeMap::new(),
             user_subjects: BTreeMap::new(),
+            user_handles: BTreeMap::new(),
             groups: BTreeMap::new(),
             group_names: BTreeMap::new(),
             memberships: BTreeMap::new(),
@@ -454,6 +482,11 @@ impl State {
             &mut extract.user_subjects,
             &footprint.user_subjects,
         );
+        copy(
+            &self.user_handles,
+            &mut extract.user_handles,
+            &footprint.user_handles,
+        );
         copy(&self.groups, &mut extract.groups, &footprint.groups);
         copy(
             &self.group_names,
@@ -498,6 +531,11 @@ impl State {
     /// The user linked to an SSO subject.
     pub fn user_id_by_subject(&self, subject: &str) -> Option<UserId> {
         self.user_subjects.get(subject).copied().flatten()
+    }
+
+    /// The user whose handle, differing from their userName, is the folded `handle`.
+    pub fn user_id_by_derived_handle(&self, folded: &str) -> Option<UserId> {
+        self.user_handles.get(folded).copied().flatten()
     }
 
     pub fn group(&self, id: &GroupId) -> Option<&GroupRecord> {

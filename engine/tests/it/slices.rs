@@ -53,7 +53,7 @@ proptest! {
         let mut sequence = 0;
         // Both paths number events the same way, so timestamps agree.
         let mut full_sequence = 0;
-        let created = Command::CreateTenant { default_role: Role::Read, first_token: None };
+        let created = Command::CreateTenant { default_role: Role::Read, first_token: None, usernames: roster_engine::domain::UsernamePolicy::Strict };
         for payload in decide(&full, created.clone()).unwrap() {
             full_sequence += 1;
             apply(&mut full, &envelope(&tenant, full_sequence, payload));

@@ -6,6 +6,8 @@ pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE_USER_SCHEMA: &str =
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// roster's own User extension: what roster adds to a user (the platform handle).
+pub const ROSTER_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:roster:2.0:User";
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
@@ -275,6 +277,15 @@ pub static ENTERPRISE_USER: Schema = Schema {
     ],
 };
 
+pub static ROSTER_USER: Schema = Schema {
+    id: ROSTER_USER_SCHEMA,
+    name: "RosterUser",
+    description: "What roster adds to a User",
+    attributes: &[
+        attr!("handle", String, read_only; "The platform username (2-42 letters, digits and '-'; unique per tenant, case-insensitively): the userName itself under the tenant's strict username policy, derived from it under derive. Changes only when userName does."),
+    ],
+};
+
 pub static GROUP: Schema = Schema {
     id: GROUP_SCHEMA,
     name: "Group",
@@ -292,7 +303,7 @@ pub static GROUP: Schema = Schema {
 
 pub static USER_RESOURCE: ResourceSchema = ResourceSchema {
     core: &USER,
-    extensions: &[&ENTERPRISE_USER],
+    extensions: &[&ENTERPRISE_USER, &ROSTER_USER],
 };
 
 pub static GROUP_RESOURCE: ResourceSchema = ResourceSchema {

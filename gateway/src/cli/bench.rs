@@ -98,6 +98,7 @@ async fn bench_tenant(common: &Common) -> Result<(String, String)> {
         .create_tenant(pb::CreateTenantRequest {
             name,
             token_name: "bench".into(),
+            usernames: String::new(),
         })
         .await
         .map_err(rpc_error)?

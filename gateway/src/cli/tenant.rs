@@ -21,6 +21,11 @@ pub enum TenantCommand {
         /// Name of the first token.
         #[arg(long, default_value = "default")]
         token_name: String,
+        /// How platform handles follow from SCIM userNames: `strict` (userName must already be a
+        /// valid handle: 2-42 letters, digits and '-') or `derive` (any userName, such as an
+        /// email or a UPN; the handle is derived from it).
+        #[arg(long, value_enum, default_value_t = Usernames::Strict)]
+        usernames: Usernames,
     },
     /// List tenants.
     List,
@@ -30,6 +35,11 @@ pub enum TenantCommand {
         /// Members must come through the tenant's IdP: CheckAccess denies other sessions.
         #[arg(long)]
         sso_enforced: Option<bool>,
+        /// How platform handles follow from userNames (see `tenant create --help`). Going to
+        /// `derive` keeps every handle; back to `strict` is refused while a handle differs from
+        /// its userName.
+        #[arg(long, value_enum)]
+        usernames: Option<Usernames>,
     },
     /// Put a tenant in staging: its SCIM reads and writes (same URL and token) go to a copy of its
     /// directory until `promote` or `discard`; live access is untouched meanwhile.
@@ -54,6 +64,22 @@ pub enum TenantCommand {
     Discard { tenant: String },
 }
 
+/// A tenant's username policy.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usernames {
+    Strict,
+    Derive,
+}
+
+impl Usernames {
+    fn as_str(self) -> &'static str {
+        match self {
+            Usernames::Strict => "strict",
+            Usernames::Derive => "derive",
+        }
+    }
+}
+
 /// How `diff` and `promote` print a staging diff.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiffFormat {
@@ -64,9 +90,17 @@ pub enum DiffFormat {
 pub async fn run(common: &Common, command: TenantCommand) -> Result<ExitCode> {
     let mut client = connect::admin(common).await?;
     match command {
-        TenantCommand::Create { name, token_name } => {
+        TenantCommand::Create {
+            name,
+            token_name,
+            usernames,
+        } => {
             let response = client
-                .create_tenant(pb::CreateTenantRequest { name, token_name })
+                .create_tenant(pb::CreateTenantRequest {
+                    name,
+                    token_name,
+                    usernames: usernames.as_str().to_owned(),
+                })
                 .await
                 .map_err(rpc_error)?
                 .into_inner();
@@ -89,24 +123,34 @@ pub async fn run(common: &Common, command: TenantCommand) -> Result<ExitCode> {
                 .into_inner();
             for tenant in response.tenants {
                 println!(
-                    "{}\tusers={}\tgroups={}\tsso_enforced={}\tstaged={}",
-                    tenant.name, tenant.users, tenant.groups, tenant.sso_enforced, tenant.staged
+                    "{}\tusers={}\tgroups={}\tsso_enforced={}\tusernames={}\tstaged={}",
+                    tenant.name,
+                    tenant.users,
+                    tenant.groups,
+                    tenant.sso_enforced,
+                    tenant.usernames,
+                    tenant.staged
                 );
             }
         }
         TenantCommand::Set {
             tenant,
             sso_enforced,
+            usernames,
         } => {
             let info = client
                 .set_tenant_settings(pb::SetTenantSettingsRequest {
                     tenant,
                     sso_enforced,
+                    usernames: usernames.map(|policy| policy.as_str().to_owned()),
                 })
                 .await
                 .map_err(rpc_error)?
                 .into_inner();
-            println!("{}\tsso_enforced={}", info.name, info.sso_enforced);
+            println!(
+                "{}\tsso_enforced={}\tusernames={}\tderived_handles={}",
+                info.name, info.sso_enforced, info.usernames, info.derived_handles
+            );
         }
         TenantCommand::Stage { tenant } => {
             let response = client

@@ -4,7 +4,8 @@
 use roster_engine::codec::{role_from_proto, role_to_proto, timestamp_to_proto};
 use roster_engine::domain::{
     Command, Grant, GroupId, Lifecycle, Rejection, ResourceGroupId, ResourceGroupRecord, Role,
-    RoleGrant, SYSTEM_TENANT, Source, TenantName, TokenId, TokenRecord, UserId, fold,
+    RoleGrant, SYSTEM_TENANT, Source, TenantName, TokenId, TokenRecord, UserId, UsernamePolicy,
+    fold,
 };
 use roster_engine::engine::{CommandContext, ExecuteError};
 use roster_engine::staging::StagingReport;
@@ -347,7 +348,17 @@ fn tenant_info(name: &TenantName, record: &roster_engine::domain::TenantRecord) 
             .staging
             .as_ref()
             .map(|staging| timestamp_to_proto(staging.since)),
+        usernames: record.usernames.to_string(),
+        derived_handles: record.derived_handles,
     }
+}
+
+/// A username policy named in a request; empty means the default, `strict`.
+fn username_policy(text: &str) -> Result<UsernamePolicy, Status> {
+    if text.trim().is_empty() {
+        return Ok(UsernamePolicy::default());
+    }
+    text.parse().map_err(Status::invalid_argument)
 }
 
 /// The diff message of a staging report: per user, what changes, with group and resource-group
@@ -510,6 +521,7 @@ impl pb::admin_server::Admin for AdminService {
         let context = self.context(&request).await?;
         let request = request.into_inner();
         let tenant = tenant_name(&request.name)?;
+        let usernames = username_policy(&request.usernames)?;
         let issued = auth::issue(&token_name(&request.token_name)?, None);
         let token_id = issued.token.id.clone();
         let executed = self
@@ -520,6 +532,7 @@ impl pb::admin_server::Admin for AdminService {
                 Command::CreateTenant {
                     default_role: Role::Read,
                     first_token: Some(issued.token),
+                    usernames,
                 },
                 context,
             )
@@ -704,13 +717,30 @@ impl pb::admin_server::Admin for AdminService {
         let context = self.context(&request).await?;
         let request = request.into_inner();
         let tenant = self.existing_tenant(&request.tenant).await?;
+        let usernames = request
+            .usernames
+            .as_deref()
+            .map(username_policy)
+            .transpose()?;
         if let Some(enforced) = request.sso_enforced {
             self.state
                 .engine
-                .execute(&tenant, Command::SetSsoEnforced { enforced }, context)
+                .execute(
+                    &tenant,
+                    Command::SetSsoEnforced { enforced },
+                    context.clone(),
+                )
                 .await
                 .map_err(status)?;
             tracing::info!(%tenant, sso_enforced = enforced, "tenant settings changed");
+        }
+        if let Some(policy) = usernames {
+            self.state
+                .engine
+                .execute(&tenant, Command::SetUsernamePolicy { policy }, context)
+                .await
+                .map_err(status)?;
+            tracing::info!(%tenant, usernames = %policy, "tenant settings changed");
         }
         let record = self
             .state

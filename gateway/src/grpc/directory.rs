@@ -105,9 +105,22 @@ impl DirectoryService {
                 // A user deleted since is still known to the history by id.
                 Ok(id)
             }
-            Some(By::UserName(name)) => self
+            // A userName, else a handle: a platform may ask with the name it shows.
+            Some(By::UserName(name)) => match self
                 .store()
                 .user_id_by_name(tenant, &fold(name))
+                .map_err(unavailable)?
+            {
+                Some(id) => Ok(id),
+                None => self
+                    .store()
+                    .user_id_by_handle(tenant, name)
+                    .map_err(unavailable)?
+                    .ok_or_else(missing),
+            },
+            Some(By::Handle(handle)) => self
+                .store()
+                .user_id_by_handle(tenant, handle)
                 .map_err(unavailable)?
                 .ok_or_else(missing),
             Some(By::ExternalId(external_id)) => self
@@ -116,7 +129,7 @@ impl DirectoryService {
                 .map_err(unavailable)?
                 .ok_or_else(missing),
             None => Err(Status::invalid_argument(
-                "user: give an id, user_name or external_id",
+                "user: give an id, user_name, external_id or handle",
             )),
         }
     }
@@ -165,6 +178,7 @@ impl DirectoryService {
         Ok(pb::User {
             id: record.id.to_string(),
             user_name: record.profile.user_name.clone(),
+            handle: record.handle().to_owned(),
             external_id: record.profile.external_id.clone().unwrap_or_default(),
             active: record.profile.active,
             attributes_json: serde_json::Value::Object(record.profile.attributes.clone())

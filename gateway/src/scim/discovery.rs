@@ -17,7 +17,8 @@ use super::http::{ScimClient, query_pairs, scim_response};
 use crate::state::AppState;
 use roster_scim::list::{DEFAULT_COUNT, MAX_RESULTS, list_response};
 use roster_scim::schema::{
-    Attribute, ENTERPRISE_USER, GROUP, Kind, Mutability, Returned, Schema, USER,
+    Attribute, ENTERPRISE_USER, GROUP, GROUP_RESOURCE, Kind, Mutability, ROSTER_USER, Returned,
+    Schema, USER, USER_RESOURCE,
 };
 
 pub const SERVICE_PROVIDER_CONFIG_SCHEMA: &str =
@@ -25,8 +26,8 @@ pub const SERVICE_PROVIDER_CONFIG_SCHEMA: &str =
 pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 
-/// Every schema roster serves.
-const SCHEMAS: [&Schema; 3] = [&USER, &ENTERPRISE_USER, &GROUP];
+/// Every schema roster serves: the resources' core schemas and their extensions.
+const SCHEMAS: [&Schema; 4] = [&USER, &ENTERPRISE_USER, &ROSTER_USER, &GROUP];
 
 /// RFC 7644 §4: query parameters are ignored on discovery endpoints, but a filter is refused.
 fn refuse_filter(query: Option<&str>) -> Result<(), ScimError> {
@@ -93,8 +94,8 @@ pub fn service_provider_config_json(base_url: &str) -> Value {
 fn resource_type_json(name: &str, base_url: &str) -> Option<Value> {
     let (endpoint, description, schema, extensions): (_, _, _, &[&Schema]) =
         match name.to_ascii_lowercase().as_str() {
-            "user" => ("/Users", "User Account", USER.id, &[&ENTERPRISE_USER]),
-            "group" => ("/Groups", "Group", GROUP.id, &[]),
+            "user" => ("/Users", "User Account", USER.id, USER_RESOURCE.extensions),
+            "group" => ("/Groups", "Group", GROUP.id, GROUP_RESOURCE.extensions),
             _ => return None,
         };
     let canonical = if endpoint == "/Users" {
@@ -399,5 +400,19 @@ mod tests {
             config["authenticationSchemes"][0]["type"],
             "oauthbearertoken"
         );
+    }
+
+    #[test]
+    fn every_schema_of_every_resource_is_served() {
+        for resource in [&USER_RESOURCE, &GROUP_RESOURCE] {
+            for schema in std::iter::once(resource.core).chain(resource.extensions.iter().copied())
+            {
+                assert!(
+                    SCHEMAS.iter().any(|served| served.id == schema.id),
+                    "{} is not in /Schemas",
+                    schema.id
+                );
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ use super::stored::check_extra_attributes;
 use roster_scim::resource::{
     KeyTarget, canonical_extension, canonical_value, classify_key, etag, lenient_bool,
 };
-use roster_scim::schema::{USER_RESOURCE, USER_SCHEMA};
+use roster_scim::schema::{ROSTER_USER_SCHEMA, USER_RESOURCE, USER_SCHEMA};
 
 /// One group a user belongs to, for the read-only `groups` attribute.
 #[derive(Clone, Debug)]
@@ -82,6 +82,9 @@ pub fn profile_from_json(
                     }
                 }
             },
+            // Server-assigned (the handle): ignored on input, as RFC 7643 §2.2 says of readOnly.
+            KeyTarget::Extension(extension) | KeyTarget::ExtensionAttribute(extension, _)
+                if extension.id == ROSTER_USER_SCHEMA => {}
             KeyTarget::Extension(extension) => {
                 let before = stored.and_then(|stored| stored.get(extension.id));
                 let extension_fields = canonical_extension(extension, value.clone(), before)?;
@@ -144,6 +147,7 @@ pub fn render_user(record: &UserRecord, groups: Option<&[UserGroup]>, base_url: 
             schemas.push(Value::String(extension.id.to_owned()));
         }
     }
+    schemas.push(Value::String(ROSTER_USER_SCHEMA.to_owned()));
     let location = format!("{base_url}/Users/{}", record.id);
     let mut user = Map::new();
     user.insert("schemas".into(), Value::Array(schemas));
@@ -156,6 +160,10 @@ pub fn render_user(record: &UserRecord, groups: Option<&[UserGroup]>, base_url: 
     for (name, value) in &profile.attributes {
         user.insert(name.clone(), value.clone());
     }
+    user.insert(
+        ROSTER_USER_SCHEMA.into(),
+        json!({ "handle": record.handle() }),
+    );
     if let Some(groups) = groups {
         let groups: Vec<Value> = groups
             .iter()

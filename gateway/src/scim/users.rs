@@ -27,7 +27,7 @@ use roster_scim::filter::{self, CompareOp, Filter, Literal};
 use roster_scim::list::{ListQuery, Search, Selection, list_response};
 use roster_scim::patch;
 use roster_scim::resource::{etag, etag_matches};
-use roster_scim::schema::{ResourceSchema, USER_RESOURCE};
+use roster_scim::schema::{ROSTER_USER_SCHEMA, ResourceSchema, USER_RESOURCE};
 use roster_scim::sort::{Found, Pager};
 
 /// Attempts of a read-modify-write before giving up under contention.
@@ -402,6 +402,23 @@ fn plan(filter: &Filter, app: &AppState, client: &ScimClient) -> Result<Plan, Sc
                 return email_candidates(app, client, value);
             }
             Ok(Plan::Scan)
+        }
+        // The handle: one candidate from the handle index.
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Literal::String(value),
+        } if path
+            .urn
+            .as_deref()
+            .is_some_and(|urn| urn.eq_ignore_ascii_case(ROSTER_USER_SCHEMA))
+            && path.is("handle")
+            && path.sub.is_none() =>
+        {
+            let owner = store
+                .user_id_by_handle(&client.tenant, value)
+                .map_err(unavailable)?;
+            Ok(Plan::Candidates(owner.into_iter().collect()))
         }
         Filter::ValuePath { path, filter } if path.is("emails") => match email_in(filter) {
             Some(value) => email_candidates(app, client, value),

@@ -43,6 +43,7 @@ async fn tenants_are_created_once_with_valid_names() {
         .create_tenant(stack.with_admin_token(pb::CreateTenantRequest {
             name: "acme".into(),
             token_name: String::new(),
+            usernames: String::new(),
         }))
         .await
         .unwrap_err();
@@ -52,6 +53,7 @@ async fn tenants_are_created_once_with_valid_names() {
             .create_tenant(stack.with_admin_token(pb::CreateTenantRequest {
                 name: bad.into(),
                 token_name: String::new(),
+                usernames: String::new(),
             }))
             .await
             .unwrap_err();

@@ -519,6 +519,7 @@ async fn sso_enforcement_denies_sessions_that_did_not_come_through_the_tenants_i
         .set_tenant_settings(stack.with_admin_token(pb::SetTenantSettingsRequest {
             tenant: "acme".into(),
             sso_enforced: Some(true),
+            usernames: None,
         }))
         .await
         .unwrap();
@@ -544,6 +545,7 @@ async fn sso_enforcement_denies_sessions_that_did_not_come_through_the_tenants_i
         .set_tenant_settings(stack.with_admin_token(pb::SetTenantSettingsRequest {
             tenant: "acme".into(),
             sso_enforced: Some(false),
+            usernames: None,
         }))
         .await
         .unwrap();

@@ -13,6 +13,7 @@ mod drift;
 mod dry_run;
 mod groups;
 mod grpc;
+mod handles;
 mod interop;
 mod jit;
 mod leniency;

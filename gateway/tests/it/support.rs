@@ -132,12 +132,18 @@ impl Stack {
 
     /// Creates a tenant through the admin gRPC service.
     pub async fn tenant(&self, name: &str) -> Tenant {
+        self.tenant_with_usernames(name, "").await
+    }
+
+    /// Creates a tenant with a username policy (`strict`, `derive`; empty: the default).
+    pub async fn tenant_with_usernames(&self, name: &str, usernames: &str) -> Tenant {
         let response = self
             .admin()
             .await
             .create_tenant(self.with_admin_token(pb::CreateTenantRequest {
                 name: name.into(),
                 token_name: "test".into(),
+                usernames: usernames.into(),
             }))
             .await
             .unwrap()

@@ -16,6 +16,7 @@ fn trail() -> (tempfile::TempDir, AuditTrail, History) {
             day(0),
             EventPayload::TenantCreated {
                 default_role: Role::Read,
+                usernames: roster_engine::domain::UsernamePolicy::Strict,
             },
         )
         .at(

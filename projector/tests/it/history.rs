@@ -17,6 +17,7 @@ fn known_history() -> History {
             day(0),
             EventPayload::TenantCreated {
                 default_role: Role::Read,
+                usernames: roster_engine::domain::UsernamePolicy::Strict,
             },
         )
         .at(day(0), user(1, "alice"))

@@ -72,6 +72,7 @@ fn deep_pages_through_the_index_equal_the_walk_under_creates_and_deletes() {
         day(0),
         EventPayload::TenantCreated {
             default_role: Role::Read,
+            usernames: roster_engine::domain::UsernamePolicy::Strict,
         },
     );
     let mut users: Vec<u128> = Vec::new();

@@ -28,6 +28,7 @@ fn history(commands: Vec<Command>) -> (Vec<roster_engine::domain::Event>, State)
     let create = Command::CreateTenant {
         default_role: Role::Read,
         first_token: None,
+        usernames: roster_engine::domain::UsernamePolicy::Strict,
     };
     for command in std::iter::once(create).chain(commands) {
         if let Ok(payloads) = decide(&full, command) {

@@ -68,6 +68,7 @@ pub fn user(n: u128, name: &str) -> EventPayload {
             active: true,
             attributes: Attributes::new(),
         },
+        handle: None,
     }
 }
 

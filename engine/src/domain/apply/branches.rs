@@ -26,6 +26,8 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 created_at: at,
                 default_role: crate::domain::Role::Read,
                 sso_enforced: false,
+                usernames: crate::domain::UsernamePolicy::Strict,
+                derived_handles: 0,
                 user_count: 0,
                 group_count: 0,
                 staging: None,

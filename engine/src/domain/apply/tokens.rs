@@ -6,11 +6,16 @@ use super::*;
 pub(super) fn apply(state: &mut State, event: &Event) {
     let at = event.occurred_at;
     match &event.payload {
-        EventPayload::TenantCreated { default_role } => {
+        EventPayload::TenantCreated {
+            default_role,
+            usernames,
+        } => {
             state.tenant = Some(TenantRecord {
                 created_at: at,
                 default_role: *default_role,
                 sso_enforced: false,
+                usernames: *usernames,
+                derived_handles: 0,
                 user_count: 0,
                 group_count: 0,
                 staging: None,
@@ -61,9 +66,17 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 state.journal.touch(Touched::Token(token_id.clone()));
             }
         }
-        EventPayload::TenantSettingsChanged { sso_enforced } => {
-            if let (Some(tenant), Some(enforced)) = (state.tenant.as_mut(), sso_enforced) {
-                tenant.sso_enforced = *enforced;
+        EventPayload::TenantSettingsChanged {
+            sso_enforced,
+            usernames,
+        } => {
+            if let Some(tenant) = state.tenant.as_mut() {
+                if let Some(enforced) = sso_enforced {
+                    tenant.sso_enforced = *enforced;
+                }
+                if let Some(policy) = usernames {
+                    tenant.usernames = *policy;
+                }
                 state.journal.touch(Touched::Tenant);
             }
         }

@@ -11,12 +11,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::command::{Command, MemberChange, NewToken};
 use super::event::EventPayload;
+use super::handle::UsernamePolicy;
 use super::ids::{GroupId, ResourceGroupId, Timestamp, TokenId, UserId};
 use super::jit;
 use super::limits;
 use super::profile;
 use super::rejection::Rejection;
-use super::rules::{MEMBERS_PER_EVENT, normalize, replace, require_tenant, update_group};
+use super::rules::{
+    MEMBERS_PER_EVENT, assign_handle, normalize, replace, require_tenant, update_group,
+    username_policy,
+};
 use super::staging::{self, require_directory_writable};
 use super::state::{GroupProfile, GroupRecord, ResourceGroupRecord, State, UserRecord};
 use super::user::{UserProfile, fold};
@@ -36,8 +40,9 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
     match command {
         Command::CreateTenant {
             default_role,
+            usernames,
             first_token,
-        } => tokens::create_tenant(state, default_role, first_token),
+        } => tokens::create_tenant(state, default_role, usernames, first_token),
         Command::IssueToken(token) => tokens::issue_token(state, token),
         Command::RevokeToken { token_id, at } => tokens::revoke_token(state, token_id, at),
         Command::RotateToken {
@@ -48,6 +53,7 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
         } => tokens::rotate_token(state, old, new, old_expires_at, at),
         Command::RecordTokenUse { token_id, at } => tokens::record_token_use(state, token_id, at),
         Command::SetSsoEnforced { enforced } => tokens::set_sso_enforced(state, enforced),
+        Command::SetUsernamePolicy { policy } => tokens::set_username_policy(state, policy),
         Command::ProvisionUser { user_id, profile } => {
             users::provision_user(state, user_id, profile)
         }

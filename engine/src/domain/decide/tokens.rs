@@ -1,5 +1,5 @@
 //! Tenants and tokens: creating a tenant, issuing, revoking, rotating and using tokens (the
-//! system tenant keeps a valid admin token), and the tenant's SSO policy.
+//! system tenant keeps a valid admin token), and the tenant's SSO and username policies.
 
 use super::*;
 use crate::domain::Role;
@@ -7,12 +7,16 @@ use crate::domain::Role;
 pub(super) fn create_tenant(
     state: &State,
     default_role: Role,
+    usernames: UsernamePolicy,
     first_token: Option<NewToken>,
 ) -> Result<Vec<EventPayload>, Rejection> {
     if state.name.is_system() || state.tenant.is_some() {
         return Err(Rejection::TenantAlreadyExists);
     }
-    let mut events = vec![EventPayload::TenantCreated { default_role }];
+    let mut events = vec![EventPayload::TenantCreated {
+        default_role,
+        usernames,
+    }];
     if let Some(token) = first_token {
         events.push(token_issued(token));
     }
@@ -108,5 +112,30 @@ pub(super) fn set_sso_enforced(
     }
     Ok(vec![EventPayload::TenantSettingsChanged {
         sso_enforced: Some(enforced),
+        usernames: None,
+    }])
+}
+
+/// Sets how handles follow from userNames. Going to `derive` keeps every handle; going back to
+/// `strict` is refused while any user's handle differs from their userName.
+pub(super) fn set_username_policy(
+    state: &State,
+    policy: UsernamePolicy,
+) -> Result<Vec<EventPayload>, Rejection> {
+    require_tenant(state)?;
+    let Some(tenant) = state.tenant.as_ref() else {
+        return Err(Rejection::TenantNotFound);
+    };
+    if tenant.usernames == policy {
+        return Ok(Vec::new());
+    }
+    if policy == UsernamePolicy::Strict && tenant.derived_handles > 0 {
+        return Err(Rejection::DerivedHandlesRemain {
+            count: tenant.derived_handles,
+        });
+    }
+    Ok(vec![EventPayload::TenantSettingsChanged {
+        sso_enforced: None,
+        usernames: Some(policy),
     }])
 }

@@ -1,5 +1,5 @@
 //! Users: provisioning, replacing, (de)activating and deleting, with the uniqueness of
-//! `userName` and `externalId`.
+//! `userName` and `externalId` and the handle each userName gives.
 
 use super::*;
 
@@ -9,12 +9,17 @@ pub(super) fn provision_user(
     profile: UserProfile,
 ) -> Result<Vec<EventPayload>, Rejection> {
     require_directory_writable(state)?;
-    let profile = normalize(profile, None)?;
+    let profile = normalize(profile, None, username_policy(state))?;
     if state.user(&user_id).is_some() {
         return Err(Rejection::UserAlreadyExists(user_id));
     }
     check_unique(state, user_id, &profile)?;
-    Ok(vec![EventPayload::UserProvisioned { user_id, profile }])
+    let handle = assign_handle(state, user_id, &profile.user_name)?;
+    Ok(vec![EventPayload::UserProvisioned {
+        user_id,
+        profile,
+        handle,
+    }])
 }
 
 pub(super) fn replace_user(
@@ -25,9 +30,14 @@ pub(super) fn replace_user(
 ) -> Result<Vec<EventPayload>, Rejection> {
     require_directory_writable(state)?;
     let current = existing_user(state, user_id, expected_version)?;
-    let profile = normalize(profile, Some(&current.profile))?;
+    let profile = normalize(profile, Some(&current.profile), username_policy(state))?;
     check_unique(state, user_id, &profile)?;
-    Ok(replace(current, profile))
+    let handle = if profile.user_name == current.profile.user_name {
+        None
+    } else {
+        assign_handle(state, user_id, &profile.user_name)?
+    };
+    Ok(replace(current, profile, handle))
 }
 
 pub(super) fn set_user_active(
@@ -42,7 +52,7 @@ pub(super) fn set_user_active(
         active,
         ..current.profile.clone()
     };
-    Ok(replace(current, profile))
+    Ok(replace(current, profile, None))
 }
 
 pub(super) fn delete_user(

@@ -164,7 +164,10 @@ fn a_first_login_creates_a_linked_user_with_a_derived_username_and_the_claim_rol
         )))
         .unwrap();
     assert_eq!(events.len(), 3, "{events:?}");
-    let EventPayload::UserProvisioned { user_id, profile } = &events[0] else {
+    let EventPayload::UserProvisioned {
+        user_id, profile, ..
+    } = &events[0]
+    else {
         panic!("{events:?}");
     };
     assert_eq!(*user_id, uid(1));
@@ -439,12 +442,12 @@ fn usernames_are_derived_within_the_rules() {
     assert_eq!(candidates(None, None, "00u1abcd")[0], "00u1abcd");
     assert_eq!(candidates(None, None, "张")[0], "user");
     let long = candidates(Some(&format!("{}@x", "a".repeat(60))), None, "s");
-    assert_eq!(long[0].len(), USER_NAME_MAX);
+    assert_eq!(long[0].len(), HANDLE_MAX);
     for name in &long {
-        assert_eq!(check_user_name(name), Ok(()), "{name}");
-        assert!(name.len() <= USER_NAME_MAX);
+        assert_eq!(check_handle(name), Ok(()), "{name}");
+        assert!(name.len() <= HANDLE_MAX);
     }
-    assert_eq!(long[1], format!("{}-2", "a".repeat(USER_NAME_MAX - 2)));
+    assert_eq!(long[1], format!("{}-2", "a".repeat(HANDLE_MAX - 2)));
     assert!(long.last().unwrap().ends_with("-abcdef12"), "{long:?}");
 }
 

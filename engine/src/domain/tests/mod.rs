@@ -3,6 +3,7 @@
 
 mod access;
 mod groups;
+mod handles;
 mod jit;
 mod staging;
 mod tokens;
@@ -31,6 +32,7 @@ pub(super) fn given(payloads: impl IntoIterator<Item = EventPayload>) -> Scenari
 pub(super) fn a_tenant() -> Vec<EventPayload> {
     vec![EventPayload::TenantCreated {
         default_role: Role::Read,
+        usernames: crate::domain::UsernamePolicy::Strict,
     }]
 }
 

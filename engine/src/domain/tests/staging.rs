@@ -36,6 +36,8 @@ fn branch_of(live: &Scenario) -> Scenario {
                 (*id, profile.clone(), members)
             })
             .collect(),
+        handles: Default::default(),
+        usernames: None,
     }));
     branch.after(Command::SetBranchState(BranchState::Open))
 }
@@ -94,6 +96,8 @@ fn a_branch_takes_writes_only_once_its_copy_is_done_and_until_it_freezes() {
     let copy = BranchCopy {
         users: vec![(uid(1), profile("user-1"))],
         groups: Vec::new(),
+        handles: Default::default(),
+        usernames: None,
     };
     let branch = branch.after(Command::CopyToBranch(copy.clone()));
     // Resuming an interrupted copy skips what is there.

@@ -152,7 +152,8 @@ fn the_sso_policy_changes_only_when_it_differs() {
             .when(Command::SetSsoEnforced { enforced: true })
             .unwrap(),
         vec![EventPayload::TenantSettingsChanged {
-            sso_enforced: Some(true)
+            sso_enforced: Some(true),
+            usernames: None
         }]
     );
     let scenario = scenario.after(Command::SetSsoEnforced { enforced: true });

@@ -12,6 +12,7 @@ fn provisioning_a_user_records_its_profile() {
         vec![EventPayload::UserProvisioned {
             user_id: uid(1),
             profile: profile("alice"),
+            handle: None
         }]
     );
 }
@@ -31,7 +32,7 @@ fn user_names_must_follow_the_rules_and_the_rejection_names_the_rule() {
         rejection,
         Rejection::InvalidUserName {
             user_name: "a--b".into(),
-            rule: UserNameRule::DoubleDash
+            rule: HandleRule::DoubleDash
         }
     );
     assert_eq!(rejection.kind(), RejectionKind::Invalid);
@@ -127,6 +128,7 @@ fn replacing_records_only_the_attributes_that_changed() {
             user_name: None,
             external_id: None,
             changed_attributes: changed,
+            handle: None
         }]
     );
 }
@@ -325,6 +327,7 @@ fn tenants_are_created_once_with_their_first_token() {
         .when(Command::CreateTenant {
             default_role: Role::Read,
             first_token: Some(token.clone()),
+            usernames: crate::domain::UsernamePolicy::Strict,
         })
         .unwrap();
     assert!(matches!(
@@ -337,7 +340,8 @@ fn tenants_are_created_once_with_their_first_token() {
     assert_eq!(
         given(a_tenant()).when(Command::CreateTenant {
             default_role: Role::Read,
-            first_token: None
+            first_token: None,
+            usernames: crate::domain::UsernamePolicy::Strict
         }),
         Err(Rejection::TenantAlreadyExists)
     );
@@ -474,6 +478,7 @@ fn values_stored_before_the_limits_stay_writable_unchanged() {
     scenario.record([EventPayload::UserProvisioned {
         user_id: uid(1),
         profile: legacy.clone(),
+        handle: None,
     }]);
     // An IdP deactivates it and changes another attribute: accepted.
     let mut deactivated = legacy.clone();
