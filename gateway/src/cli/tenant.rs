@@ -24,12 +24,11 @@ pub enum TenantCommand {
     },
     /// List tenants.
     List,
-    /// Change a tenant's policy.
+    /// Change a tenant's policy; a setting not given is left as it is.
     Set {
         tenant: String,
-        /// Members must come through the tenant's IdP: CheckAccess denies other sessions.
-        #[arg(long)]
-        sso_enforced: Option<bool>,
+        #[command(flatten)]
+        sso: SsoEnforced,
     },
     /// Put a tenant in staging: its SCIM reads and writes (same URL and token) go to a copy of its
     /// directory until `promote` or `discard`; live access is untouched meanwhile.
@@ -52,6 +51,30 @@ pub enum TenantCommand {
     },
     /// Leave staging and drop the staged changes; the live tenant is untouched.
     Discard { tenant: String },
+}
+
+/// `tenant set`'s SSO switch: `--sso-enforced` turns enforcement on, `--no-sso-enforced` off,
+/// neither leaves it as it is.
+#[derive(clap::Args, Debug, Default, PartialEq, Eq)]
+pub struct SsoEnforced {
+    /// Enforce SSO: members must come through the tenant's IdP (CheckAccess denies their other
+    /// sessions).
+    #[arg(long, conflicts_with = "no_sso_enforced")]
+    sso_enforced: bool,
+    /// Stop enforcing SSO: members' sessions from anywhere are accepted again.
+    #[arg(long)]
+    no_sso_enforced: bool,
+}
+
+impl SsoEnforced {
+    /// The setting to send: `None` when neither switch was given.
+    pub fn value(&self) -> Option<bool> {
+        match (self.sso_enforced, self.no_sso_enforced) {
+            (true, _) => Some(true),
+            (false, true) => Some(false),
+            (false, false) => None,
+        }
+    }
 }
 
 /// How `diff` and `promote` print a staging diff.
@@ -94,14 +117,11 @@ pub async fn run(common: &Common, command: TenantCommand) -> Result<ExitCode> {
                 );
             }
         }
-        TenantCommand::Set {
-            tenant,
-            sso_enforced,
-        } => {
+        TenantCommand::Set { tenant, sso } => {
             let info = client
                 .set_tenant_settings(pb::SetTenantSettingsRequest {
                     tenant,
-                    sso_enforced,
+                    sso_enforced: sso.value(),
                 })
                 .await
                 .map_err(rpc_error)?
