@@ -613,6 +613,8 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use serde_json::json;
 
     use super::*;
@@ -651,6 +653,7 @@ mod tests {
         let user_id = UserId(Uuid::now_v7());
         let group_id = GroupId(Uuid::now_v7());
         let resource_group_id = ResourceGroupId(Uuid::now_v7());
+        let mut types = BTreeSet::new();
         for payload in [
             EventPayload::TenantCreated {
                 default_role: Role::Contributor,
@@ -815,9 +818,15 @@ mod tests {
                 claim_role: None,
             },
         ] {
+            types.insert(payload.event_type());
             let event = envelope(payload);
             assert_eq!(decode(&encode(&event)).unwrap(), event);
         }
+        // One payload of every type, and `EventPayload::TYPES` names exactly those.
+        assert_eq!(
+            types,
+            EventPayload::TYPES.iter().copied().collect::<BTreeSet<_>>()
+        );
         let mut branch_event = envelope(EventPayload::BranchReady);
         branch_event.tenant = TenantName::parse("acme").unwrap().staging_branch(7);
         assert_eq!(decode(&encode(&branch_event)).unwrap(), branch_event);

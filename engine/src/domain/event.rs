@@ -244,6 +244,49 @@ pub enum EventPayload {
 }
 
 impl EventPayload {
+    /// Every `event_type()`, in declaration order: the public list of event types (README's
+    /// "Event subjects" names each; a test holds it to the variants).
+    pub const TYPES: &'static [&'static str] = &[
+        "tenant.created",
+        "token.issued",
+        "token.revoked",
+        "token.expiry_changed",
+        "token.used",
+        "tenant.settings_changed",
+        "user.provisioned",
+        "user.updated",
+        "user.deactivated",
+        "user.reactivated",
+        "user.deleted",
+        "group.created",
+        "group.renamed",
+        "group.updated",
+        "group.members_added",
+        "group.members_removed",
+        "group.deleted",
+        "role.default_set",
+        "role.mapping_set",
+        "role.mapping_removed",
+        "resource_group.created",
+        "resource_group.deleted",
+        "resource_group.linked",
+        "resource_group.link_role_changed",
+        "resource_group.unlinked",
+        "resource_group.member_set",
+        "resource_group.member_removed",
+        "tenant.staged",
+        "staging.branch_opened",
+        "staging.branch_ready",
+        "staging.branch_frozen",
+        "staging.branch_dropped",
+        "tenant.staging_promoted",
+        "tenant.staging_discarded",
+        "role.claim_mapping_set",
+        "role.claim_mapping_removed",
+        "user.sso_linked",
+        "user.claim_role_changed",
+    ];
+
     /// Stable dotted name, `<resource>.<verb>`; also the tail of the NATS subject.
     pub fn event_type(&self) -> &'static str {
         match self {
@@ -444,6 +487,67 @@ impl EventPayload {
             | EventPayload::ResourceGroupMemberRemoved {
                 resource_group_id, ..
             } => resource_group_id.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod types_tests {
+    use super::EventPayload;
+
+    /// Fails to compile when a variant is added: add its type to `EventPayload::TYPES` (the
+    /// codec's `every_payload_survives_the_wire` then checks the name against `event_type`).
+    #[allow(dead_code)]
+    fn listed_in_types(payload: &EventPayload) {
+        match payload {
+            EventPayload::TenantCreated { .. }
+            | EventPayload::TokenIssued { .. }
+            | EventPayload::TokenRevoked { .. }
+            | EventPayload::TokenExpiryChanged { .. }
+            | EventPayload::TokenUsed { .. }
+            | EventPayload::TenantSettingsChanged { .. }
+            | EventPayload::UserProvisioned { .. }
+            | EventPayload::UserUpdated { .. }
+            | EventPayload::UserDeactivated { .. }
+            | EventPayload::UserReactivated { .. }
+            | EventPayload::UserDeleted { .. }
+            | EventPayload::GroupCreated { .. }
+            | EventPayload::GroupRenamed { .. }
+            | EventPayload::GroupUpdated { .. }
+            | EventPayload::GroupMembersAdded { .. }
+            | EventPayload::GroupMembersRemoved { .. }
+            | EventPayload::GroupDeleted { .. }
+            | EventPayload::DefaultRoleSet { .. }
+            | EventPayload::RoleMappingSet { .. }
+            | EventPayload::RoleMappingRemoved { .. }
+            | EventPayload::ResourceGroupCreated { .. }
+            | EventPayload::ResourceGroupDeleted { .. }
+            | EventPayload::ResourceGroupLinked { .. }
+            | EventPayload::ResourceGroupLinkRoleChanged { .. }
+            | EventPayload::ResourceGroupUnlinked { .. }
+            | EventPayload::ResourceGroupMemberSet { .. }
+            | EventPayload::ResourceGroupMemberRemoved { .. }
+            | EventPayload::TenantStaged { .. }
+            | EventPayload::BranchOpened
+            | EventPayload::BranchReady
+            | EventPayload::BranchFrozen
+            | EventPayload::BranchDropped
+            | EventPayload::StagingPromoted { .. }
+            | EventPayload::StagingDiscarded { .. }
+            | EventPayload::ClaimRoleMappingSet { .. }
+            | EventPayload::ClaimRoleMappingRemoved { .. }
+            | EventPayload::UserSsoLinked { .. }
+            | EventPayload::UserClaimRoleChanged { .. } => {}
+        }
+    }
+
+    #[test]
+    fn types_are_distinct_dotted_names() {
+        let mut seen = std::collections::BTreeSet::new();
+        for name in EventPayload::TYPES {
+            assert!(seen.insert(name), "{name} twice");
+            let (resource, verb) = name.split_once('.').unwrap();
+            assert!(!resource.is_empty() && !verb.is_empty() && !verb.contains('.'));
         }
     }
 }

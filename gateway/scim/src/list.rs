@@ -76,18 +76,41 @@ fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Checks one item of `attributes` or `excludedAttributes`: an attribute path (RFC 7644 §3.10:
+/// `name`, `name.sub`, either behind a schema URN, or a schema URN alone), never a value filter
+/// (`emails[type eq "work"]`), which only PATCH paths and filters may hold. 400 `invalidPath`.
+fn check_selection_path(parameter: &str, path: &str) -> Result<(), ScimError> {
+    if path.contains(['[', ']']) {
+        return Err(ScimError::invalid_path(format!(
+            "{parameter} lists attribute names; {path:?} holds a value filter, which only \
+             filters and PATCH paths may: select the whole attribute (or a sub-attribute) instead"
+        )));
+    }
+    parse_attr_path(path)
+        .map(drop)
+        .map_err(|message| ScimError::invalid_path(format!("in {parameter}: {message}")))
+}
+
 impl Selection {
     /// Reads `attributes` and `excludedAttributes` from query pairs (names case-insensitive).
-    pub fn from_query(pairs: &[(String, String)]) -> Self {
+    /// An item that is not an attribute path (a value filter, `name.sub.more`, `a b`) is 400
+    /// `invalidPath`, never ignored.
+    pub fn from_query(pairs: &[(String, String)]) -> Result<Self, ScimError> {
         let mut selection = Self::default();
         for (name, value) in pairs {
-            if name.eq_ignore_ascii_case("attributes") {
-                selection.attributes.extend(split_list(value));
+            let (parameter, list) = if name.eq_ignore_ascii_case("attributes") {
+                ("attributes", &mut selection.attributes)
             } else if name.eq_ignore_ascii_case("excludedAttributes") {
-                selection.excluded.extend(split_list(value));
+                ("excludedAttributes", &mut selection.excluded)
+            } else {
+                continue;
+            };
+            for path in split_list(value) {
+                check_selection_path(parameter, &path)?;
+                list.push(path);
             }
         }
-        selection
+        Ok(selection)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -324,7 +347,7 @@ impl ListQuery {
             filter: None,
             start_index: 1,
             count: DEFAULT_COUNT,
-            selection: Selection::from_query(pairs),
+            selection: Selection::from_query(pairs)?,
             sort_by: None,
             sort_order: None,
             cursor: None,
@@ -518,7 +541,7 @@ mod tests {
     #[test]
     fn several_sub_attributes_of_a_multi_valued_attribute_merge_element_by_element() {
         let selection =
-            Selection::from_query(&pairs(&[("attributes", "emails.value,emails.type")]));
+            Selection::from_query(&pairs(&[("attributes", "emails.value,emails.type")])).unwrap();
         let user = json!({
             "schemas": ["s"], "id": "1", "userName": "x",
             "emails": [{"value": "a@x", "type": "work", "primary": true}, {"value": "b@x"}],
@@ -528,7 +551,7 @@ mod tests {
             selected["emails"],
             json!([{"value": "a@x", "type": "work"}, {"value": "b@x"}])
         );
-        let only_type = Selection::from_query(&pairs(&[("attributes", "emails.type")]));
+        let only_type = Selection::from_query(&pairs(&[("attributes", "emails.type")])).unwrap();
         let selected = only_type.apply(
             json!({"id": "1", "emails": [{"value": "a@x", "type": "work"}, {"value": "b@x"}]}),
             &crate::schema::USER_RESOURCE,
@@ -546,7 +569,8 @@ mod tests {
         let selection = Selection::from_query(&pairs(&[(
             "attributes",
             "userName,name.givenName,emails.value,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
-        )]));
+        )]))
+        .unwrap();
         assert_eq!(
             selection.apply(user.clone(), &USER_RESOURCE),
             json!({"schemas": ["s"], "id": "1", "userName": "a", "name": {"givenName": "A"},
@@ -556,11 +580,47 @@ mod tests {
         let selection = Selection::from_query(&pairs(&[(
             "excludedAttributes",
             "emails,name.familyName,id,meta",
-        )]));
+        )]))
+        .unwrap();
         let trimmed = selection.apply(user, &USER_RESOURCE);
         assert!(trimmed.get("emails").is_none());
         assert!(trimmed.get("meta").is_none());
         assert_eq!(trimmed["name"], json!({"givenName": "A"}));
         assert_eq!(trimmed["id"], json!("1"));
+    }
+
+    #[test]
+    fn a_value_filter_or_a_malformed_path_in_a_selection_is_invalid_path() {
+        for parameter in ["attributes", "excludedAttributes", "ATTRIBUTES"] {
+            for bad in [
+                r#"emails[type eq "work"]"#,
+                r#"userName,emails[type eq "work"].value"#,
+                "emails]",
+                "name.givenName.more",
+                "user name",
+            ] {
+                let error = Selection::from_query(&pairs(&[(parameter, bad)])).unwrap_err();
+                assert_eq!(error.scim_type, Some("invalidPath"), "{parameter}={bad}");
+                assert_eq!(error.status, http::StatusCode::BAD_REQUEST);
+                let error = ListQuery::from_query(&pairs(&[(parameter, bad)])).unwrap_err();
+                assert_eq!(error.scim_type, Some("invalidPath"), "{parameter}={bad}");
+            }
+        }
+        let body = json!({"attributes": ["userName", "emails[type eq \"work\"]"]});
+        let error = ListQuery::from_search_request(&body).unwrap_err();
+        assert_eq!(error.scim_type, Some("invalidPath"));
+        // What attribute paths may be: a name, a sub-attribute, behind a URN, a URN alone, $ref.
+        let fine = Selection::from_query(&pairs(&[
+            (
+                "attributes",
+                "userName, name.givenName,members.$ref,\
+                 urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,\
+                 urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+            ),
+            ("excludedAttributes", ""),
+        ]))
+        .unwrap();
+        assert_eq!(fine.attributes.len(), 5);
+        assert!(fine.excluded.is_empty());
     }
 }

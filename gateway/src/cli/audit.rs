@@ -81,8 +81,10 @@ impl<W: std::io::Write> AuditOutput<W> {
     }
 }
 
-/// Columns of `roster audit export --format csv`, in order.
-const AUDIT_CSV_HEADER: [&str; 15] = [
+/// Columns of `roster audit export --format csv`, in order. `tenant` is the tenant the event
+/// happened in: the exported tenant, or its staging branch (`acme~s1`) for staged activity; it
+/// came last, so that readers of the earlier columns by position read them as before.
+const AUDIT_CSV_HEADER: [&str; 16] = [
     "sequence",
     "recorded_at",
     "occurred_at",
@@ -98,6 +100,7 @@ const AUDIT_CSV_HEADER: [&str; 15] = [
     "changes",
     "prev_hash",
     "hash",
+    "tenant",
 ];
 
 /// Runs the command; `verify` exits 1 when the chain is broken.
@@ -180,6 +183,7 @@ pub async fn run(common: &Common, command: AuditCommand) -> Result<ExitCode> {
                             serde_json::Value::Object(parsed.changes).to_string(),
                             parsed.prev_hash,
                             parsed.hash,
+                            parsed.tenant,
                         ];
                         writer.write_record(&fields)?;
                     }

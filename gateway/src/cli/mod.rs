@@ -13,6 +13,8 @@ pub mod drift;
 pub mod offline;
 #[cfg(feature = "tools")]
 pub mod pager;
+#[cfg(test)]
+mod readme_commands;
 pub mod render;
 pub mod resource_group;
 pub mod role;

@@ -29,12 +29,11 @@ pub enum TenantCommand {
     },
     /// List tenants.
     List,
-    /// Change a tenant's policy.
+    /// Change a tenant's policy; a setting not given is left as it is.
     Set {
         tenant: String,
-        /// Members must come through the tenant's IdP: CheckAccess denies other sessions.
-        #[arg(long)]
-        sso_enforced: Option<bool>,
+        #[command(flatten)]
+        sso: SsoEnforced,
         /// How platform handles follow from userNames (see `tenant create --help`). Going to
         /// `derive` keeps every handle; back to `strict` is refused while a handle differs from
         /// its userName.
@@ -76,6 +75,30 @@ impl Usernames {
         match self {
             Usernames::Strict => "strict",
             Usernames::Derive => "derive",
+        }
+    }
+}
+
+/// `tenant set`'s SSO switch: `--sso-enforced` turns enforcement on, `--no-sso-enforced` off,
+/// neither leaves it as it is.
+#[derive(clap::Args, Debug, Default, PartialEq, Eq)]
+pub struct SsoEnforced {
+    /// Enforce SSO: members must come through the tenant's IdP (CheckAccess denies their other
+    /// sessions).
+    #[arg(long, conflicts_with = "no_sso_enforced")]
+    sso_enforced: bool,
+    /// Stop enforcing SSO: members' sessions from anywhere are accepted again.
+    #[arg(long)]
+    no_sso_enforced: bool,
+}
+
+impl SsoEnforced {
+    /// The setting to send: `None` when neither switch was given.
+    pub fn value(&self) -> Option<bool> {
+        match (self.sso_enforced, self.no_sso_enforced) {
+            (true, _) => Some(true),
+            (false, true) => Some(false),
+            (false, false) => None,
         }
     }
 }
@@ -135,13 +158,13 @@ pub async fn run(common: &Common, command: TenantCommand) -> Result<ExitCode> {
         }
         TenantCommand::Set {
             tenant,
-            sso_enforced,
+            sso,
             usernames,
         } => {
             let info = client
                 .set_tenant_settings(pb::SetTenantSettingsRequest {
                     tenant,
-                    sso_enforced,
+                    sso_enforced: sso.value(),
                     usernames: usernames.map(|policy| policy.as_str().to_owned()),
                 })
                 .await

@@ -152,7 +152,7 @@ pub async fn create(
     RawQuery(query): RawQuery,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let selection = Selection::from_query(&query_pairs(query.as_deref()))?;
     let input = group_from_json(&body, None)?;
     let group_id = GroupId(Uuid::now_v7());
     let mut members = input.members.unwrap_or_default();
@@ -203,7 +203,7 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
-    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let selection = Selection::from_query(&query_pairs(query.as_deref()))?;
     let id = parse_id(&id)?;
     read_barrier(&app).await?;
     let record = current_group(&app, &client.tenant, id)?;
@@ -489,7 +489,7 @@ pub async fn replace(
     headers: HeaderMap,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let selection = Selection::from_query(&query_pairs(query.as_deref()))?;
     let id = parse_id(&id)?;
     let executed = update(&app, &client, id, &headers, |current| {
         let input = group_from_json(&body, Some(&current.profile))?;
@@ -520,7 +520,7 @@ pub async fn patch(
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let pairs = query_pairs(query.as_deref());
-    let selection = Selection::from_query(&pairs);
+    let selection = Selection::from_query(&pairs)?;
     let id = parse_id(&id)?;
     let operations = patch::parse_request(&body, &GROUP_RESOURCE)?;
     super::users::refuse_removing_required(&operations, &GROUP_RESOURCE)?;

@@ -108,7 +108,7 @@ pub async fn create(
     RawQuery(query): RawQuery,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let selection = Selection::from_query(&query_pairs(query.as_deref()))?;
     let profile = profile_from_json(&body, true, None)?;
     let user_id = UserId(Uuid::now_v7());
     let executed = client
@@ -139,7 +139,7 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
-    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let selection = Selection::from_query(&query_pairs(query.as_deref()))?;
     let id = parse_id(&id)?;
     read_barrier(&app).await?;
     let record = current_user(&app, &client, id)?;
@@ -209,7 +209,7 @@ pub async fn replace(
     headers: HeaderMap,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let selection = Selection::from_query(&query_pairs(query.as_deref()))?;
     let id = parse_id(&id)?;
     let record = read_modify_write(&app, &client, id, &headers, |current| {
         Ok(Command::ReplaceUser {
@@ -237,7 +237,7 @@ pub async fn patch(
     headers: HeaderMap,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let selection = Selection::from_query(&query_pairs(query.as_deref()));
+    let selection = Selection::from_query(&query_pairs(query.as_deref()))?;
     let id = parse_id(&id)?;
     let operations = patch::parse_request(&body, &USER_RESOURCE)?;
     refuse_removing_required(&operations, &USER_RESOURCE)?;

@@ -104,12 +104,34 @@ async fn export_streams_every_record_as_json_lines_and_csv() {
     // A standard CSV reader gets every field back, the JSON of the changes (quotes, commas)
     // included.
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    assert_eq!(reader.headers().unwrap().len(), 15);
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(
+        headers.iter().collect::<Vec<_>>(),
+        [
+            "sequence",
+            "recorded_at",
+            "occurred_at",
+            "event_type",
+            "target",
+            "actor_kind",
+            "actor_id",
+            "actor_display",
+            "source_ip",
+            "user_agent",
+            "request_id",
+            "outcome",
+            "changes",
+            "prev_hash",
+            "hash",
+            "tenant",
+        ]
+    );
     let row = reader.records().next().unwrap().unwrap();
     assert_eq!(&row[3], "user.deactivated");
     let changes: serde_json::Value = serde_json::from_str(&row[12]).unwrap();
     assert!(changes.is_object(), "{changes}");
     assert_eq!(row[14].len(), 64, "the hash is 64 hex digits: {row:?}");
+    assert_eq!(&row[15], "acme");
 
     let future = Timestamp::from_micros(4_102_444_800_000_000).to_rfc3339();
     let none = roster(&stack, &["audit", "export", "acme", "--since", &future]).await;

@@ -411,6 +411,46 @@ async fn discard_leaves_the_live_tenant_untouched() {
         .await
         .unwrap_err();
     assert_eq!(discard_again.code(), Code::FailedPrecondition);
+    // The CSV export tells the branch's rows from the live tenant's by its `tenant` column.
+    let output = cli(
+        &stack,
+        &[
+            "audit",
+            "export",
+            "acme",
+            "--format",
+            "csv",
+            "--type",
+            "user.provisioned",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(output.status.success());
+    let mut reader = csv::Reader::from_reader(output.stdout.as_slice());
+    let tenant_column = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|name| name == "tenant")
+        .unwrap();
+    let rows: Vec<(String, String)> = reader
+        .records()
+        .map(|row| {
+            let row = row.unwrap();
+            (row[4].to_owned(), row[tenant_column].to_owned())
+        })
+        .collect();
+    let tenants_of = |target: &str| {
+        rows.iter()
+            .filter(|(row_target, _)| row_target == target)
+            .map(|(_, tenant)| tenant.as_str())
+            .collect::<Vec<_>>()
+    };
+    // alice: provisioned live, then copied into the branch; zed: provisioned while staged.
+    assert_eq!(tenants_of(&alice), ["acme", "acme~s1"], "{rows:?}");
+    assert_eq!(tenants_of(&zed), ["acme~s1"], "{rows:?}");
     // A new staging starts from the live directory, not the discarded one.
     let staged = stage(&stack).await;
     assert_eq!(staged.generation, 2);

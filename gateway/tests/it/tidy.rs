@@ -1,5 +1,6 @@
 //! Checks on the source tree itself: every Rust module of the workspace opens with a `//!`
-//! header saying what it owns (the style rule in ARCHITECTURE.md's spirit: a map you can trust).
+//! header saying what it owns (the style rule in ARCHITECTURE.md's spirit: a map you can trust),
+//! and README's public list of event types names every type the engine emits.
 
 use std::path::{Path, PathBuf};
 
@@ -41,5 +42,26 @@ fn every_module_opens_with_a_header_saying_what_it_owns() {
     assert!(
         missing.is_empty(),
         "modules without a `//!` header: {missing:?}"
+    );
+}
+
+#[test]
+fn readme_lists_every_event_type() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("### Event subjects")
+        .expect("README has its Event subjects section");
+    let section = &readme[start..];
+    let section = &section[..section[4..]
+        .find("\n#")
+        .map_or(section.len(), |end| end + 4)];
+    let missing: Vec<&str> = roster_engine::domain::EventPayload::TYPES
+        .iter()
+        .copied()
+        .filter(|name| !section.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "event types missing from README's Event subjects: {missing:?}"
     );
 }

@@ -594,3 +594,43 @@ async fn concurrent_patches_of_one_user_all_land() {
         "every update is one version: {user}"
     );
 }
+
+#[tokio::test]
+async fn a_value_filter_in_attributes_or_excluded_attributes_is_invalid_path() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    let id = acme.create_user("alice").await;
+    let filtered = urlencode(r#"emails[type eq "work"]"#);
+    for parameter in ["attributes", "excludedAttributes"] {
+        for path in [
+            format!("/Users?{parameter}={filtered}"),
+            format!("/Users/{id}?{parameter}={filtered}"),
+            format!("/Users?{parameter}=userName,{filtered}"),
+            format!(
+                "/Groups?{parameter}=members{}",
+                urlencode(r#"[value eq "x"]"#)
+            ),
+        ] {
+            let body = acme.get(&path).await.expect_error(400, Some("invalidPath"));
+            assert!(
+                body["detail"].as_str().unwrap().contains(parameter),
+                "{path}: {body}"
+            );
+        }
+    }
+    acme.post(
+        "/Users/.search",
+        &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "attributes": ["emails[type eq \"work\"]"]}),
+    )
+    .await
+    .expect_error(400, Some("invalidPath"));
+    acme.post(
+        &format!("/Users?attributes={filtered}"),
+        &json!({"userName": "bob"}),
+    )
+    .await
+    .expect_error(400, Some("invalidPath"));
+    // Refused before anything was written: bob does not exist.
+    assert!(acme.find(r#"userName eq "bob""#).await.is_empty());
+}
