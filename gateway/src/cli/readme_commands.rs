@@ -233,7 +233,7 @@ fn the_readme_shows_commands_in_every_place_this_test_reads() {
     for expected in [
         "tenant create acme",
         "serve",
-        r"tenant set TENANT [--sso-enforced\|--no-sso-enforced]",
+        r"tenant set TENANT [--sso-enforced\|--no-sso-enforced] [--usernames strict\|derive]",
         "tenant set acme --sso-enforced",
         "role claim set acme --claim groups --value engineering --role write",
     ] {

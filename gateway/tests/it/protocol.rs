@@ -92,7 +92,7 @@ async fn schemas_describe_users_the_enterprise_extension_and_groups() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let list = acme.get("/Schemas").await.expect(200);
-    assert_eq!(list["totalResults"], 3);
+    assert_eq!(list["totalResults"], 4);
     let ids: Vec<&str> = list["Resources"]
         .as_array()
         .unwrap()
@@ -104,8 +104,21 @@ async fn schemas_describe_users_the_enterprise_extension_and_groups() {
         [
             "urn:ietf:params:scim:schemas:core:2.0:User",
             ENTERPRISE,
+            "urn:ietf:params:scim:schemas:extension:roster:2.0:User",
             "urn:ietf:params:scim:schemas:core:2.0:Group"
         ]
+    );
+    let roster = acme
+        .get("/Schemas/urn:ietf:params:scim:schemas:extension:roster:2.0:User")
+        .await
+        .expect(200);
+    assert_eq!(roster["attributes"][0]["name"], "handle");
+    assert_eq!(roster["attributes"][0]["mutability"], "readOnly");
+    let user_type = acme.get("/ResourceTypes/User").await.expect(200);
+    assert!(
+        user_type["schemaExtensions"]
+            .to_string()
+            .contains("urn:ietf:params:scim:schemas:extension:roster:2.0:User")
     );
     assert!(!list.to_string().contains("null"), "no nulls (Entra)");
     let user = acme
