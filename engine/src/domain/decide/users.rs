@@ -1,5 +1,5 @@
 //! Users: provisioning, replacing, (de)activating and deleting, with the uniqueness of
-//! `userName` and `externalId`.
+//! `userName` (not of `externalId`, which the client controls: RFC 7643 §3.1).
 
 use super::*;
 
