@@ -230,7 +230,9 @@ fn domain(c: &mut Criterion) {
                     state.users.remove(user_id);
                     state.user_names.remove(&fold(&profile.user_name));
                     if let Some(external_id) = &profile.external_id {
-                        state.user_external_ids.remove(external_id);
+                        state
+                            .user_external_ids
+                            .remove(&(external_id.clone(), *user_id));
                     }
                     state.loaded.groups_of_users.remove(user_id);
                     state.loaded.resource_groups_of_users.remove(user_id);

@@ -6,7 +6,9 @@
 //!
 //! Key layout (one tree; `tenant` never contains a NUL byte; ids are 16 raw bytes):
 //! `T tenant` → tenant record · `K tenant \0 token-id` → token · `U tenant \0 user` → user ·
-//! `N tenant \0 folded-userName` → user · `X tenant \0 externalId` → user ·
+//! `N tenant \0 folded-userName` → user · `E tenant \0 externalId \0 user` → nothing (users may
+//! share an externalId: RFC 7643 §3.1; the id is exactly the 16 bytes after the prefix, so a scan
+//! for `ab` never returns a holder of `ab\0…` or `abc`) ·
 //! `G tenant \0 group` → group record · `D tenant \0 folded-displayName` → group ·
 //! `M tenant \0 group user` and `R tenant \0 user group` → membership edge (both directions) ·
 //! `P tenant \0 group` → mapped org role · `Q tenant \0 resource-group` → resource group record ·
@@ -16,6 +18,11 @@
 //! differ from the userName) ·
 //! `I token-id` → owning tenant ·
 //! `C tenant` → the tenant's last applied sequence · `#checkpoint` → last applied sequence.
+//!
+//! Earlier rosters kept externalIds unique, one-to-one: `X tenant \0 externalId` → user. Opening
+//! a store that still holds `X` keys migrates it in one atomic batch ([`migrate_external_ids`]):
+//! the `E` keys are built from the user records and the `X` keys removed. The records are what
+//! the checkpoint covers, so the migrated store is still "the log up to its checkpoint".
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,7 +42,10 @@ const TENANT: u8 = b'T';
 const TOKEN: u8 = b'K';
 const USER: u8 = b'U';
 const USER_NAME: u8 = b'N';
-const USER_EXTERNAL_ID: u8 = b'X';
+/// externalId → its holders, one key per (externalId, user).
+const USER_EXTERNAL_ID: u8 = b'E';
+/// The one-to-one externalId index of earlier rosters, migrated at open.
+const OLD_USER_EXTERNAL_ID: u8 = b'X';
 const USER_SUBJECT: u8 = b'S';
 const USER_HANDLE: u8 = b'H';
 const GROUP: u8 = b'G';
@@ -113,6 +123,61 @@ fn key(kind: u8, tenant: &TenantName, rest: &[u8]) -> Vec<u8> {
     key
 }
 
+/// `E tenant \0 externalId \0`: the prefix of every holder of `external_id`.
+fn external_id_prefix(tenant: &[u8], external_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(3 + tenant.len() + external_id.len() + 16);
+    key.push(USER_EXTERNAL_ID);
+    key.extend_from_slice(tenant);
+    key.push(0);
+    key.extend_from_slice(external_id.as_bytes());
+    key.push(0);
+    key
+}
+
+/// `E tenant \0 externalId \0 user`.
+fn external_id_key(tenant: &[u8], external_id: &str, user: &UserId) -> Vec<u8> {
+    let mut key = external_id_prefix(tenant, external_id);
+    key.extend_from_slice(user.as_bytes());
+    key
+}
+
+/// Rewrites the one-to-one externalId index of earlier rosters (`X tenant \0 externalId` →
+/// user) as the one-to-many index (`E`), from the user records, in one atomic batch. Does
+/// nothing when no `X` key is left. Runs before anything else reads or writes the tree.
+fn migrate_external_ids(tree: &sled::Tree) -> StoreResult<()> {
+    if tree.scan_prefix([OLD_USER_EXTERNAL_ID]).next().is_none() {
+        return Ok(());
+    }
+    let mut batch = sled::Batch::default();
+    let mut old = 0usize;
+    for entry in tree.scan_prefix([OLD_USER_EXTERNAL_ID]) {
+        let (key, _) = entry?;
+        batch.remove(key);
+        old += 1;
+    }
+    let mut migrated = 0usize;
+    for entry in tree.scan_prefix([USER]) {
+        let (key, value) = entry?;
+        // `U tenant \0 user`: the tenant is everything up to the NUL (never inside a name).
+        let Some(end) = key.iter().position(|byte| *byte == 0) else {
+            continue;
+        };
+        let record: UserRecord = decode(&key, &value)?;
+        if let Some(external_id) = &record.profile.external_id {
+            batch.insert(external_id_key(&key[1..end], external_id, &record.id), &[]);
+            migrated += 1;
+        }
+    }
+    tree.apply_batch(batch)?;
+    tracing::info!(
+        tree = %String::from_utf8_lossy(&tree.name()),
+        old,
+        migrated,
+        "externalId index migrated to the one-to-many layout (externalIds need not be unique)"
+    );
+    Ok(())
+}
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing plain records with string keys to JSON cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
@@ -180,11 +245,12 @@ fn decode_u64(bytes: &[u8]) -> u64 {
 }
 
 impl StateStore {
+    /// Opens the store in `tree`, migrating an index of an earlier layout first (see the module
+    /// documentation).
     pub fn open(db: &sled::Db, tree: &str) -> StoreResult<Self> {
-        Ok(Self {
-            tree: db.open_tree(tree)?,
-            behind: None,
-        })
+        let tree = db.open_tree(tree)?;
+        migrate_external_ids(&tree)?;
+        Ok(Self { tree, behind: None })
     }
 
     /// Opens the store with its writes going through memory first ([`WriteBehind`]): changes
@@ -192,6 +258,7 @@ impl StateStore {
     /// database closes.
     pub fn open_behind(db: &sled::Db, tree: &str) -> StoreResult<Self> {
         let tree = db.open_tree(tree)?;
+        migrate_external_ids(&tree)?;
         let behind = WriteBehind::start(tree.clone())
             .map_err(|error| StoreError::Behind(error.to_string()))?;
         Ok(Self {
@@ -270,11 +337,15 @@ impl StateStore {
         load_missing(&mut state.user_names, &footprint.user_names, |name| {
             self.user_id_by_name(tenant, name)
         })?;
-        load_missing(
-            &mut state.user_external_ids,
-            &footprint.user_external_ids,
-            |id| self.user_id_by_external_id(tenant, id),
-        )?;
+        for external_id in &footprint.user_external_ids {
+            if !state.loaded.whole_tenant
+                && state.loaded.user_external_ids.insert(external_id.clone())
+            {
+                for user in self.user_ids_by_external_id(tenant, external_id)? {
+                    state.know_user_external_id(external_id, user, true);
+                }
+            }
+        }
         load_missing(
             &mut state.user_subjects,
             &footprint.user_subjects,
@@ -377,7 +448,6 @@ impl StateStore {
         }
         for (kind, names) in [
             (USER_NAME, &mut state.user_names),
-            (USER_EXTERNAL_ID, &mut state.user_external_ids),
             (USER_HANDLE, &mut state.user_handles),
         ] {
             let prefix = key(kind, tenant, &[]);
@@ -387,6 +457,17 @@ impl StateStore {
                 let id = decode_id(&key, &value)?;
                 names.entry(name).or_insert(Some(id));
             }
+        }
+        let prefix = key(USER_EXTERNAL_ID, tenant, &[]);
+        for entry in self.raw_scan(&prefix) {
+            let (key, _) = entry?;
+            // `externalId \0 user`: the id is the last 16 bytes, the NUL just before them.
+            let rest = &key[prefix.len()..];
+            let (Some(id), Some(cut)) = (trailing_id(rest), rest.len().checked_sub(17)) else {
+                continue;
+            };
+            let external_id = String::from_utf8_lossy(&rest[..cut]).into_owned();
+            state.know_user_external_id(&external_id, UserId(uuid::Uuid::from_bytes(id)), true);
         }
         for group in self.groups_after(tenant, None) {
             let group = group?;
@@ -558,10 +639,11 @@ impl StateStore {
                     key(USER_NAME, &tenant, name.as_bytes()),
                     state.user_id_by_name(&name).map(id_value),
                 ),
-                Touched::UserExternalId(external_id) => batch.put_or_delete(
-                    key(USER_EXTERNAL_ID, &tenant, external_id.as_bytes()),
-                    state.user_id_by_external_id(&external_id).map(id_value),
-                ),
+                Touched::UserExternalId(external_id, user) => {
+                    let key = external_id_key(tenant.as_str().as_bytes(), &external_id, &user);
+                    let holds = state.user_external_ids.get(&(external_id, user)) == Some(&true);
+                    batch.put_or_delete(key, holds.then_some(&[][..]));
+                }
                 Touched::UserSubject(subject) => batch.put_or_delete(
                     key(USER_SUBJECT, &tenant, subject.as_bytes()),
                     state.user_id_by_subject(&subject).map(id_value),
@@ -850,12 +932,24 @@ impl StateStore {
         self.get_id(&key(USER_NAME, tenant, folded.as_bytes()))
     }
 
-    pub fn user_id_by_external_id(
+    /// Every user whose externalId is exactly `external_id`, in id order (externalIds need not
+    /// be unique).
+    pub fn user_ids_by_external_id(
         &self,
         tenant: &TenantName,
         external_id: &str,
-    ) -> StoreResult<Option<UserId>> {
-        self.get_id(&key(USER_EXTERNAL_ID, tenant, external_id.as_bytes()))
+    ) -> StoreResult<Vec<UserId>> {
+        let prefix = external_id_prefix(tenant.as_str().as_bytes(), external_id);
+        let mut users = Vec::new();
+        for entry in self.raw_scan(&prefix) {
+            let (key, _) = entry?;
+            // Exactly an id after the prefix: a longer rest belongs to another externalId that
+            // starts with `external_id` and a NUL.
+            if let Some(id) = UserId::from_slice(&key[prefix.len()..]) {
+                users.push(id);
+            }
+        }
+        Ok(users)
     }
 
     /// The user linked to an SSO subject.
@@ -1311,8 +1405,8 @@ mod tests {
         assert_eq!(store.tenant_checkpoint(&acme).unwrap(), 2);
         assert_eq!(store.user_id_by_name(&acme, "alice").unwrap(), Some(alice));
         assert_eq!(
-            store.user_id_by_external_id(&acme, "ext-Alice").unwrap(),
-            Some(alice)
+            store.user_ids_by_external_id(&acme, "ext-Alice").unwrap(),
+            [alice]
         );
         assert_eq!(store.tenant(&acme).unwrap().unwrap().user_count, 1);
 
@@ -1339,6 +1433,158 @@ mod tests {
                 .next()
                 .is_none()
         );
+    }
+
+    /// Users `alice`, `bob` (both `ext-shared`) and `carol` (`ext-shared2`, which starts like
+    /// the other) of `acme`, and `dave` (`ext-shared`) of `other`.
+    fn sharing_users(store: &StateStore) -> (TenantName, TenantName, [UserId; 4]) {
+        let acme = TenantName::parse("acme").unwrap();
+        let other = TenantName::parse("other").unwrap();
+        let ids = [(); 4].map(|_| UserId(Uuid::now_v7()));
+        let shared = |name: &str, external_id: &str| UserProfile {
+            external_id: Some(external_id.to_owned()),
+            ..profile(name)
+        };
+        let mut events = Vec::new();
+        for (tenant, users) in [
+            (
+                &acme,
+                vec![
+                    (ids[0], shared("alice", "ext-shared")),
+                    (ids[1], shared("bob", "ext-shared")),
+                    (ids[2], shared("carol", "ext-shared2")),
+                ],
+            ),
+            (&other, vec![(ids[3], shared("dave", "ext-shared"))]),
+        ] {
+            events.push(event(
+                events.len() as u64 + 1,
+                tenant,
+                EventPayload::TenantCreated {
+                    default_role: Role::Read,
+                    usernames: crate::domain::UsernamePolicy::Strict,
+                },
+            ));
+            for (user_id, profile) in users {
+                events.push(event(
+                    events.len() as u64 + 1,
+                    tenant,
+                    EventPayload::UserProvisioned {
+                        user_id,
+                        profile,
+                        handle: None,
+                    },
+                ));
+            }
+        }
+        store.apply_events(&events).unwrap();
+        (acme, other, ids)
+    }
+
+    #[test]
+    fn users_sharing_an_external_id_are_all_found_and_only_they() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let store = StateStore::open(&db, "aggregate").unwrap();
+        let (acme, other, [alice, bob, carol, dave]) = sharing_users(&store);
+        let mut both = vec![alice, bob];
+        both.sort();
+        assert_eq!(
+            store.user_ids_by_external_id(&acme, "ext-shared").unwrap(),
+            both
+        );
+        assert_eq!(
+            store.user_ids_by_external_id(&acme, "ext-shared2").unwrap(),
+            [carol]
+        );
+        assert_eq!(
+            store.user_ids_by_external_id(&other, "ext-shared").unwrap(),
+            [dave]
+        );
+        assert!(
+            store
+                .user_ids_by_external_id(&acme, "ext-share")
+                .unwrap()
+                .is_empty()
+        );
+        // A slice loads every holder; the whole tenant too.
+        let mut slice = store.slice(&acme).unwrap();
+        let footprint = Footprint {
+            user_external_ids: vec!["ext-shared".into()],
+            ..Footprint::default()
+        };
+        store.load_into(&mut slice, &footprint).unwrap();
+        assert_eq!(slice.user_ids_by_external_id("ext-shared"), both);
+        let mut whole = store.slice(&acme).unwrap();
+        store
+            .load_into(
+                &mut whole,
+                &Footprint {
+                    whole_tenant: true,
+                    ..Footprint::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(whole.user_ids_by_external_id("ext-shared"), both);
+        assert_eq!(whole.user_ids_by_external_id("ext-shared2"), [carol]);
+    }
+
+    #[test]
+    fn a_store_of_the_one_to_one_external_id_layout_is_migrated_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let store = StateStore::open(&db, "aggregate").unwrap();
+        let (acme, other, [alice, bob, carol, dave]) = sharing_users(&store);
+        // Rewrite the index as an earlier roster kept it: `X tenant \0 externalId` → one user.
+        let tree = store.tree().clone();
+        let new_keys: Vec<IVec> = tree
+            .scan_prefix([USER_EXTERNAL_ID])
+            .map(|entry| entry.unwrap().0)
+            .collect();
+        assert_eq!(new_keys.len(), 4);
+        for key in new_keys {
+            tree.remove(key).unwrap();
+        }
+        for (tenant, external_id, user) in [
+            (&acme, "ext-shared", alice),
+            (&acme, "ext-shared2", carol),
+            (&other, "ext-shared", dave),
+        ] {
+            tree.insert(
+                key(OLD_USER_EXTERNAL_ID, tenant, external_id.as_bytes()),
+                id_value(user),
+            )
+            .unwrap();
+        }
+        let checkpoint = store.checkpoint().unwrap();
+        drop(store);
+
+        for open in [StateStore::open, StateStore::open_behind] {
+            let store = open(&db, "aggregate").unwrap();
+            assert!(
+                store
+                    .tree()
+                    .scan_prefix([OLD_USER_EXTERNAL_ID])
+                    .next()
+                    .is_none()
+            );
+            let mut both = vec![alice, bob];
+            both.sort();
+            assert_eq!(
+                store.user_ids_by_external_id(&acme, "ext-shared").unwrap(),
+                both
+            );
+            assert_eq!(
+                store.user_ids_by_external_id(&acme, "ext-shared2").unwrap(),
+                [carol]
+            );
+            assert_eq!(
+                store.user_ids_by_external_id(&other, "ext-shared").unwrap(),
+                [dave]
+            );
+            assert_eq!(store.checkpoint().unwrap(), checkpoint);
+            store.stop().unwrap();
+        }
     }
 
     #[test]

@@ -84,4 +84,20 @@ mod tests {
         let last = answer(Rejection::LastAdminToken(TokenId("t".into())).kind());
         assert_eq!(last.grpc, Code::FailedPrecondition);
     }
+
+    #[test]
+    fn a_login_whose_subject_several_users_hold_as_external_id_fails_its_precondition() {
+        let rejection = Rejection::JitAmbiguousExternalId {
+            external_id: "00u1".into(),
+            count: 5,
+        };
+        let answer = answer(rejection.kind());
+        assert_eq!(answer.grpc, Code::FailedPrecondition);
+        assert_eq!(answer.http, StatusCode::PRECONDITION_FAILED);
+        assert!(
+            rejection
+                .to_string()
+                .starts_with("5 users have the externalId \"00u1\"")
+        );
+    }
 }

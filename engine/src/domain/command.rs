@@ -254,9 +254,6 @@ impl Command {
             } => {
                 footprint.users.push(*user_id);
                 footprint.user_names.push(fold(&profile.user_name));
-                if let Some(external_id) = &profile.external_id {
-                    footprint.user_external_ids.push(external_id.clone());
-                }
             }
             Command::SetUserActive { user_id, .. } => footprint.users.push(*user_id),
             Command::DeleteUser { user_id, .. } => {

@@ -1,10 +1,11 @@
 //! Just-in-time provisioning: the rules for the user behind an SSO login.
 //!
 //! - **Who**: the user linked to the login's subject; else an unlinked user whose `externalId` or
-//!   `userName` is the subject, or (exactly one) whose emails hold the login's email. A match is
-//!   linked (`UserSsoLinked`), never duplicated. Otherwise a user is created with a username
-//!   derived from the email's local part, else the name, else the subject, made to follow the
-//!   username rules and de-duplicated with a numeric suffix (`alice`, `alice-2`, …).
+//!   `userName` is the subject (several users holding the subject as externalId are refused as
+//!   ambiguous: externalIds need not be unique), or (exactly one) whose emails hold the login's
+//!   email. A match is linked (`UserSsoLinked`), never duplicated. Otherwise a user is created
+//!   with a username derived from the email's local part, else the name, else the subject, made
+//!   to follow the username rules and de-duplicated with a numeric suffix (`alice`, `alice-2`, …).
 //! - **What**: the given and family name and the email follow the claims (`UserUpdated` when
 //!   they changed). A deactivated user is refused: SCIM owns the lifecycle.
 //! - **Role**: the tenant's claim mappings (dotted claim path → value → org role) applied to the
@@ -146,13 +147,22 @@ pub(super) fn dependent_footprint(login: &JitLogin, state: &State) -> Footprint 
     footprint.users.extend(
         [
             state.user_id_by_subject(subject),
-            state.user_id_by_external_id(subject),
+            sole_external_id_holder(state, subject),
             state.user_id_by_name(&fold(subject)),
         ]
         .into_iter()
         .flatten(),
     );
     footprint
+}
+
+/// The one user holding `external_id`, if exactly one does (several are ambiguous: [`find_user`]
+/// refuses them without reading their records).
+fn sole_external_id_holder(state: &State, external_id: &str) -> Option<UserId> {
+    match state.user_ids_by_external_id(external_id).as_slice() {
+        [user] => Some(*user),
+        _ => None,
+    }
 }
 
 fn invalid(message: impl Into<String>) -> Rejection {
@@ -292,7 +302,16 @@ fn find_user<'a>(state: &'a State, login: &JitLogin) -> Result<Option<&'a UserRe
         return Ok(Some(user));
     }
     let unlinked = |id: UserId| state.user(&id).filter(|user| user.sso.is_none());
-    if let Some(user) = state.user_id_by_external_id(subject).and_then(unlinked) {
+    let holders = state.user_ids_by_external_id(subject);
+    if holders.len() > 1 {
+        // The client lets users share an externalId (RFC 7643 §3.1); linking one of them would
+        // be a guess.
+        return Err(Rejection::JitAmbiguousExternalId {
+            external_id: subject.clone(),
+            count: holders.len(),
+        });
+    }
+    if let Some(user) = holders.first().copied().and_then(unlinked) {
         return Ok(Some(user));
     }
     if let Some(user) = state.user_id_by_name(&fold(subject)).and_then(unlinked) {

@@ -37,8 +37,6 @@ pub enum Rejection {
     DerivedHandlesRemain { count: u64 },
     #[error("userName {user_name:?} is already taken in this tenant")]
     UserNameTaken { user_name: String },
-    #[error("externalId {external_id:?} is already used by another user in this tenant")]
-    ExternalIdTaken { external_id: String },
     #[error("{0}")]
     InvalidValue(String),
     /// A value or the resource is larger than `limits` allows.
@@ -138,6 +136,11 @@ pub enum Rejection {
     )]
     JitAmbiguousEmail { email: String },
     #[error(
+        "{count} users have the externalId {external_id:?}, which is this login's SSO subject: \
+         roster cannot tell which one to link; give the subject as externalId to one user only"
+    )]
+    JitAmbiguousExternalId { external_id: String, count: usize },
+    #[error(
         "a user not linked to SSO yet holds the email {email:?}, but the login does not vouch for \
          it (claims.email_verified is not true): roster links by email only when it is verified; \
          otherwise set the user's externalId to the login's subject"
@@ -183,7 +186,6 @@ impl Rejection {
             Rejection::TenantAlreadyExists
             | Rejection::UserNameTaken { .. }
             | Rejection::HandleTaken { .. }
-            | Rejection::ExternalIdTaken { .. }
             | Rejection::UserAlreadyExists(_)
             | Rejection::TokenAlreadyExists(_)
             | Rejection::GroupNameTaken { .. }
@@ -200,6 +202,7 @@ impl Rejection {
             | Rejection::JitWhileStaged
             | Rejection::PromotionUnderWay
             | Rejection::JitEmailUnverified { .. }
+            | Rejection::JitAmbiguousExternalId { .. }
             | Rejection::NotStaged
             | Rejection::StagingChanged { .. }
             | Rejection::NotABranch(_)

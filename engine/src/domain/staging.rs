@@ -176,8 +176,8 @@ pub(super) fn require_directory_writable(state: &State) -> Result<(), Rejection>
 /// Order: deleted groups (members, mapping and links first, as `DeleteGroup` does), memberships
 /// that end, deleted users (manual resource-group memberships first), updated users, updated
 /// groups, new users, new groups, memberships that begin. Updates are ordered so that every
-/// userName, externalId and displayName is released before it is claimed, which keeps every
-/// index right whichever slice later folds the events.
+/// userName and displayName is released before it is claimed, which keeps every index right
+/// whichever slice later folds the events (externalIds need no order: users may share one).
 pub(super) fn promote(
     state: &State,
     generation: u64,
@@ -254,15 +254,11 @@ pub(super) fn promote(
             external_id: user.profile.external_id.clone(),
         });
     }
-    // Updated users, each once the userName and externalId it takes are free.
+    // Updated users, each once the userName it takes is free.
     let mut names: BTreeMap<String, UserId> = BTreeMap::new();
-    let mut external_ids: BTreeMap<String, UserId> = BTreeMap::new();
     for (user_id, user) in &live_users {
         if branch.users.contains_key(user_id) {
             names.insert(fold(&user.profile.user_name), *user_id);
-            if let Some(external_id) = &user.profile.external_id {
-                external_ids.insert(external_id.clone(), *user_id);
-            }
         }
     }
     let mut pending: Vec<UserId> = live_users
@@ -288,22 +284,12 @@ pub(super) fn promote(
             let free = |index: &BTreeMap<String, UserId>, key: &str| {
                 index.get(key).is_none_or(|holder| *holder == user_id)
             };
-            let external_free = profile
-                .external_id
-                .as_deref()
-                .is_none_or(|external_id| free(&external_ids, external_id));
-            if !free(&names, &name) || !external_free {
+            if !free(&names, &name) {
                 waiting.push(user_id);
                 continue;
             }
             names.remove(&fold(&current.profile.user_name));
             names.insert(name, user_id);
-            if let Some(old) = &current.profile.external_id {
-                external_ids.remove(old);
-            }
-            if let Some(new) = &profile.external_id {
-                external_ids.insert(new.clone(), user_id);
-            }
             events.extend(replace(
                 current,
                 profile.clone(),

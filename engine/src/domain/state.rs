@@ -191,6 +191,7 @@ pub struct Footprint {
     pub users: Vec<UserId>,
     /// Folded userNames to resolve.
     pub user_names: Vec<String>,
+    /// externalIds whose every holder must be loaded (proportional to how many share one).
     pub user_external_ids: Vec<String>,
     /// SSO subjects to resolve.
     pub user_subjects: Vec<String>,
@@ -285,7 +286,8 @@ pub enum Touched {
     Token(TokenId),
     User(UserId),
     UserName(String),
-    UserExternalId(String),
+    /// Whether a user holds an externalId (an edge of the one-to-many index).
+    UserExternalId(String, UserId),
     UserSubject(String),
     UserHandle(String),
     Group(GroupId),
@@ -334,8 +336,10 @@ pub struct State {
     pub users: BTreeMap<UserId, Option<UserRecord>>,
     /// Folded userName → owner.
     pub user_names: BTreeMap<String, Option<UserId>>,
-    /// externalId → owner.
-    pub user_external_ids: BTreeMap<String, Option<UserId>>,
+    /// externalId edges: `true` the user holds the externalId, `false` known not to. The client
+    /// controls externalIds (RFC 7643 §3.1): several users may share one. Change them through
+    /// [`State::set_user_external_id`] or [`State::know_user_external_id`].
+    pub user_external_ids: BTreeMap<(String, UserId), bool>,
     /// SSO subject → linked user.
     pub user_subjects: BTreeMap<String, Option<UserId>>,
     /// Folded handle → user, for the users whose handle differs from their userName (the others'
@@ -370,6 +374,8 @@ pub struct State {
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
     pub all_tokens: bool,
+    /// externalIds whose every holder is loaded.
+    pub user_external_ids: BTreeSet<String>,
     pub groups_of_users: BTreeSet<UserId>,
     pub members_of_groups: BTreeSet<GroupId>,
     pub links_of_groups: BTreeSet<GroupId>,
@@ -472,11 +478,11 @@ impl State {
             &mut extract.user_names,
             &footprint.user_names,
         );
-        copy(
-            &self.user_external_ids,
-            &mut extract.user_external_ids,
-            &footprint.user_external_ids,
-        );
+        for external_id in &footprint.user_external_ids {
+            for user in self.user_ids_by_external_id(external_id) {
+                extract.set_user_external_id(external_id, user, true);
+            }
+        }
         copy(
             &self.user_subjects,
             &mut extract.user_subjects,
@@ -524,8 +530,28 @@ impl State {
         self.user_names.get(folded).copied().flatten()
     }
 
-    pub fn user_id_by_external_id(&self, external_id: &str) -> Option<UserId> {
-        self.user_external_ids.get(external_id).copied().flatten()
+    /// The users holding `external_id`, in id order (all of them when it was loaded).
+    pub fn user_ids_by_external_id(&self, external_id: &str) -> Vec<UserId> {
+        let range = (external_id.to_owned(), MIN_USER)..=(external_id.to_owned(), MAX_USER);
+        self.user_external_ids
+            .range(range)
+            .filter(|(_, holds)| **holds)
+            .map(|((_, user), _)| *user)
+            .collect()
+    }
+
+    /// Records that `user` holds (or does not hold) `external_id`.
+    pub fn set_user_external_id(&mut self, external_id: &str, user: UserId, holds: bool) {
+        self.user_external_ids
+            .insert((external_id.to_owned(), user), holds);
+    }
+
+    /// Records an externalId edge read from storage, unless the slice already knows a newer
+    /// value.
+    pub fn know_user_external_id(&mut self, external_id: &str, user: UserId, holds: bool) {
+        self.user_external_ids
+            .entry((external_id.to_owned(), user))
+            .or_insert(holds);
     }
 
     /// The user linked to an SSO subject.

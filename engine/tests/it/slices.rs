@@ -75,6 +75,8 @@ proptest! {
         prop_assert_eq!(store.tenant(&tenant).unwrap(), full.tenant.clone());
         for subject in SUBJECTS {
             prop_assert_eq!(store.user_id_by_subject(&tenant, subject).unwrap(), full.user_id_by_subject(subject));
+            // Users may share an externalId: the store's index lists every holder.
+            prop_assert_eq!(store.user_ids_by_external_id(&tenant, subject).unwrap(), full.user_ids_by_external_id(subject));
         }
         for n in 0..USERS {
             let stored = store.user(&tenant, &uid(n)).unwrap();

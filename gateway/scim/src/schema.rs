@@ -325,6 +325,9 @@ mod tests {
             USER_RESOURCE.attribute(None, "externalid").unwrap().name,
             "externalId"
         );
+        // externalId is the client's identifier: uniqueness none (RFC 7643 §3.1).
+        assert!(!USER_RESOURCE.attribute(None, "externalId").unwrap().unique);
+        assert!(!GROUP_RESOURCE.attribute(None, "externalId").unwrap().unique);
         assert_eq!(
             USER_RESOURCE
                 .attribute(Some("urn:ietf:params:scim:schemas:core:2.0:user"), "id")

@@ -3,26 +3,76 @@
 //! `externalId`, else `displayName`; it reports resources on one side only, attribute
 //! differences and membership differences.
 //!
+//! externalIds need not be unique (RFC 7643 §3.1): one that several users (or groups) share, on
+//! either side, matches nothing by itself. It is reported as ambiguous, and the resources holding
+//! it are matched by name like resources without an externalId, never guessed.
+//!
 //! Only what the export carries is compared: an attribute is compared when the export has it on
 //! at least one resource (or has its CSV column); there, a resource without it has no value.
 //! `active` is compared where the export states it. A CSV names groups only through members, so
 //! roster groups without members are not reported missing from a CSV export; groups an export
 //! knows only through users' `groups` are likewise compared by their members only.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
 use super::export::{Export, InputFormat, UserAttribute};
 use super::report::{
-    Changed, Compared, Difference, GroupSummary, MatchedBy, MembershipDifference, Report, Summary,
-    UserSummary, sort_report,
+    Ambiguous, Changed, Compared, Difference, GroupSummary, MatchedBy, MembershipDifference,
+    Report, Summary, UserSummary, sort_report,
 };
 use super::roster::RosterDirectory;
 use super::{GroupEntry, UserEntry, fold};
 
-/// Matches export entries to roster entries: by externalId where both have one, then by folded
-/// name among those left. Returns, per export entry, its roster entry.
+/// The externalIds held by more than one entry of `export` or of `roster`: ambiguous, so
+/// matched by none.
+fn shared_external_ids<'a>(
+    export: &[(Option<&'a str>, String)],
+    roster: &[(Option<&'a str>, String)],
+) -> HashSet<&'a str> {
+    let mut shared = HashSet::new();
+    for side in [export, roster] {
+        let mut seen = HashSet::new();
+        for external_id in side.iter().filter_map(|(external_id, _)| *external_id) {
+            if !seen.insert(external_id) {
+                shared.insert(external_id);
+            }
+        }
+    }
+    shared
+}
+
+/// Every shared externalId with the names (userName or displayName) of its holders on each side.
+fn ambiguous_entries<'a>(
+    export: &[(Option<&'a str>, &'a str)],
+    roster: &[(Option<&'a str>, &'a str)],
+    shared: &HashSet<&str>,
+) -> Vec<Ambiguous> {
+    let mut found: BTreeMap<&str, Ambiguous> = BTreeMap::new();
+    for (in_roster, side) in [(false, export), (true, roster)] {
+        for (external_id, name) in side {
+            let Some(external_id) = external_id.filter(|id| shared.contains(id)) else {
+                continue;
+            };
+            let entry = found.entry(external_id).or_insert_with(|| Ambiguous {
+                external_id: external_id.to_owned(),
+                roster: Vec::new(),
+                idp: Vec::new(),
+            });
+            if in_roster {
+                entry.roster.push((*name).to_owned());
+            } else {
+                entry.idp.push((*name).to_owned());
+            }
+        }
+    }
+    found.into_values().collect()
+}
+
+/// Matches export entries to roster entries: by externalId where both have one and it is not
+/// shared (see [`shared_external_ids`]), then by folded name among those left. Returns, per
+/// export entry, its roster entry.
 fn match_entries(
     export: &[(Option<&str>, String)],
     roster: &[(Option<&str>, String)],
@@ -30,10 +80,12 @@ fn match_entries(
 ) -> Vec<Option<(usize, MatchedBy)>> {
     let mut matched = vec![None; export.len()];
     let mut taken = vec![false; roster.len()];
+    let shared = shared_external_ids(export, roster);
     let by_external_id: HashMap<&str, usize> = roster
         .iter()
         .enumerate()
         .filter_map(|(index, (external_id, _))| external_id.map(|id| (id, index)))
+        .filter(|(id, _)| !shared.contains(id))
         .collect();
     for (index, (external_id, _)) in export.iter().enumerate() {
         if let Some(&found) = external_id.and_then(|id| by_external_id.get(id))
@@ -74,6 +126,22 @@ fn group_keys(groups: &[GroupEntry]) -> Vec<(Option<&str>, String)> {
     groups
         .iter()
         .map(|group| (group.external_id.as_deref(), fold(&group.display_name)))
+        .collect()
+}
+
+/// Users' (externalId, userName), as the report names them.
+fn user_names(users: &[UserEntry]) -> Vec<(Option<&str>, &str)> {
+    users
+        .iter()
+        .map(|user| (user.external_id.as_deref(), user.user_name.as_str()))
+        .collect()
+}
+
+/// Groups' (externalId, displayName), as the report names them.
+fn group_names(groups: &[GroupEntry]) -> Vec<(Option<&str>, &str)> {
+    groups
+        .iter()
+        .map(|group| (group.external_id.as_deref(), group.display_name.as_str()))
         .collect()
 }
 
@@ -169,6 +237,11 @@ pub fn compare(tenant: &str, source: &str, roster: &RosterDirectory, export: &Ex
         MatchedBy::UserName,
     );
     if carried.users {
+        report.users.ambiguous = ambiguous_entries(
+            &user_names(&export.users),
+            &user_names(&roster.users),
+            &shared_external_ids(&user_keys(&export.users), &user_keys(&roster.users)),
+        );
         let mut matched_roster = vec![false; roster.users.len()];
         for (index, found) in user_matches.iter().enumerate() {
             let idp = &export.users[index];
@@ -223,6 +296,11 @@ pub fn compare(tenant: &str, source: &str, roster: &RosterDirectory, export: &Ex
     }
 
     if carried.groups {
+        report.groups.ambiguous = ambiguous_entries(
+            &group_names(&export.groups),
+            &group_names(&roster.groups),
+            &shared_external_ids(&group_keys(&export.groups), &group_keys(&roster.groups)),
+        );
         let group_matches = match_groups(roster, export);
         let mut matched_roster = vec![false; roster.groups.len()];
         for (index, found) in group_matches.iter().enumerate() {
@@ -284,6 +362,8 @@ pub fn compare(tenant: &str, source: &str, roster: &RosterDirectory, export: &Ex
         groups_only_in_roster: report.groups.only_in_roster.len(),
         groups_with_differences: report.groups.different.len(),
         groups_with_membership_differences: report.memberships.len(),
+        users_ambiguous: report.users.ambiguous.len(),
+        groups_ambiguous: report.groups.ambiguous.len(),
         members_only_in_idp: report.memberships.iter().map(|m| m.only_in_idp.len()).sum(),
         members_only_in_roster: report
             .memberships
@@ -628,5 +708,125 @@ mod tests {
     fn members_needed_are_those_of_matched_groups_with_members() {
         let export = Export::parse(&matching_json().to_string(), None).unwrap();
         assert_eq!(groups_needing_members(&roster(), &export), ["g1", "g2"]);
+    }
+
+    fn names(users: &[UserSummary]) -> Vec<&str> {
+        users.iter().map(|u| u.user_name.as_str()).collect()
+    }
+
+    #[test]
+    fn an_external_id_several_roster_users_share_is_ambiguous_not_guessed() {
+        let mut roster = roster();
+        roster.add_user(&crate::drift::fixtures::roster_user(
+            "u4",
+            "dave",
+            "e-alice",
+            true,
+            json!({}),
+        ));
+        let export = json!({"Users": [
+            {"schemas": [USER_SCHEMA], "userName": "alice.new", "externalId": "e-alice"},
+            {"schemas": [USER_SCHEMA], "userName": "bob", "externalId": "e-bob"},
+            {"schemas": [USER_SCHEMA], "userName": "carol"}
+        ]});
+        let export = Export::parse(&export.to_string(), None).unwrap();
+        let report = compare("acme", "export.json", &roster, &export);
+        // Neither alice nor dave is picked for alice.new: matched by userName, it matches none.
+        assert_eq!(names(&report.users.only_in_idp), ["alice.new"]);
+        assert_eq!(names(&report.users.only_in_roster), ["alice", "dave"]);
+        assert_eq!(
+            report.users.ambiguous,
+            [Ambiguous {
+                external_id: "e-alice".into(),
+                roster: vec!["alice".into(), "dave".into()],
+                idp: vec!["alice.new".into()],
+            }]
+        );
+        assert_eq!(report.summary.users_ambiguous, 1);
+        assert!(
+            report.users.different.is_empty(),
+            "bob matched by externalId"
+        );
+        let text = report.render_text();
+        assert!(
+            text.contains("Ambiguous user externalIds, shared by several users (1)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("externalId=e-alice  roster: alice, dave  IdP: alice.new"),
+            "{text}"
+        );
+        assert!(report.summary_line().contains("ambiguous: 1 externalId"));
+        let value = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            value["users"]["ambiguous"],
+            json!([{"externalId": "e-alice", "roster": ["alice", "dave"], "idp": ["alice.new"]}])
+        );
+        assert_eq!(value["summary"]["usersAmbiguous"], 1);
+        assert_eq!(value["version"], 1);
+    }
+
+    #[test]
+    fn an_external_id_several_idp_users_share_is_ambiguous_and_its_holders_match_by_name() {
+        let export = json!({"Users": [
+            {"schemas": [USER_SCHEMA], "userName": "alice", "externalId": "e-alice"},
+            {"schemas": [USER_SCHEMA], "userName": "BOB", "externalId": "e-bob"},
+            {"schemas": [USER_SCHEMA], "userName": "bobby", "externalId": "e-bob"},
+            {"schemas": [USER_SCHEMA], "userName": "carol"}
+        ]});
+        let report = report_for(&export);
+        assert_eq!(names(&report.users.only_in_idp), ["bobby"]);
+        assert!(report.users.only_in_roster.is_empty());
+        assert_eq!(report.users.ambiguous.len(), 1);
+        assert_eq!(report.users.ambiguous[0].roster, ["bob"]);
+        assert_eq!(report.users.ambiguous[0].idp, ["BOB", "bobby"]);
+        // Ambiguity alone is no drift; here bobby is.
+        assert!(report.drift);
+        let without_bobby = json!({"Users": [
+            {"schemas": [USER_SCHEMA], "userName": "alice", "externalId": "e-alice"},
+            {"schemas": [USER_SCHEMA], "userName": "bob", "externalId": "e-bob"},
+            {"schemas": [USER_SCHEMA], "userName": "carol", "externalId": "e-bob"}
+        ]});
+        let report = report_for(&without_bobby);
+        // carol's externalId differs from roster's (none): that is drift, matched by userName.
+        assert_eq!(report.users.different.len(), 1);
+        assert_eq!(report.users.different[0].name, "carol");
+        assert_eq!(report.users.different[0].matched_by, MatchedBy::UserName);
+        assert_eq!(report.summary.users_ambiguous, 1);
+    }
+
+    #[test]
+    fn a_group_external_id_shared_on_either_side_is_ambiguous() {
+        let export = json!({"Users": [
+            {"schemas": [USER_SCHEMA], "id": "i1", "userName": "alice", "externalId": "e-alice"},
+            {"schemas": [USER_SCHEMA], "id": "i2", "userName": "bob", "externalId": "e-bob"},
+            {"schemas": [USER_SCHEMA], "id": "i3", "userName": "carol"}
+        ], "Groups": [
+            {"schemas": [GROUP_SCHEMA], "displayName": "Engineering", "externalId": "g-eng",
+             "members": [{"value": "i1"}, {"value": "i2"}]},
+            {"schemas": [GROUP_SCHEMA], "displayName": "Platform", "externalId": "g-eng",
+             "members": []},
+            {"schemas": [GROUP_SCHEMA], "displayName": "Sales", "members": [{"value": "i3"}]},
+            {"schemas": [GROUP_SCHEMA], "displayName": "Empty", "members": []}
+        ]});
+        let report = report_for(&export);
+        assert_eq!(
+            report.groups.ambiguous,
+            [Ambiguous {
+                external_id: "g-eng".into(),
+                roster: vec!["Engineering".into()],
+                idp: vec!["Engineering".into(), "Platform".into()],
+            }]
+        );
+        assert_eq!(report.summary.groups_ambiguous, 1);
+        assert!(report.groups.different.is_empty());
+        let only: Vec<&str> = report
+            .groups
+            .only_in_idp
+            .iter()
+            .map(|g| g.display_name.as_str())
+            .collect();
+        assert_eq!(only, ["Platform"]);
+        assert!(report.memberships.is_empty(), "{}", report.render_text());
     }
 }

@@ -662,10 +662,11 @@ impl Export {
         Ok(export)
     }
 
-    /// Two resources of the export claiming one name or externalId is a broken export.
+    /// Two resources of the export claiming one name is a broken export. An externalId may be
+    /// shared (the client controls its uniqueness: RFC 7643 §3.1); the comparison reports it as
+    /// ambiguous.
     fn check_unique(&self) -> Result<(), ExportError> {
         let mut names = HashSet::new();
-        let mut external_ids = HashSet::new();
         for user in &self.users {
             if !names.insert(fold(&user.user_name)) {
                 return Err(invalid(format!(
@@ -673,28 +674,13 @@ impl Export {
                     user.user_name
                 )));
             }
-            if let Some(external_id) = &user.external_id
-                && !external_ids.insert(external_id.as_str())
-            {
-                return Err(invalid(format!(
-                    "the export lists user externalId {external_id:?} twice"
-                )));
-            }
         }
         let mut names = HashSet::new();
-        let mut external_ids = HashSet::new();
         for group in &self.groups {
             if !names.insert(fold(&group.display_name)) {
                 return Err(invalid(format!(
                     "the export lists group {:?} twice",
                     group.display_name
-                )));
-            }
-            if let Some(external_id) = &group.external_id
-                && !external_ids.insert(external_id.as_str())
-            {
-                return Err(invalid(format!(
-                    "the export lists group externalId {external_id:?} twice"
                 )));
             }
         }

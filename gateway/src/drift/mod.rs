@@ -23,8 +23,8 @@ mod roster;
 pub use compare::{compare, groups_needing_members};
 pub use export::{Carried, Export, ExportError, InputFormat, UserAttribute};
 pub use report::{
-    Changed, Compared, Difference, GroupSummary, MatchedBy, MembershipDifference, Report, Section,
-    Summary, UserSummary,
+    Ambiguous, Changed, Compared, Difference, GroupSummary, MatchedBy, MembershipDifference,
+    Report, Section, Summary, UserSummary,
 };
 pub use roster::RosterDirectory;
 

@@ -1,6 +1,7 @@
 //! A drift report's types, and how a [`Report`] is sorted (so that it is stable) and rendered:
 //! a summary line, text for people, and JSON (`version` 1, the stable machine output) through
-//! `Serialize`.
+//! `Serialize`. The version changes only when a field changes meaning or goes away; fields are
+//! added within a version (`ambiguous` and its counts were).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -68,12 +69,25 @@ pub struct MembershipDifference {
     pub only_in_roster: Vec<String>,
 }
 
+/// An externalId several resources share on one side or both (externalIds need not be unique:
+/// RFC 7643 §3.1). It matched nothing: its holders were matched by name, never guessed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ambiguous {
+    pub external_id: String,
+    /// roster's holders and the IdP's, by userName (users) or displayName (groups).
+    pub roster: Vec<String>,
+    pub idp: Vec<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Section<T> {
     pub only_in_idp: Vec<T>,
     pub only_in_roster: Vec<T>,
     pub different: Vec<Changed>,
+    /// Shared externalIds, by externalId.
+    pub ambiguous: Vec<Ambiguous>,
 }
 
 /// What was compared.
@@ -99,6 +113,9 @@ pub struct Summary {
     pub groups_with_membership_differences: usize,
     pub members_only_in_idp: usize,
     pub members_only_in_roster: usize,
+    /// externalIds shared by several users (groups) on either side: not drift by themselves.
+    pub users_ambiguous: usize,
+    pub groups_ambiguous: usize,
 }
 
 /// A drift report; its JSON form is `roster drift --format json`.
@@ -153,6 +170,23 @@ pub(super) fn sort_report(report: &mut Report) {
         membership.only_in_idp.sort_by(|a, b| by_name(a, b));
         membership.only_in_roster.sort_by(|a, b| by_name(a, b));
     }
+    for ambiguous in report
+        .users
+        .ambiguous
+        .iter_mut()
+        .chain(report.groups.ambiguous.iter_mut())
+    {
+        ambiguous.roster.sort_by(|a, b| by_name(a, b));
+        ambiguous.idp.sort_by(|a, b| by_name(a, b));
+    }
+    report
+        .users
+        .ambiguous
+        .sort_by(|a, b| a.external_id.cmp(&b.external_id));
+    report
+        .groups
+        .ambiguous
+        .sort_by(|a, b| a.external_id.cmp(&b.external_id));
 }
 
 fn show_value(value: &Value) -> String {
@@ -167,17 +201,27 @@ fn plural(count: usize, one: &str, many: &str) -> String {
 }
 
 impl Report {
-    /// One line: the counts of what was compared, or that there is no drift.
+    /// One line: the counts of what was compared, or that there is no drift; then the shared
+    /// externalIds, if any.
     pub fn summary_line(&self) -> String {
+        let s = &self.summary;
+        let ambiguous = if s.users_ambiguous + s.groups_ambiguous > 0 {
+            format!(
+                "; ambiguous: {} shared by several users, {} by several groups (matched by name)",
+                plural(s.users_ambiguous, "externalId", "externalIds"),
+                s.groups_ambiguous
+            )
+        } else {
+            String::new()
+        };
         if !self.drift {
             return format!(
-                "no drift: tenant {} matches {} (compared: {})",
+                "no drift: tenant {} matches {} (compared: {}){ambiguous}",
                 self.tenant,
                 self.source,
                 self.compared_list()
             );
         }
-        let s = &self.summary;
         let mut parts = Vec::new();
         if self.compared.users {
             parts.push(format!(
@@ -199,7 +243,7 @@ impl Report {
                 s.members_only_in_roster
             ));
         }
-        format!("drift: {}", parts.join("; "))
+        format!("drift: {}{ambiguous}", parts.join("; "))
     }
 
     fn compared_list(&self) -> String {
@@ -314,6 +358,42 @@ impl Report {
             &mut out,
             "Group attribute differences",
             &self.groups.different,
+        );
+        let ambiguous = |out: &mut String, title: &str, shared: &[Ambiguous]| {
+            if shared.is_empty() {
+                return;
+            }
+            let _ = writeln!(
+                out,
+                "\n{title} ({}): matched by name instead, never guessed",
+                shared.len()
+            );
+            let names = |names: &[String]| {
+                if names.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            };
+            for entry in shared {
+                let _ = writeln!(
+                    out,
+                    "  externalId={}  roster: {}  IdP: {}",
+                    entry.external_id,
+                    names(&entry.roster),
+                    names(&entry.idp)
+                );
+            }
+        };
+        ambiguous(
+            &mut out,
+            "Ambiguous user externalIds, shared by several users",
+            &self.users.ambiguous,
+        );
+        ambiguous(
+            &mut out,
+            "Ambiguous group externalIds, shared by several groups",
+            &self.groups.ambiguous,
         );
         if !self.memberships.is_empty() {
             let _ = writeln!(

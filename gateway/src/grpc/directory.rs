@@ -123,11 +123,22 @@ impl DirectoryService {
                 .user_id_by_handle(tenant, handle)
                 .map_err(unavailable)?
                 .ok_or_else(missing),
-            Some(By::ExternalId(external_id)) => self
-                .store()
-                .user_id_by_external_id(tenant, external_id)
-                .map_err(unavailable)?
-                .ok_or_else(missing),
+            Some(By::ExternalId(external_id)) => {
+                let holders = self
+                    .store()
+                    .user_ids_by_external_id(tenant, external_id)
+                    .map_err(unavailable)?;
+                match holders.as_slice() {
+                    [] => Err(missing()),
+                    [id] => Ok(*id),
+                    // externalIds need not be unique (RFC 7643 §3.1): never guess one.
+                    _ => Err(Status::failed_precondition(format!(
+                        "{} users of tenant {tenant} have the externalId {external_id:?}: \
+                         name the user by id or user_name",
+                        holders.len()
+                    ))),
+                }
+            }
             None => Err(Status::invalid_argument(
                 "user: give an id, user_name, external_id or handle",
             )),

@@ -393,10 +393,11 @@ fn plan(filter: &Filter, app: &AppState, client: &ScimClient) -> Result<Plan, Sc
                 return Ok(Plan::Candidates(owner.into_iter().collect()));
             }
             if path.is("externalId") && path.sub.is_none() {
-                let owner = store
-                    .user_id_by_external_id(&client.tenant, value)
+                // Every holder: externalIds need not be unique (RFC 7643 §3.1).
+                let holders = store
+                    .user_ids_by_external_id(&client.tenant, value)
                     .map_err(unavailable)?;
-                return Ok(Plan::Candidates(owner.into_iter().collect()));
+                return Ok(Plan::Candidates(holders));
             }
             if path.is_sub("emails", "value") {
                 return email_candidates(app, client, value);

@@ -195,7 +195,8 @@ async fn drift_reports_every_kind_of_difference_in_a_json_export() {
                 {"id": acme.bob, "name": "bob", "matchedBy": "userName", "differences": [
                     {"attribute": "externalId", "roster": "e-bob", "idp": "e-bob-2"}
                 ]}
-            ]
+            ],
+            "ambiguous": []
         }),
         "{report:#}"
     );
@@ -208,7 +209,8 @@ async fn drift_reports_every_kind_of_difference_in_a_json_export() {
                 {"id": acme.engineering, "name": "Engineering", "matchedBy": "externalId", "differences": [
                     {"attribute": "displayName", "roster": "Engineering", "idp": "Platform"}
                 ]}
-            ]
+            ],
+            "ambiguous": []
         }),
         "{report:#}"
     );
@@ -226,7 +228,8 @@ async fn drift_reports_every_kind_of_difference_in_a_json_export() {
         report["summary"],
         json!({"usersOnlyInIdp": 1, "usersOnlyInRoster": 1, "usersWithDifferences": 2,
                "groupsOnlyInIdp": 1, "groupsOnlyInRoster": 1, "groupsWithDifferences": 1,
-               "groupsWithMembershipDifferences": 2, "membersOnlyInIdp": 2, "membersOnlyInRoster": 2})
+               "groupsWithMembershipDifferences": 2, "membersOnlyInIdp": 2, "membersOnlyInRoster": 2,
+               "usersAmbiguous": 0, "groupsAmbiguous": 0})
     );
 
     // The same for people: sections, `attr: roster → idp`, and the summary line.
@@ -305,6 +308,56 @@ async fn a_users_only_export_states_memberships_through_users_groups() {
     // Groups are known only through members here: none is reported missing on either side.
     assert_eq!(report["summary"]["groupsOnlyInIdp"], 0, "{report:#}");
     assert_eq!(report["summary"]["groupsOnlyInRoster"], 0, "{report:#}");
+}
+
+#[tokio::test]
+#[cfg_attr(not(feature = "tools"), ignore = "`roster drift` is a client tool")]
+async fn an_external_id_several_users_share_is_reported_ambiguous_not_guessed() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant("acme").await;
+    let acme = acme(&tenant).await;
+    // erin shares alice's externalId: SCIM accepts it (RFC 7643 §3.1).
+    let erin = tenant
+        .post(
+            "/Users",
+            &json!({"schemas": [USER], "userName": "erin", "externalId": "e-alice"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut export = matching_export();
+    let users = export["Users"]["Resources"].as_array_mut().unwrap();
+    users.push(json!({"schemas": [USER], "id": "idp-5", "userName": "erin",
+                      "externalId": "e-alice", "active": true}));
+    export["Users"]["totalResults"] = json!(4);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "shared.json", &export.to_string());
+
+    // Both are matched by userName, neither guessed by externalId: no drift, one ambiguity.
+    let report = json_report(&stack, &file, 0).await;
+    assert_eq!(report["drift"], false, "{report:#}");
+    assert_eq!(
+        report["users"]["ambiguous"],
+        json!([{"externalId": "e-alice", "roster": ["alice", "erin"], "idp": ["alice", "erin"]}]),
+        "{report:#}"
+    );
+    assert_eq!(report["summary"]["usersAmbiguous"], 1);
+    assert_eq!(report["users"]["different"], json!([]), "{report:#}");
+    assert_eq!(report["users"]["onlyInRoster"], json!([]), "{report:#}");
+    assert!(!acme.alice.is_empty() && !erin.is_empty());
+
+    let run = drift(&stack, "acme", &file, &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(
+            "Ambiguous user externalIds, shared by several users (1): matched by name instead, never guessed\n  externalId=e-alice  roster: alice, erin  IdP: alice, erin\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("no drift"), "{}", run.stdout);
 }
 
 #[tokio::test]

@@ -261,6 +261,44 @@ async fn display_names_are_unique_case_insensitively() {
 }
 
 #[tokio::test]
+async fn groups_sharing_an_external_id_are_all_found() {
+    // RFC 7643 §3.1: externalId is the client's to keep unique, for groups as for users.
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    let mut ids = Vec::new();
+    for name in ["Engineering", "Sales", "Support"] {
+        let created = acme
+            .post("/Groups", &json!({"displayName": name, "externalId": "G1"}))
+            .await
+            .expect(201);
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    acme.post(
+        "/Groups",
+        &json!({"displayName": "Other", "externalId": "G10"}),
+    )
+    .await
+    .expect(201);
+    ids.sort();
+    let list = acme
+        .get(&format!(
+            "/Groups?filter={}",
+            urlencode(r#"externalId eq "G1""#)
+        ))
+        .await
+        .expect(200);
+    assert_eq!(list["totalResults"], 3);
+    let mut found: Vec<String> = list["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| group["id"].as_str().unwrap().to_owned())
+        .collect();
+    found.sort();
+    assert_eq!(found, ids);
+}
+
+#[tokio::test]
 async fn filters_find_groups_by_name_external_id_id_and_membership() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;

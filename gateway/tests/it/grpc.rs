@@ -142,6 +142,32 @@ async fn get_user_by_id_user_name_or_external_id() {
 }
 
 #[tokio::test]
+async fn get_user_by_a_shared_external_id_is_refused_naming_the_count() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    for name in ["alice", "bob", "carol"] {
+        acme.post("/Users", &json!({"userName": name, "externalId": "shared"}))
+            .await
+            .expect(201);
+    }
+    let mut client = stack.directory().await;
+    let refused = client
+        .get_user(authorized(
+            &acme.token,
+            pb::GetUserRequest {
+                tenant: "acme".into(),
+                user: Some(pb::UserRef {
+                    by: Some(pb::user_ref::By::ExternalId("shared".into())),
+                }),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("3 users"), "{refused:?}");
+}
+
+#[tokio::test]
 async fn list_users_pages_through_everyone_once() {
     let stack = Stack::start().await;
     let world = world(&stack).await;

@@ -325,6 +325,37 @@ async fn scim_users_are_linked_usernames_deduplicated_and_deactivated_users_refu
 }
 
 #[tokio::test]
+async fn a_subject_several_users_hold_as_external_id_is_refused_naming_the_count() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    for name in ["alice", "bob"] {
+        acme.post(
+            "/Users",
+            &json!({"userName": name, "externalId": "00u-shared"}),
+        )
+        .await
+        .expect(201);
+    }
+    let refused = jit(
+        &stack,
+        &acme.token,
+        login(
+            "00u-shared",
+            "alice@acme.example",
+            "Alice",
+            "A",
+            json!({"email_verified": true}),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("2 users"), "{refused:?}");
+    assert!(refused.message().contains("00u-shared"), "{refused:?}");
+    assert_eq!(acme.all_users().await.len(), 2, "nobody created or linked");
+}
+
+#[tokio::test]
 async fn jit_is_scoped_to_the_tenant_and_checks_its_input() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;

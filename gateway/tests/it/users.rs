@@ -93,20 +93,106 @@ async fn user_name_rules_and_uniqueness_are_enforced() {
 }
 
 #[tokio::test]
-async fn external_ids_are_unique_per_tenant_but_not_across_tenants() {
+async fn five_users_with_one_external_id_are_created_listed_and_filtered() {
+    // RFC 7643 §3.1: the client controls externalId's uniqueness; roster does not enforce it.
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
     let other = stack.tenant("other").await;
-    acme.post("/Users", &json!({"userName": "alice", "externalId": "E1"}))
+    let mut ids = Vec::new();
+    for name in ["alice", "bob", "carol", "dave", "erin"] {
+        let created = acme
+            .post("/Users", &json!({"userName": name, "externalId": "E1"}))
+            .await
+            .expect(201);
+        assert_eq!(created["externalId"], "E1");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    // Others whose externalId starts like it, or is it in another case or another tenant.
+    for (name, external_id) in [("frank", "E10"), ("grace", "e1"), ("heidi", "E")] {
+        acme.post(
+            "/Users",
+            &json!({"userName": name, "externalId": external_id}),
+        )
         .await
         .expect(201);
-    acme.post("/Users", &json!({"userName": "bob", "externalId": "E1"}))
-        .await
-        .expect_error(409, Some("uniqueness"));
+    }
     other
         .post("/Users", &json!({"userName": "alice", "externalId": "E1"}))
         .await
         .expect(201);
+    ids.sort();
+    let sorted = |users: &[Value]| -> Vec<String> {
+        let mut ids: Vec<String> = users
+            .iter()
+            .map(|user| user["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    let list = acme.get("/Users?count=100").await.expect(200);
+    assert_eq!(list["totalResults"], 8);
+    let listed = list["Resources"].as_array().unwrap();
+    let holders: Vec<Value> = listed
+        .iter()
+        .filter(|user| user["externalId"] == "E1")
+        .cloned()
+        .collect();
+    assert_eq!(sorted(&holders), ids);
+
+    for filter in [
+        r#"externalId eq "E1""#,
+        r#"EXTERNALID eq "E1""#,
+        r#"externalId eq "E1" and active eq true"#,
+        r#"urn:ietf:params:scim:schemas:core:2.0:User:externalId eq "E1""#,
+    ] {
+        let found = acme.find(filter).await;
+        assert_eq!(sorted(&found), ids, "{filter}");
+    }
+    let list = acme
+        .get(&format!(
+            "/Users?filter={}",
+            urlencode(r#"externalId eq "E1""#)
+        ))
+        .await
+        .expect(200);
+    assert_eq!(list["totalResults"], 5);
+    // Paged: every holder once.
+    let mut paged = Vec::new();
+    for start in [1, 3, 5] {
+        let page = acme
+            .get(&format!(
+                "/Users?filter={}&startIndex={start}&count=2",
+                urlencode(r#"externalId eq "E1""#)
+            ))
+            .await
+            .expect(200);
+        assert_eq!(page["totalResults"], 5);
+        paged.extend(page["Resources"].as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(sorted(&paged), ids);
+    // Through the other filter forms and `.search`.
+    let searched = acme
+        .post(
+            "/Users/.search",
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                    "filter": r#"externalId eq "E1""#}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(sorted(searched["Resources"].as_array().unwrap()), ids);
+    assert_eq!(other.find(r#"externalId eq "E1""#).await.len(), 1);
+
+    // Moving one away and deleting another keep the rest.
+    acme.put(
+        &format!("/Users/{}", ids[0]),
+        &json!({"userName": "moved", "externalId": "E2"}),
+    )
+    .await
+    .expect(200);
+    acme.delete(&format!("/Users/{}", ids[1])).await.expect(204);
+    assert_eq!(sorted(&acme.find(r#"externalId eq "E1""#).await), ids[2..]);
+    assert_eq!(acme.find(r#"externalId eq "E2""#).await.len(), 1);
 }
 
 #[tokio::test]

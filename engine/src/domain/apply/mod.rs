@@ -200,19 +200,19 @@ fn set_user_name(state: &mut State, user_id: UserId, old: Option<&str>, new: Opt
     }
 }
 
-/// Moves the externalId index entry of `user_id` from `old` to `new`.
+/// Moves `user_id`'s externalId index edge from `old` to `new`. Edges are per user, so the
+/// other holders of either value need not be loaded.
 fn set_external_id(state: &mut State, user_id: UserId, old: Option<&str>, new: Option<&str>) {
-    if let Some(old) = old
-        && (state.user_id_by_external_id(old) == Some(user_id)
-            || !state.user_external_ids.contains_key(old))
-    {
-        state.user_external_ids.insert(old.to_owned(), None);
-        state.journal.touch(Touched::UserExternalId(old.to_owned()));
+    if let Some(old) = old {
+        state.set_user_external_id(old, user_id, false);
+        state
+            .journal
+            .touch(Touched::UserExternalId(old.to_owned(), user_id));
     }
     if let Some(new) = new {
+        state.set_user_external_id(new, user_id, true);
         state
-            .user_external_ids
-            .insert(new.to_owned(), Some(user_id));
-        state.journal.touch(Touched::UserExternalId(new.to_owned()));
+            .journal
+            .touch(Touched::UserExternalId(new.to_owned(), user_id));
     }
 }

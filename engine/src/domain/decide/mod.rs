@@ -362,14 +362,7 @@ fn check_unique(state: &State, user_id: UserId, profile: &UserProfile) -> Result
             user_name: profile.user_name.clone(),
         });
     }
-    if let Some(external_id) = &profile.external_id
-        && state
-            .user_id_by_external_id(external_id)
-            .is_some_and(|owner| owner != user_id)
-    {
-        return Err(Rejection::ExternalIdTaken {
-            external_id: external_id.clone(),
-        });
-    }
+    // externalId is the client's identifier, not a uniqueness constraint (RFC 7643 §3.1): several
+    // users may share one.
     Ok(())
 }

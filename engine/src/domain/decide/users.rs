@@ -1,5 +1,6 @@
 //! Users: provisioning, replacing, (de)activating and deleting, with the uniqueness of
-//! `userName` and `externalId` and the handle each userName gives.
+//! `userName` (not of `externalId`, which the client controls: RFC 7643 §3.1) and the handle each
+//! userName gives.
 
 use super::*;
 

@@ -670,3 +670,59 @@ fn a_login_that_would_grow_a_user_beyond_the_limits_is_refused() {
             .is_ok()
     );
 }
+
+#[test]
+fn several_users_holding_the_subject_as_external_id_are_ambiguous_not_guessed() {
+    let scim = |n: u128, name: &str| Command::ProvisionUser {
+        user_id: uid(n),
+        profile: with_external_id(profile(name), "00u-shared"),
+    };
+    let scenario = given(a_tenant())
+        .after(scim(1, "alice"))
+        .after(scim(2, "bob"))
+        .after(scim(3, "carol"));
+    let rejection = scenario
+        .when(Command::JitProvision(login(
+            9,
+            "00u-shared",
+            "alice@acme.example",
+            json!({"email_verified": true}),
+        )))
+        .unwrap_err();
+    assert_eq!(
+        rejection,
+        Rejection::JitAmbiguousExternalId {
+            external_id: "00u-shared".into(),
+            count: 3
+        }
+    );
+    assert_eq!(rejection.kind(), RejectionKind::PreconditionFailed);
+    assert!(rejection.to_string().contains("3 users"), "{rejection}");
+    // The dependent footprint loads no holder: several are refused without their records.
+    let login = login(9, "00u-shared", "alice@acme.example", json!({}));
+    assert!(
+        !Command::JitProvision(login.clone())
+            .dependent_footprint(&scenario.state)
+            .users
+            .iter()
+            .any(|user| [uid(1), uid(2), uid(3)].contains(user))
+    );
+    // Once only one holds it, that one is linked.
+    let scenario = scenario
+        .after(Command::DeleteUser {
+            user_id: uid(2),
+            expected_version: None,
+        })
+        .after(Command::DeleteUser {
+            user_id: uid(3),
+            expected_version: None,
+        });
+    let events = scenario.when(Command::JitProvision(login)).unwrap();
+    assert_eq!(
+        events[0],
+        EventPayload::UserSsoLinked {
+            user_id: uid(1),
+            subject: "00u-shared".into()
+        }
+    );
+}

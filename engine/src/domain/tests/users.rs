@@ -53,27 +53,58 @@ fn user_names_are_unique_case_insensitively() {
 }
 
 #[test]
-fn external_ids_are_unique_per_tenant() {
+fn users_may_share_an_external_id() {
+    // RFC 7643 §3.1: the client controls externalId's uniqueness, the server does not enforce it.
     let scenario = given(a_tenant()).after(Command::ProvisionUser {
         user_id: uid(1),
         profile: with_external_id(profile("alice"), "ext-1"),
     });
-    let rejection = scenario
-        .when(Command::ProvisionUser {
+    let second = Command::ProvisionUser {
+        user_id: uid(2),
+        profile: with_external_id(profile("bob"), "ext-1"),
+    };
+    assert_eq!(
+        scenario.when(second.clone()).unwrap(),
+        vec![EventPayload::UserProvisioned {
             user_id: uid(2),
             profile: with_external_id(profile("bob"), "ext-1"),
-        })
-        .unwrap_err();
-    assert_eq!(
-        rejection,
-        Rejection::ExternalIdTaken {
-            external_id: "ext-1".into()
-        }
+            handle: None
+        }]
     );
+    let scenario = scenario.after(second).after(Command::ProvisionUser {
+        user_id: uid(3),
+        profile: with_external_id(profile("carol"), "ext-2"),
+    });
+    assert_eq!(
+        scenario.state.user_ids_by_external_id("ext-1"),
+        [uid(1), uid(2)]
+    );
+    // Taking one that others hold by replacing is fine too; the index follows every holder.
+    let scenario = scenario.after(Command::ReplaceUser {
+        user_id: uid(3),
+        expected_version: None,
+        profile: with_external_id(profile("carol"), "ext-1"),
+    });
+    assert_eq!(
+        scenario.state.user_ids_by_external_id("ext-1"),
+        [uid(1), uid(2), uid(3)]
+    );
+    assert!(scenario.state.user_ids_by_external_id("ext-2").is_empty());
+    // Deleting one holder leaves the others.
+    let scenario = scenario.after(Command::DeleteUser {
+        user_id: uid(1),
+        expected_version: None,
+    });
+    assert_eq!(
+        scenario.state.user_ids_by_external_id("ext-1"),
+        [uid(2), uid(3)]
+    );
+    // An externalId is matched exactly, never as a prefix.
+    assert!(scenario.state.user_ids_by_external_id("ext-").is_empty());
 }
 
 #[test]
-fn a_deleted_user_frees_its_user_name_and_external_id() {
+fn a_deleted_user_frees_its_user_name() {
     let scenario = given(a_tenant())
         .after(Command::ProvisionUser {
             user_id: uid(1),
