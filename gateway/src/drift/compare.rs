@@ -176,6 +176,11 @@ fn user_summary(user: &UserEntry, roster_side: bool) -> UserSummary {
     UserSummary {
         id: if roster_side { user.id.clone() } else { None },
         user_name: user.user_name.clone(),
+        handle: if roster_side {
+            user.handle.clone()
+        } else {
+            None
+        },
         external_id: user.external_id.clone(),
         active: user.active,
     }
@@ -452,6 +457,7 @@ fn membership_difference(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use roster_proto::v1 as pb;
     use serde_json::json;
 
     use super::*;
@@ -828,5 +834,27 @@ mod tests {
             .collect();
         assert_eq!(only, ["Platform"]);
         assert!(report.memberships.is_empty(), "{}", report.render_text());
+    }
+
+    #[test]
+    fn a_roster_user_missing_from_the_export_shows_its_handle() {
+        let mut roster = roster();
+        roster.add_user(&pb::User {
+            id: "u9".into(),
+            user_name: "dave@acme.com".into(),
+            handle: "dave".into(),
+            active: true,
+            attributes_json: "{}".into(),
+            ..pb::User::default()
+        });
+        let export = Export::parse(&matching_json().to_string(), None).unwrap();
+        let report = compare("acme", "export.json", &roster, &export);
+        let only = &report.users.only_in_roster;
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].user_name, "dave@acme.com");
+        assert_eq!(only[0].handle.as_deref(), Some("dave"));
+        assert!(report.render_text().contains("dave@acme.com  handle=dave"));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["users"]["onlyInRoster"][0]["handle"], "dave");
     }
 }

@@ -628,6 +628,7 @@ impl Export {
                 given_name: cell(attributes[1].1),
                 family_name: cell(attributes[2].1),
                 email: cell(attributes[3].1),
+                handle: None,
             };
             let user_index = export.users.len();
             export.users.push(user);

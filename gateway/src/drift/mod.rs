@@ -46,6 +46,8 @@ pub struct UserEntry {
     pub family_name: Option<String>,
     /// The primary email (the one marked primary, else the first).
     pub email: Option<String>,
+    /// roster's platform handle (roster's side only; shown, never compared).
+    pub handle: Option<String>,
 }
 
 /// One group as one side knows it (members apart).

@@ -24,6 +24,9 @@ pub struct UserSummary {
     /// roster's id (null for users only in the IdP).
     pub id: Option<String>,
     pub user_name: String,
+    /// roster's platform handle (roster's side only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
     pub external_id: Option<String>,
     pub active: Option<bool>,
 }
@@ -275,6 +278,13 @@ impl Report {
         );
         let user_line = |user: &UserSummary| {
             let mut line = format!("  {}", user.user_name);
+            if let Some(handle) = user
+                .handle
+                .as_ref()
+                .filter(|handle| **handle != user.user_name)
+            {
+                let _ = write!(line, "  handle={handle}");
+            }
             if let Some(external_id) = &user.external_id {
                 let _ = write!(line, "  externalId={external_id}");
             }

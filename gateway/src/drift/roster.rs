@@ -28,6 +28,7 @@ impl RosterDirectory {
             user_name: user.user_name.clone(),
             external_id: Some(user.external_id.clone()).filter(|id| !id.is_empty()),
             active: Some(user.active),
+            handle: Some(user.handle.clone()).filter(|handle| !handle.is_empty()),
             ..UserEntry::default()
         };
         // roster wrote this JSON itself; should it ever not parse, the user simply has no

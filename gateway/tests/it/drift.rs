@@ -185,7 +185,7 @@ async fn drift_reports_every_kind_of_difference_in_a_json_export() {
         report["users"],
         json!({
             "onlyInIdp": [{"id": null, "userName": "dave", "externalId": "e-dave", "active": true}],
-            "onlyInRoster": [{"id": acme.carol, "userName": "carol", "externalId": null, "active": true}],
+            "onlyInRoster": [{"id": acme.carol, "userName": "carol", "handle": "carol", "externalId": null, "active": true}],
             "different": [
                 {"id": acme.alice, "name": "alice", "matchedBy": "externalId", "differences": [
                     {"attribute": "active", "roster": true, "idp": false},

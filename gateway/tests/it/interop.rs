@@ -389,3 +389,125 @@ async fn microsoft_reference_tests_filter_with_case_varied_attribute_names() {
         1
     );
 }
+
+const ROSTER_USER: &str = "urn:ietf:params:scim:schemas:extension:roster:2.0:User";
+
+#[tokio::test]
+async fn okta_default_mapping_sends_the_email_as_user_name_to_a_deriving_tenant() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant_with_usernames("acme", "derive").await;
+    // Okta's default username format is the user's email (its login).
+    let filter = urlencode(r#"userName eq "alice.smith@acme.com""#);
+    let list = acme
+        .get(&format!("/Users?filter={filter}&startIndex=1&count=100"))
+        .await
+        .expect(200);
+    assert_eq!(list["totalResults"], 0);
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "alice.smith@acme.com",
+        "name": {"givenName": "Alice", "familyName": "Smith"},
+        "emails": [{"primary": true, "value": "alice.smith@acme.com", "type": "work"}],
+        "displayName": "Alice Smith", "locale": "en-US", "externalId": "00ujl29u0le5T6Aj10h7",
+        "groups": [], "password": "1mz050nq", "active": true
+    });
+    let created = acme.post("/Users", &body).await.expect(201);
+    assert_eq!(created["userName"], "alice.smith@acme.com");
+    assert_eq!(created[ROSTER_USER]["handle"], "alice-smith");
+    // Okta looks the user up again with the name as it knows it, in any case.
+    let found = acme.find(r#"userName eq "Alice.Smith@ACME.com""#).await;
+    assert_eq!(found.len(), 1);
+    // Profile push: the whole object back with PUT; the handle stays.
+    let id = created["id"].as_str().unwrap();
+    let mut pushed = body.clone();
+    pushed["name"]["familyName"] = json!("Smith-Jones");
+    let replaced = acme.put(&format!("/Users/{id}"), &pushed).await.expect(200);
+    assert_eq!(replaced[ROSTER_USER]["handle"], "alice-smith");
+    // Deactivation: Okta's path-less lowercase replace.
+    let deactivated = acme
+        .patch(
+            &format!("/Users/{id}"),
+            &patch_op(json!([{"op": "replace", "value": {"active": false}}])),
+        )
+        .await
+        .expect(200);
+    assert_eq!(deactivated["active"], false);
+    assert_eq!(deactivated[ROSTER_USER]["handle"], "alice-smith");
+}
+
+#[tokio::test]
+async fn entra_default_mapping_sends_the_upn_as_user_name_to_a_deriving_tenant() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant_with_usernames("acme", "derive").await;
+    let object_id = "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef";
+    assert!(
+        acme.find(&format!(r#"externalId eq "{object_id}""#))
+            .await
+            .is_empty()
+    );
+    // Entra maps userPrincipalName to userName by default.
+    let created = acme
+        .post(
+            "/Users",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+                "externalId": object_id,
+                "userName": "alice@contoso.com",
+                "active": "True",
+                "emails": [{"primary": true, "type": "work", "value": "alice@contoso.com"}],
+                "meta": {"resourceType": "User"},
+                "name": {"formatted": "Alice Doe", "familyName": "Doe", "givenName": "Alice"},
+                "roles": []
+            }),
+        )
+        .await
+        .expect(201);
+    assert_eq!(created["userName"], "alice@contoso.com");
+    assert_eq!(created[ROSTER_USER]["handle"], "alice");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/Users/{id}");
+    // A second person from another domain with the same local part.
+    let other = acme
+        .post(
+            "/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": "alice@fabrikam.com", "active": true}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(other[ROSTER_USER]["handle"], "alice-2");
+    // Entra's default mode: one Replace per path, URN paths included; a UPN change renames.
+    let updated = acme
+        .patch(
+            &path,
+            &patch_op(json!([
+                {"op": "Replace", "path": "userName", "value": "alice.doe@contoso.com"},
+                {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "Research"},
+                {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "alice.doe@contoso.com"}
+            ])),
+        )
+        .await
+        .expect(200);
+    assert_eq!(updated["userName"], "alice.doe@contoso.com");
+    assert_eq!(updated[ROSTER_USER]["handle"], "alice-doe");
+    // Entra's flag mode: a path-less replace with dotted keys, and "False" as a string.
+    let disabled = acme
+        .patch(
+            &path,
+            &patch_op(json!([{"op": "Replace", "value": {
+                "active": "False",
+                "name.givenName": "Alicia"
+            }}])),
+        )
+        .await
+        .expect(200);
+    assert_eq!(disabled["active"], false);
+    assert_eq!(disabled["name"]["givenName"], "Alicia");
+    assert_eq!(disabled[ROSTER_USER]["handle"], "alice-doe");
+    let by_handle = acme
+        .find(&format!(r#"{ROSTER_USER}:handle eq "alice-doe""#))
+        .await;
+    assert_eq!(by_handle.len(), 1);
+    assert_eq!(acme.delete(&path).await.status, 204);
+}
