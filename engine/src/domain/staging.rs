@@ -421,6 +421,10 @@ pub struct UserChange {
     pub user_name: String,
     /// The userName before, when it changes.
     pub previous_user_name: Option<String>,
+    /// The platform handle after promotion (before, for a deleted user).
+    pub handle: String,
+    /// The handle before, when it changes.
+    pub previous_handle: Option<String>,
     pub lifecycle: Lifecycle,
     /// `None`: the user does not exist on that side.
     pub before: Option<Access>,
@@ -522,6 +526,16 @@ pub fn promotion_diff(
             previous_user_name: match (old, new) {
                 (Some(old), Some(new)) if old.profile.user_name != new.profile.user_name => {
                     Some(old.profile.user_name.clone())
+                }
+                _ => None,
+            },
+            handle: new
+                .or(old)
+                .map(|user| user.handle().to_owned())
+                .unwrap_or_default(),
+            previous_handle: match (old, new) {
+                (Some(old), Some(new)) if old.handle() != new.handle() => {
+                    Some(old.handle().to_owned())
                 }
                 _ => None,
             },

@@ -156,6 +156,9 @@ pub fn print_staging_diff(diff: &pb::StagingDiff, format: DiffFormat, done: bool
                     "userName": user.user_name,
                     "previousUserName": (!user.previous_user_name.is_empty())
                         .then_some(&user.previous_user_name),
+                    "handle": user.handle,
+                    "previousHandle": (!user.previous_handle.is_empty())
+                        .then_some(&user.previous_handle),
                     "change": change_name(user.change),
                     "orgRole": user.org_role.as_ref().map(|change| serde_json::json!({
                         "before": staged_role_json(change.before.as_ref()),
@@ -205,11 +208,18 @@ pub fn print_staging_diff(diff: &pb::StagingDiff, format: DiffFormat, done: bool
             "deleted" | "deactivated" => '-',
             _ => '~',
         };
-        let renamed = if user.previous_user_name.is_empty() {
+        let mut renamed = if user.previous_user_name.is_empty() {
             String::new()
         } else {
             format!(" (was {})", user.previous_user_name)
         };
+        // The handle, when it is not the userName itself.
+        if !user.handle.is_empty() && user.handle != user.user_name {
+            renamed.push_str(&format!("  handle {}", user.handle));
+            if !user.previous_handle.is_empty() {
+                renamed.push_str(&format!(" (was {})", user.previous_handle));
+            }
+        }
         let lifecycle = if change == "unchanged" {
             String::new()
         } else {

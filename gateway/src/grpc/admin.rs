@@ -423,6 +423,8 @@ pub fn staging_diff_message(tenant: &TenantName, report: &StagingReport) -> pb::
                 user_id: change.user_id.to_string(),
                 user_name: change.user_name.clone(),
                 previous_user_name: change.previous_user_name.clone().unwrap_or_default(),
+                handle: change.handle.clone(),
+                previous_handle: change.previous_handle.clone().unwrap_or_default(),
                 change: match change.lifecycle {
                     Lifecycle::Created => pb::user_staging_change::Change::Created,
                     Lifecycle::Deleted => pb::user_staging_change::Change::Deleted,

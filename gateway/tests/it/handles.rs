@@ -289,3 +289,59 @@ async fn jit_users_of_a_deriving_tenant_get_free_handles() {
     assert_eq!(user.handle, "alice-2");
     assert_valid_handle(&user.handle);
 }
+
+#[tokio::test]
+async fn a_staged_deriving_tenant_derives_on_its_branch_and_the_diff_shows_handles() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant_with_usernames("acme", "derive").await;
+    let alice = create(&acme, "alice@contoso.com").await;
+    let alice_id = alice["id"].as_str().unwrap().to_owned();
+    let mut admin = stack.admin().await;
+    admin
+        .stage_tenant(stack.with_admin_token(pb::StageTenantRequest {
+            tenant: "acme".into(),
+        }))
+        .await
+        .unwrap();
+    // The branch follows the tenant's policy: an email is taken, and handles are derived.
+    let bob = create(&acme, "bob@contoso.com").await;
+    assert_eq!(handle(&bob), "bob");
+    acme.patch(
+        &format!("/Users/{alice_id}"),
+        &patch_op(json!([{"op": "replace", "path": "userName", "value": "alice.doe@contoso.com"}])),
+    )
+    .await
+    .expect(200);
+    let diff = admin
+        .get_staging_diff(stack.with_admin_token(pb::GetStagingDiffRequest {
+            tenant: "acme".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let changed = diff
+        .users
+        .iter()
+        .find(|user| user.user_id == alice_id)
+        .unwrap();
+    assert_eq!(changed.handle, "alice-doe");
+    assert_eq!(changed.previous_handle, "alice");
+    assert_eq!(changed.previous_user_name, "alice@contoso.com");
+    let created = diff
+        .users
+        .iter()
+        .find(|user| user.user_name == "bob@contoso.com")
+        .unwrap();
+    assert_eq!(created.handle, "bob");
+    // Promoted, the live tenant holds the branch's handles.
+    admin
+        .promote_tenant(stack.with_admin_token(pb::PromoteTenantRequest {
+            tenant: "acme".into(),
+        }))
+        .await
+        .unwrap();
+    let live = acme.get(&format!("/Users/{alice_id}")).await.expect(200);
+    assert_eq!(handle(&live), "alice-doe");
+    let found = acme.find(&format!("{ROSTER_USER}:handle eq \"bob\"")).await;
+    assert_eq!(found.len(), 1);
+}
