@@ -106,11 +106,7 @@ fn resource_group_id(value: &str) -> Result<ResourceGroupId, CodecError> {
 
 /// A username policy as events carry it; empty means strict.
 fn username_policy(text: &str) -> Result<UsernamePolicy, CodecError> {
-    if text.is_empty() {
-        return Ok(UsernamePolicy::Strict);
-    }
-    text.parse()
-        .map_err(|reason: String| invalid("usernames", reason))
+    UsernamePolicy::from_message(text).map_err(|reason| invalid("usernames", reason))
 }
 
 fn role(value: i32) -> Result<Role, CodecError> {

@@ -33,6 +33,17 @@ impl UsernamePolicy {
     }
 }
 
+impl UsernamePolicy {
+    /// A policy as messages carry it (events, Admin requests): empty (or blank) means the
+    /// default, `strict`.
+    pub fn from_message(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        text.parse()
+    }
+}
+
 impl fmt::Display for UsernamePolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

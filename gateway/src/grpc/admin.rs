@@ -355,10 +355,7 @@ fn tenant_info(name: &TenantName, record: &roster_engine::domain::TenantRecord) 
 
 /// A username policy named in a request; empty means the default, `strict`.
 fn username_policy(text: &str) -> Result<UsernamePolicy, Status> {
-    if text.trim().is_empty() {
-        return Ok(UsernamePolicy::default());
-    }
-    text.parse().map_err(Status::invalid_argument)
+    UsernamePolicy::from_message(text).map_err(Status::invalid_argument)
 }
 
 /// The diff message of a staging report: per user, what changes, with group and resource-group
