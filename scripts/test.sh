@@ -35,6 +35,9 @@ fi
 # SCIM conformance: scim2-tester against a live roster (Users and Groups); prints the count.
 scripts/scim-conformance.sh target/debug/roster | grep -v '^SUCCESS ' || status=$?
 
+# Webhooks verified by Python's standardwebhooks package, a receiver roster did not write.
+scripts/webhook-interop.sh target/debug/roster || status=$?
+
 # The deployment files, checked with the real tools (nats-server -t, Kubernetes schemas, systemd).
 python3 deploy/check.py || status=$?
 exit "$status"

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::domain::{
     Actor, ActorKind, Attributes, ClaimRole, Event, EventPayload, GroupId, GroupProfile,
     ResourceGroupId, Role, Source, TenantName, Timestamp, TokenId, UserId, UserProfile,
-    UsernamePolicy,
+    UsernamePolicy, WebhookId, WebhookStatus,
 };
 
 #[derive(Debug, Error)]
@@ -88,6 +88,27 @@ fn optional(value: &str) -> Option<String> {
 
 fn user_id(value: &str) -> Result<UserId, CodecError> {
     value.parse().map_err(|error| invalid("user_id", error))
+}
+
+fn webhook_id(value: &str) -> Result<WebhookId, CodecError> {
+    value.parse().map_err(|error| invalid("webhook_id", error))
+}
+
+pub fn webhook_status_to_proto(status: WebhookStatus) -> pb::WebhookStatus {
+    match status {
+        WebhookStatus::Active => pb::WebhookStatus::Active,
+        WebhookStatus::Paused => pb::WebhookStatus::Paused,
+        WebhookStatus::Failing => pb::WebhookStatus::Failing,
+    }
+}
+
+pub fn webhook_status_from_proto(status: i32) -> Option<WebhookStatus> {
+    match pb::WebhookStatus::try_from(status).ok()? {
+        pb::WebhookStatus::Active => Some(WebhookStatus::Active),
+        pb::WebhookStatus::Paused => Some(WebhookStatus::Paused),
+        pb::WebhookStatus::Failing => Some(WebhookStatus::Failing),
+        pb::WebhookStatus::Unspecified => None,
+    }
 }
 
 fn user_ids(values: &[String]) -> Result<Vec<UserId>, CodecError> {
@@ -347,6 +368,41 @@ pub fn to_proto(event: &Event) -> pb::Event {
             user_id: user_id.to_string(),
             subject: subject.clone(),
         }),
+        EventPayload::WebhookAdded {
+            webhook_id,
+            url,
+            event_types,
+            description,
+        } => P::WebhookAdded(pb::WebhookAdded {
+            webhook_id: webhook_id.to_string(),
+            url: url.clone(),
+            event_types: event_types.clone(),
+            description: description.clone(),
+        }),
+        EventPayload::WebhookStatusChanged {
+            webhook_id,
+            status,
+            reason,
+        } => P::WebhookStatusChanged(pb::WebhookStatusChanged {
+            webhook_id: webhook_id.to_string(),
+            status: webhook_status_to_proto(*status).into(),
+            reason: reason.clone(),
+        }),
+        EventPayload::WebhookSecretRotated {
+            webhook_id,
+            generation,
+            previous_expires_at,
+        } => P::WebhookSecretRotated(pb::WebhookSecretRotated {
+            webhook_id: webhook_id.to_string(),
+            generation: *generation,
+            previous_expires_at: Some(timestamp_to_proto(*previous_expires_at)),
+        }),
+        EventPayload::WebhookRemoved { webhook_id, reason } => {
+            P::WebhookRemoved(pb::WebhookRemoved {
+                webhook_id: webhook_id.to_string(),
+                reason: reason.clone(),
+            })
+        }
         EventPayload::UserClaimRoleChanged {
             user_id,
             claim_role,
@@ -573,6 +629,31 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
                 claim: p.claim,
                 value: p.value,
             }),
+        },
+        P::WebhookAdded(p) => EventPayload::WebhookAdded {
+            webhook_id: webhook_id(&p.webhook_id)?,
+            url: p.url,
+            event_types: p.event_types,
+            description: p.description,
+        },
+        P::WebhookStatusChanged(p) => EventPayload::WebhookStatusChanged {
+            webhook_id: webhook_id(&p.webhook_id)?,
+            status: webhook_status_from_proto(p.status)
+                .ok_or_else(|| invalid("status", "unknown webhook status"))?,
+            reason: p.reason,
+        },
+        P::WebhookSecretRotated(p) => EventPayload::WebhookSecretRotated {
+            webhook_id: webhook_id(&p.webhook_id)?,
+            generation: p.generation,
+            previous_expires_at: p
+                .previous_expires_at
+                .as_ref()
+                .map(timestamp_from_proto)
+                .unwrap_or_default(),
+        },
+        P::WebhookRemoved(p) => EventPayload::WebhookRemoved {
+            webhook_id: webhook_id(&p.webhook_id)?,
+            reason: p.reason,
         },
     };
     let actor = event.actor.unwrap_or_default();
@@ -812,6 +893,26 @@ mod tests {
             EventPayload::UserClaimRoleChanged {
                 user_id,
                 claim_role: None,
+            },
+            EventPayload::WebhookAdded {
+                webhook_id: WebhookId(Uuid::now_v7()),
+                url: "https://hooks.example.com/roster".into(),
+                event_types: vec!["user.*".into()],
+                description: "offboarding".into(),
+            },
+            EventPayload::WebhookStatusChanged {
+                webhook_id: WebhookId(Uuid::now_v7()),
+                status: WebhookStatus::Failing,
+                reason: "503 after 10 attempts".into(),
+            },
+            EventPayload::WebhookSecretRotated {
+                webhook_id: WebhookId(Uuid::now_v7()),
+                generation: 2,
+                previous_expires_at: Timestamp::from_micros(1_700_000_000_000_000),
+            },
+            EventPayload::WebhookRemoved {
+                webhook_id: WebhookId(Uuid::now_v7()),
+                reason: "410 Gone".into(),
             },
         ] {
             types.insert(payload.event_type());

@@ -47,6 +47,8 @@ pub struct Config {
     pub streams: crate::grpc::StreamLimits,
     /// What "now" is: the system clock, or a test's manual clock.
     pub clock: SharedClock,
+    /// How webhooks are delivered.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Config {
@@ -64,6 +66,7 @@ impl Config {
             admin_http: None,
             streams: crate::grpc::StreamLimits::default(),
             clock: roster_engine::clock::system(),
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -103,6 +106,10 @@ pub enum StartError {
     Grpc(String),
     #[error("cannot set up metrics: {0}")]
     Metrics(String),
+    #[error(transparent)]
+    WebhookKey(#[from] crate::webhooks::keys::KeyError),
+    #[error("cannot set up webhook delivery: {0}")]
+    Webhooks(String),
 }
 
 /// A running roster.
@@ -132,6 +139,9 @@ impl Running {
         for task in self.background {
             task.abort();
             let _ = task.await;
+        }
+        if let Some(webhooks) = &self.state.webhooks {
+            webhooks.stop().await;
         }
         self.projector.abort();
         let _ = self.projector.await;
@@ -205,14 +215,37 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     info!(progress, "projections caught up with the log");
     let projector_task = tokio::spawn(projector.clone().run());
-    let metrics =
-        crate::metrics::Metrics::new().map_err(|error| StartError::Metrics(error.to_string()))?;
+    let metrics = Arc::new(
+        crate::metrics::Metrics::new().map_err(|error| StartError::Metrics(error.to_string()))?,
+    );
+    let mut background = Vec::new();
+    // Webhooks need one signing key in every process; on JetStream each process has its own
+    // data directory, so they are delivered on the embedded log only for now.
+    let webhooks = if config.nats.is_none() {
+        let keys = crate::webhooks::WebhookKeys::open(&config.data_dir)?;
+        let cursors = crate::webhooks::Cursors::open(&db)
+            .map_err(|error| StartError::Webhooks(error.to_string()))?;
+        let observed = Arc::clone(&metrics);
+        let (webhooks, supervisor) = crate::webhooks::Webhooks::start(
+            engine.clone(),
+            config.clock.clone(),
+            keys,
+            cursors,
+            config.webhooks.clone(),
+            Box::new(move |seconds| observed.observe_webhook_delivery(seconds)),
+        )
+        .map_err(|error| StartError::Webhooks(error.to_string()))?;
+        background.push(supervisor);
+        Some(webhooks)
+    } else {
+        None
+    };
     let state = AppState {
         engine,
         directory,
         audit,
         projector,
-        metrics: Arc::new(metrics),
+        metrics,
         rate_limiter: Arc::new(crate::ratelimit::RateLimiter::new(config.rate_limit)),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         public_url: config
@@ -222,6 +255,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         token_uses: Arc::default(),
         streams: Arc::new(crate::streams::Streams::new(config.streams.clone())),
         clock: config.clock.clone(),
+        webhooks,
     };
 
     let event_counter = tokio::spawn(crate::instrument::count_events(
@@ -322,7 +356,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         admin_http_addr,
         servers,
         projector: projector_task,
-        background: vec![event_counter, expiry_warnings],
+        background: {
+            background.push(event_counter);
+            background.push(expiry_warnings);
+            background
+        },
     })
 }
 

@@ -2,6 +2,7 @@
 //! request, the task that counts appended events by type, and the state gauges read at a scrape.
 //! `metrics.rs` holds the metric families and knows nothing of the stack; this module knows both.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -23,8 +24,30 @@ pub fn render(state: &AppState) -> String {
         stream_buffered_bytes: streams.buffered_bytes(),
         streams_refused: streams.refused_count(),
         streams_dropped: streams.dropped_count(),
+        webhooks: webhook_statuses(state),
+        webhook_deliveries: state.webhooks.as_ref().map_or(0, |webhooks| {
+            webhooks.counts().delivered.load(Ordering::Relaxed)
+        }),
+        webhook_failed_attempts: state.webhooks.as_ref().map_or(0, |webhooks| {
+            webhooks.counts().failed_attempts.load(Ordering::Relaxed)
+        }),
     };
     state.metrics.render(&readings)
+}
+
+/// How many webhook subscriptions have each status, over every tenant.
+fn webhook_statuses(state: &AppState) -> Vec<(&'static str, u64)> {
+    let mut counts: Vec<(&'static str, u64)> = Vec::new();
+    for (_, record) in state.engine.aggregate().tenants().unwrap_or_default() {
+        for webhook in &record.webhooks {
+            let status = webhook.status.as_str();
+            match counts.iter_mut().find(|(name, _)| *name == status) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((status, 1)),
+            }
+        }
+    }
+    counts
 }
 
 /// The tenant a SCIM path names, if it is an existing tenant (so that random paths cannot

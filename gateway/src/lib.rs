@@ -21,3 +21,4 @@ pub mod rejections;
 pub mod scim;
 pub mod state;
 pub mod streams;
+pub mod webhooks;

@@ -33,13 +33,16 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run roster: SCIM over HTTP and gRPC, on the embedded event log or on NATS JetStream.
-    Serve(cli::serve::ServeArgs),
+    Serve(Box<cli::serve::ServeArgs>),
     /// Manage tenants (organizations).
     #[command(subcommand)]
     Tenant(cli::tenant::TenantCommand),
     /// Manage a tenant's SCIM bearer tokens.
     #[command(subcommand)]
     Token(cli::token::TokenCommand),
+    /// Webhooks: signed HTTP pushes of a tenant's events (Standard Webhooks).
+    #[command(subcommand)]
+    Webhook(cli::webhook::WebhookCommand),
     /// Org roles: a tenant's default role and the SCIM groups mapped to roles.
     #[command(subcommand)]
     Role(cli::role::RoleCommand),
@@ -86,9 +89,10 @@ fn main() -> Result<ExitCode> {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let common = &cli.common;
     match cli.command {
-        Command::Serve(arguments) => cli::serve::run(common, arguments).await,
+        Command::Serve(arguments) => cli::serve::run(common, *arguments).await,
         Command::Tenant(command) => cli::tenant::run(common, command).await,
         Command::Token(command) => cli::token::run(common, command).await,
+        Command::Webhook(command) => cli::webhook::run(common, command).await,
         Command::Role(command) => cli::role::run(common, command).await,
         Command::ResourceGroup(command) => cli::resource_group::run(common, command).await,
         Command::Audit(command) => cli::audit::run(common, command).await,

@@ -1,7 +1,8 @@
 //! Prometheus metrics, served at `/metrics`: HTTP requests by route, method, status and tenant
 //! with latency histograms; SCIM rejections by tenant and `scimType` (a sync stuck in a 409 or 400
 //! loop shows there); authentication failures; requests refused by the rate limit; events appended by type; the log head; projection
-//! checkpoints and lag; gRPC streams open, their buffered bytes, refusals and drops; process
+//! checkpoints and lag; gRPC streams open, their buffered bytes, refusals and drops; webhook
+//! subscriptions by status, deliveries, failed attempts and delivery latency; process
 //! memory. State gauges are set from the [`Readings`] taken when scraped; counters are updated
 //! as things happen. What feeds them from the running stack is `crate::instrument`; this module
 //! knows nothing of it.
@@ -24,6 +25,11 @@ pub struct Readings {
     /// Streams refused and dropped since the start (counts the streams keep).
     pub streams_refused: u64,
     pub streams_dropped: u64,
+    /// Webhook subscriptions by status (`active`, `paused`, `failing`).
+    pub webhooks: Vec<(&'static str, u64)>,
+    /// Webhook deliveries acknowledged and attempts failed since the start.
+    pub webhook_deliveries: u64,
+    pub webhook_failed_attempts: u64,
 }
 
 fn gauge_value<T: TryInto<i64>>(value: T) -> i64 {
@@ -49,6 +55,10 @@ pub struct Metrics {
     grpc_stream_buffered_bytes: IntGauge,
     grpc_streams_refused: IntCounter,
     grpc_streams_dropped: IntCounter,
+    webhooks: IntGaugeVec,
+    webhook_deliveries: IntCounter,
+    webhook_failed_attempts: IntCounter,
+    webhook_delivery_seconds: prometheus::Histogram,
     /// Tenants that have become label values, at most [`MAX_TENANT_LABELS`].
     labelled_tenants: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -157,6 +167,31 @@ impl Metrics {
             "grpc_streams_dropped_total",
             "gRPC streams dropped because their client read too slowly or the shared buffer stayed full",
         )?;
+        let webhooks = IntGaugeVec::new(
+            Opts::new("webhooks", "Webhook subscriptions by status"),
+            &["status"],
+        )?;
+        let webhook_deliveries = IntCounter::new(
+            "webhook_deliveries_total",
+            "Webhook deliveries acknowledged with a 2xx",
+        )?;
+        let webhook_failed_attempts = IntCounter::new(
+            "webhook_failed_attempts_total",
+            "Webhook delivery attempts that failed (no answer, or not a 2xx)",
+        )?;
+        let webhook_delivery_seconds = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "webhook_delivery_seconds",
+                "From an event's recording in the log to a receiver's 2xx",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0, 300.0, 3600.0,
+            ]),
+        )?;
+        registry.register(Box::new(webhooks.clone()))?;
+        registry.register(Box::new(webhook_deliveries.clone()))?;
+        registry.register(Box::new(webhook_failed_attempts.clone()))?;
+        registry.register(Box::new(webhook_delivery_seconds.clone()))?;
         registry.register(Box::new(grpc_streams_open.clone()))?;
         registry.register(Box::new(grpc_stream_buffered_bytes.clone()))?;
         registry.register(Box::new(grpc_streams_refused.clone()))?;
@@ -191,6 +226,10 @@ impl Metrics {
             grpc_stream_buffered_bytes,
             grpc_streams_refused,
             grpc_streams_dropped,
+            webhooks,
+            webhook_deliveries,
+            webhook_failed_attempts,
+            webhook_delivery_seconds,
             labelled_tenants: std::sync::Mutex::default(),
         })
     }
@@ -221,6 +260,11 @@ impl Metrics {
             return tenant.to_owned();
         }
         "other".to_owned()
+    }
+
+    /// Times one acknowledged webhook delivery (from the event's recording).
+    pub fn observe_webhook_delivery(&self, seconds: f64) {
+        self.webhook_delivery_seconds.observe(seconds);
     }
 
     /// Counts appended events of one type.
@@ -271,6 +315,26 @@ impl Metrics {
             readings
                 .streams_dropped
                 .saturating_sub(self.grpc_streams_dropped.get()),
+        );
+        for status in ["active", "paused", "failing"] {
+            let count = readings
+                .webhooks
+                .iter()
+                .find(|(name, _)| *name == status)
+                .map_or(0, |(_, count)| *count);
+            self.webhooks
+                .with_label_values(&[status])
+                .set(gauge_value(count));
+        }
+        self.webhook_deliveries.inc_by(
+            readings
+                .webhook_deliveries
+                .saturating_sub(self.webhook_deliveries.get()),
+        );
+        self.webhook_failed_attempts.inc_by(
+            readings
+                .webhook_failed_attempts
+                .saturating_sub(self.webhook_failed_attempts.get()),
         );
         if let Some((resident, peak)) = memory() {
             self.resident_memory.set(resident);

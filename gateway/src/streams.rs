@@ -127,7 +127,7 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} needs a unit: ms, s or m (e.g. 30s)"))?;
+        .ok_or_else(|| format!("{text:?} needs a unit: ms, s, m or h (e.g. 30s)"))?;
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
@@ -136,7 +136,12 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
         "ms" => Duration::from_millis(number),
         "s" => Duration::from_secs(number),
         "m" => Duration::from_secs(number.saturating_mul(60)),
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use ms, s or m")),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
+            ));
+        }
     };
     if duration.is_zero() {
         return Err(format!("{text:?} is not a positive duration"));

@@ -292,6 +292,34 @@ fn changes(payload: &EventPayload) -> Map<String, Value> {
                 json!({"role": granted.role, "claim": granted.claim, "value": granted.value})
             }),
         ),
+        EventPayload::WebhookAdded {
+            url,
+            event_types,
+            description,
+            ..
+        } => {
+            set("url", json!(url));
+            set("eventTypes", json!(event_types));
+            if !description.is_empty() {
+                set("description", json!(description));
+            }
+        }
+        EventPayload::WebhookStatusChanged { status, reason, .. } => {
+            set("status", json!(status.as_str()));
+            set("reason", json!(reason));
+        }
+        EventPayload::WebhookSecretRotated {
+            generation,
+            previous_expires_at,
+            ..
+        } => {
+            set("signingKeyGeneration", json!(generation));
+            set(
+                "previousKeyExpiresAt",
+                json!(previous_expires_at.to_rfc3339()),
+            );
+        }
+        EventPayload::WebhookRemoved { reason, .. } => set("reason", json!(reason)),
     }
     match without_secrets(Value::Object(changes)) {
         Value::Object(changes) => changes,

@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::handle::UsernamePolicy;
-use super::ids::{GroupId, ResourceGroupId, Role, Timestamp, TokenId, UserId};
+use super::ids::{GroupId, ResourceGroupId, Role, Timestamp, TokenId, UserId, WebhookId};
 use super::jit::{self, JitLogin};
 use super::rules;
 use super::state::{BranchState, Footprint, GroupProfile, State};
 use super::user::{UserProfile, fold};
+use super::webhook::{NewWebhook, WebhookStatus};
 
 /// A staging branch's directory (users, groups, memberships): what promotion makes the live
 /// directory. Role mappings, resource groups and the default role are not part of it: those stay
@@ -209,6 +210,25 @@ pub enum Command {
     },
     /// Creates or updates the user behind an SSO login (just-in-time provisioning).
     JitProvision(JitLogin),
+    /// Subscribes a URL to the tenant's events (signed webhooks).
+    AddWebhook(NewWebhook),
+    /// Pauses (`Paused`), resumes (`Active`) or gives up on (`Failing`) a subscription. A
+    /// subscription paused by an admin stays paused when delivery fails.
+    SetWebhookStatus {
+        webhook_id: WebhookId,
+        status: WebhookStatus,
+        reason: String,
+    },
+    /// Makes a new secret sign the subscription; the previous one signs too until
+    /// `previous_expires_at`.
+    RotateWebhookSecret {
+        webhook_id: WebhookId,
+        previous_expires_at: Timestamp,
+    },
+    RemoveWebhook {
+        webhook_id: WebhookId,
+        reason: String,
+    },
 }
 
 impl Command {
@@ -373,6 +393,11 @@ impl Command {
             Command::PromoteStaging { .. } => footprint.whole_tenant = true,
             Command::SetClaimRoleMapping { .. } => {}
             Command::JitProvision(login) => footprint = jit::footprint(login),
+            // Subscriptions live in the tenant record, which every slice holds.
+            Command::AddWebhook(_)
+            | Command::SetWebhookStatus { .. }
+            | Command::RotateWebhookSecret { .. }
+            | Command::RemoveWebhook { .. } => {}
         }
         footprint
     }

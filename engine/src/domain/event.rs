@@ -5,9 +5,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::handle::UsernamePolicy;
-use super::ids::{GroupId, ResourceGroupId, Role, TenantName, Timestamp, TokenId, UserId};
+use super::ids::{
+    GroupId, ResourceGroupId, Role, TenantName, Timestamp, TokenId, UserId, WebhookId,
+};
 use super::state::{ClaimRole, Footprint, GroupProfile};
 use super::user::{Attributes, UserProfile};
+use super::webhook::WebhookStatus;
 
 /// Who asked for a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +244,29 @@ pub enum EventPayload {
         user_id: UserId,
         claim_role: Option<ClaimRole>,
     },
+    /// A URL was subscribed to the tenant's events. Its secret is not here: it is derived from
+    /// the deployment's webhook key (generation 1).
+    WebhookAdded {
+        webhook_id: WebhookId,
+        url: String,
+        event_types: Vec<String>,
+        description: String,
+    },
+    WebhookStatusChanged {
+        webhook_id: WebhookId,
+        status: WebhookStatus,
+        reason: String,
+    },
+    /// Secret `generation` signs from now on; the one before it until `previous_expires_at`.
+    WebhookSecretRotated {
+        webhook_id: WebhookId,
+        generation: u32,
+        previous_expires_at: Timestamp,
+    },
+    WebhookRemoved {
+        webhook_id: WebhookId,
+        reason: String,
+    },
 }
 
 impl EventPayload {
@@ -285,6 +311,10 @@ impl EventPayload {
         "role.claim_mapping_removed",
         "user.sso_linked",
         "user.claim_role_changed",
+        "webhook.added",
+        "webhook.status_changed",
+        "webhook.secret_rotated",
+        "webhook.removed",
     ];
 
     /// Stable dotted name, `<resource>.<verb>`; also the tail of the NATS subject.
@@ -328,6 +358,10 @@ impl EventPayload {
             EventPayload::ClaimRoleMappingRemoved { .. } => "role.claim_mapping_removed",
             EventPayload::UserSsoLinked { .. } => "user.sso_linked",
             EventPayload::UserClaimRoleChanged { .. } => "user.claim_role_changed",
+            EventPayload::WebhookAdded { .. } => "webhook.added",
+            EventPayload::WebhookStatusChanged { .. } => "webhook.status_changed",
+            EventPayload::WebhookSecretRotated { .. } => "webhook.secret_rotated",
+            EventPayload::WebhookRemoved { .. } => "webhook.removed",
         }
     }
 
@@ -403,6 +437,10 @@ impl EventPayload {
                 footprint.user_subjects.push(subject.clone());
             }
             EventPayload::UserClaimRoleChanged { user_id, .. } => footprint.users.push(*user_id),
+            EventPayload::WebhookAdded { .. }
+            | EventPayload::WebhookStatusChanged { .. }
+            | EventPayload::WebhookSecretRotated { .. }
+            | EventPayload::WebhookRemoved { .. } => {}
         }
         footprint
     }
@@ -487,6 +525,10 @@ impl EventPayload {
             | EventPayload::ResourceGroupMemberRemoved {
                 resource_group_id, ..
             } => resource_group_id.to_string(),
+            EventPayload::WebhookAdded { webhook_id, .. }
+            | EventPayload::WebhookStatusChanged { webhook_id, .. }
+            | EventPayload::WebhookSecretRotated { webhook_id, .. }
+            | EventPayload::WebhookRemoved { webhook_id, .. } => webhook_id.to_string(),
         }
     }
 }
@@ -537,7 +579,11 @@ mod types_tests {
             | EventPayload::ClaimRoleMappingSet { .. }
             | EventPayload::ClaimRoleMappingRemoved { .. }
             | EventPayload::UserSsoLinked { .. }
-            | EventPayload::UserClaimRoleChanged { .. } => {}
+            | EventPayload::UserClaimRoleChanged { .. }
+            | EventPayload::WebhookAdded { .. }
+            | EventPayload::WebhookStatusChanged { .. }
+            | EventPayload::WebhookSecretRotated { .. }
+            | EventPayload::WebhookRemoved { .. } => {}
         }
     }
 

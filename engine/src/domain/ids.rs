@@ -168,6 +168,10 @@ uuid_id!(
     /// A resource group's id.
     ResourceGroupId
 );
+uuid_id!(
+    /// A webhook subscription's id.
+    WebhookId
+);
 
 /// A bearer token's public id (the part of the token that is not secret).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ mod rules;
 mod staging;
 mod state;
 mod user;
+mod webhook;
 
 #[cfg(test)]
 mod tests;
@@ -37,7 +38,7 @@ pub use handle::{
 };
 pub use ids::{
     BRANCH_SEPARATOR, GroupId, ResourceGroupId, Role, SYSTEM_TENANT, TenantName, Timestamp,
-    TokenId, UserId,
+    TokenId, UserId, WebhookId,
 };
 pub use jit::{
     CLAIM_ROLE_MAPPINGS_MAX, JIT_EMAIL_MATCHES_MAX, JitLogin, claim_values, role_from_claims,
@@ -52,3 +53,8 @@ pub use state::{
     UserRecord,
 };
 pub use user::{Attributes, UserProfile, fold};
+pub use webhook::{
+    NewWebhook, WEBHOOK_DESCRIPTION_MAX, WEBHOOK_FILTERS_MAX, WEBHOOK_URL_MAX,
+    WEBHOOKS_PER_TENANT_MAX, WebhookRecord, WebhookStatus, check_event_types, check_url,
+    pattern_matches,
+};

@@ -4,7 +4,7 @@
 use thiserror::Error;
 
 use super::handle::HandleRule;
-use super::ids::{GroupId, ResourceGroupId, TokenId, UserId};
+use super::ids::{GroupId, ResourceGroupId, TokenId, UserId, WebhookId};
 use super::limits::LimitExceeded;
 
 #[derive(Clone, Debug, PartialEq, Error)]
@@ -146,6 +146,12 @@ pub enum Rejection {
          otherwise set the user's externalId to the login's subject"
     )]
     JitEmailUnverified { email: String },
+    #[error("webhook {0} not found")]
+    WebhookNotFound(WebhookId),
+    #[error("webhook {0} already exists")]
+    WebhookAlreadyExists(WebhookId),
+    #[error("the tenant has {max} webhooks, the most it may hold: remove one first")]
+    TooManyWebhooks { max: usize },
 }
 
 /// The family of a rejection, which decides its status on every edge.
@@ -182,7 +188,8 @@ impl Rejection {
             | Rejection::GroupNotFound(_)
             | Rejection::ResourceGroupNotFound(_)
             | Rejection::NotLinked { .. }
-            | Rejection::ClaimRoleMappingNotFound { .. } => RejectionKind::NotFound,
+            | Rejection::ClaimRoleMappingNotFound { .. }
+            | Rejection::WebhookNotFound(_) => RejectionKind::NotFound,
             Rejection::TenantAlreadyExists
             | Rejection::UserNameTaken { .. }
             | Rejection::HandleTaken { .. }
@@ -192,7 +199,8 @@ impl Rejection {
             | Rejection::GroupAlreadyExists(_)
             | Rejection::ResourceGroupNameTaken { .. }
             | Rejection::ResourceGroupAlreadyExists(_)
-            | Rejection::JitAmbiguousEmail { .. } => RejectionKind::Conflict,
+            | Rejection::JitAmbiguousEmail { .. }
+            | Rejection::WebhookAlreadyExists(_) => RejectionKind::Conflict,
             Rejection::BranchNotOpen(..) => RejectionKind::Conflict,
             Rejection::TenantStaged | Rejection::BranchNotWritable(..) => RejectionKind::Retry,
             Rejection::VersionMismatch { .. }
@@ -208,7 +216,8 @@ impl Rejection {
             | Rejection::NotABranch(_)
             | Rejection::PromotionNameCycle(_)
             | Rejection::PromotionTooLarge { .. }
-            | Rejection::LastAdminToken(_) => RejectionKind::PreconditionFailed,
+            | Rejection::LastAdminToken(_)
+            | Rejection::TooManyWebhooks { .. } => RejectionKind::PreconditionFailed,
             Rejection::ResourceGroupScimManaged(_) | Rejection::JitUserDeactivated { .. } => {
                 RejectionKind::Forbidden
             }

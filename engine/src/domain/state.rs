@@ -14,8 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::handle::UsernamePolicy;
+use super::ids::WebhookId;
 use super::ids::{GroupId, ResourceGroupId, Role, TenantName, Timestamp, TokenId, UserId};
 use super::user::{Attributes, UserProfile};
+use super::webhook::WebhookRecord;
 
 /// A tenant's own record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,6 +49,16 @@ pub struct TenantRecord {
     /// Claim → org role mappings for just-in-time provisioning, sorted by claim and folded value.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claim_role_mappings: Vec<ClaimRoleMapping>,
+    /// Webhook subscriptions, in the order they were added (a handful: at most
+    /// `WEBHOOKS_PER_TENANT_MAX`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookRecord>,
+}
+
+impl TenantRecord {
+    pub fn webhook(&self, id: &WebhookId) -> Option<&WebhookRecord> {
+        self.webhooks.iter().find(|webhook| webhook.id == *id)
+    }
 }
 
 /// A tenant's current staging.

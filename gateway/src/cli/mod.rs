@@ -21,6 +21,7 @@ pub mod role;
 pub mod serve;
 pub mod tenant;
 pub mod token;
+pub mod webhook;
 
 use std::path::PathBuf;
 

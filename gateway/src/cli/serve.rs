@@ -61,6 +61,23 @@ pub struct ServeArgs {
     /// Limits on server-streaming gRPC calls (Watch, audit Replay).
     #[command(flatten)]
     streams: roster_gateway::grpc::StreamLimits,
+    #[command(flatten)]
+    webhooks: WebhookArgs,
+}
+
+/// How webhooks are delivered.
+#[derive(Clone, Debug, clap::Args)]
+struct WebhookArgs {
+    /// Waits before each retry of a failed webhook delivery, comma-separated; once used up the
+    /// webhook is `failing` until resumed.
+    #[arg(long, env = "ROSTER_WEBHOOK_RETRY_SCHEDULE", value_delimiter = ',', default_value = "5s,5m,30m,2h,5h,10h,14h,20h,24h", value_parser = roster_gateway::grpc::parse_timeout)]
+    webhook_retry_schedule: Vec<std::time::Duration>,
+    /// Longest wait for a webhook receiver's answer.
+    #[arg(long, env = "ROSTER_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = roster_gateway::grpc::parse_timeout)]
+    webhook_timeout: std::time::Duration,
+    /// Webhook requests in flight at once, all webhooks together.
+    #[arg(long, env = "ROSTER_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    webhook_max_in_flight: usize,
 }
 
 /// Connection limits and timeouts of `serve`'s SCIM and gRPC listeners.
@@ -147,6 +164,7 @@ pub async fn run(common: &Common, arguments: ServeArgs) -> Result<ExitCode> {
         admin_http,
         connections,
         streams,
+        webhooks,
     } = arguments;
     let nats = nats.map(|url| roster_engine::log::JetStreamConfig {
         url,
@@ -168,6 +186,11 @@ pub async fn run(common: &Common, arguments: ServeArgs) -> Result<ExitCode> {
     config.connections = connections.limits();
     config.admin_http = admin_http.0;
     config.streams = streams;
+    config.webhooks = roster_gateway::webhooks::WebhookSettings {
+        retry_schedule: webhooks.webhook_retry_schedule,
+        timeout: webhooks.webhook_timeout,
+        max_in_flight: webhooks.webhook_max_in_flight,
+    };
     if let Some(limit) = rate_limit {
         tracing::info!(
             target: LOG_TARGET,

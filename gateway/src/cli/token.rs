@@ -43,7 +43,7 @@ pub enum TokenCommand {
 }
 
 /// `90d`, `12h`, `30m`, `45s` or `2w`.
-fn parse_duration(text: &str) -> Result<prost_types::Duration, String> {
+pub(super) fn parse_duration(text: &str) -> Result<prost_types::Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

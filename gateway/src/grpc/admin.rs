@@ -17,6 +17,8 @@ use uuid::Uuid;
 use crate::auth;
 use crate::state::AppState;
 
+mod webhooks;
+
 pub struct AdminService {
     state: AppState,
 }
@@ -513,6 +515,57 @@ fn token_name(name: &str) -> Result<String, Status> {
 
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
+    async fn add_webhook(
+        &self,
+        request: Request<pb::AddWebhookRequest>,
+    ) -> Result<Response<pb::WebhookSecret>, Status> {
+        self.add_webhook_call(request).await
+    }
+
+    async fn list_webhooks(
+        &self,
+        request: Request<pb::ListWebhooksRequest>,
+    ) -> Result<Response<pb::ListWebhooksResponse>, Status> {
+        self.list_webhooks_call(request).await
+    }
+
+    async fn get_webhook(
+        &self,
+        request: Request<pb::WebhookRequest>,
+    ) -> Result<Response<pb::WebhookInfo>, Status> {
+        self.get_webhook_call(request).await
+    }
+
+    async fn remove_webhook(
+        &self,
+        request: Request<pb::WebhookRequest>,
+    ) -> Result<Response<pb::RemoveWebhookResponse>, Status> {
+        self.remove_webhook_call(request).await
+    }
+
+    async fn pause_webhook(
+        &self,
+        request: Request<pb::WebhookRequest>,
+    ) -> Result<Response<pb::WebhookInfo>, Status> {
+        self.set_webhook_status_call(request, roster_engine::domain::WebhookStatus::Paused)
+            .await
+    }
+
+    async fn resume_webhook(
+        &self,
+        request: Request<pb::WebhookRequest>,
+    ) -> Result<Response<pb::WebhookInfo>, Status> {
+        self.set_webhook_status_call(request, roster_engine::domain::WebhookStatus::Active)
+            .await
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        request: Request<pb::RotateWebhookSecretRequest>,
+    ) -> Result<Response<pb::WebhookSecret>, Status> {
+        self.rotate_webhook_secret_call(request).await
+    }
+
     async fn create_tenant(
         &self,
         request: Request<pb::CreateTenantRequest>,

@@ -31,3 +31,4 @@ mod support;
 mod tidy;
 mod types;
 mod users;
+mod webhooks;

@@ -7,6 +7,7 @@ mod groups;
 mod roles;
 mod tokens;
 mod users;
+mod webhooks;
 
 use super::event::{Event, EventPayload};
 use super::ids::{GroupId, Timestamp, UserId};
@@ -56,6 +57,10 @@ pub fn apply(state: &mut State, event: &Event) {
         | EventPayload::ClaimRoleMappingRemoved { .. }
         | EventPayload::UserSsoLinked { .. }
         | EventPayload::UserClaimRoleChanged { .. } => apply_jit(state, &event.payload),
+        EventPayload::WebhookAdded { .. }
+        | EventPayload::WebhookStatusChanged { .. }
+        | EventPayload::WebhookSecretRotated { .. }
+        | EventPayload::WebhookRemoved { .. } => webhooks::apply(state, event),
     }
 }
 

@@ -22,6 +22,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 stagings: 0,
                 branch: None,
                 claim_role_mappings: Vec::new(),
+                webhooks: Vec::new(),
             });
             state.journal.touch(Touched::Tenant);
         }

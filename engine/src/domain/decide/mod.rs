@@ -6,6 +6,7 @@ mod groups;
 mod roles;
 mod tokens;
 mod users;
+mod webhooks;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -115,6 +116,19 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
             jit::decide_claim_role_mapping(state, claim, value, role)
         }
         Command::JitProvision(login) => jit::decide_jit(state, login),
+        Command::AddWebhook(webhook) => webhooks::add_webhook(state, webhook),
+        Command::SetWebhookStatus {
+            webhook_id,
+            status,
+            reason,
+        } => webhooks::set_webhook_status(state, webhook_id, status, reason),
+        Command::RotateWebhookSecret {
+            webhook_id,
+            previous_expires_at,
+        } => webhooks::rotate_webhook_secret(state, webhook_id, previous_expires_at),
+        Command::RemoveWebhook { webhook_id, reason } => {
+            webhooks::remove_webhook(state, webhook_id, reason)
+        }
         Command::RemoveResourceGroupMember {
             resource_group_id,
             user_id,

@@ -1,0 +1,189 @@
+//! One webhook request: the body (`{"type", "timestamp", "data"}`, `data` the event's JSON form),
+//! the Standard Webhooks headers, the POST with a timeout, redirects never followed, and at most
+//! [`ANSWER_BYTES_MAX`] of the answer read.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Request, StatusCode};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use roster_engine::codec;
+use roster_engine::domain::Event;
+
+/// Most bytes of a receiver's answer read (the rest is dropped with the connection).
+const ANSWER_BYTES_MAX: usize = 64 * 1024;
+/// Most characters of a receiver's answer kept to show the admin.
+const ANSWER_SHOWN_MAX: usize = 200;
+
+pub(crate) type Client = HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// An HTTP(S) client: TLS with the system's root certificates (none found: https deliveries fail
+/// with a certificate error the admin sees), HTTP/1.1 with keep-alive.
+pub(crate) fn client() -> Result<Client, rustls::Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(native.certs);
+    if added == 0 {
+        tracing::warn!(
+            "no system root certificates found: webhook deliveries to https:// URLs will fail (install ca-certificates)"
+        );
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    http.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(HyperClient::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(32)
+        .build(connector))
+}
+
+/// The request body of `event`.
+pub(crate) fn body(event: &Event) -> Result<Bytes, String> {
+    let data = roster_proto::json::event_to_json(&codec::to_proto(event))
+        .map_err(|error| error.to_string())?;
+    let body = serde_json::json!({
+        "type": event.payload.event_type(),
+        "timestamp": event.recorded_at.to_rfc3339(),
+        "data": data,
+    });
+    serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(|error| error.to_string())
+}
+
+/// A receiver's answer.
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    retry_after: Option<Duration>,
+    excerpt: String,
+    location: Option<String>,
+}
+
+/// A failed attempt.
+pub(crate) struct Failed {
+    /// 0: no answer.
+    pub status: u16,
+    pub error: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl Failed {
+    pub fn describe(&self) -> String {
+        if self.status == 0 {
+            format!("no answer: {}", self.error)
+        } else if self.error.is_empty() {
+            format!("HTTP {}", self.status)
+        } else {
+            format!("HTTP {}: {}", self.status, self.error)
+        }
+    }
+}
+
+impl Answer {
+    pub fn failure(self) -> Failed {
+        let error = match (self.status.is_redirection(), self.location) {
+            (true, Some(location)) => format!("redirect to {location} not followed"),
+            (true, None) => "redirect not followed".to_owned(),
+            _ => self.excerpt,
+        };
+        Failed {
+            status: self.status.as_u16(),
+            error,
+            retry_after: self.retry_after,
+        }
+    }
+}
+
+/// POSTs `body` to `url` signed with each of `secrets`.
+pub(crate) async fn post(
+    client: &Client,
+    url: &str,
+    message_id: &str,
+    secrets: &[[u8; 32]],
+    body: Bytes,
+    timeout: Duration,
+) -> Result<Answer, String> {
+    let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signature = secrets
+        .iter()
+        .map(|secret| super::keys::sign(secret, message_id, timestamp, &body))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let request = Request::post(url)
+        .header("content-type", "application/json")
+        .header(
+            "user-agent",
+            concat!("roster-webhooks/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("webhook-id", message_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(Full::new(body))
+        .map_err(|error| format!("invalid request: {error}"))?;
+    let exchange = async {
+        let response = client.request(request).await.map_err(describe)?;
+        let status = response.status();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let retry_after = header("retry-after")
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let location = header("location");
+        // Read (a bounded part of) the answer so the connection can be reused.
+        let excerpt = match Limited::new(response.into_body(), ANSWER_BYTES_MAX)
+            .collect()
+            .await
+        {
+            Ok(collected) if !status.is_success() => {
+                let bytes = collected.to_bytes();
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(ANSWER_SHOWN_MAX)
+                    .collect()
+            }
+            _ => String::new(),
+        };
+        Ok(Answer {
+            status,
+            retry_after,
+            excerpt,
+            location,
+        })
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(answer) => answer,
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+/// A client error with its causes (a connection refused says so).
+fn describe(error: hyper_util::client::legacy::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
