@@ -140,9 +140,7 @@ impl Running {
             task.abort();
             let _ = task.await;
         }
-        if let Some(webhooks) = &self.state.webhooks {
-            webhooks.stop().await;
-        }
+        self.state.webhooks.stop().await;
         self.projector.abort();
         let _ = self.projector.await;
         // Leave the views current with everything acknowledged.
@@ -219,27 +217,38 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         crate::metrics::Metrics::new().map_err(|error| StartError::Metrics(error.to_string()))?,
     );
     let mut background = Vec::new();
-    // Webhooks need one signing key in every process; on JetStream each process has its own
-    // data directory, so they are delivered on the embedded log only for now.
-    let webhooks = if config.nats.is_none() {
-        let keys = crate::webhooks::WebhookKeys::open(&config.data_dir)?;
-        let cursors = crate::webhooks::Cursors::open(&db)
-            .map_err(|error| StartError::Webhooks(error.to_string()))?;
-        let observed = Arc::clone(&metrics);
-        let (webhooks, supervisor) = crate::webhooks::Webhooks::start(
-            engine.clone(),
-            config.clock.clone(),
-            keys,
-            cursors,
-            config.webhooks.clone(),
-            Box::new(move |seconds| observed.observe_webhook_delivery(seconds)),
-        )
-        .map_err(|error| StartError::Webhooks(error.to_string()))?;
-        background.push(supervisor);
-        Some(webhooks)
-    } else {
-        None
+    // Webhook cursors and the webhook key: in the database on the embedded log; shared by every
+    // process on JetStream (its key-value bucket), where each webhook is delivered by one process.
+    let webhook_error =
+        |error: crate::webhooks::CursorError| StartError::Webhooks(error.to_string());
+    let (cursors, keys) = match &config.nats {
+        None => (
+            crate::webhooks::Cursors::open_local(&db).map_err(webhook_error)?,
+            crate::webhooks::WebhookKeys::open(&config.data_dir)?,
+        ),
+        Some(nats) => {
+            let cursors = crate::webhooks::Cursors::open_shared(&nats.url, nats.replicas)
+                .await
+                .map_err(webhook_error)?;
+            let key = cursors
+                .shared_key()
+                .await
+                .map_err(webhook_error)?
+                .ok_or_else(|| StartError::Webhooks("no shared webhook key".to_owned()))?;
+            (cursors, crate::webhooks::WebhookKeys::from_bytes(key))
+        }
     };
+    let observed = Arc::clone(&metrics);
+    let (webhooks, supervisor) = crate::webhooks::Webhooks::start(
+        engine.clone(),
+        config.clock.clone(),
+        keys,
+        cursors,
+        config.webhooks.clone(),
+        Box::new(move |seconds| observed.observe_webhook_delivery(seconds)),
+    )
+    .map_err(|error| StartError::Webhooks(error.to_string()))?;
+    background.push(supervisor);
     let state = AppState {
         engine,
         directory,

@@ -25,12 +25,12 @@ pub fn render(state: &AppState) -> String {
         streams_refused: streams.refused_count(),
         streams_dropped: streams.dropped_count(),
         webhooks: webhook_statuses(state),
-        webhook_deliveries: state.webhooks.as_ref().map_or(0, |webhooks| {
-            webhooks.counts().delivered.load(Ordering::Relaxed)
-        }),
-        webhook_failed_attempts: state.webhooks.as_ref().map_or(0, |webhooks| {
-            webhooks.counts().failed_attempts.load(Ordering::Relaxed)
-        }),
+        webhook_deliveries: state.webhooks.counts().delivered.load(Ordering::Relaxed),
+        webhook_failed_attempts: state
+            .webhooks
+            .counts()
+            .failed_attempts
+            .load(Ordering::Relaxed),
     };
     state.metrics.render(&readings)
 }

@@ -42,8 +42,8 @@ pub struct AppState {
     pub streams: Arc<crate::streams::Streams>,
     /// What "now" is for every request (token expiry and use, commands' times).
     pub clock: SharedClock,
-    /// Webhook delivery; `None` on NATS JetStream, where webhooks are not delivered yet.
-    pub webhooks: Option<crate::webhooks::Webhooks>,
+    /// Webhook delivery.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 /// Longest a request waits for its token's use to be recorded.

@@ -10,6 +10,7 @@ use serde_json::json;
 
 pub mod history;
 pub mod idp;
+pub mod webhooks;
 
 /// Latencies and outcomes of one scenario.
 #[derive(Debug, Default)]

@@ -76,6 +76,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 15)]
         seconds: u64,
     },
+    /// Webhook delivery: users created at full speed in a tenant with `--webhooks` subscriptions
+    /// to user.provisioned, all delivered to a receiver in this process; reports deliveries/s
+    /// and the latency from an event's recording to its arrival.
+    Webhooks {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        #[arg(long, default_value_t = 8)]
+        webhooks: usize,
+        #[arg(long, default_value_t = 5_000)]
+        users: usize,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+    },
     /// Time single-member adds/removes and member-less reads on groups of several sizes.
     Groups {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -194,6 +207,54 @@ pub async fn run(common: &Common, command: BenchCommand) -> Result<ExitCode> {
             match roster_gateway::bench::idp::peak_rss(&origin, &admin).await {
                 Some(bytes) => println!("roster peak RSS: {:.0} MiB", bytes as f64 / 1048576.0),
                 None => println!("roster peak RSS: not available from {origin}/metrics"),
+            }
+        }
+        BenchCommand::Webhooks {
+            http,
+            webhooks,
+            users,
+            clients,
+        } => {
+            let (tenant, token) = bench_tenant(common).await?;
+            let target = bench_target(&http, &tenant, token);
+            let admin = connect::admin(common).await?;
+            let add = |url: String| {
+                let mut admin = admin.clone();
+                let tenant = tenant.clone();
+                async move {
+                    admin
+                        .add_webhook(pb::AddWebhookRequest {
+                            tenant,
+                            url,
+                            event_types: vec!["user.provisioned".into()],
+                            description: "bench".into(),
+                        })
+                        .await
+                        .map(|_| ())
+                        .map_err(|status| status.message().to_owned())
+                }
+            };
+            eprintln!(
+                "creating {users} users with {clients} clients in tenant {tenant}, {webhooks} webhooks"
+            );
+            let run = roster_gateway::bench::webhooks::run(
+                &target,
+                webhooks,
+                users,
+                clients,
+                std::time::Duration::from_secs(120),
+                add,
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!(error))?;
+            println!("{}", run.creates.summary());
+            println!("{}", run.deliveries.summary());
+            if run.deliveries.latencies.len() < run.expected {
+                bail!(
+                    "{} of {} deliveries arrived",
+                    run.deliveries.latencies.len(),
+                    run.expected
+                );
             }
         }
         BenchCommand::Grpc {

@@ -25,7 +25,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-pub use cursor::{Cursors, Delivery, Failure};
+pub use cursor::{CursorError, Cursors, Delivery, Failure, LEASE_RENEW};
 pub use keys::{WEBHOOK_KEY_FILE, WebhookKeys};
 
 /// Most events read from the log at once per worker.
@@ -154,14 +154,19 @@ impl Webhooks {
         &self.inner.counts
     }
 
-    /// Where `webhook`'s delivery stands, as this process last recorded it.
-    pub fn delivery(&self, tenant: &TenantName, webhook: &WebhookId) -> Option<Delivery> {
-        self.inner.cursors.get(tenant, webhook).ok().flatten()
+    /// Where `webhook`'s delivery stands.
+    pub async fn delivery(&self, tenant: &TenantName, webhook: &WebhookId) -> Option<Delivery> {
+        self.inner.cursors.get(tenant, webhook).await.ok().flatten()
     }
 
     /// A new subscription delivers the events after `sequence` (the event that added it).
-    pub fn start_after(&self, tenant: &TenantName, webhook: &WebhookId, sequence: u64) {
-        if let Err(error) = self.inner.cursors.start_after(tenant, webhook, sequence) {
+    pub async fn start_after(&self, tenant: &TenantName, webhook: &WebhookId, sequence: u64) {
+        if let Err(error) = self
+            .inner
+            .cursors
+            .start_after(tenant, webhook, sequence)
+            .await
+        {
             warn!(%tenant, %webhook, %error, "could not record where a new webhook starts; it will find it in the log");
         }
     }
@@ -179,15 +184,17 @@ impl Webhooks {
         self.reconcile(tenant, &webhooks);
     }
 
-    /// Stops every worker (at shutdown); waits until they are gone.
+    /// Stops every worker (at shutdown) and waits until they are gone; on JetStream, gives their
+    /// leases up so that another process takes over at once.
     pub async fn stop(&self) {
-        let workers: Vec<Worker> = match self.inner.workers.lock() {
-            Ok(mut workers) => workers.drain().map(|(_, worker)| worker).collect(),
+        let workers: Vec<(WebhookId, Worker)> = match self.inner.workers.lock() {
+            Ok(mut workers) => workers.drain().collect(),
             Err(_) => Vec::new(),
         };
-        for worker in workers {
+        for (webhook, worker) in workers {
             worker.task.abort();
             let _ = worker.task.await;
+            self.inner.cursors.release(&worker.tenant, &webhook).await;
         }
     }
 
@@ -269,13 +276,18 @@ impl Inner {
         mut woken: watch::Receiver<()>,
     ) {
         let mut durable = self.engine.log().subscribe();
+        let idle = if self.cursors.is_shared() {
+            LEASE_RENEW
+        } else {
+            IDLE_RECHECK
+        };
         loop {
             let Ok(record) = self.record(&tenant, &webhook) else {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             };
             let Some(record) = record else {
-                let _ = self.cursors.remove(&tenant, &webhook);
+                let _ = self.cursors.remove(&tenant, &webhook).await;
                 info!(%tenant, %webhook, "webhook removed: delivery stopped");
                 return;
             };
@@ -283,6 +295,8 @@ impl Inner {
                 match self.deliver_some(&tenant, &record, &mut woken).await {
                     Ok(true) => continue,
                     Ok(false) => {}
+                    // Another process delivers it; look again when its lease may have lapsed.
+                    Err(CursorError::Lost(_)) => {}
                     Err(error) => {
                         warn!(%tenant, %webhook, %error, "webhook delivery paused by an error; retrying in a second");
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -293,23 +307,20 @@ impl Inner {
             tokio::select! {
                 changed = durable.changed() => if changed.is_err() { return },
                 changed = woken.changed() => if changed.is_err() { return },
-                () = tokio::time::sleep(IDLE_RECHECK) => {}
+                () = tokio::time::sleep(idle) => {}
             }
         }
     }
 
-    /// Where `record`'s delivery stands; a subscription not started yet (its adder stopped before
-    /// recording it) starts after the event that added it, found in the tenant's log.
+    /// Where `record`'s delivery stands, with this process's claim on it (see
+    /// [`Cursors::claim`]); a subscription not started yet (its adder stopped before recording
+    /// it) starts after the event that added it, found in the tenant's log.
     async fn delivery(
         &self,
         tenant: &TenantName,
         record: &WebhookRecord,
-    ) -> Result<Delivery, String> {
-        if let Some(delivery) = self
-            .cursors
-            .get(tenant, &record.id)
-            .map_err(|error| error.to_string())?
-        {
+    ) -> Result<Delivery, CursorError> {
+        if let Some(delivery) = self.cursors.claim(tenant, &record.id).await? {
             return Ok(delivery);
         }
         let mut from = 1;
@@ -321,33 +332,31 @@ impl Inner {
                 break event.sequence;
             }
             if read.events.is_empty() {
-                return Err(format!(
+                return Err(CursorError::Shared(format!(
                     "the event that added webhook {} is not in the log yet",
                     record.id
-                ));
+                )));
             }
             from = read.next;
         };
+        self.cursors.start_after(tenant, &record.id, added).await?;
         self.cursors
-            .start_after(tenant, &record.id, added)
-            .map_err(|error| error.to_string())?;
-        Ok(Delivery {
-            delivered_through: added,
-            ..Delivery::default()
-        })
+            .claim(tenant, &record.id)
+            .await?
+            .ok_or(CursorError::Lost(record.id))
     }
 
     async fn read(
         &self,
         tenant: &TenantName,
         from: u64,
-    ) -> Result<roster_engine::log::TenantRead, String> {
+    ) -> Result<roster_engine::log::TenantRead, CursorError> {
         let log = self.engine.log().clone();
         let tenant = tenant.clone();
         tokio::task::spawn_blocking(move || log.read_tenant(&tenant, from, READ_EVENTS, READ_BYTES))
             .await
-            .map_err(|error| error.to_string())?
-            .map_err(|error| error.to_string())
+            .map_err(|error| CursorError::Shared(error.to_string()))?
+            .map_err(|error| CursorError::Shared(error.to_string()))
     }
 
     /// Delivers the next events after the cursor. `Ok(true)`: there may be more now.
@@ -356,7 +365,7 @@ impl Inner {
         tenant: &TenantName,
         record: &WebhookRecord,
         woken: &mut watch::Receiver<()>,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, CursorError> {
         let mut delivery = self.delivery(tenant, record).await?;
         let from = delivery.delivered_through + 1;
         if from > self.engine.log().durable_head() {
@@ -377,14 +386,14 @@ impl Inner {
                     delivery.delivered_total += 1;
                     delivery.attempts = 0;
                     delivery.next_attempt_at = None;
-                    self.save(tenant, record, &delivery)?;
+                    self.save(tenant, record, &delivery).await?;
                 }
                 Outcome::Held => {
-                    self.save(tenant, record, &delivery)?;
+                    self.save(tenant, record, &delivery).await?;
                     return Ok(true);
                 }
                 Outcome::Gone => {
-                    self.save(tenant, record, &delivery)?;
+                    self.save(tenant, record, &delivery).await?;
                     self.decide(
                         tenant,
                         Command::RemoveWebhook {
@@ -396,7 +405,7 @@ impl Inner {
                     return Ok(true);
                 }
                 Outcome::GaveUp(reason) => {
-                    self.save(tenant, record, &delivery)?;
+                    self.save(tenant, record, &delivery).await?;
                     warn!(%tenant, webhook = %record.id, url = %record.url, %reason, "webhook failing: deliveries wait until it is resumed (roster webhook resume)");
                     self.decide(
                         tenant,
@@ -412,22 +421,20 @@ impl Inner {
             }
         }
         delivery.delivered_through = delivery.delivered_through.max(read.next.saturating_sub(1));
-        self.save(tenant, record, &delivery)?;
+        self.save(tenant, record, &delivery).await?;
         Ok(true)
     }
 
-    fn save(
+    async fn save(
         &self,
         tenant: &TenantName,
         record: &WebhookRecord,
         delivery: &Delivery,
-    ) -> Result<(), String> {
-        self.cursors
-            .put(tenant, &record.id, delivery)
-            .map_err(|error| error.to_string())
+    ) -> Result<(), CursorError> {
+        self.cursors.put(tenant, &record.id, delivery).await
     }
 
-    async fn decide(&self, tenant: &TenantName, command: Command) -> Result<(), String> {
+    async fn decide(&self, tenant: &TenantName, command: Command) -> Result<(), CursorError> {
         let context = CommandContext {
             now: self.clock.now(),
             actor: Actor::system(),
@@ -438,7 +445,7 @@ impl Inner {
             .execute(tenant, command, context)
             .await
             .map(|_| ())
-            .map_err(|error| error.to_string())
+            .map_err(|error| CursorError::Shared(error.to_string()))
     }
 
     /// Delivers one event, retrying on the schedule while the subscription stays active.
@@ -527,11 +534,31 @@ impl Inner {
                     .as_micros()
                     .saturating_add(i64::try_from(wait.as_micros()).unwrap_or(i64::MAX)),
             );
-            let _ = self.cursors.put(tenant, &record.id, delivery);
+            if let Err(CursorError::Lost(_)) = self.cursors.put(tenant, &record.id, delivery).await
+            {
+                return Outcome::Held;
+            }
             warn!(%tenant, webhook = %record.id, sequence = event.sequence, attempts, failure = %failure.describe(), retry_in = ?wait, "webhook delivery failed; retrying");
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                changed = woken.changed() => if changed.is_err() { return Outcome::Held },
+            // Wait, renewing the lease on JetStream, until the retry is due or something changes.
+            let due = tokio::time::Instant::now() + wait;
+            loop {
+                let step = due.saturating_duration_since(tokio::time::Instant::now());
+                if step.is_zero() {
+                    break;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(step.min(LEASE_RENEW)) => {}
+                    changed = woken.changed() => {
+                        if changed.is_err() { return Outcome::Held }
+                        break;
+                    }
+                }
+                if self.cursors.is_shared()
+                    && let Err(CursorError::Lost(_)) =
+                        self.cursors.put(tenant, &record.id, delivery).await
+                {
+                    return Outcome::Held;
+                }
             }
         }
     }

@@ -59,6 +59,16 @@ impl Stack {
         Self::start_configured(tempfile::tempdir().unwrap(), None, configure).await
     }
 
+    /// roster on JetStream at `url` with `configure` applied to its configuration.
+    pub async fn start_nats_with(url: &str, configure: impl FnOnce(&mut Config)) -> Stack {
+        Self::start_configured(
+            tempfile::tempdir().unwrap(),
+            Some(url.to_owned()),
+            configure,
+        )
+        .await
+    }
+
     async fn start_configured(
         dir: TempDir,
         nats: Option<String>,

@@ -647,3 +647,57 @@ async fn a_roster_killed_mid_delivery_delivers_every_event_after_restart() {
     let expected: Vec<&String> = names.iter().collect();
     assert_eq!(first_seen, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_nats_one_process_delivers_each_webhook_and_another_takes_over_when_it_stops() {
+    let nats = roster_engine::testkit::nats::NatsServer::start();
+    let fast = |config: &mut roster_gateway::app::Config| {
+        config.webhooks.retry_schedule = vec![Duration::from_millis(50); 5];
+    };
+    let a = Stack::start_nats_with(&nats.url(), fast).await;
+    let b = Stack::start_nats_with(&nats.url(), fast).await;
+    let on_a = a.tenant("acme").await;
+    let on_b = b.tenant_at(&on_a);
+    let receiver = Receiver::start().await;
+    let added = add(&a, "acme", &receiver.url(), &["user.provisioned"]).await;
+    receiver.trust(&added.secret);
+    let mut names = Vec::new();
+    for n in 0..10 {
+        let (tenant, name) = if n % 2 == 0 {
+            (&on_a, format!("a{n}"))
+        } else {
+            (&on_b, format!("b{n}"))
+        };
+        create_user(tenant, &name).await;
+        names.push(name);
+    }
+    receiver.wait_for(10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received = receiver.received();
+    let ids: std::collections::BTreeSet<&str> = received.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        received.len(),
+        "one process delivers: no event twice"
+    );
+    assert_eq!(received.len(), 10);
+
+    // A stops; B takes the webhook over (A gave its lease up) and signs with the same secret.
+    let Stack { running, .. } = a;
+    running.shutdown().await;
+    for n in 10..15 {
+        let name = format!("b{n}");
+        create_user(&on_b, &name).await;
+        names.push(name);
+    }
+    let received = receiver.wait_for(15).await;
+    let delivered: Vec<&str> = received
+        .iter()
+        .map(|r| {
+            r.body["data"]["user_provisioned"]["user_name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(delivered, names);
+}

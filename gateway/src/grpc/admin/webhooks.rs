@@ -23,37 +23,19 @@ fn webhook_id(text: &str) -> Result<WebhookId, Status> {
 }
 
 impl AdminService {
-    fn webhooks(&self) -> Result<&Webhooks, Status> {
-        self.state.webhooks.as_ref().ok_or_else(|| {
-            Status::failed_precondition(
-                "webhooks are delivered with the embedded log only; on NATS JetStream, subscribe \
-                 to the stream (roster.evt.<tenant>.>) or use the gRPC Watch call",
-            )
-        })
+    fn webhooks(&self) -> &Webhooks {
+        &self.state.webhooks
     }
 
-    fn webhook_info(&self, tenant: &TenantName, record: &WebhookRecord) -> pb::WebhookInfo {
-        let delivery = self.state.webhooks.as_ref().map(|webhooks| {
-            let delivery = webhooks.delivery(tenant, &record.id).unwrap_or_default();
-            let failure = delivery.last_failure.as_ref();
-            pb::WebhookDelivery {
-                delivered_through: delivery.delivered_through,
-                tenant_head: self.state.engine.log().tenant_head(tenant).unwrap_or(0),
-                delivered_total: delivery.delivered_total,
-                failed_attempts_total: delivery.failed_attempts_total,
-                last_failure_status: failure.map_or(0, |failure| u32::from(failure.status)),
-                last_failure: failure
-                    .map(crate::webhooks::describe_failure)
-                    .unwrap_or_default(),
-                last_failure_at: failure.map(|failure| {
-                    timestamp_to_proto(roster_engine::domain::Timestamp::from_micros(failure.at))
-                }),
-                attempts: delivery.attempts,
-                next_attempt_at: delivery.next_attempt_at.map(|at| {
-                    timestamp_to_proto(roster_engine::domain::Timestamp::from_micros(at))
-                }),
-            }
-        });
+    async fn webhook_info(&self, tenant: &TenantName, record: &WebhookRecord) -> pb::WebhookInfo {
+        let delivery = self
+            .webhooks()
+            .delivery(tenant, &record.id)
+            .await
+            .unwrap_or_default();
+        let failure = delivery.last_failure.as_ref();
+        let at =
+            |micros: i64| timestamp_to_proto(roster_engine::domain::Timestamp::from_micros(micros));
         pb::WebhookInfo {
             tenant: tenant.to_string(),
             webhook_id: record.id.to_string(),
@@ -65,7 +47,19 @@ impl AdminService {
             created_at: Some(timestamp_to_proto(record.created_at)),
             secret_generation: record.secret_generation,
             previous_secret_expires_at: record.previous_secret_expires_at.map(timestamp_to_proto),
-            delivery,
+            delivery: Some(pb::WebhookDelivery {
+                delivered_through: delivery.delivered_through,
+                tenant_head: self.state.engine.log().tenant_head(tenant).unwrap_or(0),
+                delivered_total: delivery.delivered_total,
+                failed_attempts_total: delivery.failed_attempts_total,
+                last_failure_status: failure.map_or(0, |failure| u32::from(failure.status)),
+                last_failure: failure
+                    .map(crate::webhooks::describe_failure)
+                    .unwrap_or_default(),
+                last_failure_at: failure.map(|failure| at(failure.at)),
+                attempts: delivery.attempts,
+                next_attempt_at: delivery.next_attempt_at.map(at),
+            }),
         }
     }
 
@@ -82,7 +76,7 @@ impl AdminService {
         let context = self.context(&request).await?;
         let request = request.into_inner();
         let tenant = self.existing_tenant(&request.tenant).await?;
-        let webhooks = self.webhooks()?;
+        let webhooks = self.webhooks();
         let id = WebhookId(Uuid::now_v7());
         let command = Command::AddWebhook(NewWebhook {
             id,
@@ -97,7 +91,7 @@ impl AdminService {
             .await
             .map_err(status)?;
         if let Some(sequence) = executed.last_sequence() {
-            webhooks.start_after(&tenant, &id, sequence);
+            webhooks.start_after(&tenant, &id, sequence).await;
         }
         webhooks.changed(&tenant);
         let record = executed
@@ -108,7 +102,7 @@ impl AdminService {
             .ok_or_else(|| Status::internal("the new webhook could not be read back"))?;
         tracing::info!(%tenant, webhook = %id, url = %record.url, "webhook added");
         Ok(Response::new(pb::WebhookSecret {
-            webhook: Some(self.webhook_info(&tenant, record)),
+            webhook: Some(self.webhook_info(&tenant, record).await),
             secret: webhooks.keys().whsec(&id, record.secret_generation),
         }))
     }
@@ -119,12 +113,13 @@ impl AdminService {
     ) -> Result<Response<pb::ListWebhooksResponse>, Status> {
         self.context(&request).await?;
         let tenant = self.existing_tenant(&request.get_ref().tenant).await?;
-        let webhooks = stored(self.store().tenant(&tenant))?
+        let records = stored(self.store().tenant(&tenant))?
             .map(|record| record.webhooks)
-            .unwrap_or_default()
-            .iter()
-            .map(|record| self.webhook_info(&tenant, record))
-            .collect();
+            .unwrap_or_default();
+        let mut webhooks = Vec::with_capacity(records.len());
+        for record in &records {
+            webhooks.push(self.webhook_info(&tenant, record).await);
+        }
         Ok(Response::new(pb::ListWebhooksResponse { webhooks }))
     }
 
@@ -136,7 +131,7 @@ impl AdminService {
         let request = request.into_inner();
         let tenant = self.existing_tenant(&request.tenant).await?;
         let record = self.stored_webhook(&tenant, &webhook_id(&request.webhook_id)?)?;
-        Ok(Response::new(self.webhook_info(&tenant, &record)))
+        Ok(Response::new(self.webhook_info(&tenant, &record).await))
     }
 
     /// Runs a command on one webhook and answers with the webhook after it.
@@ -156,9 +151,7 @@ impl AdminService {
             .execute(&tenant, command, context)
             .await
             .map_err(status)?;
-        if let Some(webhooks) = &self.state.webhooks {
-            webhooks.changed(&tenant);
-        }
+        self.webhooks().changed(&tenant);
         let record = executed
             .state
             .tenant
@@ -187,7 +180,7 @@ impl AdminService {
         let record = record
             .ok_or_else(|| Status::not_found(format!("no webhook {id} in tenant {tenant}")))?;
         tracing::info!(%tenant, webhook = %id, "webhook {verb}");
-        Ok(Response::new(self.webhook_info(&tenant, &record)))
+        Ok(Response::new(self.webhook_info(&tenant, &record).await))
     }
 
     pub(super) async fn remove_webhook_call(
@@ -211,7 +204,7 @@ impl AdminService {
         let context = self.context(&request).await?;
         let request = request.into_inner();
         let tenant = self.existing_tenant(&request.tenant).await?;
-        let webhooks = self.webhooks()?;
+        let webhooks = self.webhooks();
         let id = webhook_id(&request.webhook_id)?;
         let overlap = match &request.overlap {
             Some(overlap) => duration_micros(overlap, "overlap")?,
@@ -239,7 +232,7 @@ impl AdminService {
             .ok_or_else(|| Status::not_found(format!("no webhook {id} in tenant {tenant}")))?;
         tracing::info!(%tenant, webhook = %id, generation = record.secret_generation, "webhook secret rotated");
         Ok(Response::new(pb::WebhookSecret {
-            webhook: Some(self.webhook_info(&tenant, record)),
+            webhook: Some(self.webhook_info(&tenant, record).await),
             secret: webhooks.keys().whsec(&id, record.secret_generation),
         }))
     }
