@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     Actor, ActorKind, Attributes, ClaimRole, Event, EventPayload, GroupId, GroupProfile,
-    ResourceGroupId, Role, Source, TenantName, Timestamp, TokenId, UserId, UserProfile,
+    ResourceGroupId, Role, Source, TenantName, Timestamp, TokenId, TokenScope, UserId, UserProfile,
     UsernamePolicy, WebhookId, WebhookStatus,
 };
 
@@ -150,6 +150,7 @@ pub fn to_proto(event: &Event) -> pb::Event {
         EventPayload::TokenIssued {
             token_id,
             name,
+            scope,
             secret_sha256,
             expires_at,
         } => P::TokenIssued(pb::TokenIssued {
@@ -157,6 +158,11 @@ pub fn to_proto(event: &Event) -> pb::Event {
             name: name.clone(),
             secret_sha256: secret_sha256.to_vec(),
             expires_at: expires_at.map(timestamp_to_proto),
+            // Scim stays empty: the events written before scopes read the same.
+            scope: match scope {
+                TokenScope::Scim => String::new(),
+                other => other.as_str().to_owned(),
+            },
         }),
         EventPayload::TokenRevoked { token_id } => P::TokenRevoked(pb::TokenRevoked {
             token_id: token_id.0.clone(),
@@ -468,6 +474,8 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
         P::TokenIssued(p) => EventPayload::TokenIssued {
             token_id: TokenId(p.token_id),
             name: p.name,
+            scope: TokenScope::parse(&p.scope)
+                .ok_or_else(|| invalid("scope", format!("unknown token scope {:?}", p.scope)))?,
             secret_sha256: p
                 .secret_sha256
                 .as_slice()
@@ -739,6 +747,7 @@ mod tests {
             EventPayload::TokenIssued {
                 token_id: TokenId("abc".into()),
                 name: "n".into(),
+                scope: TokenScope::Ssf,
                 secret_sha256: [9; 32],
                 expires_at: Some(Timestamp::from_micros(-1)),
             },

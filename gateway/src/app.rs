@@ -578,7 +578,7 @@ async fn ensure_admin_token(state: &AppState, path: &Path) -> Result<(), StartEr
         }
         warn!(path = %path.display(), "admin token file does not hold a valid token; issuing a new one");
     }
-    let issued = auth::issue("admin", None);
+    let issued = auth::issue("admin", roster_engine::domain::TokenScope::Scim, None);
     let context = CommandContext {
         now: state.clock.now(),
         actor: Actor::system(),

@@ -3,7 +3,7 @@
 //! within the tenant the request names, the secret proves possession.
 
 use rand::RngCore;
-use roster_engine::domain::{NewToken, Timestamp, TokenId, TokenRecord};
+use roster_engine::domain::{NewToken, Timestamp, TokenId, TokenRecord, TokenScope};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -15,8 +15,8 @@ pub struct IssuedToken {
     pub token: NewToken,
 }
 
-/// Makes a random token named `name`, expiring at `expires_at` if given.
-pub fn issue(name: &str, expires_at: Option<Timestamp>) -> IssuedToken {
+/// Makes a random token named `name` for `scope`, expiring at `expires_at` if given.
+pub fn issue(name: &str, scope: TokenScope, expires_at: Option<Timestamp>) -> IssuedToken {
     let mut id = [0u8; 8];
     let mut secret = [0u8; 32];
     let mut rng = rand::rng();
@@ -31,6 +31,7 @@ pub fn issue(name: &str, expires_at: Option<Timestamp>) -> IssuedToken {
             name: name.to_owned(),
             secret_sha256: digest(&secret),
             expires_at,
+            scope,
         },
     }
 }
@@ -86,12 +87,13 @@ mod tests {
             expires_at: issued.token.expires_at,
             revoked_at: None,
             last_used_at: None,
+            scope: Default::default(),
         }
     }
 
     #[test]
     fn an_issued_token_verifies_and_a_tampered_one_does_not() {
-        let issued = issue("default", None);
+        let issued = issue("default", TokenScope::Scim, None);
         let stored = record(&issued);
         let header = format!("Bearer {}", issued.bearer);
         let presented = parse_authorization(&header).unwrap();
@@ -106,8 +108,8 @@ mod tests {
 
     #[test]
     fn tokens_are_random_and_the_secret_is_not_stored() {
-        let first = issue("a", None);
-        let second = issue("a", None);
+        let first = issue("a", TokenScope::Scim, None);
+        let second = issue("a", TokenScope::Scim, None);
         assert_ne!(first.bearer, second.bearer);
         assert_ne!(first.token.id, second.token.id);
         let secret = first.bearer.rsplit('_').next().unwrap();
@@ -116,7 +118,7 @@ mod tests {
 
     #[test]
     fn expired_tokens_do_not_verify() {
-        let issued = issue("a", Some(Timestamp::from_micros(10)));
+        let issued = issue("a", TokenScope::Scim, Some(Timestamp::from_micros(10)));
         let stored = record(&issued);
         let presented = parse_token(&issued.bearer).unwrap();
         assert!(verify(&stored, &presented, Timestamp::from_micros(9)));

@@ -7,7 +7,7 @@ use super::handle::UsernamePolicy;
 use super::ids::{GroupId, ResourceGroupId, Role, Timestamp, TokenId, UserId, WebhookId};
 use super::jit::{self, JitLogin};
 use super::rules;
-use super::state::{BranchState, Footprint, GroupProfile, State};
+use super::state::{BranchState, Footprint, GroupProfile, State, TokenScope};
 use super::user::{UserProfile, fold};
 use super::webhook::{NewWebhook, WebhookStatus};
 
@@ -60,6 +60,7 @@ pub struct BranchCopy {
 pub struct NewToken {
     pub id: TokenId,
     pub name: String,
+    pub scope: TokenScope,
     pub secret_sha256: [u8; 32],
     pub expires_at: Option<Timestamp>,
 }

@@ -8,7 +8,7 @@ use super::handle::UsernamePolicy;
 use super::ids::{
     GroupId, ResourceGroupId, Role, TenantName, Timestamp, TokenId, UserId, WebhookId,
 };
-use super::state::{ClaimRole, Footprint, GroupProfile};
+use super::state::{ClaimRole, Footprint, GroupProfile, TokenScope};
 use super::user::{Attributes, UserProfile};
 use super::webhook::WebhookStatus;
 
@@ -84,6 +84,7 @@ pub enum EventPayload {
     TokenIssued {
         token_id: TokenId,
         name: String,
+        scope: TokenScope,
         secret_sha256: [u8; 32],
         expires_at: Option<Timestamp>,
     },

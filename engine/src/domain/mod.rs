@@ -49,12 +49,12 @@ pub use rules::MEMBERS_PER_EVENT;
 pub use staging::{GroupChange, Lifecycle, PromotionDiff, UserChange, promotion_diff};
 pub use state::{
     BranchState, ClaimRole, ClaimRoleMapping, Footprint, GroupProfile, GroupRecord, Journal,
-    Loaded, ResourceGroupRecord, SsoLink, Staging, State, TenantRecord, TokenRecord, Touched,
-    UserRecord,
+    Loaded, ResourceGroupRecord, SsoLink, Staging, State, TenantRecord, TokenRecord, TokenScope,
+    Touched, UserRecord,
 };
 pub use user::{Attributes, UserProfile, fold};
 pub use webhook::{
-    NewWebhook, WEBHOOK_DESCRIPTION_MAX, WEBHOOK_FILTERS_MAX, WEBHOOK_URL_MAX,
-    WEBHOOKS_PER_TENANT_MAX, WebhookRecord, WebhookStatus, check_event_types, check_url,
-    pattern_matches,
+    NewWebhook, PREVIOUS_SECRETS_MAX, PreviousSecret, WEBHOOK_DESCRIPTION_MAX, WEBHOOK_FILTERS_MAX,
+    WEBHOOK_URL_MAX, WEBHOOKS_PER_TENANT_MAX, WebhookRecord, WebhookStatus, check_event_types,
+    check_url, pattern_matches,
 };

@@ -109,11 +109,42 @@ pub struct SsoLink {
     pub claim_role: Option<ClaimRole>,
 }
 
+/// What a token may call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    /// SCIM and the tenant's gRPC services (every token issued before scopes existed).
+    #[default]
+    Scim,
+    /// The Shared Signals (SSF) endpoints only: a receiver's OAuth client credentials.
+    Ssf,
+}
+
+impl TokenScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Scim => "scim",
+            TokenScope::Ssf => "ssf",
+        }
+    }
+
+    /// Reads a scope as requests and events carry it; empty is `scim`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "" | "scim" => Some(TokenScope::Scim),
+            "ssf" => Some(TokenScope::Ssf),
+            _ => None,
+        }
+    }
+}
+
 /// A bearer token. Only the SHA-256 of its secret is kept.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TokenRecord {
     pub id: TokenId,
     pub name: String,
+    #[serde(default)]
+    pub scope: TokenScope,
     pub secret_sha256: [u8; 32],
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,

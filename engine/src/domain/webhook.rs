@@ -68,10 +68,21 @@ pub struct WebhookRecord {
     pub status_reason: String,
     /// Which secret signs: 1 at creation, one more at every rotation.
     pub secret_generation: u32,
-    /// Until when the previous secret signs too (a rotation's overlap).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_secret_expires_at: Option<Timestamp>,
+    /// Earlier secrets still signing alongside (rotations' overlaps), each until its expiry; at
+    /// most [`PREVIOUS_SECRETS_MAX`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_secrets: Vec<PreviousSecret>,
     pub created_at: Timestamp,
+}
+
+/// Most earlier secrets that keep signing at once (rotations within one another's overlap).
+pub const PREVIOUS_SECRETS_MAX: usize = 4;
+
+/// A rotated-out secret that signs until `expires_at`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub generation: u32,
+    pub expires_at: Timestamp,
 }
 
 impl WebhookRecord {
@@ -84,18 +95,27 @@ impl WebhookRecord {
                 .any(|pattern| pattern_matches(pattern, event_type))
     }
 
-    /// The secret generations that sign at `now`: the current one, and the previous one during a
-    /// rotation's overlap.
+    /// The secret generations that sign at `now`: the current one, and the earlier ones whose
+    /// rotation overlap has not ended.
     pub fn signing_generations(&self, now: Timestamp) -> Vec<u32> {
         let mut generations = vec![self.secret_generation];
-        if self.secret_generation > 1
-            && self
-                .previous_secret_expires_at
-                .is_some_and(|until| now < until)
-        {
-            generations.push(self.secret_generation - 1);
-        }
+        generations.extend(
+            self.previous_secrets
+                .iter()
+                .rev()
+                .filter(|previous| now < previous.expires_at)
+                .map(|previous| previous.generation),
+        );
         generations
+    }
+
+    /// Until when the latest rotated-out secret signs, if one still does at `now`.
+    pub fn previous_secret_expires_at(&self, now: Timestamp) -> Option<Timestamp> {
+        self.previous_secrets
+            .iter()
+            .filter(|previous| now < previous.expires_at)
+            .map(|previous| previous.expires_at)
+            .max()
     }
 }
 

@@ -32,10 +32,15 @@ pub fn show_token(token: &pb::TokenInfo) -> String {
         "active"
     };
     format!(
-        "{}\t{}\t{}\texpires={}\tlast_used={}",
+        "{}\t{}\t{}\tscope={}\texpires={}\tlast_used={}",
         token.id,
         token.name,
         state,
+        if token.scope.is_empty() {
+            "scim"
+        } else {
+            &token.scope
+        },
         time(&token.expires_at).unwrap_or_else(|| "never".into()),
         time(&token.last_used_at).unwrap_or_else(|| "never".into()),
     )

@@ -70,10 +70,11 @@ pub struct ServeArgs {
 struct WebhookArgs {
     /// Waits before each retry of a failed webhook delivery, comma-separated; once used up the
     /// webhook is `failing` until resumed.
-    #[arg(long, env = "ROSTER_WEBHOOK_RETRY_SCHEDULE", value_delimiter = ',', default_value = "5s,5m,30m,2h,5h,10h,14h,20h,24h", value_parser = roster_gateway::grpc::parse_timeout)]
+    #[arg(long, env = "ROSTER_WEBHOOK_RETRY_SCHEDULE", value_delimiter = ',', default_value = "5s,5m,30m,2h,5h,10h,14h,20h,24h", value_parser = parse_retry_wait)]
     webhook_retry_schedule: Vec<std::time::Duration>,
-    /// Longest wait for a webhook receiver's answer.
-    #[arg(long, env = "ROSTER_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = roster_gateway::grpc::parse_timeout)]
+    /// Longest wait for a webhook receiver's answer (at most 20s: on NATS a delivery must end
+    /// well within its process's 30 s lease).
+    #[arg(long, env = "ROSTER_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = parse_webhook_timeout)]
     webhook_timeout: std::time::Duration,
     /// Webhook requests in flight at once, all webhooks together.
     #[arg(long, env = "ROSTER_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
@@ -111,6 +112,24 @@ impl ConnectionArgs {
             max_concurrent_streams: self.max_concurrent_streams,
         }
     }
+}
+
+/// One wait of `--webhook-retry-schedule`: a duration of at most a week.
+fn parse_retry_wait(text: &str) -> Result<std::time::Duration, String> {
+    let wait = roster_gateway::grpc::parse_timeout(text)?;
+    if wait > roster_gateway::webhooks::RETRY_WAIT_MAX {
+        return Err(format!("{text:?} is longer than a week"));
+    }
+    Ok(wait)
+}
+
+/// `--webhook-timeout`: a duration of at most 20 s.
+fn parse_webhook_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let timeout = roster_gateway::grpc::parse_timeout(text)?;
+    if timeout > roster_gateway::webhooks::TIMEOUT_MAX {
+        return Err(format!("{text:?} is longer than 20s"));
+    }
+    Ok(timeout)
 }
 
 /// `--admin-http`: an address, or `off`.

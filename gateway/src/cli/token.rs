@@ -12,11 +12,15 @@ use super::{Common, connect, rpc_error};
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
-    /// Issue a new SCIM bearer token; prints it as the last line of stdout.
+    /// Issue a new bearer token; prints it as the last line of stdout.
     Issue {
         tenant: String,
         #[arg(long, default_value = "default")]
         name: String,
+        /// What it may call: scim (SCIM and gRPC) or ssf (a Shared Signals receiver's OAuth
+        /// client credentials).
+        #[arg(long, default_value = "scim", value_parser = ["scim", "ssf"])]
+        scope: String,
         /// Lifetime, e.g. 90d, 12h (default: never expires).
         #[arg(long, value_parser = parse_duration)]
         expires: Option<prost_types::Duration>,
@@ -106,6 +110,7 @@ pub async fn run(common: &Common, command: TokenCommand) -> Result<ExitCode> {
         TokenCommand::Issue {
             tenant,
             name,
+            scope,
             expires,
         } => {
             let response = client
@@ -113,6 +118,7 @@ pub async fn run(common: &Common, command: TokenCommand) -> Result<ExitCode> {
                     tenant,
                     name,
                     expires_in: expires,
+                    scope,
                 })
                 .await
                 .map_err(rpc_error)?
@@ -121,8 +127,8 @@ pub async fn run(common: &Common, command: TokenCommand) -> Result<ExitCode> {
                 bail!("roster returned no token");
             };
             println!(
-                "token id {} ({}); the token below is shown only once:",
-                token.id, token.name
+                "token id {} ({}, scope {}); the token below is shown only once:",
+                token.id, token.name, token.scope
             );
             println!("{}", response.secret);
         }

@@ -4,8 +4,8 @@
 use roster_engine::codec::{role_from_proto, role_to_proto, timestamp_to_proto};
 use roster_engine::domain::{
     Command, Grant, GroupId, Lifecycle, Rejection, ResourceGroupId, ResourceGroupRecord, Role,
-    RoleGrant, SYSTEM_TENANT, Source, TenantName, TokenId, TokenRecord, UserId, UsernamePolicy,
-    fold,
+    RoleGrant, SYSTEM_TENANT, Source, TenantName, TokenId, TokenRecord, TokenScope, UserId,
+    UsernamePolicy, fold,
 };
 use roster_engine::engine::{CommandContext, ExecuteError};
 use roster_engine::staging::StagingReport;
@@ -309,10 +309,20 @@ pub fn rejection_status(rejection: &Rejection) -> Status {
     )
 }
 
+/// A requested token scope: `scim` (or empty) or `ssf`.
+fn token_scope(text: &str) -> Result<TokenScope, Status> {
+    TokenScope::parse(text.trim()).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "unknown token scope {text:?}: use scim (SCIM and gRPC, the default) or ssf (Shared Signals)"
+        ))
+    })
+}
+
 fn token_info(record: &TokenRecord) -> pb::TokenInfo {
     pb::TokenInfo {
         id: record.id.0.clone(),
         name: record.name.clone(),
+        scope: record.scope.as_str().to_owned(),
         created_at: Some(timestamp_to_proto(record.created_at)),
         expires_at: record.expires_at.map(timestamp_to_proto),
         revoked_at: record.revoked_at.map(timestamp_to_proto),
@@ -574,7 +584,7 @@ impl pb::admin_server::Admin for AdminService {
         let request = request.into_inner();
         let tenant = tenant_name(&request.name)?;
         let usernames = username_policy(&request.usernames)?;
-        let issued = auth::issue(&token_name(&request.token_name)?, None);
+        let issued = auth::issue(&token_name(&request.token_name)?, TokenScope::Scim, None);
         let token_id = issued.token.id.clone();
         let executed = self
             .state
@@ -636,7 +646,11 @@ impl pb::admin_server::Admin for AdminService {
             ),
             None => None,
         };
-        let issued = auth::issue(&token_name(&request.name)?, expires_at);
+        let issued = auth::issue(
+            &token_name(&request.name)?,
+            token_scope(&request.scope)?,
+            expires_at,
+        );
         let token_id = issued.token.id.clone();
         let executed = self
             .state
@@ -735,7 +749,7 @@ impl pb::admin_server::Admin for AdminService {
         } else {
             token_name(&request.name)?
         };
-        let issued = auth::issue(&name, expires_at);
+        let issued = auth::issue(&name, TokenScope::Scim, expires_at);
         let new_id = issued.token.id.clone();
         let executed = self
             .state

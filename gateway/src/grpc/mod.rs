@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
-use roster_engine::domain::{Actor, ActorKind, TenantName};
+use roster_engine::domain::{Actor, ActorKind, TenantName, TokenScope};
 
 use crate::auth;
 use crate::connections::{Activity, Gate, GuardedStream, InFlightLayer};
@@ -231,6 +231,12 @@ async fn authorize_tenant_unmetered(
         .await
         .map_err(unavailable)?
     {
+        if record.scope != TokenScope::Scim {
+            return Err(Status::permission_denied(format!(
+                "this token has the {} scope: it reaches the Shared Signals endpoints only",
+                record.scope.as_str()
+            )));
+        }
         state.note_token_use(tenant, &record, now).await;
         return Ok(Actor {
             kind: ActorKind::ScimToken,

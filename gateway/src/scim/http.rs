@@ -12,7 +12,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use roster_engine::domain::{Actor, ActorKind, BranchState, Command, Source, Staging, TenantName};
+use roster_engine::domain::{
+    Actor, ActorKind, BranchState, Command, Source, Staging, TenantName, TokenScope,
+};
 use roster_engine::engine::{CommandContext, ExecuteError, Executed};
 use serde_json::Value;
 use uuid::Uuid;
@@ -292,6 +294,13 @@ impl FromRequestParts<AppState> for ScimClient {
             .await
             .scim()?
             .ok_or_else(refused)?;
+        if token.scope != TokenScope::Scim {
+            return Err(ScimError::forbidden(format!(
+                "this token has the {} scope: it reaches the Shared Signals endpoints only; SCIM \
+                 needs a scim token (roster token issue {tenant})",
+                token.scope.as_str()
+            )));
+        }
         let record = record.ok_or_else(refused)?;
         if let Err(wait) = state
             .rate_limiter

@@ -308,6 +308,15 @@ fn shared_error(error: impl std::fmt::Display) -> CursorError {
     shared(error)
 }
 
+/// A refused compare-and-set means another process wrote the entry: the lease is lost. Anything
+/// else (NATS unreachable, a timeout) is trouble to retry with the lease still held.
+fn lost_or_shared(webhook: WebhookId, error: &kv::UpdateError) -> CursorError {
+    match error.kind() {
+        kv::UpdateErrorKind::WrongLastRevision => CursorError::Lost(webhook),
+        _ => shared(error),
+    }
+}
+
 impl Shared {
     async fn entry(
         &self,
@@ -346,7 +355,7 @@ impl Shared {
             .store
             .update(&key, Bytes::from(encode(webhook, &delivery)?), revision)
             .await
-            .map_err(|_| CursorError::Lost(*webhook))?;
+            .map_err(|error| lost_or_shared(*webhook, &error))?;
         if let Ok(mut revisions) = self.revisions.lock() {
             revisions.insert(key, written);
         }
@@ -384,9 +393,12 @@ impl Shared {
                 revisions.insert(key, written);
                 Ok(())
             }
-            Err(_) => {
-                revisions.remove(&key);
-                Err(CursorError::Lost(*webhook))
+            Err(error) => {
+                let error = lost_or_shared(*webhook, &error);
+                if matches!(error, CursorError::Lost(_)) {
+                    revisions.remove(&key);
+                }
+                Err(error)
             }
         }
     }

@@ -17,6 +17,19 @@ use roster_engine::domain::Event;
 const ANSWER_BYTES_MAX: usize = 64 * 1024;
 /// Most characters of a receiver's answer kept to show the admin.
 const ANSWER_SHOWN_MAX: usize = 200;
+/// Longest wait for the rest of an answer once its status arrived.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `Retry-After` as seconds or as an HTTP date (RFC 9110 §10.2.3); a date in the past is now.
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    Some(Duration::try_from(at - time::OffsetDateTime::now_utc()).unwrap_or_default())
+}
 
 pub(crate) type Client = HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -144,36 +157,35 @@ pub(crate) async fn post(
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         };
-        let retry_after = header("retry-after")
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = header("retry-after").and_then(|value| retry_after(&value));
         let location = header("location");
-        // Read (a bounded part of) the answer so the connection can be reused.
-        let excerpt = match Limited::new(response.into_body(), ANSWER_BYTES_MAX)
-            .collect()
-            .await
-        {
-            Ok(collected) if !status.is_success() => {
-                let bytes = collected.to_bytes();
-                String::from_utf8_lossy(&bytes)
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(ANSWER_SHOWN_MAX)
-                    .collect()
-            }
-            _ => String::new(),
-        };
-        Ok(Answer {
-            status,
-            retry_after,
-            excerpt,
-            location,
-        })
+        Ok::<_, String>((status, retry_after, location, response.into_body()))
     };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(answer) => answer,
-        Err(_) => Err(format!("no answer within {timeout:?}")),
-    }
+    let (status, retry_after, location, body) = match tokio::time::timeout(timeout, exchange).await
+    {
+        Ok(answer) => answer?,
+        Err(_) => return Err(format!("no answer within {timeout:?}")),
+    };
+    // The status decides. Read (a bounded part of) the rest, briefly, so that the connection can
+    // be reused and a failure shows what the receiver said; a slow body changes nothing.
+    let read = Limited::new(body, ANSWER_BYTES_MAX).collect();
+    let excerpt = match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(collected)) if !status.is_success() => {
+            let bytes = collected.to_bytes();
+            String::from_utf8_lossy(&bytes)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(ANSWER_SHOWN_MAX)
+                .collect()
+        }
+        _ => String::new(),
+    };
+    Ok(Answer {
+        status,
+        retry_after,
+        excerpt,
+        location,
+    })
 }
 
 /// A client error with its causes (a connection refused says so).
@@ -186,4 +198,25 @@ fn describe(error: hyper_util::client::legacy::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(retry_after("120"), Some(Duration::from_secs(120)));
+        let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let date = later
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap();
+        let parsed = retry_after(&date).unwrap();
+        assert!(parsed > Duration::from_secs(3500) && parsed <= Duration::from_secs(3600));
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon"), None);
+    }
 }

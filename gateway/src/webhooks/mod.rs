@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use roster_engine::clock::SharedClock;
 use roster_engine::domain::{
-    Actor, Command, Event, TenantName, WebhookId, WebhookRecord, WebhookStatus,
+    Actor, Command, Event, EventPayload, TenantName, WebhookId, WebhookRecord, WebhookStatus,
 };
 use roster_engine::engine::{CommandContext, Engine};
 use tokio::sync::{Semaphore, watch};
@@ -37,6 +37,11 @@ const READ_BYTES: usize = 4 * 1024 * 1024;
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
 /// How long a worker waits for news before looking at its subscription again.
 const IDLE_RECHECK: Duration = Duration::from_secs(30);
+/// Longest shutdown waits to give webhook leases up.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait between two retries, and longest timeout: larger settings are cut to these.
+pub const RETRY_WAIT_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const TIMEOUT_MAX: Duration = Duration::from_secs(20);
 
 /// How deliveries behave.
 #[derive(Clone, Debug)]
@@ -104,6 +109,8 @@ struct Inner {
 
 struct Worker {
     tenant: TenantName,
+    /// The record as the worker was last woken about: only a change wakes it again.
+    seen: WebhookRecord,
     wake: watch::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -191,10 +198,22 @@ impl Webhooks {
             Ok(mut workers) => workers.drain().collect(),
             Err(_) => Vec::new(),
         };
+        let mut stopped = Vec::with_capacity(workers.len());
         for (webhook, worker) in workers {
             worker.task.abort();
             let _ = worker.task.await;
-            self.inner.cursors.release(&worker.tenant, &webhook).await;
+            stopped.push((worker.tenant, webhook));
+        }
+        let releases = stopped
+            .iter()
+            .map(|(tenant, webhook)| self.inner.cursors.release(tenant, webhook));
+        if tokio::time::timeout(RELEASE_TIMEOUT, futures::future::join_all(releases))
+            .await
+            .is_err()
+        {
+            warn!(
+                "webhook leases not all released within {RELEASE_TIMEOUT:?}; other processes take over when they lapse"
+            );
         }
     }
 
@@ -216,9 +235,22 @@ impl Webhooks {
             return;
         };
         workers.retain(|_, worker| !worker.task.is_finished());
-        // Workers of this tenant learn of a removal, a pause or a rotation when woken.
-        for worker in workers.values().filter(|worker| worker.tenant == *tenant) {
-            let _ = worker.wake.send(());
+        // A worker learns of its webhook's removal, pause, resumption or rotation when woken;
+        // workers whose webhook did not change are left alone (a wake ends a retry's wait).
+        for (id, worker) in workers.iter_mut() {
+            if worker.tenant != *tenant {
+                continue;
+            }
+            match webhooks.iter().find(|webhook| webhook.id == *id) {
+                Some(current) if *current == worker.seen => {}
+                Some(current) => {
+                    worker.seen = current.clone();
+                    let _ = worker.wake.send(());
+                }
+                None => {
+                    let _ = worker.wake.send(());
+                }
+            }
         }
         for webhook in webhooks {
             if workers.contains_key(&webhook.id) {
@@ -234,6 +266,7 @@ impl Webhooks {
                 webhook.id,
                 Worker {
                     tenant: tenant.clone(),
+                    seen: webhook.clone(),
                     wake,
                     task,
                 },
@@ -242,15 +275,23 @@ impl Webhooks {
     }
 }
 
-/// How one event's delivery ended.
+/// How one attempt at an event ended.
 enum Outcome {
     Delivered,
-    /// The subscription is no longer active (paused, failing, removed): look at it again.
+    /// The subscription is no longer active, or another process delivers it now.
     Held,
     /// The receiver answered 410 Gone.
     Gone,
+    /// It failed; the next attempt is due later (recorded in the delivery state).
+    Retry,
     /// The schedule is used up.
     GaveUp(String),
+}
+
+/// Unix microseconds now, by the wall clock (retry times and leases are between processes and
+/// receivers, not the directory's time).
+fn wall_micros() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000).unwrap_or(0)
 }
 
 impl Inner {
@@ -268,7 +309,9 @@ impl Inner {
         }
     }
 
-    /// Delivers `webhook`'s events until it is removed.
+    /// Delivers `webhook`'s events until it is removed. The retry schedule is kept in the
+    /// delivery state (`attempts`, `next_attempt_at`), so a restart or a handover goes on with it
+    /// and no batch of events is held while waiting.
     async fn deliver_all(
         self: Arc<Self>,
         tenant: TenantName,
@@ -281,40 +324,78 @@ impl Inner {
         } else {
             IDLE_RECHECK
         };
+        // What this worker last saw: the cursor, when it last wrote (renewing a lease), whether
+        // a retry is pending. Checked before touching the cursor store.
+        let mut known_through = 0u64;
+        let mut last_claim: Option<tokio::time::Instant> = None;
+        let mut retry_at: Option<i64> = None;
         loop {
             let Ok(record) = self.record(&tenant, &webhook) else {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             };
             let Some(record) = record else {
-                let _ = self.cursors.remove(&tenant, &webhook).await;
+                // Only the process delivering it forgets its cursor (on the embedded log, this
+                // one); one whose view lags must not.
+                if !self.cursors.is_shared()
+                    || matches!(self.cursors.claim(&tenant, &webhook).await, Ok(Some(_)))
+                {
+                    let _ = self.cursors.remove(&tenant, &webhook).await;
+                }
                 info!(%tenant, %webhook, "webhook removed: delivery stopped");
                 return;
             };
             if record.status == WebhookStatus::Active {
-                match self.deliver_some(&tenant, &record, &mut woken).await {
-                    Ok(true) => continue,
-                    Ok(false) => {}
-                    // Another process delivers it; look again when its lease may have lapsed.
-                    Err(CursorError::Lost(_)) => {}
-                    Err(error) => {
-                        warn!(%tenant, %webhook, %error, "webhook delivery paused by an error; retrying in a second");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
+                let renew_due = last_claim.is_none_or(|at| at.elapsed() >= LEASE_RENEW);
+                let head = self.engine.log().tenant_head(&tenant).unwrap_or(u64::MAX);
+                let retry_wait = retry_at
+                    .map(|at| Duration::from_micros(u64::try_from(at - wall_micros()).unwrap_or(0)))
+                    .filter(|wait| !wait.is_zero());
+                let work = match retry_wait {
+                    Some(_) => renew_due,
+                    None => renew_due || head > known_through,
+                };
+                if work {
+                    last_claim = Some(tokio::time::Instant::now());
+                    match self.deliver_some(&tenant, &record).await {
+                        Ok(progress) => {
+                            known_through = progress.delivered_through;
+                            retry_at = progress.retry_at;
+                            if progress.more {
+                                continue;
+                            }
+                        }
+                        // Another process delivers it; look again when its lease may lapse.
+                        Err(CursorError::Lost(_)) => retry_at = None,
+                        Err(error) => {
+                            warn!(%tenant, %webhook, %error, "webhook delivery paused by an error; retrying in a second");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
                     }
                 }
             }
+            let retry_wait = retry_at
+                .map(|at| Duration::from_micros(u64::try_from(at - wall_micros()).unwrap_or(0)));
+            let wait = retry_wait.map_or(idle, |wait| wait.min(idle));
             tokio::select! {
-                changed = durable.changed() => if changed.is_err() { return },
-                changed = woken.changed() => if changed.is_err() { return },
-                () = tokio::time::sleep(idle) => {}
+                // New events matter only when no retry is pending.
+                changed = durable.changed(), if retry_at.is_none() => if changed.is_err() { return },
+                changed = woken.changed() => {
+                    if changed.is_err() { return }
+                    // A resumed webhook starts its schedule again.
+                    retry_at = None;
+                    last_claim = None;
+                }
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
 
     /// Where `record`'s delivery stands, with this process's claim on it (see
     /// [`Cursors::claim`]); a subscription not started yet (its adder stopped before recording
-    /// it) starts after the event that added it, found in the tenant's log.
+    /// it) starts after the event that added it, found in the tenant's log, unless the log
+    /// says it was removed since.
     async fn delivery(
         &self,
         tenant: &TenantName,
@@ -324,21 +405,31 @@ impl Inner {
             return Ok(delivery);
         }
         let mut from = 1;
-        let added = loop {
+        let mut added = None;
+        loop {
             let read = self.read(tenant, from).await?;
-            if let Some(event) = read.events.iter().find(|event| {
-                matches!(&event.payload, roster_engine::domain::EventPayload::WebhookAdded { webhook_id, .. } if *webhook_id == record.id)
-            }) {
-                break event.sequence;
+            for event in &read.events {
+                match &event.payload {
+                    EventPayload::WebhookAdded { webhook_id, .. } if *webhook_id == record.id => {
+                        added = Some(event.sequence);
+                    }
+                    EventPayload::WebhookRemoved { webhook_id, .. } if *webhook_id == record.id => {
+                        return Err(CursorError::Lost(record.id));
+                    }
+                    _ => {}
+                }
             }
             if read.events.is_empty() {
-                return Err(CursorError::Shared(format!(
-                    "the event that added webhook {} is not in the log yet",
-                    record.id
-                )));
+                break;
             }
             from = read.next;
-        };
+        }
+        let added = added.ok_or_else(|| {
+            CursorError::Shared(format!(
+                "the event that added webhook {} is not in the log yet",
+                record.id
+            ))
+        })?;
         self.cursors.start_after(tenant, &record.id, added).await?;
         self.cursors
             .claim(tenant, &record.id)
@@ -359,17 +450,35 @@ impl Inner {
             .map_err(|error| CursorError::Shared(error.to_string()))
     }
 
-    /// Delivers the next events after the cursor. `Ok(true)`: there may be more now.
+    /// Looks at the events after the cursor (renewing this process's claim): delivers them in
+    /// order until one fails or the batch ends.
     async fn deliver_some(
         &self,
         tenant: &TenantName,
         record: &WebhookRecord,
-        woken: &mut watch::Receiver<()>,
-    ) -> Result<bool, CursorError> {
+    ) -> Result<Progress, CursorError> {
         let mut delivery = self.delivery(tenant, record).await?;
+        // A schedule used up belongs to a webhook that was failing: resumed, it starts again.
+        if usize::try_from(delivery.attempts).unwrap_or(usize::MAX)
+            > self.settings.retry_schedule.len()
+        {
+            delivery.attempts = 0;
+            delivery.next_attempt_at = None;
+        }
+        let progress = |delivery: &Delivery, more: bool| Progress {
+            delivered_through: delivery.delivered_through,
+            retry_at: delivery.next_attempt_at,
+            more,
+        };
+        if delivery
+            .next_attempt_at
+            .is_some_and(|at| at > wall_micros())
+        {
+            return Ok(progress(&delivery, false));
+        }
         let from = delivery.delivered_through + 1;
         if from > self.engine.log().durable_head() {
-            return Ok(false);
+            return Ok(progress(&delivery, false));
         }
         let read = self.read(tenant, from).await?;
         for event in &read.events {
@@ -377,23 +486,21 @@ impl Inner {
                 delivery.delivered_through = event.sequence;
                 continue;
             }
-            match self
-                .deliver(tenant, record, event, &mut delivery, woken)
-                .await
-            {
+            match self.attempt(tenant, record, event, &mut delivery).await? {
                 Outcome::Delivered => {
                     delivery.delivered_through = event.sequence;
                     delivery.delivered_total += 1;
                     delivery.attempts = 0;
                     delivery.next_attempt_at = None;
-                    self.save(tenant, record, &delivery).await?;
+                    self.cursors.put(tenant, &record.id, &delivery).await?;
                 }
-                Outcome::Held => {
-                    self.save(tenant, record, &delivery).await?;
-                    return Ok(true);
+                Outcome::Held => return Ok(progress(&delivery, false)),
+                Outcome::Retry => {
+                    self.cursors.put(tenant, &record.id, &delivery).await?;
+                    return Ok(progress(&delivery, false));
                 }
                 Outcome::Gone => {
-                    self.save(tenant, record, &delivery).await?;
+                    self.cursors.put(tenant, &record.id, &delivery).await?;
                     self.decide(
                         tenant,
                         Command::RemoveWebhook {
@@ -402,10 +509,10 @@ impl Inner {
                         },
                     )
                     .await?;
-                    return Ok(true);
+                    return Ok(progress(&delivery, true));
                 }
                 Outcome::GaveUp(reason) => {
-                    self.save(tenant, record, &delivery).await?;
+                    self.cursors.put(tenant, &record.id, &delivery).await?;
                     warn!(%tenant, webhook = %record.id, url = %record.url, %reason, "webhook failing: deliveries wait until it is resumed (roster webhook resume)");
                     self.decide(
                         tenant,
@@ -416,22 +523,13 @@ impl Inner {
                         },
                     )
                     .await?;
-                    return Ok(true);
+                    return Ok(progress(&delivery, true));
                 }
             }
         }
         delivery.delivered_through = delivery.delivered_through.max(read.next.saturating_sub(1));
-        self.save(tenant, record, &delivery).await?;
-        Ok(true)
-    }
-
-    async fn save(
-        &self,
-        tenant: &TenantName,
-        record: &WebhookRecord,
-        delivery: &Delivery,
-    ) -> Result<(), CursorError> {
-        self.cursors.put(tenant, &record.id, delivery).await
+        self.cursors.put(tenant, &record.id, &delivery).await?;
+        Ok(progress(&delivery, !read.events.is_empty()))
     }
 
     async fn decide(&self, tenant: &TenantName, command: Command) -> Result<(), CursorError> {
@@ -448,120 +546,108 @@ impl Inner {
             .map_err(|error| CursorError::Shared(error.to_string()))
     }
 
-    /// Delivers one event, retrying on the schedule while the subscription stays active.
-    async fn deliver(
+    /// One attempt at `event`; a failure records when the next one is due.
+    async fn attempt(
         &self,
         tenant: &TenantName,
         record: &WebhookRecord,
         event: &Event,
         delivery: &mut Delivery,
-        woken: &mut watch::Receiver<()>,
-    ) -> Outcome {
+    ) -> Result<Outcome, CursorError> {
         let body = match http::body(event) {
             Ok(body) => body,
-            Err(error) => return Outcome::GaveUp(format!("cannot render the event: {error}")),
+            Err(error) => return Ok(Outcome::GaveUp(format!("cannot render the event: {error}"))),
         };
-        let message_id = event.id.to_string();
-        let mut attempts: usize = 0;
-        loop {
-            // Each attempt signs with the secrets valid now (a rotation may have happened).
-            let current = match self.record(tenant, &record.id) {
-                Ok(Some(current)) if current.status == WebhookStatus::Active => current,
-                Ok(_) => return Outcome::Held,
-                Err(()) => record.clone(),
-            };
-            let signing_at = self.clock.now();
-            let secrets: Vec<[u8; 32]> = current
-                .signing_generations(signing_at)
-                .into_iter()
-                .map(|generation| self.keys.secret(&current.id, generation))
-                .collect();
-            let answer = {
-                let Ok(_permit) = self.in_flight.acquire().await else {
-                    return Outcome::Held;
-                };
-                http::post(
-                    &self.client,
-                    &current.url,
-                    &message_id,
-                    &secrets,
-                    body.clone(),
-                    self.settings.timeout,
-                )
-                .await
-            };
-            let failure = match answer {
-                Ok(answer) if answer.status.is_success() => {
-                    self.counts.delivered.fetch_add(1, Ordering::Relaxed);
-                    let micros = self.clock.now().as_micros() - event.recorded_at.as_micros();
-                    let micros = u64::try_from(micros).unwrap_or(0);
-                    self.counts
-                        .latency_micros_sum
-                        .fetch_add(micros, Ordering::Relaxed);
-                    (self.on_delivered)(micros as f64 / 1e6);
-                    return Outcome::Delivered;
-                }
-                Ok(answer) if answer.status.as_u16() == 410 => return Outcome::Gone,
-                Ok(answer) => answer.failure(),
-                Err(error) => http::Failed {
-                    status: 0,
-                    error,
-                    retry_after: None,
-                },
-            };
-            self.counts.failed_attempts.fetch_add(1, Ordering::Relaxed);
-            attempts += 1;
-            delivery.attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
-            delivery.failed_attempts_total += 1;
-            delivery.last_failure = Some(Failure {
-                status: failure.status,
-                error: failure.error.clone(),
-                at: self.clock.now().as_micros(),
-            });
-            let Some(wait) = self.settings.retry_schedule.get(attempts - 1).copied() else {
-                delivery.next_attempt_at = None;
-                return Outcome::GaveUp(format!(
-                    "{} attempts at event {} failed; the last: {}",
-                    attempts,
-                    event.sequence,
-                    failure.describe()
-                ));
-            };
-            let wait = jittered(wait).max(failure.retry_after.unwrap_or_default().min(wait * 4));
-            delivery.next_attempt_at = Some(
-                self.clock
-                    .now()
-                    .as_micros()
-                    .saturating_add(i64::try_from(wait.as_micros()).unwrap_or(i64::MAX)),
-            );
-            if let Err(CursorError::Lost(_)) = self.cursors.put(tenant, &record.id, delivery).await
-            {
-                return Outcome::Held;
-            }
-            warn!(%tenant, webhook = %record.id, sequence = event.sequence, attempts, failure = %failure.describe(), retry_in = ?wait, "webhook delivery failed; retrying");
-            // Wait, renewing the lease on JetStream, until the retry is due or something changes.
-            let due = tokio::time::Instant::now() + wait;
-            loop {
-                let step = due.saturating_duration_since(tokio::time::Instant::now());
-                if step.is_zero() {
-                    break;
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(step.min(LEASE_RENEW)) => {}
-                    changed = woken.changed() => {
-                        if changed.is_err() { return Outcome::Held }
-                        break;
-                    }
-                }
-                if self.cursors.is_shared()
-                    && let Err(CursorError::Lost(_)) =
-                        self.cursors.put(tenant, &record.id, delivery).await
-                {
-                    return Outcome::Held;
-                }
+        let Ok(_permit) = self.in_flight.acquire().await else {
+            return Ok(Outcome::Held);
+        };
+        // Sign with the secrets valid now, and only while still active and (on JetStream) still
+        // holding the lease, renewed just before sending: the wait for a permit may have been
+        // long.
+        let current = match self.record(tenant, &record.id) {
+            Ok(Some(current)) if current.status == WebhookStatus::Active => current,
+            Ok(_) => return Ok(Outcome::Held),
+            Err(()) => record.clone(),
+        };
+        if self.cursors.is_shared() {
+            match self.cursors.put(tenant, &record.id, delivery).await {
+                Ok(()) => {}
+                Err(CursorError::Lost(_)) => return Ok(Outcome::Held),
+                Err(error) => return Err(error),
             }
         }
+        let secrets: Vec<[u8; 32]> = current
+            .signing_generations(self.clock.now())
+            .into_iter()
+            .map(|generation| self.keys.secret(&current.id, generation))
+            .collect();
+        let answer = http::post(
+            &self.client,
+            &current.url,
+            &event.id.to_string(),
+            &secrets,
+            body,
+            self.settings.timeout.min(TIMEOUT_MAX),
+        )
+        .await;
+        let failure = match answer {
+            Ok(answer) if answer.status.is_success() => {
+                self.counts.delivered.fetch_add(1, Ordering::Relaxed);
+                let micros = self.clock.now().as_micros() - event.recorded_at.as_micros();
+                let micros = u64::try_from(micros).unwrap_or(0);
+                self.counts
+                    .latency_micros_sum
+                    .fetch_add(micros, Ordering::Relaxed);
+                (self.on_delivered)(micros as f64 / 1e6);
+                return Ok(Outcome::Delivered);
+            }
+            Ok(answer) if answer.status.as_u16() == 410 => return Ok(Outcome::Gone),
+            Ok(answer) => answer.failure(),
+            Err(error) => http::Failed {
+                status: 0,
+                error,
+                retry_after: None,
+            },
+        };
+        self.counts.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        delivery.attempts = delivery.attempts.saturating_add(1);
+        delivery.failed_attempts_total += 1;
+        delivery.last_failure = Some(Failure {
+            status: failure.status,
+            error: failure.error.clone(),
+            at: self.clock.now().as_micros(),
+        });
+        let attempts = usize::try_from(delivery.attempts).unwrap_or(usize::MAX);
+        let Some(wait) = self.settings.retry_schedule.get(attempts - 1).copied() else {
+            delivery.next_attempt_at = None;
+            return Ok(Outcome::GaveUp(format!(
+                "{} attempts at event {} failed; the last: {}",
+                attempts,
+                event.sequence,
+                failure.describe()
+            )));
+        };
+        let wait = wait.min(RETRY_WAIT_MAX);
+        let wait = jittered(wait).max(
+            failure
+                .retry_after
+                .unwrap_or_default()
+                .min(wait.saturating_mul(4)),
+        );
+        delivery.next_attempt_at =
+            Some(wall_micros().saturating_add(i64::try_from(wait.as_micros()).unwrap_or(i64::MAX)));
+        warn!(%tenant, webhook = %record.id, sequence = event.sequence, attempts, failure = %failure.describe(), retry_in = ?wait, "webhook delivery failed; retrying");
+        Ok(Outcome::Retry)
     }
+}
+
+/// What a look at a webhook's events left.
+struct Progress {
+    delivered_through: u64,
+    /// When the next attempt is due (wall clock, Unix microseconds), while retrying.
+    retry_at: Option<i64>,
+    /// Whether to look again at once.
+    more: bool,
 }
 
 /// `wait` give or take 20 %, so that receivers coming back are not hit by every retry at once.

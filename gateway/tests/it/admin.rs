@@ -71,6 +71,7 @@ async fn tokens_are_issued_listed_without_secrets_and_revoked_at_once() {
             tenant: "acme".into(),
             name: "okta".into(),
             expires_in: None,
+            scope: Default::default(),
         }))
         .await
         .unwrap()
@@ -116,6 +117,7 @@ async fn tokens_are_issued_listed_without_secrets_and_revoked_at_once() {
             tenant: "ghost".into(),
             name: String::new(),
             expires_in: None,
+            scope: Default::default(),
         }))
         .await
         .unwrap_err();
@@ -268,6 +270,7 @@ async fn tokens_expire_and_their_last_use_is_recorded() {
                 seconds: 1,
                 nanos: 0,
             }),
+            scope: Default::default(),
         }))
         .await
         .unwrap()
@@ -308,6 +311,7 @@ async fn tokens_expire_and_their_last_use_is_recorded() {
                 seconds: 0,
                 nanos: 0,
             }),
+            scope: Default::default(),
         }))
         .await
         .unwrap_err();
@@ -350,6 +354,7 @@ async fn a_leaked_admin_token_can_be_revoked() {
             tenant: "_system".into(),
             name: "ops".into(),
             expires_in: None,
+            scope: Default::default(),
         }))
         .await
         .unwrap()
@@ -399,6 +404,7 @@ async fn racing_revocations_never_leave_roster_without_an_admin_token() {
                 tenant: "_system".into(),
                 name: format!("second-{round}"),
                 expires_in: None,
+                scope: Default::default(),
             }))
             .await
             .unwrap()
@@ -456,4 +462,65 @@ async fn racing_revocations_never_leave_roster_without_an_admin_token() {
             .collect();
         assert_eq!(still_valid, vec![id_of(left)], "round {round}");
     }
+}
+
+#[tokio::test]
+async fn an_ssf_token_cannot_call_scim_or_grpc_and_its_successor_keeps_its_scope() {
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    let mut admin = stack.admin().await;
+    let issue = |tenant: &str, scope: &str| {
+        stack.with_admin_token(pb::IssueTokenRequest {
+            tenant: tenant.into(),
+            name: "receiver".into(),
+            expires_in: None,
+            scope: scope.into(),
+        })
+    };
+    let issued = admin
+        .issue_token(issue("acme", "ssf"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(issued.token.as_ref().unwrap().scope, "ssf");
+    let mut receiver = acme.clone();
+    receiver.token = issued.secret.clone();
+    let refused = receiver.get("/Users").await.expect_error(403, None);
+    assert!(refused["detail"].as_str().unwrap().contains("ssf scope"), "{refused}");
+    let mut request = tonic::Request::new(pb::ListUsersRequest {
+        tenant: "acme".into(),
+        ..Default::default()
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", issued.secret).parse().unwrap(),
+    );
+    let status = stack
+        .directory()
+        .await
+        .list_users(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    // Unknown scopes and ssf admin tokens are refused.
+    let status = admin.issue_token(issue("acme", "root")).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let status = admin
+        .issue_token(issue("_system", "ssf"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    // A rotation's successor does what its predecessor did.
+    let rotated = admin
+        .rotate_token(stack.with_admin_token(pb::RotateTokenRequest {
+            tenant: "acme".into(),
+            token_id: issued.token.unwrap().id,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rotated.token.unwrap().scope, "ssf");
+    // The SCIM token still works.
+    acme.get("/Users").await.expect(200);
 }

@@ -76,6 +76,7 @@ async fn issue_tokens(grpc: &str, admin_token: &str, tenant: &str, count: usize)
                     tenant: tenant.to_owned(),
                     name: format!("watcher-{n}"),
                     expires_in: None,
+                    scope: Default::default(),
                 },
             ))
             .await

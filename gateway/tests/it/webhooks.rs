@@ -46,6 +46,8 @@ struct Receiver {
     received: Arc<Mutex<Vec<Received>>>,
     /// Requests that reached it, accepted or not.
     requests: Arc<AtomicU16>,
+    /// How long it takes to answer, in milliseconds.
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Receiver {
@@ -61,13 +63,19 @@ impl Receiver {
             secrets: Arc::default(),
             received: Arc::default(),
             requests: Arc::default(),
+            delay_ms: Arc::default(),
         };
         let state = receiver.clone();
         let app = axum::Router::new().route(
             "/hook",
             axum::routing::post(move |headers: HeaderMap, body: Bytes| {
                 let state = state.clone();
-                async move { state.accept(&headers, &body) }
+                async move {
+                    let status = state.accept(&headers, &body);
+                    let delay = state.delay_ms.load(Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    status
+                }
             }),
         );
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -576,7 +584,9 @@ async fn a_roster_killed_mid_delivery_delivers_every_event_after_restart() {
     );
     let added = admin.add_webhook(request).await.unwrap().into_inner();
     receiver.trust(&added.secret);
-    // The receiver fails half the time, so deliveries are mid-retry when roster dies.
+    // The receiver is slow and fails half the time, so deliveries are in flight or mid-retry
+    // when roster dies.
+    receiver.delay_ms.store(40, Ordering::SeqCst);
     receiver.answer(503);
     let flip = {
         let status = Arc::clone(&receiver.status);
@@ -611,6 +621,7 @@ async fn a_roster_killed_mid_delivery_delivers_every_event_after_restart() {
     let _tenant = process.tenant("acme", &tenant.token);
     flip.abort();
     receiver.answer(200);
+    receiver.delay_ms.store(0, Ordering::SeqCst);
     let mut delivered: Vec<String> = Vec::new();
     for _ in 0..600 {
         delivered = receiver

@@ -26,6 +26,7 @@ fn trail() -> (tempfile::TempDir, AuditTrail, History) {
                 name: "entra".into(),
                 secret_sha256: [42; 32],
                 expires_at: None,
+                scope: Default::default(),
             },
         )
         .at(day(1), user(1, "alice"))

@@ -29,6 +29,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
         EventPayload::TokenIssued {
             token_id,
             name,
+            scope,
             secret_sha256,
             expires_at,
         } => {
@@ -37,6 +38,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 Some(TokenRecord {
                     id: token_id.clone(),
                     name: name.clone(),
+                    scope: *scope,
                     secret_sha256: *secret_sha256,
                     created_at: at,
                     expires_at: *expires_at,

@@ -1,7 +1,7 @@
 //! Folds webhook subscription events into the tenant record.
 
 use super::*;
-use crate::domain::webhook::{WebhookRecord, WebhookStatus};
+use crate::domain::webhook::{PREVIOUS_SECRETS_MAX, PreviousSecret, WebhookRecord, WebhookStatus};
 
 pub(super) fn apply(state: &mut State, event: &Event) {
     let Some(tenant) = state.tenant.as_mut() else {
@@ -23,7 +23,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 status: WebhookStatus::Active,
                 status_reason: String::new(),
                 secret_generation: 1,
-                previous_secret_expires_at: None,
+                previous_secrets: Vec::new(),
                 created_at: event.occurred_at,
             });
         }
@@ -46,8 +46,20 @@ pub(super) fn apply(state: &mut State, event: &Event) {
             let Some(webhook) = tenant.webhooks.iter_mut().find(|w| w.id == *webhook_id) else {
                 return;
             };
+            webhook.previous_secrets.push(PreviousSecret {
+                generation: webhook.secret_generation,
+                expires_at: *previous_expires_at,
+            });
+            // Secrets whose overlap ended sign no more; at most a few keep signing.
+            webhook
+                .previous_secrets
+                .retain(|previous| previous.expires_at > event.occurred_at);
+            let excess = webhook
+                .previous_secrets
+                .len()
+                .saturating_sub(PREVIOUS_SECRETS_MAX);
+            webhook.previous_secrets.drain(..excess);
             webhook.secret_generation = *generation;
-            webhook.previous_secret_expires_at = Some(*previous_expires_at);
         }
         EventPayload::WebhookRemoved { webhook_id, .. } => {
             tenant.webhooks.retain(|webhook| webhook.id != *webhook_id);

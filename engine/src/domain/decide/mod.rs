@@ -317,6 +317,7 @@ fn token_issued(token: NewToken) -> EventPayload {
     EventPayload::TokenIssued {
         token_id: token.id,
         name: token.name,
+        scope: token.scope,
         secret_sha256: token.secret_sha256,
         expires_at: token.expires_at,
     }

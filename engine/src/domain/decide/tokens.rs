@@ -2,7 +2,7 @@
 //! system tenant keeps a valid admin token), and the tenant's SSO and username policies.
 
 use super::*;
-use crate::domain::Role;
+use crate::domain::{Role, TokenScope};
 
 pub(super) fn create_tenant(
     state: &State,
@@ -25,6 +25,11 @@ pub(super) fn create_tenant(
 
 pub(super) fn issue_token(state: &State, token: NewToken) -> Result<Vec<EventPayload>, Rejection> {
     require_tenant_or_system(state)?;
+    if state.name.is_system() && token.scope != TokenScope::Scim {
+        return Err(Rejection::InvalidValue(
+            "admin tokens have the scim scope; an ssf token belongs to a tenant".to_owned(),
+        ));
+    }
     if state.tokens.get(&token.id).is_some_and(Option::is_some) {
         return Err(Rejection::TokenAlreadyExists(token.id));
     }
@@ -50,7 +55,7 @@ pub(super) fn revoke_token(
 pub(super) fn rotate_token(
     state: &State,
     old: TokenId,
-    new: NewToken,
+    mut new: NewToken,
     old_expires_at: Timestamp,
     at: Timestamp,
 ) -> Result<Vec<EventPayload>, Rejection> {
@@ -58,6 +63,8 @@ pub(super) fn rotate_token(
     let current = state
         .token(&old)
         .ok_or_else(|| Rejection::TokenNotFound(old.clone()))?;
+    // A successor does what the token it replaces did.
+    new.scope = current.scope;
     if current.revoked_at.is_some() {
         return Err(Rejection::TokenNotFound(old));
     }

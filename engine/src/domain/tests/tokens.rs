@@ -9,6 +9,7 @@ fn token(id: &str, expires_at: Option<Timestamp>) -> NewToken {
         name: id.to_owned(),
         secret_sha256: [1; 32],
         expires_at,
+        scope: Default::default(),
     }
 }
 
@@ -18,6 +19,7 @@ fn issued(id: &str, expires_at: Option<Timestamp>) -> EventPayload {
         name: id.to_owned(),
         secret_sha256: [1; 32],
         expires_at,
+        scope: Default::default(),
     }
 }
 

@@ -353,6 +353,7 @@ fn tenants_are_created_once_with_their_first_token() {
         name: "default".into(),
         secret_sha256: [7; 32],
         expires_at: None,
+        scope: Default::default(),
     };
     let events = given([])
         .when(Command::CreateTenant {
@@ -385,6 +386,7 @@ fn revoked_tokens_stop_authenticating_and_revoking_twice_is_a_no_op() {
         name: "default".into(),
         secret_sha256: [7; 32],
         expires_at: Some(T0.plus_micros(1_000_000)),
+        scope: Default::default(),
     };
     let scenario = given(a_tenant()).after(Command::IssueToken(token));
     assert!(
@@ -441,6 +443,7 @@ fn the_system_tenant_holds_tokens_but_no_users() {
                 name: "admin".into(),
                 secret_sha256: [1; 32],
                 expires_at: None,
+                scope: Default::default()
             }))
             .is_ok()
     );

@@ -129,6 +129,16 @@ fn a_rotation_keeps_the_previous_secret_signing_until_the_overlap_ends() {
     assert_eq!(rotated.secret_generation, 2);
     assert_eq!(rotated.signing_generations(T0), vec![2, 1]);
     assert_eq!(rotated.signing_generations(until), vec![2]);
+    // A second rotation within the overlap keeps the first one's promise.
+    let later = until.plus_micros(3_600_000_000);
+    let scenario = scenario.after(Command::RotateWebhookSecret {
+        webhook_id: whid(1),
+        previous_expires_at: later,
+    });
+    let twice = webhook(&scenario, 1).unwrap();
+    assert_eq!(twice.signing_generations(T0), vec![3, 2, 1]);
+    assert_eq!(twice.signing_generations(until), vec![3, 2]);
+    assert_eq!(twice.signing_generations(later), vec![3]);
 }
 
 #[test]

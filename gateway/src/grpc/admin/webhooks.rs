@@ -46,7 +46,9 @@ impl AdminService {
             status_reason: record.status_reason.clone(),
             created_at: Some(timestamp_to_proto(record.created_at)),
             secret_generation: record.secret_generation,
-            previous_secret_expires_at: record.previous_secret_expires_at.map(timestamp_to_proto),
+            previous_secret_expires_at: record
+                .previous_secret_expires_at(self.state.clock.now())
+                .map(timestamp_to_proto),
             delivery: Some(pb::WebhookDelivery {
                 delivered_through: delivery.delivered_through,
                 tenant_head: self.state.engine.log().tenant_head(tenant).unwrap_or(0),
