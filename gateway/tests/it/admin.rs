@@ -486,7 +486,10 @@ async fn an_ssf_token_cannot_call_scim_or_grpc_and_its_successor_keeps_its_scope
     let mut receiver = acme.clone();
     receiver.token = issued.secret.clone();
     let refused = receiver.get("/Users").await.expect_error(403, None);
-    assert!(refused["detail"].as_str().unwrap().contains("ssf scope"), "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("ssf scope"),
+        "{refused}"
+    );
     let mut request = tonic::Request::new(pb::ListUsersRequest {
         tenant: "acme".into(),
         ..Default::default()

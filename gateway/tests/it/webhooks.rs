@@ -34,6 +34,19 @@ impl Received {
     fn sequence(&self) -> u64 {
         self.body["data"]["sequence"].as_u64().unwrap()
     }
+
+    /// The userName of a `user.provisioned` delivery.
+    fn provisioned(&self) -> String {
+        self.body["data"]["user_provisioned"]["user_name"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// The userNames of `user.provisioned` deliveries, in arrival order.
+fn provisioned(received: &[Received]) -> Vec<String> {
+    received.iter().map(Received::provisioned).collect()
 }
 
 /// An HTTP receiver that verifies every request with the `standardwebhooks` crate against the
@@ -304,14 +317,7 @@ async fn a_receiver_down_for_a_while_gets_every_event_in_order() {
     let receiver = Receiver::serve(tokio::net::TcpListener::bind(address).await.unwrap());
     receiver.trust(&added.secret);
     let received = receiver.wait_for(10).await;
-    let names: Vec<&str> = received
-        .iter()
-        .map(|r| {
-            r.body["data"]["user_provisioned"]["user_name"]
-                .as_str()
-                .unwrap()
-        })
-        .collect();
+    let names = provisioned(&received);
     let expected: Vec<String> = (0..10).map(|n| format!("user{n}")).collect();
     assert_eq!(names, expected);
     let info = webhook(&stack, "acme", &id).await.unwrap();
@@ -364,14 +370,7 @@ async fn an_exhausted_schedule_makes_the_webhook_failing_and_resume_delivers_eve
         .into_inner();
     assert_eq!(resumed.status, pb::WebhookStatus::Active as i32);
     let received = receiver.wait_for(2).await;
-    let names: Vec<&str> = received
-        .iter()
-        .map(|r| {
-            r.body["data"]["user_provisioned"]["user_name"]
-                .as_str()
-                .unwrap()
-        })
-        .collect();
+    let names = provisioned(&received);
     assert_eq!(names, ["first", "second"]);
 }
 
@@ -419,10 +418,7 @@ async fn pause_holds_deliveries_and_resume_sends_them() {
     assert!(receiver.received().is_empty());
     stack.admin().await.resume_webhook(request()).await.unwrap();
     let received = receiver.wait_for(1).await;
-    assert_eq!(
-        received[0].body["data"]["user_provisioned"]["user_name"],
-        "held"
-    );
+    assert_eq!(received[0].provisioned(), "held");
 }
 
 #[tokio::test]
@@ -624,16 +620,7 @@ async fn a_roster_killed_mid_delivery_delivers_every_event_after_restart() {
     receiver.delay_ms.store(0, Ordering::SeqCst);
     let mut delivered: Vec<String> = Vec::new();
     for _ in 0..600 {
-        delivered = receiver
-            .received()
-            .iter()
-            .map(|r| {
-                r.body["data"]["user_provisioned"]["user_name"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
+        delivered = provisioned(&receiver.received());
         let mut distinct = delivered.clone();
         distinct.dedup();
         if distinct.len() >= 40 && names.iter().all(|name| delivered.contains(name)) {
@@ -702,13 +689,6 @@ async fn on_nats_one_process_delivers_each_webhook_and_another_takes_over_when_i
         names.push(name);
     }
     let received = receiver.wait_for(15).await;
-    let delivered: Vec<&str> = received
-        .iter()
-        .map(|r| {
-            r.body["data"]["user_provisioned"]["user_name"]
-                .as_str()
-                .unwrap()
-        })
-        .collect();
+    let delivered = provisioned(&received);
     assert_eq!(delivered, names);
 }

@@ -71,6 +71,31 @@ impl AdminService {
             .ok_or_else(|| Status::not_found(format!("no webhook {id} in tenant {tenant}")))
     }
 
+    /// Runs `command` on `tenant`'s webhook `id`, wakes delivery, and returns the webhook after
+    /// it (`None`: removed).
+    async fn run(
+        &self,
+        tenant: &TenantName,
+        id: WebhookId,
+        command: Command,
+        context: roster_engine::engine::CommandContext,
+    ) -> Result<(Option<WebhookRecord>, Option<u64>), Status> {
+        let executed = self
+            .state
+            .engine
+            .execute(tenant, command, context)
+            .await
+            .map_err(status)?;
+        self.webhooks().changed(tenant);
+        let record = executed
+            .state
+            .tenant
+            .as_ref()
+            .and_then(|record| record.webhook(&id))
+            .cloned();
+        Ok((record, executed.last_sequence()))
+    }
+
     pub(super) async fn add_webhook_call(
         &self,
         request: Request<pb::AddWebhookRequest>,
@@ -86,25 +111,16 @@ impl AdminService {
             event_types: request.event_types,
             description: request.description,
         });
-        let executed = self
-            .state
-            .engine
-            .execute(&tenant, command, context)
-            .await
-            .map_err(status)?;
-        if let Some(sequence) = executed.last_sequence() {
+        let (record, sequence) = self.run(&tenant, id, command, context).await?;
+        if let Some(sequence) = sequence {
             webhooks.start_after(&tenant, &id, sequence).await;
+            webhooks.changed(&tenant);
         }
-        webhooks.changed(&tenant);
-        let record = executed
-            .state
-            .tenant
-            .as_ref()
-            .and_then(|record| record.webhook(&id))
-            .ok_or_else(|| Status::internal("the new webhook could not be read back"))?;
+        let record =
+            record.ok_or_else(|| Status::internal("the new webhook could not be read back"))?;
         tracing::info!(%tenant, webhook = %id, url = %record.url, "webhook added");
         Ok(Response::new(pb::WebhookSecret {
-            webhook: Some(self.webhook_info(&tenant, record).await),
+            webhook: Some(self.webhook_info(&tenant, &record).await),
             secret: webhooks.keys().whsec(&id, record.secret_generation),
         }))
     }
@@ -147,19 +163,7 @@ impl AdminService {
         let tenant = self.existing_tenant(&request.tenant).await?;
         let id = webhook_id(&request.webhook_id)?;
         let command = command(id, &context.actor.display);
-        let executed = self
-            .state
-            .engine
-            .execute(&tenant, command, context)
-            .await
-            .map_err(status)?;
-        self.webhooks().changed(&tenant);
-        let record = executed
-            .state
-            .tenant
-            .as_ref()
-            .and_then(|record| record.webhook(&id))
-            .cloned();
+        let (record, _) = self.run(&tenant, id, command, context).await?;
         Ok((tenant, id, record))
     }
 
@@ -219,22 +223,12 @@ impl AdminService {
             webhook_id: id,
             previous_expires_at: context.now.plus_micros(overlap),
         };
-        let executed = self
-            .state
-            .engine
-            .execute(&tenant, command, context)
-            .await
-            .map_err(status)?;
-        webhooks.changed(&tenant);
-        let record = executed
-            .state
-            .tenant
-            .as_ref()
-            .and_then(|record| record.webhook(&id))
+        let (record, _) = self.run(&tenant, id, command, context).await?;
+        let record = record
             .ok_or_else(|| Status::not_found(format!("no webhook {id} in tenant {tenant}")))?;
         tracing::info!(%tenant, webhook = %id, generation = record.secret_generation, "webhook secret rotated");
         Ok(Response::new(pb::WebhookSecret {
-            webhook: Some(self.webhook_info(&tenant, record).await),
+            webhook: Some(self.webhook_info(&tenant, &record).await),
             secret: webhooks.keys().whsec(&id, record.secret_generation),
         }))
     }
