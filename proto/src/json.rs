@@ -27,16 +27,30 @@ fn event_descriptor() -> Result<&'static MessageDescriptor, JsonError> {
         .map_err(|error| JsonError(error.clone()))
 }
 
+/// Appends `event`'s JSON form to `out`, without an intermediate value.
+pub fn write_event_json(event: &crate::v1::Event, out: &mut Vec<u8>) -> Result<(), JsonError> {
+    let descriptor = event_descriptor()?.clone();
+    let dynamic = DynamicMessage::decode(descriptor, event.encode_to_vec().as_slice())
+        .map_err(|error| JsonError(error.to_string()))?;
+    let mut serializer = serde_json::Serializer::new(out);
+    dynamic
+        .serialize_with_options(&mut serializer, &options())
+        .map_err(|error| JsonError(error.to_string()))
+}
+
+fn options() -> SerializeOptions {
+    SerializeOptions::new()
+        .use_proto_field_name(true)
+        .stringify_64_bit_integers(false)
+}
+
 /// `event` in its JSON form.
 pub fn event_to_json(event: &crate::v1::Event) -> Result<serde_json::Value, JsonError> {
     let descriptor = event_descriptor()?.clone();
     let dynamic = DynamicMessage::decode(descriptor, event.encode_to_vec().as_slice())
         .map_err(|error| JsonError(error.to_string()))?;
-    let options = SerializeOptions::new()
-        .use_proto_field_name(true)
-        .stringify_64_bit_integers(false);
     dynamic
-        .serialize_with_options(serde_json::value::Serializer, &options)
+        .serialize_with_options(serde_json::value::Serializer, &options())
         .map_err(|error| JsonError(error.to_string()))
 }
 
@@ -67,5 +81,11 @@ mod tests {
         assert_eq!(json["sequence"], 42);
         assert_eq!(json["occurred_at"], "2023-11-14T22:13:20Z");
         assert_eq!(json["user_deactivated"]["user_name"], "alice");
+        let mut written = Vec::new();
+        write_event_json(&event, &mut written).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&written).unwrap(),
+            json
+        );
     }
 }

@@ -69,6 +69,21 @@ pub struct Target {
 /// time (the way an IdP's provisioning workers do). Client `i` sends to `targets[i % len]`:
 /// several tenants, or several roster processes, share the load.
 pub async fn creates(targets: &[Target], clients: usize, users: usize, prefix: &str) -> Report {
+    paced_creates(targets, clients, users, prefix, None).await
+}
+
+/// [`creates`], started at most `rate` per second in all (`None`: as fast as the clients go).
+pub async fn paced_creates(
+    targets: &[Target],
+    clients: usize,
+    users: usize,
+    prefix: &str,
+    rate: Option<f64>,
+) -> Report {
+    let interval = rate
+        .filter(|rate| *rate > 0.0)
+        .map(|rate| Duration::from_secs_f64(1.0 / rate));
+    let next_slot = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
@@ -79,6 +94,7 @@ pub async fn creates(targets: &[Target], clients: usize, users: usize, prefix: &
     for (client, target) in targets.iter().cycle().take(clients.max(1)).enumerate() {
         let http = http.clone();
         let next = next.clone();
+        let next_slot = next_slot.clone();
         let target = target.clone();
         let prefix = format!("{prefix}{client}");
         workers.push(tokio::spawn(async move {
@@ -87,6 +103,17 @@ pub async fn creates(targets: &[Target], clients: usize, users: usize, prefix: &
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= users {
                     break;
+                }
+                if let Some(interval) = interval {
+                    // Take the next start slot of the shared schedule and wait for it.
+                    let slot = {
+                        let Ok(mut slot) = next_slot.lock() else { break };
+                        let now = tokio::time::Instant::now();
+                        let start = (*slot).max(now);
+                        *slot = start + interval;
+                        start
+                    };
+                    tokio::time::sleep_until(slot).await;
                 }
                 let body = json!({
                     "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

@@ -68,12 +68,14 @@ async fn receiver() -> std::io::Result<(String, Arc<Mutex<Seen>>)> {
 }
 
 /// Adds `webhooks` subscriptions with `add` (given each one's URL), creates `users` users through
-/// `clients` clients, and waits (up to `patience` after the last create) for every delivery.
+/// `clients` clients (at most `rate` per second, if given), and waits (up to `patience` after
+/// the last create) for every delivery.
 pub async fn run<F, Fut>(
     target: &Target,
     webhooks: usize,
     users: usize,
     clients: usize,
+    rate: Option<f64>,
     patience: Duration,
     add: F,
 ) -> Result<WebhookRun, String>
@@ -87,7 +89,8 @@ where
     for n in 0..webhooks {
         add(format!("{url}/{n}")).await?;
     }
-    let creates = super::creates(std::slice::from_ref(target), clients, users, "hooked").await;
+    let creates =
+        super::paced_creates(std::slice::from_ref(target), clients, users, "hooked", rate).await;
     let expected = creates.latencies.len() * webhooks;
     let waited = Instant::now();
     loop {

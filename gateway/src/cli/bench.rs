@@ -88,6 +88,10 @@ pub enum BenchCommand {
         users: usize,
         #[arg(long, default_value_t = 32)]
         clients: usize,
+        /// Creates per second (0: as fast as the clients go); below the delivery rate, the
+        /// latency measured is that of a receiver keeping up.
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
     },
     /// Time single-member adds/removes and member-less reads on groups of several sizes.
     Groups {
@@ -214,6 +218,7 @@ pub async fn run(common: &Common, command: BenchCommand) -> Result<ExitCode> {
             webhooks,
             users,
             clients,
+            rate,
         } => {
             let (tenant, token) = bench_tenant(common).await?;
             let target = bench_target(&http, &tenant, token);
@@ -242,6 +247,7 @@ pub async fn run(common: &Common, command: BenchCommand) -> Result<ExitCode> {
                 webhooks,
                 users,
                 clients,
+                (rate > 0.0).then_some(rate),
                 std::time::Duration::from_secs(120),
                 add,
             )

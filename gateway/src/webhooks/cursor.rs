@@ -106,7 +106,8 @@ pub enum Cursors {
 pub struct Shared {
     store: kv::Store,
     process: String,
-    revisions: Mutex<HashMap<String, u64>>,
+    /// The revision of each entry this process last wrote, and when.
+    revisions: Mutex<HashMap<String, (u64, std::time::Instant)>>,
 }
 
 fn local_key(tenant: &TenantName, webhook: &WebhookId) -> Vec<u8> {
@@ -298,6 +299,29 @@ impl Cursors {
         }
     }
 
+    /// On JetStream, renews the lease unless this process wrote the entry within `fresh`;
+    /// nothing on the embedded log.
+    pub async fn renew_unless_fresh(
+        &self,
+        tenant: &TenantName,
+        webhook: &WebhookId,
+        delivery: &Delivery,
+        fresh: Duration,
+    ) -> Result<(), CursorError> {
+        let Cursors::Shared(shared) = self else {
+            return Ok(());
+        };
+        let written_at = shared.revisions.lock().ok().and_then(|revisions| {
+            revisions
+                .get(&shared_key(tenant, webhook))
+                .map(|(_, at)| *at)
+        });
+        if written_at.is_some_and(|at| at.elapsed() < fresh) {
+            return Ok(());
+        }
+        shared.write_owned(tenant, webhook, delivery.clone()).await
+    }
+
     /// Whether this process shares delivery with others (JetStream).
     pub fn is_shared(&self) -> bool {
         matches!(self, Cursors::Shared(_))
@@ -357,7 +381,7 @@ impl Shared {
             .await
             .map_err(|error| lost_or_shared(*webhook, &error))?;
         if let Ok(mut revisions) = self.revisions.lock() {
-            revisions.insert(key, written);
+            revisions.insert(key, (written, std::time::Instant::now()));
         }
         Ok(Some(delivery))
     }
@@ -374,7 +398,7 @@ impl Shared {
             .revisions
             .lock()
             .ok()
-            .and_then(|revisions| revisions.get(&key).copied())
+            .and_then(|revisions| revisions.get(&key).map(|(revision, _)| *revision))
             .ok_or(CursorError::Lost(*webhook))?;
         if delivery.owner.is_some() || delivery.lease_until != 0 {
             delivery.owner = Some(self.process.clone());
@@ -390,7 +414,7 @@ impl Shared {
             .map_err(|_| CursorError::Lost(*webhook))?;
         match written {
             Ok(written) => {
-                revisions.insert(key, written);
+                revisions.insert(key, (written, std::time::Instant::now()));
                 Ok(())
             }
             Err(error) => {

@@ -64,18 +64,19 @@ pub(crate) fn client() -> Result<Client, rustls::Error> {
         .build(connector))
 }
 
-/// The request body of `event`.
+/// The request body of `event`: `{"type": …, "timestamp": …, "data": <the event's JSON form>}`,
+/// written straight into one buffer.
 pub(crate) fn body(event: &Event) -> Result<Bytes, String> {
-    let data = roster_proto::json::event_to_json(&codec::to_proto(event))
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"{\"type\":");
+    serde_json::to_writer(&mut out, event.payload.event_type()).map_err(|e| e.to_string())?;
+    out.extend_from_slice(b",\"timestamp\":");
+    serde_json::to_writer(&mut out, &event.recorded_at.to_rfc3339()).map_err(|e| e.to_string())?;
+    out.extend_from_slice(b",\"data\":");
+    roster_proto::json::write_event_json(&codec::to_proto(event), &mut out)
         .map_err(|error| error.to_string())?;
-    let body = serde_json::json!({
-        "type": event.payload.event_type(),
-        "timestamp": event.recorded_at.to_rfc3339(),
-        "data": data,
-    });
-    serde_json::to_vec(&body)
-        .map(Bytes::from)
-        .map_err(|error| error.to_string())
+    out.push(b'}');
+    Ok(Bytes::from(out))
 }
 
 /// A receiver's answer.

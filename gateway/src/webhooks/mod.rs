@@ -37,6 +37,13 @@ const READ_BYTES: usize = 4 * 1024 * 1024;
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
 /// How long a worker waits for news before looking at its subscription again.
 const IDLE_RECHECK: Duration = Duration::from_secs(30);
+/// How often a worker delivering a batch reads its webhook again (changes made through this
+/// process wake it at once).
+const RECORD_RECHECK: Duration = Duration::from_secs(1);
+/// How often a flowing batch writes its cursor.
+const CURSOR_EVERY: Duration = Duration::from_millis(100);
+/// A lease written this recently is not renewed before a request.
+const LEASE_FRESH: Duration = Duration::from_secs(5);
 /// Longest shutdown waits to give webhook leases up.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait between two retries, and longest timeout: larger settings are cut to these.
@@ -103,6 +110,8 @@ struct Inner {
     in_flight: Semaphore,
     workers: std::sync::Mutex<HashMap<WebhookId, Worker>>,
     counts: WebhookCounts,
+    /// Bodies rendered lately: the webhooks of a tenant send the same events.
+    bodies: BodyCache,
     /// Delivery latencies in seconds, observed as they happen.
     on_delivered: Box<dyn Fn(f64) + Send + Sync>,
 }
@@ -137,6 +146,7 @@ impl Webhooks {
                 settings,
                 workers: std::sync::Mutex::default(),
                 counts: WebhookCounts::default(),
+                bodies: BodyCache::default(),
                 on_delivered,
             }),
         };
@@ -357,7 +367,7 @@ impl Inner {
                 };
                 if work {
                     last_claim = Some(tokio::time::Instant::now());
-                    match self.deliver_some(&tenant, &record).await {
+                    match self.deliver_some(&tenant, &record, &woken).await {
                         Ok(progress) => {
                             known_through = progress.delivered_through;
                             retry_at = progress.retry_at;
@@ -456,6 +466,7 @@ impl Inner {
         &self,
         tenant: &TenantName,
         record: &WebhookRecord,
+        woken: &watch::Receiver<()>,
     ) -> Result<Progress, CursorError> {
         let mut delivery = self.delivery(tenant, record).await?;
         // A schedule used up belongs to a webhook that was failing: resumed, it starts again.
@@ -481,20 +492,41 @@ impl Inner {
             return Ok(progress(&delivery, false));
         }
         let read = self.read(tenant, from).await?;
+        let mut current = record.clone();
+        let mut current_read = tokio::time::Instant::now();
+        let mut cursor_written = tokio::time::Instant::now();
         for event in &read.events {
             if !record.selects(event.payload.event_type()) {
                 delivery.delivered_through = event.sequence;
                 continue;
             }
-            match self.attempt(tenant, record, event, &mut delivery).await? {
+            // The record as it is now: read again when it changed (this process wakes the worker
+            // at once) and at least every second (a change made through another process).
+            if woken.has_changed().unwrap_or(true) || current_read.elapsed() >= RECORD_RECHECK {
+                current = match self.record(tenant, &record.id) {
+                    Ok(Some(current)) => current,
+                    Ok(None) => return Ok(progress(&delivery, true)),
+                    Err(()) => current,
+                };
+                current_read = tokio::time::Instant::now();
+            }
+            match self.attempt(tenant, &current, event, &mut delivery).await? {
                 Outcome::Delivered => {
                     delivery.delivered_through = event.sequence;
                     delivery.delivered_total += 1;
                     delivery.attempts = 0;
                     delivery.next_attempt_at = None;
-                    self.cursors.put(tenant, &record.id, &delivery).await?;
+                    // Written at most every CURSOR_EVERY while a batch flows (and at its end):
+                    // a crash resends at most that much, with the same ids.
+                    if cursor_written.elapsed() >= CURSOR_EVERY {
+                        self.cursors.put(tenant, &record.id, &delivery).await?;
+                        cursor_written = tokio::time::Instant::now();
+                    }
                 }
-                Outcome::Held => return Ok(progress(&delivery, false)),
+                Outcome::Held => {
+                    self.cursors.put(tenant, &record.id, &delivery).await?;
+                    return Ok(progress(&delivery, false));
+                }
                 Outcome::Retry => {
                     self.cursors.put(tenant, &record.id, &delivery).await?;
                     return Ok(progress(&delivery, false));
@@ -550,31 +582,31 @@ impl Inner {
     async fn attempt(
         &self,
         tenant: &TenantName,
-        record: &WebhookRecord,
+        current: &WebhookRecord,
         event: &Event,
         delivery: &mut Delivery,
     ) -> Result<Outcome, CursorError> {
-        let body = match http::body(event) {
+        let record = current;
+        let body = match self.bodies.body(event) {
             Ok(body) => body,
             Err(error) => return Ok(Outcome::GaveUp(format!("cannot render the event: {error}"))),
         };
         let Ok(_permit) = self.in_flight.acquire().await else {
             return Ok(Outcome::Held);
         };
-        // Sign with the secrets valid now, and only while still active and (on JetStream) still
-        // holding the lease, renewed just before sending: the wait for a permit may have been
-        // long.
-        let current = match self.record(tenant, &record.id) {
-            Ok(Some(current)) if current.status == WebhookStatus::Active => current,
-            Ok(_) => return Ok(Outcome::Held),
-            Err(()) => record.clone(),
-        };
-        if self.cursors.is_shared() {
-            match self.cursors.put(tenant, &record.id, delivery).await {
-                Ok(()) => {}
-                Err(CursorError::Lost(_)) => return Ok(Outcome::Held),
-                Err(error) => return Err(error),
-            }
+        // Send only while still active and (on JetStream) still holding the lease, renewed now
+        // unless written moments ago: the wait for a permit may have been long.
+        if current.status != WebhookStatus::Active {
+            return Ok(Outcome::Held);
+        }
+        match self
+            .cursors
+            .renew_unless_fresh(tenant, &current.id, delivery, LEASE_FRESH)
+            .await
+        {
+            Ok(()) => {}
+            Err(CursorError::Lost(_)) => return Ok(Outcome::Held),
+            Err(error) => return Err(error),
         }
         let secrets: Vec<[u8; 32]> = current
             .signing_generations(self.clock.now())
@@ -638,6 +670,49 @@ impl Inner {
             Some(wall_micros().saturating_add(i64::try_from(wait.as_micros()).unwrap_or(i64::MAX)));
         warn!(%tenant, webhook = %record.id, sequence = event.sequence, attempts, failure = %failure.describe(), retry_in = ?wait, "webhook delivery failed; retrying");
         Ok(Outcome::Retry)
+    }
+}
+
+/// Most bytes of rendered bodies kept for other webhooks of the same tenant.
+const BODY_CACHE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Request bodies by event id, the most recent first out of [`BODY_CACHE_BYTES`].
+#[derive(Default)]
+struct BodyCache {
+    inner: std::sync::Mutex<BodyCacheInner>,
+}
+
+#[derive(Default)]
+struct BodyCacheInner {
+    bodies: HashMap<uuid::Uuid, bytes::Bytes>,
+    order: std::collections::VecDeque<uuid::Uuid>,
+    bytes: usize,
+}
+
+impl BodyCache {
+    fn body(&self, event: &Event) -> Result<bytes::Bytes, String> {
+        if let Ok(cache) = self.inner.lock()
+            && let Some(body) = cache.bodies.get(&event.id)
+        {
+            return Ok(body.clone());
+        }
+        let body = http::body(event)?;
+        if let Ok(mut cache) = self.inner.lock()
+            && !cache.bodies.contains_key(&event.id)
+        {
+            cache.bytes += body.len();
+            cache.bodies.insert(event.id, body.clone());
+            cache.order.push_back(event.id);
+            while cache.bytes > BODY_CACHE_BYTES {
+                let Some(oldest) = cache.order.pop_front() else {
+                    break;
+                };
+                if let Some(dropped) = cache.bodies.remove(&oldest) {
+                    cache.bytes -= dropped.len();
+                }
+            }
+        }
+        Ok(body)
     }
 }
 
