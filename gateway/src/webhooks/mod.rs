@@ -339,6 +339,9 @@ impl Inner {
         let mut known_through = 0u64;
         let mut last_claim: Option<tokio::time::Instant> = None;
         let mut retry_at: Option<i64> = None;
+        // While another process holds the lease (JetStream), this one only looks again now and
+        // then, not at every event.
+        let mut standby_until: Option<tokio::time::Instant> = None;
         loop {
             let Ok(record) = self.record(&tenant, &webhook) else {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -355,7 +358,10 @@ impl Inner {
                 info!(%tenant, %webhook, "webhook removed: delivery stopped");
                 return;
             };
-            if record.status == WebhookStatus::Active {
+            let active = record.status == WebhookStatus::Active;
+            let standing_by =
+                standby_until.is_some_and(|until| tokio::time::Instant::now() < until);
+            if active && !standing_by {
                 let renew_due = last_claim.is_none_or(|at| at.elapsed() >= LEASE_RENEW);
                 let head = self.engine.log().tenant_head(&tenant).unwrap_or(u64::MAX);
                 let retry_wait = retry_at
@@ -369,6 +375,7 @@ impl Inner {
                     last_claim = Some(tokio::time::Instant::now());
                     match self.deliver_some(&tenant, &record, &woken).await {
                         Ok(progress) => {
+                            standby_until = None;
                             known_through = progress.delivered_through;
                             retry_at = progress.retry_at;
                             if progress.more {
@@ -376,7 +383,10 @@ impl Inner {
                             }
                         }
                         // Another process delivers it; look again when its lease may lapse.
-                        Err(CursorError::Lost(_)) => retry_at = None,
+                        Err(CursorError::Lost(_)) => {
+                            retry_at = None;
+                            standby_until = Some(tokio::time::Instant::now() + LEASE_RENEW);
+                        }
                         Err(error) => {
                             warn!(%tenant, %webhook, %error, "webhook delivery paused by an error; retrying in a second");
                             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -388,14 +398,19 @@ impl Inner {
             let retry_wait = retry_at
                 .map(|at| Duration::from_micros(u64::try_from(at - wall_micros()).unwrap_or(0)));
             let wait = retry_wait.map_or(idle, |wait| wait.min(idle));
+            let wait = standby_until.map_or(wait, |until| {
+                wait.min(until.saturating_duration_since(tokio::time::Instant::now()))
+            });
+            let follows_events = active && retry_at.is_none() && standby_until.is_none();
             tokio::select! {
-                // New events matter only when no retry is pending.
-                changed = durable.changed(), if retry_at.is_none() => if changed.is_err() { return },
+                // New events matter only to an active webhook delivered here with no retry due.
+                changed = durable.changed(), if follows_events => if changed.is_err() { return },
                 changed = woken.changed() => {
                     if changed.is_err() { return }
                     // A resumed webhook starts its schedule again.
                     retry_at = None;
                     last_claim = None;
+                    standby_until = None;
                 }
                 () = tokio::time::sleep(wait) => {}
             }
