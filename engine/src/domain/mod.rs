@@ -53,8 +53,4 @@ pub use state::{
     Touched, UserRecord,
 };
 pub use user::{Attributes, UserProfile, fold};
-pub use webhook::{
-    NewWebhook, PREVIOUS_SECRETS_MAX, PreviousSecret, WEBHOOK_DESCRIPTION_MAX, WEBHOOK_FILTERS_MAX,
-    WEBHOOK_URL_MAX, WEBHOOKS_PER_TENANT_MAX, WebhookRecord, WebhookStatus, check_event_types,
-    check_url, pattern_matches,
-};
+pub use webhook::{NewWebhook, WEBHOOKS_PER_TENANT_MAX, WebhookRecord, WebhookStatus};

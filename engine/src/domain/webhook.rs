@@ -39,15 +39,6 @@ impl WebhookStatus {
             WebhookStatus::Failing => "failing",
         }
     }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "active" => Some(WebhookStatus::Active),
-            "paused" => Some(WebhookStatus::Paused),
-            "failing" => Some(WebhookStatus::Failing),
-            _ => None,
-        }
-    }
 }
 
 /// A subscription as the tenant record holds it. Its signing secrets are never stored here nor in
@@ -173,26 +164,21 @@ pub fn check_url(url: &str) -> Result<(), String> {
     if url.contains('#') {
         return Err("the URL must not have a fragment (#…)".to_owned());
     }
-    let host = if let Some(bracketed) = authority.strip_prefix('[') {
-        bracketed.split(']').next().unwrap_or_default()
-    } else {
-        authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, port)| {
-                if port.is_empty() || port.bytes().all(|b| b.is_ascii_digit()) {
-                    host
-                } else {
-                    authority
-                }
-            })
+    // `host`, `host:port`, `[v6]` or `[v6]:port`.
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, rest) = bracketed.split_once(']').unwrap_or((bracketed, ""));
+            (host, rest.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
     };
     if host.is_empty() {
         return Err(format!("{url:?} has no host"));
     }
-    if let Some((_, port)) = authority.rsplit_once(':')
-        && !authority.ends_with(']')
-        && (port.is_empty() || port.parse::<u16>().is_err())
-    {
+    if port.is_some_and(|port| port.parse::<u16>().is_err()) {
         return Err(format!("{url:?} has an invalid port"));
     }
     Ok(())

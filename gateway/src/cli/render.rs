@@ -11,12 +11,14 @@ fn role_name(role: i32) -> &'static str {
 }
 
 /// One line for a token: id, name, state (active, expired, revoked), expiry and last use.
+/// A wire timestamp in RFC 3339, if set.
+pub fn time(at: &Option<prost_types::Timestamp>) -> Option<String> {
+    at.as_ref()
+        .map(roster_engine::codec::timestamp_from_proto)
+        .map(|at| at.to_rfc3339())
+}
+
 pub fn show_token(token: &pb::TokenInfo) -> String {
-    let time = |at: &Option<prost_types::Timestamp>| {
-        at.as_ref()
-            .map(roster_engine::codec::timestamp_from_proto)
-            .map(|at| at.to_rfc3339())
-    };
     // A client tool: the system clock is the one it has.
     let now = roster_engine::clock::Clock::now(&roster_engine::clock::SystemClock).as_micros()
         / 1_000_000;

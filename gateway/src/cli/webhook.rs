@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 use roster_proto::v1 as pb;
 
+use super::render::time;
 use super::token::parse_duration;
 use super::{Common, connect, rpc_error};
 
@@ -44,12 +45,6 @@ pub enum WebhookCommand {
     },
     /// Remove a webhook: deliveries stop at once.
     Remove { tenant: String, webhook_id: String },
-}
-
-fn time(at: &Option<prost_types::Timestamp>) -> Option<String> {
-    at.as_ref()
-        .map(roster_engine::codec::timestamp_from_proto)
-        .map(|at| at.to_rfc3339())
 }
 
 fn status_name(status: i32) -> &'static str {

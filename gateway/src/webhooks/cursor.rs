@@ -121,7 +121,7 @@ fn shared_key(tenant: &TenantName, webhook: &WebhookId) -> String {
     format!("{tenant}.{webhook}")
 }
 
-fn shared(error: impl std::fmt::Display) -> CursorError {
+fn nats_error(error: impl std::fmt::Display) -> CursorError {
     CursorError::Shared(error.to_string())
 }
 
@@ -142,7 +142,7 @@ impl Cursors {
             .name("roster-webhooks")
             .connect(servers)
             .await
-            .map_err(shared)?;
+            .map_err(nats_error)?;
         let jetstream = async_nats::jetstream::new(client);
         let store = jetstream
             .create_or_update_key_value(kv::Config {
@@ -154,7 +154,7 @@ impl Cursors {
                 ..Default::default()
             })
             .await
-            .map_err(shared)?;
+            .map_err(nats_error)?;
         Ok(Cursors::Shared(std::sync::Arc::new(Shared {
             store,
             process: uuid::Uuid::now_v7().to_string(),
@@ -179,7 +179,7 @@ impl Cursors {
             .store
             .get(KEY_ENTRY)
             .await
-            .map_err(shared_error)?
+            .map_err(nats_error)?
             .ok_or_else(|| CursorError::Shared("the webhook key is missing".to_owned()))?;
         let key = <[u8; 32]>::try_from(stored.as_ref())
             .map_err(|_| CursorError::Shared("the webhook key is not 32 bytes".to_owned()))?;
@@ -264,7 +264,7 @@ impl Cursors {
             }
             Cursors::Shared(shared) => {
                 let key = shared_key(tenant, webhook);
-                shared.store.purge(&key).await.map_err(shared_error)?;
+                shared.store.purge(&key).await.map_err(nats_error)?;
                 if let Ok(mut revisions) = shared.revisions.lock() {
                     revisions.remove(&key);
                 }
@@ -328,16 +328,12 @@ impl Cursors {
     }
 }
 
-fn shared_error(error: impl std::fmt::Display) -> CursorError {
-    shared(error)
-}
-
 /// A refused compare-and-set means another process wrote the entry: the lease is lost. Anything
 /// else (NATS unreachable, a timeout) is trouble to retry with the lease still held.
 fn lost_or_shared(webhook: WebhookId, error: &kv::UpdateError) -> CursorError {
     match error.kind() {
         kv::UpdateErrorKind::WrongLastRevision => CursorError::Lost(webhook),
-        _ => shared(error),
+        _ => nats_error(error),
     }
 }
 
@@ -351,7 +347,7 @@ impl Shared {
             .store
             .entry(shared_key(tenant, webhook))
             .await
-            .map_err(shared_error)?;
+            .map_err(nats_error)?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => {
                 Ok(Some((decode(webhook, &entry.value)?, entry.revision)))

@@ -26,6 +26,20 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 pub use cursor::{CursorError, Cursors, Delivery, Failure, LEASE_RENEW};
+
+/// Why a worker could not go on for now (it tries again a moment later).
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    #[error("reading the tenant's events: {0}")]
+    Log(String),
+    #[error("recording a webhook's change: {0}")]
+    Engine(String),
+    /// The webhook's first cursor is not known yet: the event that added it is not readable.
+    #[error("the event that added webhook {0} is not in the log yet")]
+    NotStarted(WebhookId),
+}
 pub use keys::{WEBHOOK_KEY_FILE, WebhookKeys};
 
 /// Most events read from the log at once per worker.
@@ -90,8 +104,6 @@ impl Default for WebhookSettings {
 pub struct WebhookCounts {
     pub delivered: AtomicU64,
     pub failed_attempts: AtomicU64,
-    /// Microseconds from an event's `recorded_at` to its acknowledgement, summed, and how many.
-    pub latency_micros_sum: AtomicU64,
 }
 
 /// The delivery service; cheap to clone.
@@ -383,7 +395,7 @@ impl Inner {
                             }
                         }
                         // Another process delivers it; look again when its lease may lapse.
-                        Err(CursorError::Lost(_)) => {
+                        Err(DeliveryError::Cursor(CursorError::Lost(_))) => {
                             retry_at = None;
                             standby_until = Some(tokio::time::Instant::now() + LEASE_RENEW);
                         }
@@ -425,7 +437,7 @@ impl Inner {
         &self,
         tenant: &TenantName,
         record: &WebhookRecord,
-    ) -> Result<Delivery, CursorError> {
+    ) -> Result<Delivery, DeliveryError> {
         if let Some(delivery) = self.cursors.claim(tenant, &record.id).await? {
             return Ok(delivery);
         }
@@ -439,7 +451,9 @@ impl Inner {
                         added = Some(event.sequence);
                     }
                     EventPayload::WebhookRemoved { webhook_id, .. } if *webhook_id == record.id => {
-                        return Err(CursorError::Lost(record.id));
+                        // As if another process delivered it: look again later, by when this
+                        // process's view shows the removal too.
+                        return Err(CursorError::Lost(record.id).into());
                     }
                     _ => {}
                 }
@@ -449,30 +463,26 @@ impl Inner {
             }
             from = read.next;
         }
-        let added = added.ok_or_else(|| {
-            CursorError::Shared(format!(
-                "the event that added webhook {} is not in the log yet",
-                record.id
-            ))
-        })?;
+        let added = added.ok_or(DeliveryError::NotStarted(record.id))?;
         self.cursors.start_after(tenant, &record.id, added).await?;
-        self.cursors
+        Ok(self
+            .cursors
             .claim(tenant, &record.id)
             .await?
-            .ok_or(CursorError::Lost(record.id))
+            .ok_or(CursorError::Lost(record.id))?)
     }
 
     async fn read(
         &self,
         tenant: &TenantName,
         from: u64,
-    ) -> Result<roster_engine::log::TenantRead, CursorError> {
+    ) -> Result<roster_engine::log::TenantRead, DeliveryError> {
         let log = self.engine.log().clone();
         let tenant = tenant.clone();
         tokio::task::spawn_blocking(move || log.read_tenant(&tenant, from, READ_EVENTS, READ_BYTES))
             .await
-            .map_err(|error| CursorError::Shared(error.to_string()))?
-            .map_err(|error| CursorError::Shared(error.to_string()))
+            .map_err(|error| DeliveryError::Log(error.to_string()))?
+            .map_err(|error| DeliveryError::Log(error.to_string()))
     }
 
     /// Looks at the events after the cursor (renewing this process's claim): delivers them in
@@ -482,7 +492,7 @@ impl Inner {
         tenant: &TenantName,
         record: &WebhookRecord,
         woken: &watch::Receiver<()>,
-    ) -> Result<Progress, CursorError> {
+    ) -> Result<Progress, DeliveryError> {
         let mut delivery = self.delivery(tenant, record).await?;
         // A schedule used up belongs to a webhook that was failing: resumed, it starts again.
         if usize::try_from(delivery.attempts).unwrap_or(usize::MAX)
@@ -579,7 +589,7 @@ impl Inner {
         Ok(progress(&delivery, !read.events.is_empty()))
     }
 
-    async fn decide(&self, tenant: &TenantName, command: Command) -> Result<(), CursorError> {
+    async fn decide(&self, tenant: &TenantName, command: Command) -> Result<(), DeliveryError> {
         let context = CommandContext {
             now: self.clock.now(),
             actor: Actor::system(),
@@ -590,7 +600,7 @@ impl Inner {
             .execute(tenant, command, context)
             .await
             .map(|_| ())
-            .map_err(|error| CursorError::Shared(error.to_string()))
+            .map_err(|error| DeliveryError::Engine(error.chain()))
     }
 
     /// One attempt at `event`; a failure records when the next one is due.
@@ -600,8 +610,7 @@ impl Inner {
         current: &WebhookRecord,
         event: &Event,
         delivery: &mut Delivery,
-    ) -> Result<Outcome, CursorError> {
-        let record = current;
+    ) -> Result<Outcome, DeliveryError> {
         let body = match self.bodies.body(event) {
             Ok(body) => body,
             Err(error) => return Ok(Outcome::GaveUp(format!("cannot render the event: {error}"))),
@@ -621,7 +630,7 @@ impl Inner {
         {
             Ok(()) => {}
             Err(CursorError::Lost(_)) => return Ok(Outcome::Held),
-            Err(error) => return Err(error),
+            Err(error) => return Err(error.into()),
         }
         let secrets: Vec<[u8; 32]> = current
             .signing_generations(self.clock.now())
@@ -642,9 +651,6 @@ impl Inner {
                 self.counts.delivered.fetch_add(1, Ordering::Relaxed);
                 let micros = self.clock.now().as_micros() - event.recorded_at.as_micros();
                 let micros = u64::try_from(micros).unwrap_or(0);
-                self.counts
-                    .latency_micros_sum
-                    .fetch_add(micros, Ordering::Relaxed);
                 (self.on_delivered)(micros as f64 / 1e6);
                 return Ok(Outcome::Delivered);
             }
@@ -683,7 +689,7 @@ impl Inner {
         );
         delivery.next_attempt_at =
             Some(wall_micros().saturating_add(i64::try_from(wait.as_micros()).unwrap_or(i64::MAX)));
-        warn!(%tenant, webhook = %record.id, sequence = event.sequence, attempts, failure = %failure.describe(), retry_in = ?wait, "webhook delivery failed; retrying");
+        warn!(%tenant, webhook = %current.id, sequence = event.sequence, attempts, failure = %failure.describe(), retry_in = ?wait, "webhook delivery failed; retrying");
         Ok(Outcome::Retry)
     }
 }
@@ -743,12 +749,6 @@ struct Progress {
 /// `wait` give or take 20 %, so that receivers coming back are not hit by every retry at once.
 fn jittered(wait: Duration) -> Duration {
     wait.mul_f64(rand::random_range(0.8..1.2))
-}
-
-/// The JSON body of one event's delivery: `{"type", "timestamp", "data"}`, `data` the event's
-/// JSON form.
-pub fn body(event: &Event) -> Result<bytes::Bytes, String> {
-    http::body(event)
 }
 
 /// A failed attempt as the Admin service shows it.

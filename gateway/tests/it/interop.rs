@@ -3,7 +3,34 @@
 
 use serde_json::json;
 
-use crate::support::{Stack, patch_op, urlencode};
+use crate::support::{Stack, Tenant, patch_op, urlencode};
+
+/// Okta's create: a `userName eq` lookup with its constant paging that finds nobody, then the
+/// POST of its whole user (password included). Returns the body sent and the created user.
+async fn okta_lookup_then_create(
+    tenant: &Tenant,
+    user_name: &str,
+    (given, family): (&str, &str),
+    email: &str,
+) -> (serde_json::Value, serde_json::Value) {
+    let filter = urlencode(&format!(r#"userName eq "{user_name}""#));
+    let list = tenant
+        .get(&format!("/Users?filter={filter}&startIndex=1&count=100"))
+        .await
+        .expect(200);
+    assert_eq!(list["totalResults"], 0);
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "name": {"givenName": given, "familyName": family},
+        "emails": [{"primary": true, "value": email, "type": "work"}],
+        "displayName": format!("{given} {family}"), "locale": "en-US",
+        "externalId": "00ujl29u0le5T6Aj10h7",
+        "groups": [], "password": "1mz050nq", "active": true
+    });
+    let created = tenant.post("/Users", &body).await.expect(201);
+    (body, created)
+}
 
 #[tokio::test]
 async fn entra_test_connection_with_a_random_external_id_gets_an_empty_list() {
@@ -257,21 +284,8 @@ async fn okta_connection_test_lists_with_constant_paging() {
 async fn okta_create_lookup_by_user_name_then_post_with_password() {
     let stack = Stack::start().await;
     let acme = stack.tenant("acme").await;
-    let filter = urlencode(r#"userName eq "test-user""#);
-    let list = acme
-        .get(&format!("/Users?filter={filter}&startIndex=1&count=100"))
-        .await
-        .expect(200);
-    assert_eq!(list["totalResults"], 0);
-    let body = json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "userName": "test-user",
-        "name": {"givenName": "Test", "familyName": "User"},
-        "emails": [{"primary": true, "value": "test.user@okta.local", "type": "work"}],
-        "displayName": "Test User", "locale": "en-US", "externalId": "00ujl29u0le5T6Aj10h7",
-        "groups": [], "password": "1mz050nq", "active": true
-    });
-    let created = acme.post("/Users", &body).await.expect(201);
+    let (body, created) =
+        okta_lookup_then_create(&acme, "test-user", ("Test", "User"), "test.user@okta.local").await;
     assert!(created.get("password").is_none());
     assert_eq!(created["name"]["familyName"], "User");
     let duplicate = acme
@@ -397,21 +411,13 @@ async fn okta_default_mapping_sends_the_email_as_user_name_to_a_deriving_tenant(
     let stack = Stack::start().await;
     let acme = stack.tenant_with_usernames("acme", "derive").await;
     // Okta's default username format is the user's email (its login).
-    let filter = urlencode(r#"userName eq "alice.smith@acme.com""#);
-    let list = acme
-        .get(&format!("/Users?filter={filter}&startIndex=1&count=100"))
-        .await
-        .expect(200);
-    assert_eq!(list["totalResults"], 0);
-    let body = json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "userName": "alice.smith@acme.com",
-        "name": {"givenName": "Alice", "familyName": "Smith"},
-        "emails": [{"primary": true, "value": "alice.smith@acme.com", "type": "work"}],
-        "displayName": "Alice Smith", "locale": "en-US", "externalId": "00ujl29u0le5T6Aj10h7",
-        "groups": [], "password": "1mz050nq", "active": true
-    });
-    let created = acme.post("/Users", &body).await.expect(201);
+    let (body, created) = okta_lookup_then_create(
+        &acme,
+        "alice.smith@acme.com",
+        ("Alice", "Smith"),
+        "alice.smith@acme.com",
+    )
+    .await;
     assert_eq!(created["userName"], "alice.smith@acme.com");
     assert_eq!(created[ROSTER_USER]["handle"], "alice-smith");
     // Okta looks the user up again with the name as it knows it, in any case.
