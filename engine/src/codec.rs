@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use crate::domain::{
     Actor, ActorKind, Attributes, ClaimRole, Event, EventPayload, GroupId, GroupProfile,
-    ResourceGroupId, Role, Source, TenantName, Timestamp, TokenId, TokenScope, UserId, UserProfile,
-    UsernamePolicy, WebhookId, WebhookStatus,
+    ResourceGroupId, Role, Source, SsfDelivery, SsfStreamConfig, SsfStreamId, SsfStreamStatus,
+    TenantName, Timestamp, TokenId, TokenScope, UserId, UserProfile, UsernamePolicy, WebhookId,
+    WebhookStatus,
 };
 
 #[derive(Debug, Error)]
@@ -92,6 +93,66 @@ fn user_id(value: &str) -> Result<UserId, CodecError> {
 
 fn webhook_id(value: &str) -> Result<WebhookId, CodecError> {
     value.parse().map_err(|error| invalid("webhook_id", error))
+}
+
+fn ssf_stream_id(value: &str) -> Result<SsfStreamId, CodecError> {
+    value.parse().map_err(|error| invalid("stream_id", error))
+}
+
+pub fn ssf_status_to_proto(status: SsfStreamStatus) -> pb::SsfStreamStatus {
+    match status {
+        SsfStreamStatus::Enabled => pb::SsfStreamStatus::Enabled,
+        SsfStreamStatus::Paused => pb::SsfStreamStatus::Paused,
+        SsfStreamStatus::Disabled => pb::SsfStreamStatus::Disabled,
+    }
+}
+
+pub fn ssf_status_from_proto(status: i32) -> Option<SsfStreamStatus> {
+    match pb::SsfStreamStatus::try_from(status).ok()? {
+        pb::SsfStreamStatus::Enabled => Some(SsfStreamStatus::Enabled),
+        pb::SsfStreamStatus::Paused => Some(SsfStreamStatus::Paused),
+        pb::SsfStreamStatus::Disabled => Some(SsfStreamStatus::Disabled),
+        pb::SsfStreamStatus::Unspecified => None,
+    }
+}
+
+fn ssf_config_to_proto(config: &SsfStreamConfig) -> pb::SsfStreamConfig {
+    let method = match &config.delivery {
+        SsfDelivery::Push {
+            endpoint_url,
+            authorization_sealed,
+        } => pb::ssf_delivery::Method::Push(pb::SsfPush {
+            endpoint_url: endpoint_url.clone(),
+            authorization_sealed: authorization_sealed.clone(),
+        }),
+        SsfDelivery::Poll => pb::ssf_delivery::Method::Poll(pb::SsfPoll {}),
+    };
+    pb::SsfStreamConfig {
+        delivery: Some(pb::SsfDelivery {
+            method: Some(method),
+        }),
+        events_requested: config.events_requested.clone(),
+        description: config.description.clone(),
+    }
+}
+
+fn ssf_config_from_proto(
+    config: Option<pb::SsfStreamConfig>,
+) -> Result<SsfStreamConfig, CodecError> {
+    let config = config.ok_or_else(|| invalid("config", "missing"))?;
+    let delivery = match config.delivery.and_then(|delivery| delivery.method) {
+        Some(pb::ssf_delivery::Method::Push(push)) => SsfDelivery::Push {
+            endpoint_url: push.endpoint_url,
+            authorization_sealed: push.authorization_sealed,
+        },
+        Some(pb::ssf_delivery::Method::Poll(_)) => SsfDelivery::Poll,
+        None => return Err(invalid("config.delivery", "missing")),
+    };
+    Ok(SsfStreamConfig {
+        delivery,
+        events_requested: config.events_requested,
+        description: config.description,
+    })
 }
 
 pub fn webhook_status_to_proto(status: WebhookStatus) -> pb::WebhookStatus {
@@ -409,6 +470,53 @@ pub fn to_proto(event: &Event) -> pb::Event {
                 reason: reason.clone(),
             })
         }
+        EventPayload::SsfStreamCreated {
+            stream_id,
+            receiver,
+            config,
+        } => P::SsfStreamCreated(pb::SsfStreamCreated {
+            stream_id: stream_id.to_string(),
+            receiver: receiver.0.clone(),
+            config: Some(ssf_config_to_proto(config)),
+        }),
+        EventPayload::SsfStreamUpdated { stream_id, config } => {
+            P::SsfStreamUpdated(pb::SsfStreamUpdated {
+                stream_id: stream_id.to_string(),
+                config: Some(ssf_config_to_proto(config)),
+            })
+        }
+        EventPayload::SsfStreamStatusChanged {
+            stream_id,
+            status,
+            reason,
+            by_receiver,
+        } => P::SsfStreamStatusChanged(pb::SsfStreamStatusChanged {
+            stream_id: stream_id.to_string(),
+            status: ssf_status_to_proto(*status).into(),
+            reason: reason.clone(),
+            by_receiver: *by_receiver,
+        }),
+        EventPayload::SsfSubjectChanged {
+            stream_id,
+            subject,
+            removed,
+        } => P::SsfSubjectChanged(pb::SsfSubjectChanged {
+            stream_id: stream_id.to_string(),
+            subject: subject.clone(),
+            removed: *removed,
+        }),
+        EventPayload::SsfVerificationRequested { stream_id, state } => {
+            P::SsfVerificationRequested(pb::SsfVerificationRequested {
+                stream_id: stream_id.to_string(),
+                state: state.clone(),
+            })
+        }
+        EventPayload::SsfStreamDeleted { stream_id, reason } => {
+            P::SsfStreamDeleted(pb::SsfStreamDeleted {
+                stream_id: stream_id.to_string(),
+                reason: reason.clone(),
+            })
+        }
         EventPayload::UserClaimRoleChanged {
             user_id,
             claim_role,
@@ -661,6 +769,35 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
         },
         P::WebhookRemoved(p) => EventPayload::WebhookRemoved {
             webhook_id: webhook_id(&p.webhook_id)?,
+            reason: p.reason,
+        },
+        P::SsfStreamCreated(p) => EventPayload::SsfStreamCreated {
+            stream_id: ssf_stream_id(&p.stream_id)?,
+            receiver: TokenId(p.receiver),
+            config: ssf_config_from_proto(p.config)?,
+        },
+        P::SsfStreamUpdated(p) => EventPayload::SsfStreamUpdated {
+            stream_id: ssf_stream_id(&p.stream_id)?,
+            config: ssf_config_from_proto(p.config)?,
+        },
+        P::SsfStreamStatusChanged(p) => EventPayload::SsfStreamStatusChanged {
+            stream_id: ssf_stream_id(&p.stream_id)?,
+            status: ssf_status_from_proto(p.status)
+                .ok_or_else(|| invalid("status", "unknown stream status"))?,
+            reason: p.reason,
+            by_receiver: p.by_receiver,
+        },
+        P::SsfSubjectChanged(p) => EventPayload::SsfSubjectChanged {
+            stream_id: ssf_stream_id(&p.stream_id)?,
+            subject: p.subject,
+            removed: p.removed,
+        },
+        P::SsfVerificationRequested(p) => EventPayload::SsfVerificationRequested {
+            stream_id: ssf_stream_id(&p.stream_id)?,
+            state: p.state,
+        },
+        P::SsfStreamDeleted(p) => EventPayload::SsfStreamDeleted {
+            stream_id: ssf_stream_id(&p.stream_id)?,
             reason: p.reason,
         },
     };
@@ -922,6 +1059,45 @@ mod tests {
             EventPayload::WebhookRemoved {
                 webhook_id: WebhookId(Uuid::now_v7()),
                 reason: "410 Gone".into(),
+            },
+            EventPayload::SsfStreamCreated {
+                stream_id: SsfStreamId(Uuid::now_v7()),
+                receiver: TokenId("0a1b2c3d4e5f6a7b".into()),
+                config: SsfStreamConfig {
+                    delivery: SsfDelivery::Push {
+                        endpoint_url: "https://rp.example.com/events".into(),
+                        authorization_sealed: vec![1, 2, 3],
+                    },
+                    events_requested: vec![crate::domain::ssf::CAEP_SESSION_REVOKED.into()],
+                    description: "rp".into(),
+                },
+            },
+            EventPayload::SsfStreamUpdated {
+                stream_id: SsfStreamId(Uuid::now_v7()),
+                config: SsfStreamConfig {
+                    delivery: SsfDelivery::Poll,
+                    events_requested: Vec::new(),
+                    description: String::new(),
+                },
+            },
+            EventPayload::SsfStreamStatusChanged {
+                stream_id: SsfStreamId(Uuid::now_v7()),
+                status: SsfStreamStatus::Paused,
+                reason: "maintenance".into(),
+                by_receiver: true,
+            },
+            EventPayload::SsfSubjectChanged {
+                stream_id: SsfStreamId(Uuid::now_v7()),
+                subject: r#"{"email":"ada@example.com","format":"email"}"#.into(),
+                removed: true,
+            },
+            EventPayload::SsfVerificationRequested {
+                stream_id: SsfStreamId(Uuid::now_v7()),
+                state: "abc".into(),
+            },
+            EventPayload::SsfStreamDeleted {
+                stream_id: SsfStreamId(Uuid::now_v7()),
+                reason: "receiver".into(),
             },
         ] {
             types.insert(payload.event_type());

@@ -320,10 +320,64 @@ fn changes(payload: &EventPayload) -> Map<String, Value> {
             );
         }
         EventPayload::WebhookRemoved { reason, .. } => set("reason", json!(reason)),
+        EventPayload::SsfStreamCreated {
+            receiver, config, ..
+        } => {
+            set("receiver", json!(receiver.0));
+            ssf_config_changes(config, &mut set);
+        }
+        EventPayload::SsfStreamUpdated { config, .. } => ssf_config_changes(config, &mut set),
+        EventPayload::SsfStreamStatusChanged {
+            status,
+            reason,
+            by_receiver,
+            ..
+        } => {
+            set("status", json!(status.as_str()));
+            set("reason", json!(reason));
+            set("byReceiver", json!(by_receiver));
+        }
+        EventPayload::SsfSubjectChanged {
+            subject, removed, ..
+        } => {
+            set(
+                "subject",
+                serde_json::from_str(subject).unwrap_or_else(|_| json!(subject)),
+            );
+            set("removed", json!(removed));
+        }
+        EventPayload::SsfVerificationRequested { state, .. } => set("state", json!(state)),
+        EventPayload::SsfStreamDeleted { reason, .. } => set("reason", json!(reason)),
     }
     match without_secrets(Value::Object(changes)) {
         Value::Object(changes) => changes,
         _ => Map::new(),
+    }
+}
+
+/// A stream's configuration as the audit trail shows it: the push endpoint and whether an
+/// authorization header was given (never the header, sealed or not).
+fn ssf_config_changes(
+    config: &roster_engine::domain::SsfStreamConfig,
+    set: &mut impl FnMut(&str, Value),
+) {
+    match &config.delivery {
+        roster_engine::domain::SsfDelivery::Push {
+            endpoint_url,
+            authorization_sealed,
+        } => {
+            set("delivery", json!("push"));
+            set("endpointUrl", json!(endpoint_url));
+            set(
+                "authorizationHeader",
+                json!(!authorization_sealed.is_empty()),
+            );
+        }
+        roster_engine::domain::SsfDelivery::Poll => set("delivery", json!("poll")),
+    }
+    set("eventsRequested", json!(config.events_requested));
+    if !config.description.is_empty() {
+        set("description", json!(config.description));
     }
 }
 

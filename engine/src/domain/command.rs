@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::handle::UsernamePolicy;
+use super::ids::SsfStreamId;
 use super::ids::{GroupId, ResourceGroupId, Role, Timestamp, TokenId, UserId, WebhookId};
 use super::jit::{self, JitLogin};
 use super::rules;
+use super::ssf::{NewSsfStream, SsfStreamConfig, SsfStreamStatus};
 use super::state::{BranchState, Footprint, GroupProfile, State, TokenScope};
 use super::user::{UserProfile, fold};
 use super::webhook::{NewWebhook, WebhookStatus};
@@ -230,6 +232,39 @@ pub enum Command {
         webhook_id: WebhookId,
         reason: String,
     },
+    /// A receiver creates its Shared Signals stream (one per receiver).
+    CreateSsfStream(NewSsfStream),
+    /// In every SSF command, `receiver` is the receiver acting (a stream of another receiver is
+    /// not found), or `None` for an admin or roster itself.
+    UpdateSsfStream {
+        stream_id: SsfStreamId,
+        receiver: Option<TokenId>,
+        config: SsfStreamConfig,
+    },
+    SetSsfStreamStatus {
+        stream_id: SsfStreamId,
+        receiver: Option<TokenId>,
+        status: SsfStreamStatus,
+        reason: String,
+    },
+    /// Removes `subject` from the stream (`removed`), or adds it back.
+    ChangeSsfSubject {
+        stream_id: SsfStreamId,
+        receiver: TokenId,
+        subject: serde_json::Value,
+        removed: bool,
+    },
+    RequestSsfVerification {
+        stream_id: SsfStreamId,
+        receiver: TokenId,
+        state: String,
+        at: Timestamp,
+    },
+    DeleteSsfStream {
+        stream_id: SsfStreamId,
+        receiver: Option<TokenId>,
+        reason: String,
+    },
 }
 
 impl Command {
@@ -398,7 +433,13 @@ impl Command {
             Command::AddWebhook(_)
             | Command::SetWebhookStatus { .. }
             | Command::RotateWebhookSecret { .. }
-            | Command::RemoveWebhook { .. } => {}
+            | Command::RemoveWebhook { .. }
+            | Command::CreateSsfStream(_)
+            | Command::UpdateSsfStream { .. }
+            | Command::SetSsfStreamStatus { .. }
+            | Command::ChangeSsfSubject { .. }
+            | Command::RequestSsfVerification { .. }
+            | Command::DeleteSsfStream { .. } => {}
         }
         footprint
     }

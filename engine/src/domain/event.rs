@@ -6,8 +6,9 @@ use uuid::Uuid;
 
 use super::handle::UsernamePolicy;
 use super::ids::{
-    GroupId, ResourceGroupId, Role, TenantName, Timestamp, TokenId, UserId, WebhookId,
+    GroupId, ResourceGroupId, Role, SsfStreamId, TenantName, Timestamp, TokenId, UserId, WebhookId,
 };
+use super::ssf::{SsfStreamConfig, SsfStreamStatus};
 use super::state::{ClaimRole, Footprint, GroupProfile, TokenScope};
 use super::user::{Attributes, UserProfile};
 use super::webhook::WebhookStatus;
@@ -268,6 +269,41 @@ pub enum EventPayload {
         webhook_id: WebhookId,
         reason: String,
     },
+    /// A receiver created a Shared Signals stream. A push receiver's authorization header is
+    /// only here sealed.
+    SsfStreamCreated {
+        stream_id: SsfStreamId,
+        receiver: TokenId,
+        config: SsfStreamConfig,
+    },
+    /// The stream's configuration is now `config` (updated or replaced).
+    SsfStreamUpdated {
+        stream_id: SsfStreamId,
+        config: SsfStreamConfig,
+    },
+    /// `by_receiver`: the receiver asked; otherwise an admin or roster did, and the receiver is
+    /// told with a `stream-updated` event.
+    SsfStreamStatusChanged {
+        stream_id: SsfStreamId,
+        status: SsfStreamStatus,
+        reason: String,
+        by_receiver: bool,
+    },
+    /// `subject` (canonical JSON) was removed from the stream, or added back.
+    SsfSubjectChanged {
+        stream_id: SsfStreamId,
+        subject: String,
+        removed: bool,
+    },
+    /// The receiver asked for a verification event echoing `state`.
+    SsfVerificationRequested {
+        stream_id: SsfStreamId,
+        state: String,
+    },
+    SsfStreamDeleted {
+        stream_id: SsfStreamId,
+        reason: String,
+    },
 }
 
 impl EventPayload {
@@ -316,6 +352,12 @@ impl EventPayload {
         "webhook.status_changed",
         "webhook.secret_rotated",
         "webhook.removed",
+        "ssf_stream.created",
+        "ssf_stream.updated",
+        "ssf_stream.status_changed",
+        "ssf_stream.subject_changed",
+        "ssf_stream.verification_requested",
+        "ssf_stream.deleted",
     ];
 
     /// Stable dotted name, `<resource>.<verb>`; also the tail of the NATS subject.
@@ -363,6 +405,12 @@ impl EventPayload {
             EventPayload::WebhookStatusChanged { .. } => "webhook.status_changed",
             EventPayload::WebhookSecretRotated { .. } => "webhook.secret_rotated",
             EventPayload::WebhookRemoved { .. } => "webhook.removed",
+            EventPayload::SsfStreamCreated { .. } => "ssf_stream.created",
+            EventPayload::SsfStreamUpdated { .. } => "ssf_stream.updated",
+            EventPayload::SsfStreamStatusChanged { .. } => "ssf_stream.status_changed",
+            EventPayload::SsfSubjectChanged { .. } => "ssf_stream.subject_changed",
+            EventPayload::SsfVerificationRequested { .. } => "ssf_stream.verification_requested",
+            EventPayload::SsfStreamDeleted { .. } => "ssf_stream.deleted",
         }
     }
 
@@ -441,7 +489,13 @@ impl EventPayload {
             EventPayload::WebhookAdded { .. }
             | EventPayload::WebhookStatusChanged { .. }
             | EventPayload::WebhookSecretRotated { .. }
-            | EventPayload::WebhookRemoved { .. } => {}
+            | EventPayload::WebhookRemoved { .. }
+            | EventPayload::SsfStreamCreated { .. }
+            | EventPayload::SsfStreamUpdated { .. }
+            | EventPayload::SsfStreamStatusChanged { .. }
+            | EventPayload::SsfSubjectChanged { .. }
+            | EventPayload::SsfVerificationRequested { .. }
+            | EventPayload::SsfStreamDeleted { .. } => {}
         }
         footprint
     }
@@ -530,6 +584,12 @@ impl EventPayload {
             | EventPayload::WebhookStatusChanged { webhook_id, .. }
             | EventPayload::WebhookSecretRotated { webhook_id, .. }
             | EventPayload::WebhookRemoved { webhook_id, .. } => webhook_id.to_string(),
+            EventPayload::SsfStreamCreated { stream_id, .. }
+            | EventPayload::SsfStreamUpdated { stream_id, .. }
+            | EventPayload::SsfStreamStatusChanged { stream_id, .. }
+            | EventPayload::SsfSubjectChanged { stream_id, .. }
+            | EventPayload::SsfVerificationRequested { stream_id, .. }
+            | EventPayload::SsfStreamDeleted { stream_id, .. } => stream_id.to_string(),
         }
     }
 }
@@ -584,7 +644,13 @@ mod types_tests {
             | EventPayload::WebhookAdded { .. }
             | EventPayload::WebhookStatusChanged { .. }
             | EventPayload::WebhookSecretRotated { .. }
-            | EventPayload::WebhookRemoved { .. } => {}
+            | EventPayload::WebhookRemoved { .. }
+            | EventPayload::SsfStreamCreated { .. }
+            | EventPayload::SsfStreamUpdated { .. }
+            | EventPayload::SsfStreamStatusChanged { .. }
+            | EventPayload::SsfSubjectChanged { .. }
+            | EventPayload::SsfVerificationRequested { .. }
+            | EventPayload::SsfStreamDeleted { .. } => {}
         }
     }
 

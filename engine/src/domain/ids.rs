@@ -172,6 +172,10 @@ uuid_id!(
     /// A webhook subscription's id.
     WebhookId
 );
+uuid_id!(
+    /// A Shared Signals stream's id (`stream_id`).
+    SsfStreamId
+);
 
 /// A bearer token's public id (the part of the token that is not secret).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

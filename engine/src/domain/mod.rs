@@ -16,6 +16,7 @@ pub mod limits;
 mod profile;
 mod rejection;
 mod rules;
+pub mod ssf;
 mod staging;
 mod state;
 mod user;
@@ -37,8 +38,8 @@ pub use handle::{
     handle_candidates,
 };
 pub use ids::{
-    BRANCH_SEPARATOR, GroupId, ResourceGroupId, Role, SYSTEM_TENANT, TenantName, Timestamp,
-    TokenId, UserId, WebhookId,
+    BRANCH_SEPARATOR, GroupId, ResourceGroupId, Role, SYSTEM_TENANT, SsfStreamId, TenantName,
+    Timestamp, TokenId, UserId, WebhookId,
 };
 pub use jit::{
     CLAIM_ROLE_MAPPINGS_MAX, JIT_EMAIL_MATCHES_MAX, JitLogin, claim_values, role_from_claims,
@@ -46,6 +47,10 @@ pub use jit::{
 };
 pub use rejection::{Rejection, RejectionKind};
 pub use rules::MEMBERS_PER_EVENT;
+pub use ssf::{
+    NewSsfStream, SSF_EVENTS_SUPPORTED, SsfDelivery, SsfStreamConfig, SsfStreamRecord,
+    SsfStreamStatus,
+};
 pub use staging::{GroupChange, Lifecycle, PromotionDiff, UserChange, promotion_diff};
 pub use state::{
     BranchState, ClaimRole, ClaimRoleMapping, Footprint, GroupProfile, GroupRecord, Journal,

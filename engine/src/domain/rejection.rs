@@ -4,7 +4,7 @@
 use thiserror::Error;
 
 use super::handle::HandleRule;
-use super::ids::{GroupId, ResourceGroupId, TokenId, UserId, WebhookId};
+use super::ids::{GroupId, ResourceGroupId, SsfStreamId, TokenId, UserId, WebhookId};
 use super::limits::LimitExceeded;
 
 #[derive(Clone, Debug, PartialEq, Error)]
@@ -152,6 +152,16 @@ pub enum Rejection {
     WebhookAlreadyExists(WebhookId),
     #[error("the tenant has {max} webhooks, the most it may hold: remove one first")]
     TooManyWebhooks { max: usize },
+    #[error("stream {0} not found")]
+    SsfStreamNotFound(SsfStreamId),
+    #[error("this receiver already has stream {0}: SSF allows one stream per receiver")]
+    SsfStreamExists(SsfStreamId),
+    #[error("the tenant has {max} streams, the most it may hold: delete one first")]
+    TooManySsfStreams { max: usize },
+    #[error("the stream has {max} subjects removed, the most it may hold")]
+    TooManySsfSubjects { max: usize },
+    #[error("a verification was requested less than {wait_seconds} s ago; ask again later")]
+    SsfVerificationTooSoon { wait_seconds: i64 },
 }
 
 /// The family of a rejection, which decides its status on every edge.
@@ -189,7 +199,8 @@ impl Rejection {
             | Rejection::ResourceGroupNotFound(_)
             | Rejection::NotLinked { .. }
             | Rejection::ClaimRoleMappingNotFound { .. }
-            | Rejection::WebhookNotFound(_) => RejectionKind::NotFound,
+            | Rejection::WebhookNotFound(_)
+            | Rejection::SsfStreamNotFound(_) => RejectionKind::NotFound,
             Rejection::TenantAlreadyExists
             | Rejection::UserNameTaken { .. }
             | Rejection::HandleTaken { .. }
@@ -200,9 +211,12 @@ impl Rejection {
             | Rejection::ResourceGroupNameTaken { .. }
             | Rejection::ResourceGroupAlreadyExists(_)
             | Rejection::JitAmbiguousEmail { .. }
-            | Rejection::WebhookAlreadyExists(_) => RejectionKind::Conflict,
+            | Rejection::WebhookAlreadyExists(_)
+            | Rejection::SsfStreamExists(_) => RejectionKind::Conflict,
             Rejection::BranchNotOpen(..) => RejectionKind::Conflict,
-            Rejection::TenantStaged | Rejection::BranchNotWritable(..) => RejectionKind::Retry,
+            Rejection::TenantStaged
+            | Rejection::BranchNotWritable(..)
+            | Rejection::SsfVerificationTooSoon { .. } => RejectionKind::Retry,
             Rejection::VersionMismatch { .. }
             | Rejection::DerivedHandlesRemain { .. }
             | Rejection::ResourceGroupHasMembers(_)
@@ -217,7 +231,9 @@ impl Rejection {
             | Rejection::PromotionNameCycle(_)
             | Rejection::PromotionTooLarge { .. }
             | Rejection::LastAdminToken(_)
-            | Rejection::TooManyWebhooks { .. } => RejectionKind::PreconditionFailed,
+            | Rejection::TooManyWebhooks { .. }
+            | Rejection::TooManySsfStreams { .. }
+            | Rejection::TooManySsfSubjects { .. } => RejectionKind::PreconditionFailed,
             Rejection::ResourceGroupScimManaged(_) | Rejection::JitUserDeactivated { .. } => {
                 RejectionKind::Forbidden
             }

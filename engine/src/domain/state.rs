@@ -14,8 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::handle::UsernamePolicy;
+use super::ids::SsfStreamId;
 use super::ids::WebhookId;
 use super::ids::{GroupId, ResourceGroupId, Role, TenantName, Timestamp, TokenId, UserId};
+use super::ssf::SsfStreamRecord;
 use super::user::{Attributes, UserProfile};
 use super::webhook::WebhookRecord;
 
@@ -53,11 +55,19 @@ pub struct TenantRecord {
     /// `WEBHOOKS_PER_TENANT_MAX`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<WebhookRecord>,
+    /// Shared Signals streams, in the order they were created (at most
+    /// `SSF_STREAMS_PER_TENANT_MAX`, one per receiver).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssf_streams: Vec<SsfStreamRecord>,
 }
 
 impl TenantRecord {
     pub fn webhook(&self, id: &WebhookId) -> Option<&WebhookRecord> {
         self.webhooks.iter().find(|webhook| webhook.id == *id)
+    }
+
+    pub fn ssf_stream(&self, id: &SsfStreamId) -> Option<&SsfStreamRecord> {
+        self.ssf_streams.iter().find(|stream| stream.id == *id)
     }
 }
 

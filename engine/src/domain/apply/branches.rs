@@ -35,6 +35,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 branch: Some(BranchState::Copying),
                 claim_role_mappings: Vec::new(),
                 webhooks: Vec::new(),
+                ssf_streams: Default::default(),
             });
             state.journal.touch(Touched::Tenant);
         }

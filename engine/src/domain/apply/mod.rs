@@ -5,6 +5,7 @@
 mod branches;
 mod groups;
 mod roles;
+mod ssf;
 mod tokens;
 mod users;
 mod webhooks;
@@ -61,6 +62,12 @@ pub fn apply(state: &mut State, event: &Event) {
         | EventPayload::WebhookStatusChanged { .. }
         | EventPayload::WebhookSecretRotated { .. }
         | EventPayload::WebhookRemoved { .. } => webhooks::apply(state, event),
+        EventPayload::SsfStreamCreated { .. }
+        | EventPayload::SsfStreamUpdated { .. }
+        | EventPayload::SsfStreamStatusChanged { .. }
+        | EventPayload::SsfSubjectChanged { .. }
+        | EventPayload::SsfVerificationRequested { .. }
+        | EventPayload::SsfStreamDeleted { .. } => ssf::apply(state, event),
     }
 }
 

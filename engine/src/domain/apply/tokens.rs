@@ -23,6 +23,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 branch: None,
                 claim_role_mappings: Vec::new(),
                 webhooks: Vec::new(),
+                ssf_streams: Default::default(),
             });
             state.journal.touch(Touched::Tenant);
         }

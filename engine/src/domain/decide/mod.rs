@@ -4,6 +4,7 @@
 
 mod groups;
 mod roles;
+mod ssf;
 mod tokens;
 mod users;
 mod webhooks;
@@ -129,6 +130,35 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<EventPayload>, Reje
         Command::RemoveWebhook { webhook_id, reason } => {
             webhooks::remove_webhook(state, webhook_id, reason)
         }
+        Command::CreateSsfStream(stream) => ssf::create_stream(state, stream),
+        Command::UpdateSsfStream {
+            stream_id,
+            receiver,
+            config,
+        } => ssf::update_stream(state, stream_id, receiver, config),
+        Command::SetSsfStreamStatus {
+            stream_id,
+            receiver,
+            status,
+            reason,
+        } => ssf::set_status(state, stream_id, receiver, status, reason),
+        Command::ChangeSsfSubject {
+            stream_id,
+            receiver,
+            subject,
+            removed,
+        } => ssf::change_subject(state, stream_id, receiver, subject, removed),
+        Command::RequestSsfVerification {
+            stream_id,
+            receiver,
+            state: echoed,
+            at,
+        } => ssf::request_verification(state, stream_id, receiver, echoed, at),
+        Command::DeleteSsfStream {
+            stream_id,
+            receiver,
+            reason,
+        } => ssf::delete_stream(state, stream_id, receiver, reason),
         Command::RemoveResourceGroupMember {
             resource_group_id,
             user_id,

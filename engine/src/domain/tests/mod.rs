@@ -8,6 +8,7 @@ mod jit;
 mod staging;
 mod tokens;
 mod users;
+mod ssf;
 mod webhooks;
 
 use uuid::Uuid;
