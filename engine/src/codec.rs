@@ -560,6 +560,7 @@ pub fn actor_kind_to_proto(kind: ActorKind) -> pb::ActorKind {
         ActorKind::Admin => pb::ActorKind::Admin,
         ActorKind::Jit => pb::ActorKind::Jit,
         ActorKind::System => pb::ActorKind::System,
+        ActorKind::SsfReceiver => pb::ActorKind::SsfReceiver,
     }
 }
 
@@ -568,6 +569,7 @@ fn actor_kind_from_proto(kind: i32) -> ActorKind {
         Ok(pb::ActorKind::ScimToken) => ActorKind::ScimToken,
         Ok(pb::ActorKind::Admin) => ActorKind::Admin,
         Ok(pb::ActorKind::Jit) => ActorKind::Jit,
+        Ok(pb::ActorKind::SsfReceiver) => ActorKind::SsfReceiver,
         Ok(pb::ActorKind::System | pb::ActorKind::Unspecified) | Err(_) => ActorKind::System,
     }
 }

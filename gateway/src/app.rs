@@ -141,6 +141,7 @@ impl Running {
             let _ = task.await;
         }
         self.state.webhooks.stop().await;
+        self.state.ssf_delivery.stop().await;
         self.projector.abort();
         let _ = self.projector.await;
         // Leave the views current with everything acknowledged.
@@ -238,6 +239,21 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             (cursors, crate::webhooks::WebhookKeys::from_bytes(key))
         }
     };
+    let signing = match cursors.shared_store() {
+        Some(store) => crate::ssf::SigningKeys::shared(store.clone()),
+        None => crate::ssf::SigningKeys::local(&config.data_dir),
+    };
+    let ssf = Arc::new(crate::ssf::Ssf::new(signing, &keys));
+    let (ssf_delivery, ssf_supervisor) = crate::ssf::delivery::Transmitter::start(
+        engine.clone(),
+        directory.clone(),
+        projector.clone(),
+        Arc::clone(&ssf),
+        cursors.clone(),
+        config.webhooks.clone(),
+    )
+    .map_err(|error| StartError::Webhooks(error.to_string()))?;
+    background.push(ssf_supervisor);
     let observed = Arc::clone(&metrics);
     let (webhooks, supervisor) = crate::webhooks::Webhooks::start(
         engine.clone(),
@@ -265,6 +281,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         streams: Arc::new(crate::streams::Streams::new(config.streams.clone())),
         clock: config.clock.clone(),
         webhooks,
+        ssf,
+        ssf_delivery,
     };
 
     let event_counter = tokio::spawn(crate::instrument::count_events(
@@ -312,6 +330,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             source,
         })?;
 
+    // SETs name their issuer by the public base URL, or else the address SCIM listens on.
+    state.ssf.set_base(
+        state
+            .public_url
+            .as_deref()
+            .map_or_else(|| format!("http://{http_addr}"), str::to_owned)
+            .as_str(),
+    );
     let gate = crate::connections::Gate::new(
         config.connections.clone(),
         Arc::clone(&state.trusted_proxies),

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod rejections;
 pub mod scim;
+pub mod ssf;
 pub mod state;
 pub mod streams;
 pub mod webhooks;

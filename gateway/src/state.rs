@@ -44,6 +44,9 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Webhook delivery.
     pub webhooks: crate::webhooks::Webhooks,
+    /// The Shared Signals transmitter: keys, issuer, and its streams' delivery.
+    pub ssf: Arc<crate::ssf::Ssf>,
+    pub ssf_delivery: crate::ssf::delivery::Transmitter,
 }
 
 /// Longest a request waits for its token's use to be recorded.

@@ -340,8 +340,20 @@ impl DirectoryView {
         user: &UserId,
         at: Timestamp,
     ) -> Result<Option<AccessRecord>, ProjectionError> {
+        self.access_at_event(tenant, user, at, u64::MAX)
+    }
+
+    /// A user's effective access right after the event at log `sequence`, recorded at `at` (the
+    /// events recorded at the same moment before it included, those after it not).
+    pub fn access_at_event(
+        &self,
+        tenant: &TenantName,
+        user: &UserId,
+        at: Timestamp,
+        sequence: u64,
+    ) -> Result<Option<AccessRecord>, ProjectionError> {
         let prefix = history_prefix(tenant, user);
-        let end = history_key(tenant, user, at, u64::MAX);
+        let end = history_key(tenant, user, at, sequence);
         let Some(entry) = self
             .tree()
             .range(IVec::from(prefix)..=IVec::from(end))

@@ -21,6 +21,8 @@ pub enum ActorKind {
     Admin,
     Jit,
     System,
+    /// A Shared Signals receiver (its `ssf` token); `Actor.id` is the token id.
+    SsfReceiver,
 }
 
 impl ActorKind {
@@ -30,6 +32,7 @@ impl ActorKind {
             ActorKind::Admin => "admin",
             ActorKind::Jit => "jit",
             ActorKind::System => "system",
+            ActorKind::SsfReceiver => "ssf_receiver",
         }
     }
 }

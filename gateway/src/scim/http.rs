@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/scim/v2/{tenant}/Schemas", get(discovery::schemas))
         .route("/scim/v2/{tenant}/Schemas/{id}", get(discovery::schema))
+        .merge(crate::ssf::http::routes())
         .route("/metrics", get(metrics_with_admin_token))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -431,7 +432,7 @@ fn client_ip(state: &AppState, parts: &Parts) -> String {
     client.to_string()
 }
 
-fn source(state: &AppState, parts: &Parts) -> Source {
+pub(crate) fn source(state: &AppState, parts: &Parts) -> Source {
     let ip = client_ip(state, parts);
     let user_agent = header_text(&parts.headers, header::USER_AGENT)
         .unwrap_or_default()

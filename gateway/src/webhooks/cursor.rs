@@ -52,6 +52,21 @@ pub struct Delivery {
     pub owner: Option<String>,
     #[serde(default)]
     pub lease_until: i64,
+    /// SSF streams: whether the stream was disabled at `delivered_through` (events until it is
+    /// enabled again are dropped, not held).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream_disabled: bool,
+    /// SSF poll streams: the SETs handed out and not acknowledged yet, in order, signed (each
+    /// poll sends them again, unchanged, until acknowledged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingSet>,
+}
+
+/// A SET handed to a polling receiver and not acknowledged yet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingSet {
+    pub jti: String,
+    pub set: String,
 }
 
 /// A failed attempt.
@@ -320,6 +335,73 @@ impl Cursors {
             return Ok(());
         }
         shared.write_owned(tenant, webhook, delivery.clone()).await
+    }
+
+    /// The state and its revision, read without claiming a lease (polled streams: any process
+    /// answers a poll). The revision is 0 on the embedded log.
+    pub async fn get_versioned(
+        &self,
+        tenant: &TenantName,
+        id: &WebhookId,
+    ) -> Result<Option<(Delivery, u64)>, CursorError> {
+        match self {
+            Cursors::Local(_) => Ok(self.get(tenant, id).await?.map(|delivery| (delivery, 0))),
+            Cursors::Shared(shared) => shared.entry(tenant, id).await,
+        }
+    }
+
+    /// Writes `delivery` if the state is still at `revision` (on JetStream; the embedded log's
+    /// caller serializes its writers). False when another process wrote it meanwhile.
+    pub async fn put_versioned(
+        &self,
+        tenant: &TenantName,
+        id: &WebhookId,
+        delivery: &Delivery,
+        revision: u64,
+    ) -> Result<bool, CursorError> {
+        match self {
+            Cursors::Local(tree) => {
+                tree.insert(local_key(tenant, id), encode(id, delivery)?)?;
+                Ok(true)
+            }
+            Cursors::Shared(shared) => {
+                let bytes = Bytes::from(encode(id, delivery)?);
+                let key = shared_key(tenant, id);
+                let written = if revision == 0 {
+                    shared.store.create(&key, bytes).await.map_err(|error| {
+                        (
+                            error.kind() == kv::CreateErrorKind::AlreadyExists,
+                            error.to_string(),
+                        )
+                    })
+                } else {
+                    shared
+                        .store
+                        .update(&key, bytes, revision)
+                        .await
+                        .map_err(|error| {
+                            (
+                                error.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                                error.to_string(),
+                            )
+                        })
+                };
+                match written {
+                    Ok(_) => Ok(true),
+                    Err((true, _)) => Ok(false),
+                    Err((false, error)) => Err(CursorError::Shared(error)),
+                }
+            }
+        }
+    }
+
+    /// On JetStream, the bucket (other deployment-wide entries live beside the cursors: the SSF
+    /// signing keys).
+    pub fn shared_store(&self) -> Option<&kv::Store> {
+        match self {
+            Cursors::Local(_) => None,
+            Cursors::Shared(shared) => Some(&shared.store),
+        }
     }
 
     /// Whether this process shares delivery with others (JetStream).

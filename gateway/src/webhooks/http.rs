@@ -137,15 +137,43 @@ pub(crate) async fn post(
         .map(|secret| super::keys::sign(secret, message_id, timestamp, &body))
         .collect::<Vec<_>>()
         .join(" ");
-    let request = Request::post(url)
-        .header("content-type", "application/json")
-        .header(
-            "user-agent",
-            concat!("roster-webhooks/", env!("CARGO_PKG_VERSION")),
-        )
-        .header("webhook-id", message_id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature)
+    let timestamp = timestamp.to_string();
+    post_with(
+        client,
+        url,
+        &[
+            ("content-type", "application/json"),
+            ("webhook-id", message_id),
+            ("webhook-timestamp", &timestamp),
+            ("webhook-signature", &signature),
+        ],
+        None,
+        body,
+        timeout,
+    )
+    .await
+}
+
+/// POSTs `body` to `url` with `headers` (and `authorization`, if given), waiting at most
+/// `timeout` for the answer; redirects are not followed and at most 64 KiB of the answer is
+/// read.
+pub(crate) async fn post_with(
+    client: &Client,
+    url: &str,
+    headers: &[(&str, &str)],
+    authorization: Option<&str>,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<Answer, String> {
+    let mut request =
+        Request::post(url).header("user-agent", concat!("roster/", env!("CARGO_PKG_VERSION")));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    let request = request
         .body(Full::new(body))
         .map_err(|error| format!("invalid request: {error}"))?;
     let exchange = async {

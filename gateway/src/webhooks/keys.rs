@@ -60,9 +60,7 @@ impl WebhookKeys {
                 let mut key = [0u8; 32];
                 rand::rng().fill_bytes(&mut key);
                 let partial = data_dir.join(format!("{WEBHOOK_KEY_FILE}.partial"));
-                let mut file = private_file(&partial).map_err(io)?;
-                file.write_all(&key).map_err(io)?;
-                file.sync_all().map_err(io)?;
+                write_private(&partial, &key).map_err(io)?;
                 std::fs::rename(&partial, &path).map_err(io)?;
                 Ok(Self { key })
             }
@@ -87,6 +85,18 @@ impl WebhookKeys {
         mac.finalize().into_bytes().into()
     }
 
+    /// A 32-byte key for `purpose`, derived from the webhook key (the SSF access tokens' MAC
+    /// key, the key sealing receivers' authorization headers): every process holding the key
+    /// derives the same.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let Ok(mut mac) = HmacSha256::new_from_slice(&self.key) else {
+            return [0; 32];
+        };
+        mac.update(b"roster derived key\0");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// The secret as Standard Webhooks writes it: `whsec_` and its base64.
     pub fn whsec(&self, webhook: &WebhookId, generation: u32) -> String {
         format!(
@@ -96,8 +106,8 @@ impl WebhookKeys {
     }
 }
 
-/// A new file readable by roster's user only.
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+/// Writes `bytes` to a new file readable by roster's user only, on disk when this returns.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -105,7 +115,9 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path)
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// The Standard Webhooks signature of one delivery: `v1,` and the base64 HMAC-SHA256 of

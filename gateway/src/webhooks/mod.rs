@@ -8,7 +8,7 @@
 //! engine); this module only delivers.
 
 pub mod cursor;
-mod http;
+pub(crate) mod http;
 pub mod keys;
 
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-pub use cursor::{CursorError, Cursors, Delivery, Failure, LEASE_RENEW};
+pub use cursor::{CursorError, Cursors, Delivery, Failure, LEASE_RENEW, PendingSet};
 
 /// Why a worker could not go on for now (it tries again a moment later).
 #[derive(Debug, thiserror::Error)]

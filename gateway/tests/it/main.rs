@@ -25,6 +25,7 @@ mod protocol;
 mod rebuild;
 mod robustness;
 mod roles;
+mod ssf;
 mod staging;
 mod streams;
 mod support;

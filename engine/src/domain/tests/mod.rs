@@ -5,10 +5,10 @@ mod access;
 mod groups;
 mod handles;
 mod jit;
+mod ssf;
 mod staging;
 mod tokens;
 mod users;
-mod ssf;
 mod webhooks;
 
 use uuid::Uuid;

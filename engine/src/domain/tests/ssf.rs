@@ -91,7 +91,11 @@ fn bad_configurations_and_missing_tenants_are_refused() {
         given(a_tenant()).when(push("ftp://rp.example.com")),
         Err(Rejection::InvalidValue(_))
     ));
-    assert!(given(a_tenant()).when(push("https://rp.example.com/e")).is_ok());
+    assert!(
+        given(a_tenant())
+            .when(push("https://rp.example.com/e"))
+            .is_ok()
+    );
     assert_eq!(given([]).when(create(1)), Err(Rejection::TenantNotFound));
 }
 
@@ -142,7 +146,8 @@ fn status_changes_say_who_made_them_and_repeat_nothing() {
 
 #[test]
 fn subjects_are_removed_and_added_back_within_a_bound() {
-    let subject = |n: usize| serde_json::json!({"format": "email", "email": format!("u{n}@example.com")});
+    let subject =
+        |n: usize| serde_json::json!({"format": "email", "email": format!("u{n}@example.com")});
     let change = |n: usize, removed: bool| Command::ChangeSsfSubject {
         stream_id: sid(1),
         receiver: receiver(1),
