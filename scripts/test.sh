@@ -38,6 +38,9 @@ scripts/scim-conformance.sh target/debug/roster | grep -v '^SUCCESS ' || status=
 # Webhooks verified by Python's standardwebhooks package, a receiver roster did not write.
 scripts/webhook-interop.sh target/debug/roster || status=$?
 
+# Shared Signals SETs verified by Python's PyJWT against the served JWKS, push and poll.
+scripts/ssf-interop.sh target/debug/roster || status=$?
+
 # The deployment files, checked with the real tools (nats-server -t, Kubernetes schemas, systemd).
 python3 deploy/check.py || status=$?
 exit "$status"

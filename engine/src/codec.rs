@@ -274,28 +274,34 @@ pub fn to_proto(event: &Event) -> pb::Event {
             user_id,
             user_name,
             external_id,
+            email,
         } => P::UserDeactivated(pb::UserDeactivated {
             user_id: user_id.to_string(),
             user_name: user_name.clone(),
             external_id: external_id.clone().unwrap_or_default(),
+            email: email.clone().unwrap_or_default(),
         }),
         EventPayload::UserReactivated {
             user_id,
             user_name,
             external_id,
+            email,
         } => P::UserReactivated(pb::UserReactivated {
             user_id: user_id.to_string(),
             user_name: user_name.clone(),
             external_id: external_id.clone().unwrap_or_default(),
+            email: email.clone().unwrap_or_default(),
         }),
         EventPayload::UserDeleted {
             user_id,
             user_name,
             external_id,
+            email,
         } => P::UserDeleted(pb::UserDeleted {
             user_id: user_id.to_string(),
             user_name: user_name.clone(),
             external_id: external_id.clone().unwrap_or_default(),
+            email: email.clone().unwrap_or_default(),
         }),
         EventPayload::GroupCreated { group_id, profile } => P::GroupCreated(pb::GroupCreated {
             group_id: group_id.to_string(),
@@ -631,16 +637,19 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
             user_id: user_id(&p.user_id)?,
             user_name: p.user_name,
             external_id: optional(&p.external_id),
+            email: optional(&p.email),
         },
         P::UserReactivated(p) => EventPayload::UserReactivated {
             user_id: user_id(&p.user_id)?,
             user_name: p.user_name,
             external_id: optional(&p.external_id),
+            email: optional(&p.email),
         },
         P::UserDeleted(p) => EventPayload::UserDeleted {
             user_id: user_id(&p.user_id)?,
             user_name: p.user_name,
             external_id: optional(&p.external_id),
+            email: optional(&p.email),
         },
         P::GroupCreated(p) => EventPayload::GroupCreated {
             group_id: group_id(&p.group_id)?,
@@ -936,16 +945,19 @@ mod tests {
                 user_id,
                 user_name: "bob".into(),
                 external_id: None,
+                email: Some("bob@example.com".into()),
             },
             EventPayload::UserReactivated {
                 user_id,
                 user_name: "bob".into(),
                 external_id: Some("e".into()),
+                email: Default::default(),
             },
             EventPayload::UserDeleted {
                 user_id,
                 user_name: "bob".into(),
                 external_id: None,
+                email: Default::default(),
             },
             EventPayload::GroupCreated {
                 group_id,

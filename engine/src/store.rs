@@ -1621,6 +1621,7 @@ mod tests {
                         user_id: first,
                         user_name: "alice".into(),
                         external_id: None,
+                        email: Default::default(),
                     },
                 ),
                 event(

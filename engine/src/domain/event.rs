@@ -131,16 +131,25 @@ pub enum EventPayload {
         user_id: UserId,
         user_name: String,
         external_id: Option<String>,
+        /// The user's primary email then (what Shared Signals name them by); `None` for none,
+        /// and in events written before it was recorded.
+        email: Option<String>,
     },
     UserReactivated {
         user_id: UserId,
         user_name: String,
         external_id: Option<String>,
+        /// The user's primary email then (what Shared Signals name them by); `None` for none,
+        /// and in events written before it was recorded.
+        email: Option<String>,
     },
     UserDeleted {
         user_id: UserId,
         user_name: String,
         external_id: Option<String>,
+        /// The user's primary email then (what Shared Signals name them by); `None` for none,
+        /// and in events written before it was recorded.
+        email: Option<String>,
     },
     GroupCreated {
         group_id: GroupId,

@@ -150,17 +150,20 @@ pub(super) fn replace(
         let user_id = current.id;
         let user_name = profile.user_name.clone();
         let external_id = profile.external_id.clone();
+        let email = profile.primary_email();
         events.push(if profile.active {
             EventPayload::UserReactivated {
                 user_id,
                 user_name,
                 external_id,
+                email,
             }
         } else {
             EventPayload::UserDeactivated {
                 user_id,
                 user_name,
                 external_id,
+                email,
             }
         });
     }

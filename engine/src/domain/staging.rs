@@ -252,6 +252,7 @@ pub(super) fn promote(
             user_id: *user_id,
             user_name: user.profile.user_name.clone(),
             external_id: user.profile.external_id.clone(),
+            email: user.profile.primary_email(),
         });
     }
     // Updated users, each once the userName it takes is free.

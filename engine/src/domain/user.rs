@@ -27,6 +27,29 @@ impl UserProfile {
         profile::emails(&self.attributes)
     }
 
+    /// The address that names the user to other systems: the one marked `primary`, else the
+    /// `work` one, else the first.
+    pub fn primary_email(&self) -> Option<String> {
+        let Some(serde_json::Value::Array(emails)) = self.attributes.get("emails") else {
+            return None;
+        };
+        let value = |email: &serde_json::Value| {
+            email
+                .get("value")
+                .and_then(|value| value.as_str())
+                .filter(|value| !value.is_empty())
+                .map(str::to_owned)
+        };
+        let flagged = |test: &dyn Fn(&serde_json::Value) -> bool| {
+            emails.iter().filter(|email| test(email)).find_map(value)
+        };
+        flagged(&|email| email.get("primary") == Some(&serde_json::Value::Bool(true)))
+            .or_else(|| {
+                flagged(&|email| email.get("type").and_then(|t| t.as_str()) == Some("work"))
+            })
+            .or_else(|| emails.iter().find_map(value))
+    }
+
     /// Removes what roster never stores: a `password` at any depth, URN-qualified or not (an
     /// extension may carry one too).
     pub(crate) fn without_secrets(mut self) -> Self {
@@ -37,6 +60,39 @@ impl UserProfile {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_primary_email_is_the_flagged_one_then_work_then_the_first() {
+        let profile = |emails: serde_json::Value| UserProfile {
+            user_name: "ada".into(),
+            external_id: None,
+            active: true,
+            attributes: [("emails".to_owned(), emails)].into_iter().collect(),
+        };
+        let emails = serde_json::json!([
+            {"value": "a@home.example", "type": "home"},
+            {"value": "a@work.example", "type": "work"},
+            {"value": "a@main.example", "primary": true},
+        ]);
+        assert_eq!(
+            profile(emails).primary_email().as_deref(),
+            Some("a@main.example")
+        );
+        let emails = serde_json::json!([
+            {"value": "a@home.example", "type": "home"},
+            {"value": "a@work.example", "type": "work"},
+        ]);
+        assert_eq!(
+            profile(emails).primary_email().as_deref(),
+            Some("a@work.example")
+        );
+        let emails = serde_json::json!([{"value": "a@home.example"}]);
+        assert_eq!(
+            profile(emails).primary_email().as_deref(),
+            Some("a@home.example")
+        );
+        assert_eq!(profile(serde_json::json!([])).primary_email(), None);
+    }
+
     use super::*;
 
     #[test]

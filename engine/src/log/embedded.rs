@@ -848,6 +848,7 @@ mod tests {
                 user_id: UserId(Uuid::now_v7()),
                 user_name: note.to_owned(),
                 external_id: None,
+                email: Default::default(),
             },
         );
         event.id = Uuid::now_v7();

@@ -656,6 +656,7 @@ mod tests {
                 user_id: crate::domain::UserId(uuid::Uuid::nil()),
                 user_name: "alice".into(),
                 external_id: None,
+                email: Default::default(),
             },
         };
         assert_eq!(

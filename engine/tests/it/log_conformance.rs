@@ -161,6 +161,7 @@ fn events(tenant: &TenantName, count: usize) -> Vec<Event> {
                     user_id: UserId(Uuid::now_v7()),
                     user_name: format!("user-{n}"),
                     external_id: None,
+                    email: Default::default(),
                 },
             );
             event.id = Uuid::now_v7();

@@ -91,21 +91,19 @@ struct AggregateSubjects<'a> {
 }
 
 impl Subjects for AggregateSubjects<'_> {
-    fn subject(&self, user: &UserId, user_name: &str) -> Value {
+    fn subject(&self, user: &UserId, user_name: &str, recorded: Option<&str>) -> Value {
+        if let Some(email) = recorded {
+            return json!({"format": "email", "email": email});
+        }
+        // Events written before the email was recorded, and claims changes: the user as the
+        // aggregate holds them now.
         let email = self
             .engine
             .aggregate()
             .user(self.tenant, user)
             .ok()
             .flatten()
-            .and_then(|record| {
-                let emails = record.profile.emails();
-                emails
-                    .iter()
-                    .find(|(_, kind)| kind.as_deref() == Some("work"))
-                    .or_else(|| emails.first())
-                    .map(|(address, _)| address.clone())
-            })
+            .and_then(|record| record.profile.primary_email())
             // A deleted user is gone from the aggregate: their userName is their email when it
             // is one (Entra's UPN, Okta's login).
             .or_else(|| user_name.contains('@').then(|| user_name.to_owned()));

@@ -33,8 +33,9 @@ pub struct SetDraft {
 
 /// What the SET builder needs to know about a user beyond the event: their subject.
 pub trait Subjects {
-    /// The user's `sub_id`: `email` when they have one, else `opaque` (the user id).
-    fn subject(&self, user: &UserId, user_name: &str) -> Value;
+    /// The user's `sub_id`: `email` when they have one (`email`, as the event recorded it, when
+    /// it did), else `opaque` (the user id).
+    fn subject(&self, user: &UserId, user_name: &str, email: Option<&str>) -> Value;
 }
 
 /// A user's access after an event lowered or removed a role: the CAEP `claims`.
@@ -141,8 +142,9 @@ pub fn drafts(
             user_id,
             user_name,
             external_id,
+            email,
         } => {
-            let subject = subjects.subject(user_id, user_name);
+            let subject = subjects.subject(user_id, user_name, email.as_deref());
             push(
                 RISC_ACCOUNT_DISABLED,
                 subject.clone(),
@@ -166,8 +168,9 @@ pub fn drafts(
             user_id,
             user_name,
             external_id,
+            email,
         } => {
-            let subject = subjects.subject(user_id, user_name);
+            let subject = subjects.subject(user_id, user_name, email.as_deref());
             push(
                 RISC_ACCOUNT_PURGED,
                 subject.clone(),
@@ -191,8 +194,9 @@ pub fn drafts(
             user_id,
             user_name,
             external_id,
+            email,
         } => {
-            let subject = subjects.subject(user_id, user_name);
+            let subject = subjects.subject(user_id, user_name, email.as_deref());
             push(
                 RISC_ACCOUNT_ENABLED,
                 subject.clone(),
@@ -275,7 +279,7 @@ pub fn drafts(
         _ => {}
     }
     for change in claims {
-        let subject = subjects.subject(&change.user, &change.user_name);
+        let subject = subjects.subject(&change.user, &change.user_name, None);
         let mut payload = caep(&subject, event);
         payload["claims"] = change.claims.clone();
         push(

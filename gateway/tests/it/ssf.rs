@@ -375,8 +375,7 @@ async fn metadata_and_client_credentials_follow_ssf_and_oauth() {
 #[tokio::test]
 async fn a_push_stream_delivers_verified_sets_for_deactivation_and_deletion() {
     let stack = stack().await;
-    // userNames are email addresses here, as Entra's UPNs and Okta's logins are.
-    let acme = stack.tenant_with_usernames("acme", "derive").await;
+    let acme = stack.tenant("acme").await;
     let client = Client::new(&stack, "acme", "rp").await;
     let token = client.access_token(None).await;
     let receiver = PushReceiver::start("Bearer rp-secret").await;
@@ -441,7 +440,12 @@ async fn a_push_stream_delivers_verified_sets_for_deactivation_and_deletion() {
     assert_eq!(status, 429);
 
     let alice = acme
-        .post("/Users", &json!({"userName": "alice@example.com", "emails": [{"value": "alice@example.com", "primary": true}]}))
+        .post(
+            "/Users",
+            &json!({"userName": "alice", "emails": [
+                {"value": "alice@home.example", "type": "home"},
+                {"value": "alice@example.com", "primary": true}]}),
+        )
         .await
         .expect(201)["id"]
         .as_str()

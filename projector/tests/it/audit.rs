@@ -36,6 +36,7 @@ fn trail() -> (tempfile::TempDir, AuditTrail, History) {
                 user_id: uid(1),
                 user_name: "alice".into(),
                 external_id: None,
+                email: Default::default(),
             },
         );
     for events in history.events.chunks(2) {

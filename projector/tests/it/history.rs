@@ -95,6 +95,7 @@ fn known_history() -> History {
                 user_id: uid(1),
                 user_name: "alice".into(),
                 external_id: None,
+                email: Default::default(),
             },
         )
         .at(
@@ -267,6 +268,7 @@ fn a_deleted_user_has_no_access_from_its_deletion_on() {
             user_id: uid(2),
             user_name: "bob".into(),
             external_id: None,
+            email: Default::default(),
         },
     );
     let (_dir, view) = view_of(&history, 3);

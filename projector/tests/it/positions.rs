@@ -118,6 +118,7 @@ fn deep_pages_through_the_index_equal_the_walk_under_creates_and_deletes() {
                             user_id: UserId(Uuid::from_u128(id)),
                             user_name: format!("u{id}"),
                             external_id: None,
+                            email: Default::default(),
                         },
                     );
                 }

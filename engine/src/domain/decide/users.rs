@@ -85,6 +85,7 @@ pub(super) fn delete_user(
         user_id,
         user_name: current.profile.user_name.clone(),
         external_id: current.profile.external_id.clone(),
+        email: current.profile.primary_email(),
     });
     Ok(events)
 }

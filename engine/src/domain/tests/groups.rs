@@ -302,7 +302,8 @@ fn deleting_a_user_removes_its_memberships_as_events() {
             EventPayload::UserDeleted {
                 user_id: uid(1),
                 user_name: "user-1".into(),
-                external_id: None
+                external_id: None,
+                email: Default::default()
             },
         ]
     );

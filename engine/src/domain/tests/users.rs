@@ -242,7 +242,8 @@ fn deactivation_is_a_lifecycle_event_and_reversible() {
         vec![EventPayload::UserDeactivated {
             user_id: uid(1),
             user_name: "alice".into(),
-            external_id: None
+            external_id: None,
+            email: Default::default()
         }]
     );
     let scenario = scenario.after(Command::SetUserActive {
