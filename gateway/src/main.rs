@@ -43,6 +43,9 @@ enum Command {
     /// Webhooks: signed HTTP pushes of a tenant's events (Standard Webhooks).
     #[command(subcommand)]
     Webhook(cli::webhook::WebhookCommand),
+    /// Shared Signals streams (made by receivers over SSF) and the SET signing key.
+    #[command(subcommand)]
+    Ssf(cli::ssf::SsfCommand),
     /// Org roles: a tenant's default role and the SCIM groups mapped to roles.
     #[command(subcommand)]
     Role(cli::role::RoleCommand),
@@ -93,6 +96,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tenant(command) => cli::tenant::run(common, command).await,
         Command::Token(command) => cli::token::run(common, command).await,
         Command::Webhook(command) => cli::webhook::run(common, command).await,
+        Command::Ssf(command) => cli::ssf::run(common, command).await,
         Command::Role(command) => cli::role::run(common, command).await,
         Command::ResourceGroup(command) => cli::resource_group::run(common, command).await,
         Command::Audit(command) => cli::audit::run(common, command).await,

@@ -19,6 +19,7 @@ pub mod render;
 pub mod resource_group;
 pub mod role;
 pub mod serve;
+pub mod ssf;
 pub mod tenant;
 pub mod token;
 pub mod webhook;

@@ -47,7 +47,7 @@ fn placeholder(word: &str) -> Option<&'static str> {
         "CIDR" => "10.0.0.0/8",
         "T" => "2026-03-01T00:00:00Z",
         "FILE" => "okta-export.json",
-        "TOKEN_ID" | "WEBHOOK_ID" => "0197a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b",
+        "TOKEN_ID" | "WEBHOOK_ID" | "STREAM_ID" => "0197a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b",
         "TYPES" => "user.deactivated,user.*",
         "D" => "offboarding",
         "DURATION" => "90d",

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::auth;
 use crate::state::AppState;
 
+mod ssf;
 mod webhooks;
 
 pub struct AdminService {
@@ -574,6 +575,34 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::RotateWebhookSecretRequest>,
     ) -> Result<Response<pb::WebhookSecret>, Status> {
         self.rotate_webhook_secret_call(request).await
+    }
+
+    async fn list_ssf_streams(
+        &self,
+        request: Request<pb::ListSsfStreamsRequest>,
+    ) -> Result<Response<pb::ListSsfStreamsResponse>, Status> {
+        self.list_ssf_streams_call(request).await
+    }
+
+    async fn set_ssf_stream_status(
+        &self,
+        request: Request<pb::SetSsfStreamStatusRequest>,
+    ) -> Result<Response<pb::SsfStreamInfo>, Status> {
+        self.set_ssf_stream_status_call(request).await
+    }
+
+    async fn delete_ssf_stream(
+        &self,
+        request: Request<pb::SsfStreamRequest>,
+    ) -> Result<Response<pb::DeleteSsfStreamResponse>, Status> {
+        self.delete_ssf_stream_call(request).await
+    }
+
+    async fn rotate_ssf_signing_key(
+        &self,
+        request: Request<pb::RotateSsfSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSsfSigningKeyResponse>, Status> {
+        self.rotate_ssf_signing_key_call(request).await
     }
 
     async fn create_tenant(

@@ -171,6 +171,20 @@ impl Transmitter {
         }
     }
 
+    /// Where `stream`'s delivery stands.
+    pub async fn delivery(
+        &self,
+        tenant: &TenantName,
+        stream: &SsfStreamId,
+    ) -> Option<crate::webhooks::Delivery> {
+        self.inner
+            .cursors
+            .get(tenant, &cursor_key(stream))
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// `tenant`'s streams changed: start, wake or stop its push workers now.
     pub fn changed(&self, tenant: &TenantName) {
         match self.inner.engine.aggregate().tenant(tenant) {

@@ -737,3 +737,147 @@ async fn a_lowered_role_is_announced_with_the_new_claims() {
     assert_eq!(change["claims"]["org_role"], "read", "{claims}");
     assert_eq!(claims["sub_id"]["id"], alice.as_str());
 }
+
+const STREAM_UPDATED: &str = "https://schemas.openid.net/secevent/ssf/event-type/stream-updated";
+
+#[tokio::test]
+async fn admins_see_streams_change_their_status_rotate_the_key_and_delete_them() {
+    let stack = stack().await;
+    stack.tenant("acme").await;
+    let client = Client::new(&stack, "acme", "poller").await;
+    let token = client.access_token(None).await;
+    let (_, stream) = client
+        .call(
+            &token,
+            reqwest::Method::POST,
+            "/stream",
+            Some(json!({"events_requested": [DISABLED]})),
+        )
+        .await;
+    let stream_id = stream["stream_id"].as_str().unwrap().to_owned();
+    let endpoint = stream["delivery"]["endpoint_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let poll = |ack: Vec<String>| {
+        let request = client
+            .http
+            .post(&endpoint)
+            .bearer_auth(&token)
+            .json(&json!({"returnImmediately": true, "ack": ack}));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let mut admin = stack.admin().await;
+    let listed = admin
+        .list_ssf_streams(stack.with_admin_token(pb::ListSsfStreamsRequest {
+            tenant: "acme".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.streams.len(), 1);
+    let info = &listed.streams[0];
+    assert_eq!(info.stream_id, stream_id);
+    assert_eq!(info.receiver, client.client_id);
+    assert_eq!(info.receiver_name, "poller");
+    assert_eq!(info.delivery_method, "poll");
+    assert_eq!(info.endpoint_url, endpoint);
+    assert_eq!(info.events_delivered, vec![DISABLED.to_owned()]);
+
+    // An admin's change is announced to the receiver with stream-updated.
+    let disabled = admin
+        .set_ssf_stream_status(stack.with_admin_token(pb::SetSsfStreamStatusRequest {
+            tenant: "acme".into(),
+            stream_id: stream_id.clone(),
+            status: pb::SsfStreamStatus::Disabled.into(),
+            reason: "security review".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(disabled.status, i32::from(pb::SsfStreamStatus::Disabled));
+    let jwks_before = jwks(&client).await;
+    let answer = poll(Vec::new()).await;
+    let sets = answer["sets"].as_object().unwrap().clone();
+    assert_eq!(sets.len(), 1, "{answer}");
+    let claims = verify(
+        sets.values().next().unwrap().as_str().unwrap(),
+        &jwks_before,
+        &client.issuer(),
+        &client.client_id,
+    );
+    assert_eq!(claims["events"][STREAM_UPDATED]["status"], "disabled");
+    assert_eq!(
+        claims["events"][STREAM_UPDATED]["reason"],
+        "security review"
+    );
+    assert_eq!(
+        claims["sub_id"],
+        json!({"format": "opaque", "id": stream_id})
+    );
+    poll(sets.keys().cloned().collect()).await;
+
+    // A rotated key signs from now on; both are published for the overlap.
+    let old_kid = jwks_before.keys[0].common.key_id.clone().unwrap();
+    let rotated = admin
+        .rotate_ssf_signing_key(
+            stack.with_admin_token(pb::RotateSsfSigningKeyRequest { overlap: None }),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(rotated.key_id, old_kid);
+    let jwks_after = jwks(&client).await;
+    assert_eq!(jwks_after.keys.len(), 2);
+    admin
+        .set_ssf_stream_status(stack.with_admin_token(pb::SetSsfStreamStatusRequest {
+            tenant: "acme".into(),
+            stream_id: stream_id.clone(),
+            status: pb::SsfStreamStatus::Enabled.into(),
+            reason: String::new(),
+        }))
+        .await
+        .unwrap();
+    let answer = poll(Vec::new()).await;
+    let set = answer["sets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        jsonwebtoken::decode_header(&set).unwrap().kid,
+        Some(rotated.key_id.clone())
+    );
+    let claims = verify(&set, &jwks_after, &client.issuer(), &client.client_id);
+    assert_eq!(claims["events"][STREAM_UPDATED]["status"], "enabled");
+
+    // Deleted by an admin: gone for its receiver.
+    admin
+        .delete_ssf_stream(stack.with_admin_token(pb::SsfStreamRequest {
+            tenant: "acme".into(),
+            stream_id: stream_id.clone(),
+        }))
+        .await
+        .unwrap();
+    let (status, _) = client
+        .call(
+            &token,
+            reqwest::Method::GET,
+            &format!("/stream?stream_id={stream_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let missing = admin
+        .delete_ssf_stream(stack.with_admin_token(pb::SsfStreamRequest {
+            tenant: "acme".into(),
+            stream_id,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+}

@@ -33,9 +33,6 @@ impl AdminService {
             .delivery(tenant, &record.id)
             .await
             .unwrap_or_default();
-        let failure = delivery.last_failure.as_ref();
-        let at =
-            |micros: i64| timestamp_to_proto(roster_engine::domain::Timestamp::from_micros(micros));
         pb::WebhookInfo {
             tenant: tenant.to_string(),
             webhook_id: record.id.to_string(),
@@ -49,19 +46,31 @@ impl AdminService {
             previous_secret_expires_at: record
                 .previous_secret_expires_at(self.state.clock.now())
                 .map(timestamp_to_proto),
-            delivery: Some(pb::WebhookDelivery {
-                delivered_through: delivery.delivered_through,
-                tenant_head: self.state.engine.log().tenant_head(tenant).unwrap_or(0),
-                delivered_total: delivery.delivered_total,
-                failed_attempts_total: delivery.failed_attempts_total,
-                last_failure_status: failure.map_or(0, |failure| u32::from(failure.status)),
-                last_failure: failure
-                    .map(crate::webhooks::describe_failure)
-                    .unwrap_or_default(),
-                last_failure_at: failure.map(|failure| at(failure.at)),
-                attempts: delivery.attempts,
-                next_attempt_at: delivery.next_attempt_at.map(at),
-            }),
+            delivery: Some(self.delivery_proto(tenant, &delivery)),
+        }
+    }
+
+    /// Where a webhook's or a stream's delivery stands, as the Admin service shows it.
+    pub(super) fn delivery_proto(
+        &self,
+        tenant: &TenantName,
+        delivery: &crate::webhooks::Delivery,
+    ) -> pb::WebhookDelivery {
+        let failure = delivery.last_failure.as_ref();
+        let at =
+            |micros: i64| timestamp_to_proto(roster_engine::domain::Timestamp::from_micros(micros));
+        pb::WebhookDelivery {
+            delivered_through: delivery.delivered_through,
+            tenant_head: self.state.engine.log().tenant_head(tenant).unwrap_or(0),
+            delivered_total: delivery.delivered_total,
+            failed_attempts_total: delivery.failed_attempts_total,
+            last_failure_status: failure.map_or(0, |failure| u32::from(failure.status)),
+            last_failure: failure
+                .map(crate::webhooks::describe_failure)
+                .unwrap_or_default(),
+            last_failure_at: failure.map(|failure| at(failure.at)),
+            attempts: delivery.attempts,
+            next_attempt_at: delivery.next_attempt_at.map(at),
         }
     }
 
