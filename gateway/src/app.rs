@@ -331,6 +331,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         })?;
 
     // SETs name their issuer by the public base URL, or else the address SCIM listens on.
+    if state.public_url.is_none() && config.nats.is_some() {
+        warn!(
+            "no --public-url: each process names its own address as the Shared Signals issuer; \
+             processes sharing a stream should share one public URL"
+        );
+    }
     state.ssf.set_base(
         state
             .public_url

@@ -35,6 +35,8 @@ struct Client {
     tenant: String,
     client_id: String,
     secret: String,
+    /// The public URL roster was given (`--public-url`), when not the address it is reached at.
+    public_url: Option<String>,
 }
 
 impl Client {
@@ -51,13 +53,37 @@ impl Client {
             .await
             .unwrap()
             .into_inner();
+        Client::from_token(&stack.http_url(), tenant, &issued.secret)
+    }
+
+    /// A receiver holding `secret`, an `ssf` token of `tenant`, at roster's `base` URL.
+    fn from_token(base: &str, tenant: &str, secret: &str) -> Client {
         Client {
             http: reqwest::Client::new(),
-            base: stack.http_url(),
+            base: base.to_owned(),
             tenant: tenant.into(),
-            client_id: issued.token.unwrap().id,
-            secret: issued.secret,
+            client_id: secret.split('_').nth(1).unwrap().to_owned(),
+            secret: secret.to_owned(),
+            public_url: None,
         }
+    }
+
+    /// Creates a push stream to `url` for `events`; returns its id.
+    async fn push_stream(&self, token: &str, url: &str, events: &[&str]) -> String {
+        let (status, stream) = self
+            .call(
+                token,
+                reqwest::Method::POST,
+                "/stream",
+                Some(json!({
+                    "delivery": {"method": PUSH, "endpoint_url": url,
+                                 "authorization_header": "Bearer rp-secret"},
+                    "events_requested": events,
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{stream}");
+        stream["stream_id"].as_str().unwrap().to_owned()
     }
 
     /// An access token by client credentials (HTTP Basic).
@@ -82,7 +108,8 @@ impl Client {
     }
 
     fn issuer(&self) -> String {
-        format!("{}/ssf/{}", self.base, self.tenant)
+        let base = self.public_url.as_deref().unwrap_or(&self.base);
+        format!("{base}/ssf/{}", self.tenant)
     }
 
     async fn call(
@@ -94,7 +121,7 @@ impl Client {
     ) -> (u16, Value) {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.issuer()))
+            .request(method, format!("{}/ssf/{}{path}", self.base, self.tenant))
             .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -221,9 +248,10 @@ async fn jwks(client: &Client) -> JwkSet {
         .json()
         .await
         .unwrap();
+    assert_eq!(metadata["jwks_uri"], format!("{}/jwks", client.issuer()));
     client
         .http
-        .get(metadata["jwks_uri"].as_str().unwrap())
+        .get(format!("{}/ssf/{}/jwks", client.base, client.tenant))
         .send()
         .await
         .unwrap()
@@ -880,4 +908,271 @@ async fn admins_see_streams_change_their_status_rotate_the_key_and_delete_them()
         .await
         .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
+}
+
+/// The user each SET names (`sub_id.id`, the users here have no email), in arrival order.
+fn subjects(sets: &[String], jwks: &JwkSet, client: &Client) -> Vec<String> {
+    sets.iter()
+        .map(|set| {
+            let claims = verify(set, jwks, &client.issuer(), &client.client_id);
+            claims["sub_id"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_receiver_down_for_a_while_gets_every_set_in_order() {
+    let stack = stack().await;
+    let acme = stack.tenant("acme").await;
+    let client = Client::new(&stack, "acme", "rp").await;
+    let token = client.access_token(None).await;
+    let receiver = PushReceiver::start("Bearer rp-secret").await;
+    receiver
+        .status
+        .store(503, std::sync::atomic::Ordering::SeqCst);
+    client
+        .push_stream(&token, &receiver.url(), &[DISABLED])
+        .await;
+    let mut users = Vec::new();
+    for n in 0..5 {
+        let user = acme.create_user(&format!("user{n}")).await;
+        deactivate(&acme, &user).await;
+        users.push(user);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    receiver
+        .status
+        .store(202, std::sync::atomic::Ordering::SeqCst);
+    let sets = receiver.wait_for(5).await;
+    assert_eq!(subjects(&sets, &jwks(&client).await, &client), users);
+}
+
+#[tokio::test]
+async fn a_roster_killed_mid_delivery_pushes_every_set_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let arguments = [
+        "--webhook-retry-schedule",
+        "50ms,100ms,200ms,400ms,800ms,1s,1s,1s",
+    ];
+    let mut process = crate::support::Process::spawn_with(&data_dir, &arguments).await;
+    let acme = process.create_tenant(&data_dir, "acme").await;
+    let issued = tokio::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args([
+            "token",
+            "issue",
+            "acme",
+            "--scope",
+            "ssf",
+            "--grpc",
+            &process.grpc.to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(issued.status.success());
+    let secret = String::from_utf8(issued.stdout)
+        .unwrap()
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let base = format!("http://{}", process.http);
+    let client = Client::from_token(&base, "acme", &secret);
+    let token = client.access_token(None).await;
+    let receiver = PushReceiver::start("Bearer rp-secret").await;
+    client
+        .push_stream(&token, &receiver.url(), &[DISABLED])
+        .await;
+    // The receiver fails half the time, so pushes are mid-retry when roster dies.
+    let flip = {
+        let status = Arc::clone(&receiver.status);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let next = if status.load(std::sync::atomic::Ordering::SeqCst) == 202 {
+                    503
+                } else {
+                    202
+                };
+                status.store(next, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    let mut users = Vec::new();
+    for n in 0..30 {
+        let user = acme.create_user(&format!("user{n}")).await;
+        deactivate(&acme, &user).await;
+        users.push(user);
+    }
+    receiver.wait_for(2).await;
+    process.kill().await;
+    assert!(
+        receiver.sets.lock().unwrap().len() < 30,
+        "everything went out before the kill"
+    );
+
+    let process = crate::support::Process::spawn_with(&data_dir, &arguments).await;
+    flip.abort();
+    receiver
+        .status
+        .store(202, std::sync::atomic::Ordering::SeqCst);
+    let client = Client::from_token(&format!("http://{}", process.http), "acme", &secret);
+    let jwks = jwks(&client).await;
+    let mut first_seen: Vec<String> = Vec::new();
+    for _ in 0..400 {
+        let sets = receiver.sets.lock().unwrap().clone();
+        // The issuer is the address roster listened on then: each SET names its own.
+        first_seen = Vec::new();
+        for set in &sets {
+            let claims = jsonwebtoken::decode::<Value>(
+                set,
+                &DecodingKey::from_jwk(
+                    jwks.find(&jsonwebtoken::decode_header(set).unwrap().kid.unwrap())
+                        .unwrap(),
+                )
+                .unwrap(),
+                &{
+                    let mut validation = Validation::new(Algorithm::RS256);
+                    validation.validate_exp = false;
+                    validation.validate_aud = false;
+                    validation.set_required_spec_claims(&["jti"]);
+                    validation
+                },
+            )
+            .unwrap()
+            .claims;
+            let user = claims["sub_id"]["id"].as_str().unwrap().to_owned();
+            if !first_seen.contains(&user) {
+                first_seen.push(user);
+            }
+        }
+        if first_seen.len() >= users.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every SET arrived, first in order (repeats after the restart carry the same jti).
+    assert_eq!(first_seen, users);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_nats_one_process_pushes_each_stream_polls_are_answered_by_any_and_a_stop_hands_over() {
+    let nats = roster_engine::testkit::nats::NatsServer::start();
+    // Processes sharing a stream share one public URL: the issuer SETs name.
+    let fast = |config: &mut roster_gateway::app::Config| {
+        config.webhooks.retry_schedule = vec![Duration::from_millis(50); 5];
+        config.public_url = Some("https://roster.example.com".into());
+    };
+    let a = Stack::start_nats_with(&nats.url(), fast).await;
+    let b = Stack::start_nats_with(&nats.url(), fast).await;
+    let on_a = a.tenant("acme").await;
+    let on_b = b.tenant_at(&on_a);
+    let mut pusher = Client::new(&a, "acme", "pusher").await;
+    pusher.public_url = Some("https://roster.example.com".into());
+    let token = pusher.access_token(None).await;
+    let receiver = PushReceiver::start("Bearer rp-secret").await;
+    pusher
+        .push_stream(&token, &receiver.url(), &[DISABLED])
+        .await;
+    // A poller whose access token from A works on B (the same derived key).
+    let mut poller = Client::new(&a, "acme", "poller").await;
+    poller.public_url = Some("https://roster.example.com".into());
+    let poll_token = poller.access_token(None).await;
+    let (_, stream) = poller
+        .call(
+            &poll_token,
+            reqwest::Method::POST,
+            "/stream",
+            Some(json!({"events_requested": [DISABLED]})),
+        )
+        .await;
+    let poll_path = format!("/poll/{}", stream["stream_id"].as_str().unwrap());
+    let mut poller_on_b = Client::from_token(&b.http_url(), "acme", &poller.secret);
+    poller_on_b.public_url = Some("https://roster.example.com".into());
+
+    let mut users = Vec::new();
+    for n in 0..8 {
+        let tenant = if n % 2 == 0 { &on_a } else { &on_b };
+        let user = tenant.create_user(&format!("user{n}")).await;
+        deactivate(tenant, &user).await;
+        users.push(user);
+    }
+    receiver.wait_for(8).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sets = receiver.sets.lock().unwrap().clone();
+    // Both processes sign with the same key, published by both.
+    let jwks_b = jwks(&poller_on_b).await;
+    assert_eq!(
+        jwks(&pusher).await.keys[0].common.key_id,
+        jwks_b.keys[0].common.key_id
+    );
+    let jtis: std::collections::BTreeSet<String> = sets
+        .iter()
+        .map(|set| {
+            verify(set, &jwks_b, &pusher.issuer(), &pusher.client_id)["jti"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(jtis.len(), 8, "one process pushes: no SET twice");
+
+    // Polled on A, acknowledged on B: not answered again anywhere.
+    let mut polled = serde_json::Map::new();
+    for _ in 0..50 {
+        let (_, answer) = poller
+            .call(
+                &poll_token,
+                reqwest::Method::POST,
+                &poll_path,
+                Some(json!({"returnImmediately": true})),
+            )
+            .await;
+        polled = answer["sets"].as_object().unwrap().clone();
+        if polled.len() >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(polled.len(), 8);
+    let (status, answer) = poller_on_b
+        .call(
+            &poll_token,
+            reqwest::Method::POST,
+            &poll_path,
+            Some(json!({"returnImmediately": true, "ack": polled.keys().collect::<Vec<_>>()})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["sets"], json!({}));
+    let (_, answer) = poller
+        .call(
+            &poll_token,
+            reqwest::Method::POST,
+            &poll_path,
+            Some(json!({"returnImmediately": true})),
+        )
+        .await;
+    assert_eq!(answer["sets"], json!({}));
+
+    // A stops; B takes the push stream over.
+    let Stack { running, .. } = a;
+    running.shutdown().await;
+    for n in 8..11 {
+        let user = on_b.create_user(&format!("user{n}")).await;
+        deactivate(&on_b, &user).await;
+        users.push(user);
+    }
+    let sets = receiver.wait_for(11).await;
+    let mut first_seen: Vec<String> = Vec::new();
+    for user in subjects(&sets, &jwks_b, &pusher) {
+        if !first_seen.contains(&user) {
+            first_seen.push(user);
+        }
+    }
+    assert_eq!(first_seen, users);
 }
