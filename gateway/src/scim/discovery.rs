@@ -9,6 +9,7 @@ use roster_engine::domain::limits::{
     EXTRA_ATTRIBUTES_MAX, EXTRA_ATTRIBUTES_MAX_BYTES, GROUP_NAME_MAX_BYTES, RESOURCE_MAX_BYTES,
     STRING_MAX_BYTES, USER_NAME_MAX_BYTES, VALUES_MAX,
 };
+use roster_engine::domain::ssf;
 use serde_json::{Value, json};
 
 use super::bulk::{MAX_OPERATIONS, MAX_PAYLOAD_BYTES};
@@ -43,20 +44,34 @@ fn refuse_filter(query: Option<&str>) -> Result<(), ScimError> {
 }
 
 pub async fn service_provider_config(
-    State(_app): State<AppState>,
+    State(app): State<AppState>,
     client: ScimClient,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ScimError> {
     refuse_filter(query.as_deref())?;
+    // `securityEvents` (RFC 9967 §4) only while a stream of the tenant receives SCIM events:
+    // strict clients (scim2-models) refuse attributes RFC 7643 did not define.
+    let scim_events = app
+        .tenant_record(&client.tenant.live())
+        .ok()
+        .flatten()
+        .is_some_and(|record| {
+            record.ssf_streams.iter().any(|stream| {
+                stream
+                    .events_delivered()
+                    .iter()
+                    .any(|uri| uri.starts_with("urn:ietf:params:scim:event:"))
+            })
+        });
     Ok(scim_response(
         StatusCode::OK,
-        &service_provider_config_json(&client.base_url),
+        &service_provider_config_json(&client.base_url, scim_events),
     ))
 }
 
 /// What roster supports, and nothing it does not.
-pub fn service_provider_config_json(base_url: &str) -> Value {
-    json!({
+pub fn service_provider_config_json(base_url: &str, scim_events: bool) -> Value {
+    let mut config = json!({
         "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
         "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
         "patch": {"supported": true},
@@ -88,7 +103,22 @@ pub fn service_provider_config_json(base_url: &str) -> Value {
             "resourceType": "ServiceProviderConfig",
             "location": format!("{base_url}/ServiceProviderConfig"),
         },
-    })
+    });
+    if scim_events {
+        // RFC 9967 §4: roster transmits SCIM events as Security Event Tokens on Shared Signals
+        // streams (set up through SSF, not SCIM); it completes every request synchronously.
+        config["securityEvents"] = json!({
+            "asyncRequest": "none",
+            "eventUris": [
+                ssf::SCIM_PROV_CREATE_NOTICE,
+                ssf::SCIM_PROV_PATCH_NOTICE,
+                ssf::SCIM_PROV_ACTIVATE,
+                ssf::SCIM_PROV_DEACTIVATE,
+                ssf::SCIM_PROV_DELETE,
+            ],
+        });
+    }
+    config
 }
 
 fn resource_type_json(name: &str, base_url: &str) -> Option<Value> {
@@ -386,7 +416,12 @@ mod tests {
 
     #[test]
     fn the_service_provider_config_advertises_what_is_implemented() {
-        let config = service_provider_config_json("http://x/scim/v2/acme");
+        assert!(
+            service_provider_config_json("http://x/scim/v2/acme", false)
+                .get("securityEvents")
+                .is_none()
+        );
+        let config = service_provider_config_json("http://x/scim/v2/acme", true);
         assert_eq!(config["patch"]["supported"], true);
         assert_eq!(config["bulk"]["maxOperations"], MAX_OPERATIONS);
         assert_eq!(config["filter"]["maxResults"], MAX_RESULTS);
@@ -399,6 +434,11 @@ mod tests {
         assert_eq!(
             config["authenticationSchemes"][0]["type"],
             "oauthbearertoken"
+        );
+        assert_eq!(config["securityEvents"]["asyncRequest"], "none");
+        assert_eq!(
+            config["securityEvents"]["eventUris"][4],
+            "urn:ietf:params:scim:event:prov:delete"
         );
     }
 

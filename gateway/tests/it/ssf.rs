@@ -398,6 +398,22 @@ async fn metadata_and_client_credentials_follow_ssf_and_oauth() {
         .call(&acme.token, reqwest::Method::GET, "/stream", None)
         .await;
     assert_eq!(status, 401);
+
+    // `securityEvents` (RFC 9967) is in /ServiceProviderConfig once a stream receives SCIM
+    // events, not before (strict SCIM clients refuse attributes RFC 7643 did not define).
+    let config = acme.get("/ServiceProviderConfig").await.expect(200);
+    assert!(config.get("securityEvents").is_none(), "{config}");
+    let (status, _) = client
+        .call(
+            &manage,
+            reqwest::Method::POST,
+            "/stream",
+            Some(json!({"events_requested": ["urn:ietf:params:scim:event:prov:delete"]})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let config = acme.get("/ServiceProviderConfig").await.expect(200);
+    assert_eq!(config["securityEvents"]["asyncRequest"], "none", "{config}");
 }
 
 #[tokio::test]
