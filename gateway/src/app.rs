@@ -251,6 +251,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Arc::clone(&ssf),
         cursors.clone(),
         config.webhooks.clone(),
+        {
+            let observed = Arc::clone(&metrics);
+            Box::new(move |seconds| observed.observe_ssf_delivery(seconds))
+        },
     )
     .map_err(|error| StartError::Webhooks(error.to_string()))?;
     background.push(ssf_supervisor);

@@ -31,8 +31,34 @@ pub fn render(state: &AppState) -> String {
             .counts()
             .failed_attempts
             .load(Ordering::Relaxed),
+        ssf_streams: ssf_statuses(state),
+        ssf_sets_delivered: state
+            .ssf_delivery
+            .counts()
+            .delivered
+            .load(Ordering::Relaxed),
+        ssf_failed_pushes: state
+            .ssf_delivery
+            .counts()
+            .failed_attempts
+            .load(Ordering::Relaxed),
     };
     state.metrics.render(&readings)
+}
+
+/// How many Shared Signals streams have each status, over every tenant.
+fn ssf_statuses(state: &AppState) -> Vec<(&'static str, u64)> {
+    let mut counts: Vec<(&'static str, u64)> = Vec::new();
+    for (_, record) in state.engine.aggregate().tenants().unwrap_or_default() {
+        for stream in &record.ssf_streams {
+            let status = stream.status.as_str();
+            match counts.iter_mut().find(|(name, _)| *name == status) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((status, 1)),
+            }
+        }
+    }
+    counts
 }
 
 /// How many webhook subscriptions have each status, over every tenant.

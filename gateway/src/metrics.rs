@@ -30,6 +30,11 @@ pub struct Readings {
     /// Webhook deliveries acknowledged and attempts failed since the start.
     pub webhook_deliveries: u64,
     pub webhook_failed_attempts: u64,
+    /// Shared Signals streams by status (`enabled`, `paused`, `disabled`).
+    pub ssf_streams: Vec<(&'static str, u64)>,
+    /// SETs acknowledged (pushed with a 2xx, or polled and acknowledged) and pushes failed.
+    pub ssf_sets_delivered: u64,
+    pub ssf_failed_pushes: u64,
 }
 
 fn gauge_value<T: TryInto<i64>>(value: T) -> i64 {
@@ -59,6 +64,10 @@ pub struct Metrics {
     webhook_deliveries: IntCounter,
     webhook_failed_attempts: IntCounter,
     webhook_delivery_seconds: prometheus::Histogram,
+    ssf_streams: IntGaugeVec,
+    ssf_sets_delivered: IntCounter,
+    ssf_failed_pushes: IntCounter,
+    ssf_delivery_seconds: prometheus::Histogram,
     /// Tenants that have become label values, at most [`MAX_TENANT_LABELS`].
     labelled_tenants: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -188,6 +197,31 @@ impl Metrics {
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0, 300.0, 3600.0,
             ]),
         )?;
+        let ssf_streams = IntGaugeVec::new(
+            Opts::new("ssf_streams", "Shared Signals streams by status"),
+            &["status"],
+        )?;
+        let ssf_sets_delivered = IntCounter::new(
+            "ssf_sets_delivered_total",
+            "SETs acknowledged: pushed and answered with a 2xx, or polled and acknowledged",
+        )?;
+        let ssf_failed_pushes = IntCounter::new(
+            "ssf_failed_pushes_total",
+            "SET pushes that failed (no answer, or not a 2xx)",
+        )?;
+        let ssf_delivery_seconds = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "ssf_delivery_seconds",
+                "From an event's recording in the log to a push receiver's 2xx for its SET",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0, 300.0, 3600.0,
+            ]),
+        )?;
+        registry.register(Box::new(ssf_streams.clone()))?;
+        registry.register(Box::new(ssf_sets_delivered.clone()))?;
+        registry.register(Box::new(ssf_failed_pushes.clone()))?;
+        registry.register(Box::new(ssf_delivery_seconds.clone()))?;
         registry.register(Box::new(webhooks.clone()))?;
         registry.register(Box::new(webhook_deliveries.clone()))?;
         registry.register(Box::new(webhook_failed_attempts.clone()))?;
@@ -230,6 +264,10 @@ impl Metrics {
             webhook_deliveries,
             webhook_failed_attempts,
             webhook_delivery_seconds,
+            ssf_streams,
+            ssf_sets_delivered,
+            ssf_failed_pushes,
+            ssf_delivery_seconds,
             labelled_tenants: std::sync::Mutex::default(),
         })
     }
@@ -260,6 +298,11 @@ impl Metrics {
             return tenant.to_owned();
         }
         "other".to_owned()
+    }
+
+    /// Times one acknowledged SET push (from the event's recording).
+    pub fn observe_ssf_delivery(&self, seconds: f64) {
+        self.ssf_delivery_seconds.observe(seconds);
     }
 
     /// Times one acknowledged webhook delivery (from the event's recording).
@@ -335,6 +378,26 @@ impl Metrics {
             readings
                 .webhook_failed_attempts
                 .saturating_sub(self.webhook_failed_attempts.get()),
+        );
+        for status in ["enabled", "paused", "disabled"] {
+            let count = readings
+                .ssf_streams
+                .iter()
+                .find(|(name, _)| *name == status)
+                .map_or(0, |(_, count)| *count);
+            self.ssf_streams
+                .with_label_values(&[status])
+                .set(gauge_value(count));
+        }
+        self.ssf_sets_delivered.inc_by(
+            readings
+                .ssf_sets_delivered
+                .saturating_sub(self.ssf_sets_delivered.get()),
+        );
+        self.ssf_failed_pushes.inc_by(
+            readings
+                .ssf_failed_pushes
+                .saturating_sub(self.ssf_failed_pushes.get()),
         );
         if let Some((resident, peak)) = memory() {
             self.resident_memory.set(resident);

@@ -73,6 +73,9 @@ struct Inner {
     client: crate::webhooks::http::Client,
     settings: WebhookSettings,
     workers: std::sync::Mutex<HashMap<SsfStreamId, Worker>>,
+    counts: crate::webhooks::WebhookCounts,
+    /// Push latencies in seconds, observed as they happen.
+    on_delivered: Box<dyn Fn(f64) + Send + Sync>,
     /// Polls of one stream on this process answer one at a time.
     polls: std::sync::Mutex<HashMap<SsfStreamId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -132,6 +135,7 @@ impl Transmitter {
         ssf: Arc<Ssf>,
         cursors: Cursors,
         settings: WebhookSettings,
+        on_delivered: Box<dyn Fn(f64) + Send + Sync>,
     ) -> Result<(Self, JoinHandle<()>), rustls::Error> {
         let transmitter = Self {
             inner: Arc::new(Inner {
@@ -143,6 +147,8 @@ impl Transmitter {
                 client: crate::webhooks::http::client()?,
                 settings,
                 workers: std::sync::Mutex::default(),
+                counts: crate::webhooks::WebhookCounts::default(),
+                on_delivered,
                 polls: std::sync::Mutex::default(),
             }),
         };
@@ -169,6 +175,11 @@ impl Transmitter {
         {
             warn!(%tenant, %stream, %error, "could not record where a new stream starts");
         }
+    }
+
+    /// SETs acknowledged and pushes failed since the start, for `/metrics`.
+    pub fn counts(&self) -> &crate::webhooks::WebhookCounts {
+        &self.inner.counts
     }
 
     /// Where `stream`'s delivery stands.
@@ -597,6 +608,11 @@ impl Inner {
                 let failure = match answer {
                     Ok(answer) if answer.status.is_success() => {
                         delivery.delivered_total += 1;
+                        self.counts
+                            .delivered
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let micros = u64::try_from(wall_micros() - draft.recorded_at).unwrap_or(0);
+                        (self.on_delivered)(micros as f64 / 1e6);
                         delivery.attempts = 0;
                         delivery.next_attempt_at = None;
                         continue;
@@ -609,6 +625,9 @@ impl Inner {
                     },
                 };
                 delivery.delivered_through = delivered_through;
+                self.counts
+                    .failed_attempts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 delivery.attempts = delivery.attempts.saturating_add(1);
                 delivery.failed_attempts_total += 1;
                 delivery.last_failure = Some(Failure {
@@ -740,6 +759,9 @@ impl Inner {
                 .retain(|pending| !acks.contains(&pending.jti));
             let acknowledged = before.pending.len() - delivery.pending.len();
             delivery.delivered_total += acknowledged as u64;
+            self.counts
+                .delivered
+                .fetch_add(acknowledged as u64, std::sync::atomic::Ordering::Relaxed);
             let mut answer: Vec<(String, String)> = delivery
                 .pending
                 .iter()

@@ -29,6 +29,8 @@ pub struct SetDraft {
     pub jti: String,
     pub event_type: &'static str,
     pub claims: Value,
+    /// When the event was recorded in the log (Unix microseconds), for delivery latency.
+    pub recorded_at: i64,
 }
 
 /// What the SET builder needs to know about a user beyond the event: their subject.
@@ -118,6 +120,7 @@ pub fn drafts(
                 }),
                 jti,
                 event_type,
+                recorded_at: event.recorded_at.as_micros(),
             });
         };
     let scim_subject = |user: &UserId, external_id: Option<&str>| {

@@ -961,6 +961,19 @@ async fn a_receiver_down_for_a_while_gets_every_set_in_order() {
         .store(202, std::sync::atomic::Ordering::SeqCst);
     let sets = receiver.wait_for(5).await;
     assert_eq!(subjects(&sets, &jwks(&client).await, &client), users);
+    let metrics = stack.metrics().await;
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(value("roster_ssf_sets_delivered_total") >= 5.0, "{metrics}");
+    assert!(value("roster_ssf_failed_pushes_total") >= 1.0, "{metrics}");
+    assert_eq!(value("roster_ssf_streams{status=\"enabled\"}"), 1.0);
+    assert!(value("roster_ssf_delivery_seconds_count") >= 5.0);
 }
 
 #[tokio::test]
