@@ -10,6 +10,7 @@ use serde_json::json;
 
 pub mod history;
 pub mod idp;
+pub mod ssf;
 pub mod webhooks;
 
 /// Latencies and outcomes of one scenario.
@@ -80,6 +81,21 @@ pub async fn paced_creates(
     prefix: &str,
     rate: Option<f64>,
 ) -> Report {
+    paced_creates_observed(targets, clients, users, prefix, rate, Arc::new(|_, _| {})).await
+}
+
+/// Called with a created user's externalId and when its 201 arrived.
+pub type CreateObserver = Arc<dyn Fn(&str, Instant) + Send + Sync>;
+
+/// [`paced_creates`], telling `created` of each user created.
+pub async fn paced_creates_observed(
+    targets: &[Target],
+    clients: usize,
+    users: usize,
+    prefix: &str,
+    rate: Option<f64>,
+    created: CreateObserver,
+) -> Report {
     let interval = rate
         .filter(|rate| *rate > 0.0)
         .map(|rate| Duration::from_secs_f64(1.0 / rate));
@@ -97,6 +113,7 @@ pub async fn paced_creates(
         let next_slot = next_slot.clone();
         let target = target.clone();
         let prefix = format!("{prefix}{client}");
+        let created = Arc::clone(&created);
         workers.push(tokio::spawn(async move {
             let mut report = Report::default();
             loop {
@@ -134,6 +151,7 @@ pub async fn paced_creates(
                 match response {
                     Ok(response) if response.status().as_u16() == 201 => {
                         let _ = response.bytes().await;
+                        created(&format!("{prefix}-ext-{n}"), Instant::now());
                         report.latencies.push(sent.elapsed());
                     }
                     Ok(response) => {

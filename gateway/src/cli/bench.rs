@@ -93,6 +93,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0.0)]
         rate: f64,
     },
+    /// SETs pushed per second and their latency: push streams (RFC 9967 create notices) in a
+    /// fresh tenant, one SET per create and stream, to a receiver in this process.
+    Ssf {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        #[arg(long, default_value_t = 4)]
+        streams: usize,
+        #[arg(long, default_value_t = 5_000)]
+        users: usize,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Creates per second (0: as fast as the clients go).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+    },
     /// Time single-member adds/removes and member-less reads on groups of several sizes.
     Groups {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -258,6 +273,91 @@ pub async fn run(common: &Common, command: BenchCommand) -> Result<ExitCode> {
             if run.deliveries.latencies.len() < run.expected {
                 bail!(
                     "{} of {} deliveries arrived",
+                    run.deliveries.latencies.len(),
+                    run.expected
+                );
+            }
+        }
+        BenchCommand::Ssf {
+            http,
+            streams,
+            users,
+            clients,
+            rate,
+        } => {
+            let (tenant, token) = bench_tenant(common).await?;
+            let target = bench_target(&http, &tenant, token);
+            let origin = target
+                .base_url
+                .split("/scim/v2/")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let admin = connect::admin(common).await?;
+            let http_client = reqwest::Client::new();
+            let create = |url: String| {
+                let mut admin = admin.clone();
+                let tenant = tenant.clone();
+                let origin = origin.clone();
+                let http_client = http_client.clone();
+                async move {
+                    let issued = admin
+                        .issue_token(pb::IssueTokenRequest {
+                            tenant: tenant.clone(),
+                            name: "bench-receiver".into(),
+                            expires_in: None,
+                            scope: "ssf".into(),
+                        })
+                        .await
+                        .map_err(|status| status.message().to_owned())?
+                        .into_inner();
+                    let client_id = issued.token.map(|token| token.id).unwrap_or_default();
+                    let grant: serde_json::Value = http_client
+                        .post(format!("{origin}/oauth/token"))
+                        .basic_auth(&client_id, Some(&issued.secret))
+                        .form(&[("grant_type", "client_credentials")])
+                        .send()
+                        .await
+                        .map_err(|error| error.to_string())?
+                        .json()
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    let access = grant["access_token"].as_str().unwrap_or_default();
+                    let created = http_client
+                        .post(format!("{origin}/ssf/{tenant}/stream"))
+                        .bearer_auth(access)
+                        .json(&serde_json::json!({
+                            "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url},
+                            "events_requested": ["urn:ietf:params:scim:event:prov:create:notice"],
+                        }))
+                        .send()
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    if created.status().as_u16() != 201 {
+                        return Err(format!("creating a stream answered {}", created.status()));
+                    }
+                    Ok(())
+                }
+            };
+            eprintln!(
+                "creating {users} users with {clients} clients in tenant {tenant}, {streams} push streams"
+            );
+            let run = roster_gateway::bench::ssf::run(
+                &target,
+                streams,
+                users,
+                clients,
+                (rate > 0.0).then_some(rate),
+                std::time::Duration::from_secs(300),
+                create,
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!(error))?;
+            println!("{}", run.creates.summary());
+            println!("{}", run.deliveries.summary());
+            if run.deliveries.latencies.len() < run.expected {
+                bail!(
+                    "{} of {} SETs arrived",
                     run.deliveries.latencies.len(),
                     run.expected
                 );
