@@ -485,12 +485,18 @@ pub fn to_proto(event: &Event) -> pb::Event {
             receiver: receiver.0.clone(),
             config: Some(ssf_config_to_proto(config)),
         }),
-        EventPayload::SsfStreamUpdated { stream_id, config } => {
-            P::SsfStreamUpdated(pb::SsfStreamUpdated {
-                stream_id: stream_id.to_string(),
-                config: Some(ssf_config_to_proto(config)),
-            })
-        }
+        EventPayload::SsfStreamUpdated {
+            stream_id,
+            config,
+            receiver,
+        } => P::SsfStreamUpdated(pb::SsfStreamUpdated {
+            stream_id: stream_id.to_string(),
+            config: Some(ssf_config_to_proto(config)),
+            receiver: receiver
+                .as_ref()
+                .map(|receiver| receiver.0.clone())
+                .unwrap_or_default(),
+        }),
         EventPayload::SsfStreamStatusChanged {
             stream_id,
             status,
@@ -790,6 +796,7 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
         P::SsfStreamUpdated(p) => EventPayload::SsfStreamUpdated {
             stream_id: ssf_stream_id(&p.stream_id)?,
             config: ssf_config_from_proto(p.config)?,
+            receiver: optional(&p.receiver).map(TokenId),
         },
         P::SsfStreamStatusChanged(p) => EventPayload::SsfStreamStatusChanged {
             stream_id: ssf_stream_id(&p.stream_id)?,
@@ -1093,6 +1100,7 @@ mod tests {
                     events_requested: Vec::new(),
                     description: String::new(),
                 },
+                receiver: Some(TokenId("1a2b3c4d5e6f7a8b".into())),
             },
             EventPayload::SsfStreamStatusChanged {
                 stream_id: SsfStreamId(Uuid::now_v7()),

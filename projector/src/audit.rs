@@ -326,7 +326,14 @@ fn changes(payload: &EventPayload) -> Map<String, Value> {
             set("receiver", json!(receiver.0));
             ssf_config_changes(config, &mut set);
         }
-        EventPayload::SsfStreamUpdated { config, .. } => ssf_config_changes(config, &mut set),
+        EventPayload::SsfStreamUpdated {
+            config, receiver, ..
+        } => {
+            ssf_config_changes(config, &mut set);
+            if let Some(receiver) = receiver {
+                set("receiver", json!(receiver.0));
+            }
+        }
         EventPayload::SsfStreamStatusChanged {
             status,
             reason,

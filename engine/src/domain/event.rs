@@ -288,10 +288,12 @@ pub enum EventPayload {
         receiver: TokenId,
         config: SsfStreamConfig,
     },
-    /// The stream's configuration is now `config` (updated or replaced).
+    /// The stream's configuration is now `config` (updated or replaced); `receiver`, when set,
+    /// is its receiver's new client (the receiver's `ssf` token was rotated).
     SsfStreamUpdated {
         stream_id: SsfStreamId,
         config: SsfStreamConfig,
+        receiver: Option<TokenId>,
     },
     /// `by_receiver`: the receiver asked; otherwise an admin or roster did, and the receiver is
     /// told with a `stream-updated` event.

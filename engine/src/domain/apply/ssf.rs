@@ -28,11 +28,19 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 created_at: event.occurred_at,
             });
         }
-        EventPayload::SsfStreamUpdated { stream_id, config } => {
+        EventPayload::SsfStreamUpdated {
+            stream_id,
+            config,
+            receiver,
+        } => {
             let Some(at) = find(&mut tenant.ssf_streams, *stream_id) else {
                 return;
             };
-            tenant.ssf_streams[at].config = config.clone();
+            let stream = &mut tenant.ssf_streams[at];
+            stream.config = config.clone();
+            if let Some(receiver) = receiver {
+                stream.receiver = receiver.clone();
+            }
         }
         EventPayload::SsfStreamStatusChanged {
             stream_id,

@@ -69,7 +69,11 @@ pub(super) fn update_stream(
     if current.config == config {
         return Ok(Vec::new());
     }
-    Ok(vec![EventPayload::SsfStreamUpdated { stream_id, config }])
+    Ok(vec![EventPayload::SsfStreamUpdated {
+        stream_id,
+        config,
+        receiver: None,
+    }])
 }
 
 pub(super) fn set_status(

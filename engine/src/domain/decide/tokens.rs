@@ -78,7 +78,17 @@ pub(super) fn rotate_token(
     let expires_at = current
         .expires_at
         .map_or(old_expires_at, |expiry| expiry.min(old_expires_at));
+    let successor = new.id.clone();
     let mut events = vec![token_issued(new)];
+    // A Shared Signals receiver keeps its stream under its new client id.
+    let streams = state.tenant.iter().flat_map(|tenant| &tenant.ssf_streams);
+    for stream in streams.filter(|stream| stream.receiver == old) {
+        events.push(EventPayload::SsfStreamUpdated {
+            stream_id: stream.id,
+            config: stream.config.clone(),
+            receiver: Some(successor.clone()),
+        });
+    }
     if current.expires_at != Some(expires_at) {
         events.push(EventPayload::TokenExpiryChanged {
             token_id: old,

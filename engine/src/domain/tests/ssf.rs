@@ -199,3 +199,36 @@ fn verification_is_asked_at_most_every_few_seconds() {
     let later = last.plus_micros(SSF_MIN_VERIFICATION_INTERVAL_SECONDS * 1_000_000);
     assert!(scenario.when(verify(later)).is_ok());
 }
+
+#[test]
+fn a_rotated_receiver_token_keeps_its_stream() {
+    let scenario = given([
+        EventPayload::TenantCreated {
+            default_role: Role::Read,
+            usernames: crate::domain::UsernamePolicy::Strict,
+        },
+        EventPayload::TokenIssued {
+            token_id: receiver(1),
+            name: "rp".into(),
+            scope: TokenScope::Ssf,
+            secret_sha256: [1; 32],
+            expires_at: None,
+        },
+    ])
+    .after(create(1))
+    .after(Command::RotateToken {
+        old: receiver(1),
+        new: NewToken {
+            id: receiver(2),
+            name: "rp".into(),
+            secret_sha256: [2; 32],
+            expires_at: None,
+            scope: TokenScope::Scim,
+        },
+        old_expires_at: T0.plus_micros(1_000_000_000),
+        at: T0,
+    });
+    let stream = stream(&scenario, 1).unwrap();
+    assert_eq!(stream.receiver, receiver(2));
+    assert_eq!(stream.config, poll_config());
+}
