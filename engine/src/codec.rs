@@ -9,8 +9,8 @@ use uuid::Uuid;
 use crate::domain::{
     Actor, ActorKind, Attributes, ClaimRole, Event, EventPayload, GroupId, GroupProfile,
     ResourceGroupId, Role, Source, SsfDelivery, SsfStreamConfig, SsfStreamId, SsfStreamStatus,
-    TenantName, Timestamp, TokenId, TokenScope, UserId, UserProfile, UsernamePolicy, WebhookId,
-    WebhookStatus,
+    SsoIdentity, TenantName, Timestamp, TokenId, TokenScope, UserId, UserProfile, UsernamePolicy,
+    WebhookId, WebhookStatus,
 };
 
 #[derive(Debug, Error)]
@@ -93,6 +93,20 @@ fn user_id(value: &str) -> Result<UserId, CodecError> {
 
 fn webhook_id(value: &str) -> Result<WebhookId, CodecError> {
     value.parse().map_err(|error| invalid("webhook_id", error))
+}
+
+fn sso_identity_to_proto(sso: &SsoIdentity) -> pb::SsoIdentity {
+    pb::SsoIdentity {
+        issuer: sso.issuer.clone(),
+        subject: sso.subject.clone(),
+    }
+}
+
+fn sso_identity_from_proto(sso: pb::SsoIdentity) -> SsoIdentity {
+    SsoIdentity {
+        issuer: sso.issuer,
+        subject: sso.subject,
+    }
 }
 
 fn ssf_stream_id(value: &str) -> Result<SsfStreamId, CodecError> {
@@ -275,33 +289,39 @@ pub fn to_proto(event: &Event) -> pb::Event {
             user_name,
             external_id,
             email,
+            sso,
         } => P::UserDeactivated(pb::UserDeactivated {
             user_id: user_id.to_string(),
             user_name: user_name.clone(),
             external_id: external_id.clone().unwrap_or_default(),
             email: email.clone().unwrap_or_default(),
+            sso: sso.as_ref().map(sso_identity_to_proto),
         }),
         EventPayload::UserReactivated {
             user_id,
             user_name,
             external_id,
             email,
+            sso,
         } => P::UserReactivated(pb::UserReactivated {
             user_id: user_id.to_string(),
             user_name: user_name.clone(),
             external_id: external_id.clone().unwrap_or_default(),
             email: email.clone().unwrap_or_default(),
+            sso: sso.as_ref().map(sso_identity_to_proto),
         }),
         EventPayload::UserDeleted {
             user_id,
             user_name,
             external_id,
             email,
+            sso,
         } => P::UserDeleted(pb::UserDeleted {
             user_id: user_id.to_string(),
             user_name: user_name.clone(),
             external_id: external_id.clone().unwrap_or_default(),
             email: email.clone().unwrap_or_default(),
+            sso: sso.as_ref().map(sso_identity_to_proto),
         }),
         EventPayload::GroupCreated { group_id, profile } => P::GroupCreated(pb::GroupCreated {
             group_id: group_id.to_string(),
@@ -437,9 +457,14 @@ pub fn to_proto(event: &Event) -> pb::Event {
                 value: value.clone(),
             })
         }
-        EventPayload::UserSsoLinked { user_id, subject } => P::UserSsoLinked(pb::UserSsoLinked {
+        EventPayload::UserSsoLinked {
+            user_id,
+            subject,
+            issuer,
+        } => P::UserSsoLinked(pb::UserSsoLinked {
             user_id: user_id.to_string(),
             subject: subject.clone(),
+            issuer: issuer.clone().unwrap_or_default(),
         }),
         EventPayload::WebhookAdded {
             webhook_id,
@@ -644,18 +669,21 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
             user_name: p.user_name,
             external_id: optional(&p.external_id),
             email: optional(&p.email),
+            sso: p.sso.map(sso_identity_from_proto),
         },
         P::UserReactivated(p) => EventPayload::UserReactivated {
             user_id: user_id(&p.user_id)?,
             user_name: p.user_name,
             external_id: optional(&p.external_id),
             email: optional(&p.email),
+            sso: p.sso.map(sso_identity_from_proto),
         },
         P::UserDeleted(p) => EventPayload::UserDeleted {
             user_id: user_id(&p.user_id)?,
             user_name: p.user_name,
             external_id: optional(&p.external_id),
             email: optional(&p.email),
+            sso: p.sso.map(sso_identity_from_proto),
         },
         P::GroupCreated(p) => EventPayload::GroupCreated {
             group_id: group_id(&p.group_id)?,
@@ -754,6 +782,7 @@ pub fn from_proto(event: pb::Event) -> Result<Event, CodecError> {
         P::UserSsoLinked(p) => EventPayload::UserSsoLinked {
             user_id: user_id(&p.user_id)?,
             subject: p.subject,
+            issuer: optional(&p.issuer),
         },
         P::UserClaimRoleChanged(p) => EventPayload::UserClaimRoleChanged {
             user_id: user_id(&p.user_id)?,
@@ -953,18 +982,21 @@ mod tests {
                 user_name: "bob".into(),
                 external_id: None,
                 email: Some("bob@example.com".into()),
+                sso: Default::default(),
             },
             EventPayload::UserReactivated {
                 user_id,
                 user_name: "bob".into(),
                 external_id: Some("e".into()),
                 email: Default::default(),
+                sso: Default::default(),
             },
             EventPayload::UserDeleted {
                 user_id,
                 user_name: "bob".into(),
                 external_id: None,
                 email: Default::default(),
+                sso: Default::default(),
             },
             EventPayload::GroupCreated {
                 group_id,
@@ -1048,6 +1080,7 @@ mod tests {
             EventPayload::UserSsoLinked {
                 user_id,
                 subject: "00u1abc".into(),
+                issuer: Some("https://acme.okta.com".into()),
             },
             EventPayload::UserClaimRoleChanged {
                 user_id,

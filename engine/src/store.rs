@@ -1622,6 +1622,7 @@ mod tests {
                         user_name: "alice".into(),
                         external_id: None,
                         email: Default::default(),
+                        sso: Default::default(),
                     },
                 ),
                 event(

@@ -78,6 +78,13 @@ pub struct Event {
     pub payload: EventPayload,
 }
 
+/// An SSO identity as Shared Signals name it (`iss_sub`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoIdentity {
+    pub issuer: String,
+    pub subject: String,
+}
+
 /// What happened.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EventPayload {
@@ -134,6 +141,8 @@ pub enum EventPayload {
         /// The user's primary email then (what Shared Signals name them by); `None` for none,
         /// and in events written before it was recorded.
         email: Option<String>,
+        /// The user's SSO identity then (issuer and subject), when linked with a known issuer.
+        sso: Option<SsoIdentity>,
     },
     UserReactivated {
         user_id: UserId,
@@ -142,6 +151,8 @@ pub enum EventPayload {
         /// The user's primary email then (what Shared Signals name them by); `None` for none,
         /// and in events written before it was recorded.
         email: Option<String>,
+        /// The user's SSO identity then (issuer and subject), when linked with a known issuer.
+        sso: Option<SsoIdentity>,
     },
     UserDeleted {
         user_id: UserId,
@@ -150,6 +161,8 @@ pub enum EventPayload {
         /// The user's primary email then (what Shared Signals name them by); `None` for none,
         /// and in events written before it was recorded.
         email: Option<String>,
+        /// The user's SSO identity then (issuer and subject), when linked with a known issuer.
+        sso: Option<SsoIdentity>,
     },
     GroupCreated {
         group_id: GroupId,
@@ -252,6 +265,8 @@ pub enum EventPayload {
     UserSsoLinked {
         user_id: UserId,
         subject: String,
+        /// The IdP's issuer (the login's `iss`), when it carried one.
+        issuer: Option<String>,
     },
     /// The org role the user's SSO claims grant changed (`None`: they grant none).
     UserClaimRoleChanged {
@@ -495,7 +510,9 @@ impl EventPayload {
             }
             EventPayload::ClaimRoleMappingSet { .. }
             | EventPayload::ClaimRoleMappingRemoved { .. } => {}
-            EventPayload::UserSsoLinked { user_id, subject } => {
+            EventPayload::UserSsoLinked {
+                user_id, subject, ..
+            } => {
                 footprint.users.push(*user_id);
                 footprint.user_subjects.push(subject.clone());
             }

@@ -51,6 +51,22 @@ pub struct JitLogin {
     pub email_matches: Vec<UserId>,
 }
 
+/// Longest issuer kept from a login's `iss` claim.
+const ISSUER_MAX: usize = 2048;
+
+/// The login's issuer: its `iss` claim, when a plausible one.
+fn login_issuer(login: &JitLogin) -> Option<String> {
+    login
+        .claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|iss| {
+            !iss.is_empty() && iss.len() <= ISSUER_MAX && !iss.chars().any(char::is_control)
+        })
+        .map(str::to_owned)
+}
+
 /// The scalar values at a dotted claim path: a string (or number, boolean) or the scalar elements
 /// of an array. A top-level key equal to the whole path wins over the dotted walk, so namespaced
 /// claims such as `https://example.com/roles` work.
@@ -394,6 +410,7 @@ pub(super) fn decide_jit(state: &State, login: JitLogin) -> Result<Vec<EventPayl
                 events.push(EventPayload::UserSsoLinked {
                     user_id,
                     subject: login.subject.clone(),
+                    issuer: login_issuer(&login),
                 });
             }
             let profile = normalize(
@@ -444,6 +461,7 @@ pub(super) fn decide_jit(state: &State, login: JitLogin) -> Result<Vec<EventPayl
             events.push(EventPayload::UserSsoLinked {
                 user_id,
                 subject: login.subject.clone(),
+                issuer: login_issuer(&login),
             });
             if claim_role.is_some() {
                 events.push(EventPayload::UserClaimRoleChanged {

@@ -32,7 +32,7 @@ pub use access::{
 pub use apply::apply;
 pub use command::{BranchCopy, BranchDirectory, Command, MemberChange, NewToken};
 pub use decide::{decide, token_use_covered};
-pub use event::{Actor, ActorKind, Event, EventPayload, Source};
+pub use event::{Actor, ActorKind, Event, EventPayload, Source, SsoIdentity};
 pub use handle::{
     HANDLE_MAX, HANDLE_MIN, HandleRule, UsernamePolicy, base_handle, check_handle, check_user_name,
     handle_candidates,

@@ -151,12 +151,14 @@ pub(super) fn replace(
         let user_name = profile.user_name.clone();
         let external_id = profile.external_id.clone();
         let email = profile.primary_email();
+        let sso = current.sso_identity();
         events.push(if profile.active {
             EventPayload::UserReactivated {
                 user_id,
                 user_name,
                 external_id,
                 email,
+                sso,
             }
         } else {
             EventPayload::UserDeactivated {
@@ -164,6 +166,7 @@ pub(super) fn replace(
                 user_name,
                 external_id,
                 email,
+                sso,
             }
         });
     }

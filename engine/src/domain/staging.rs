@@ -253,6 +253,7 @@ pub(super) fn promote(
             user_name: user.profile.user_name.clone(),
             external_id: user.profile.external_id.clone(),
             email: user.profile.primary_email(),
+            sso: user.sso_identity(),
         });
     }
     // Updated users, each once the userName it takes is free.

@@ -115,6 +115,9 @@ pub struct ClaimRole {
 pub struct SsoLink {
     /// The IdP's subject (`sub`) for the user; unique per tenant.
     pub subject: String,
+    /// The IdP's issuer (the login's `iss` claim), when the login carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_role: Option<ClaimRole>,
 }
@@ -190,6 +193,15 @@ pub struct UserRecord {
 }
 
 impl UserRecord {
+    /// The user's SSO identity, when linked by a login that named its issuer.
+    pub fn sso_identity(&self) -> Option<super::event::SsoIdentity> {
+        let link = self.sso.as_ref()?;
+        Some(super::event::SsoIdentity {
+            issuer: link.issuer.clone()?,
+            subject: link.subject.clone(),
+        })
+    }
+
     /// The user's platform handle.
     pub fn handle(&self) -> &str {
         self.handle.as_deref().unwrap_or(&self.profile.user_name)

@@ -849,6 +849,7 @@ mod tests {
                 user_name: note.to_owned(),
                 external_id: None,
                 email: Default::default(),
+                sso: Default::default(),
             },
         );
         event.id = Uuid::now_v7();

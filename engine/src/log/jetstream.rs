@@ -657,6 +657,7 @@ mod tests {
                 user_name: "alice".into(),
                 external_id: None,
                 email: Default::default(),
+                sso: Default::default(),
             },
         };
         assert_eq!(

@@ -162,6 +162,7 @@ fn events(tenant: &TenantName, count: usize) -> Vec<Event> {
                     user_name: format!("user-{n}"),
                     external_id: None,
                     email: Default::default(),
+                    sso: Default::default(),
                 },
             );
             event.id = Uuid::now_v7();

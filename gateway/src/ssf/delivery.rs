@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::Ssf;
-use super::set::{ClaimsChange, SetDraft, Subjects};
+use super::set::{ClaimsChange, Recorded, SetDraft, Subjects};
 use crate::webhooks::{CursorError, Cursors, Failure, LEASE_RENEW, WebhookSettings};
 
 /// Longest a poll waits for events.
@@ -94,26 +94,26 @@ struct AggregateSubjects<'a> {
 }
 
 impl Subjects for AggregateSubjects<'_> {
-    fn subject(&self, user: &UserId, user_name: &str, recorded: Option<&str>) -> Value {
-        if let Some(email) = recorded {
-            return json!({"format": "email", "email": email});
+    fn subject(&self, user: &UserId, user_name: &str, recorded: Option<Recorded<'_>>) -> Value {
+        if let Some(recorded) = recorded {
+            return super::set::subject_of(user, recorded.email, recorded.sso);
         }
-        // Events written before the email was recorded, and claims changes: the user as the
-        // aggregate holds them now.
-        let email = self
+        // Events written before lifecycle events recorded these, and claims changes: the user
+        // as the aggregate holds them now.
+        let record = self
             .engine
             .aggregate()
             .user(self.tenant, user)
             .ok()
-            .flatten()
+            .flatten();
+        let email = record
+            .as_ref()
             .and_then(|record| record.profile.primary_email())
             // A deleted user is gone from the aggregate: their userName is their email when it
             // is one (Entra's UPN, Okta's login).
             .or_else(|| user_name.contains('@').then(|| user_name.to_owned()));
-        match email {
-            Some(email) => json!({"format": "email", "email": email}),
-            None => json!({"format": "opaque", "id": user.to_string()}),
-        }
+        let sso = record.as_ref().and_then(|record| record.sso_identity());
+        super::set::subject_of(user, email.as_deref(), sso.as_ref())
     }
 }
 

@@ -19,7 +19,7 @@ use roster_engine::domain::ssf::{
     RISC_ACCOUNT_PURGED, SCIM_PROV_ACTIVATE, SCIM_PROV_CREATE_NOTICE, SCIM_PROV_DEACTIVATE,
     SCIM_PROV_DELETE, SCIM_PROV_PATCH_NOTICE, SSF_STREAM_UPDATED, SSF_VERIFICATION,
 };
-use roster_engine::domain::{ActorKind, Event, EventPayload, SsfStreamRecord, UserId};
+use roster_engine::domain::{ActorKind, Event, EventPayload, SsfStreamRecord, SsoIdentity, UserId};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -35,9 +35,26 @@ pub struct SetDraft {
 
 /// What the SET builder needs to know about a user beyond the event: their subject.
 pub trait Subjects {
-    /// The user's `sub_id`: `email` when they have one (`email`, as the event recorded it, when
-    /// it did), else `opaque` (the user id).
-    fn subject(&self, user: &UserId, user_name: &str, email: Option<&str>) -> Value;
+    /// The user's `sub_id`: `iss_sub` when they are linked to an SSO identity whose issuer is
+    /// known, else `email` when they have one, else `opaque` (the user id). `recorded` is what
+    /// the event recorded of them (lifecycle events do); otherwise the user as they are now.
+    fn subject(&self, user: &UserId, user_name: &str, recorded: Option<Recorded<'_>>) -> Value;
+}
+
+/// What a lifecycle event recorded of its user.
+#[derive(Clone, Copy, Debug)]
+pub struct Recorded<'a> {
+    pub email: Option<&'a str>,
+    pub sso: Option<&'a SsoIdentity>,
+}
+
+/// The `sub_id` of a user known by these.
+pub fn subject_of(user: &UserId, email: Option<&str>, sso: Option<&SsoIdentity>) -> Value {
+    match (sso, email) {
+        (Some(sso), _) => json!({"format": "iss_sub", "iss": sso.issuer, "sub": sso.subject}),
+        (None, Some(email)) => json!({"format": "email", "email": email}),
+        (None, None) => json!({"format": "opaque", "id": user.to_string()}),
+    }
 }
 
 /// A user's access after an event lowered or removed a role: the CAEP `claims`.
@@ -146,8 +163,13 @@ pub fn drafts(
             user_name,
             external_id,
             email,
+            sso,
         } => {
-            let subject = subjects.subject(user_id, user_name, email.as_deref());
+            let recorded = (email.is_some() || sso.is_some()).then_some(Recorded {
+                email: email.as_deref(),
+                sso: sso.as_ref(),
+            });
+            let subject = subjects.subject(user_id, user_name, recorded);
             push(
                 RISC_ACCOUNT_DISABLED,
                 subject.clone(),
@@ -172,8 +194,13 @@ pub fn drafts(
             user_name,
             external_id,
             email,
+            sso,
         } => {
-            let subject = subjects.subject(user_id, user_name, email.as_deref());
+            let recorded = (email.is_some() || sso.is_some()).then_some(Recorded {
+                email: email.as_deref(),
+                sso: sso.as_ref(),
+            });
+            let subject = subjects.subject(user_id, user_name, recorded);
             push(
                 RISC_ACCOUNT_PURGED,
                 subject.clone(),
@@ -198,8 +225,13 @@ pub fn drafts(
             user_name,
             external_id,
             email,
+            sso,
         } => {
-            let subject = subjects.subject(user_id, user_name, email.as_deref());
+            let recorded = (email.is_some() || sso.is_some()).then_some(Recorded {
+                email: email.as_deref(),
+                sso: sso.as_ref(),
+            });
+            let subject = subjects.subject(user_id, user_name, recorded);
             push(
                 RISC_ACCOUNT_ENABLED,
                 subject.clone(),

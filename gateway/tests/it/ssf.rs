@@ -1205,3 +1205,73 @@ async fn on_nats_one_process_pushes_each_stream_polls_are_answered_by_any_and_a_
     }
     assert_eq!(first_seen, users);
 }
+
+#[tokio::test]
+async fn a_user_linked_by_sso_is_named_by_issuer_and_subject() {
+    let stack = stack().await;
+    let acme = stack.tenant("acme").await;
+    let linked = stack
+        .directory()
+        .await
+        .jit_provision(crate::support::authorized(
+            &acme.token,
+            pb::JitProvisionRequest {
+                tenant: "acme".into(),
+                subject: "00u1ada".into(),
+                email: "ada@example.com".into(),
+                given_name: "Ada".into(),
+                family_name: "Lovelace".into(),
+                claims_json: json!({"iss": "https://acme.okta.com", "sub": "00u1ada"}).to_string(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let ada = linked.user.unwrap().id;
+    let client = Client::new(&stack, "acme", "poller").await;
+    let token = client.access_token(None).await;
+    let (_, stream) = client
+        .call(
+            &token,
+            reqwest::Method::POST,
+            "/stream",
+            Some(json!({"events_requested": [DISABLED]})),
+        )
+        .await;
+    let endpoint = stream["delivery"]["endpoint_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    deactivate(&acme, &ada).await;
+    // Deleted right away: the SET still names the identity the event recorded.
+    acme.delete(&format!("/Users/{ada}")).await.expect(204);
+    let mut sets = serde_json::Map::new();
+    for _ in 0..50 {
+        let answer: Value = client
+            .http
+            .post(&endpoint)
+            .bearer_auth(&token)
+            .json(&json!({"returnImmediately": true}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sets = answer["sets"].as_object().unwrap().clone();
+        if !sets.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let claims = verify(
+        sets.values().next().unwrap().as_str().unwrap(),
+        &jwks(&client).await,
+        &client.issuer(),
+        &client.client_id,
+    );
+    assert_eq!(
+        claims["sub_id"],
+        json!({"format": "iss_sub", "iss": "https://acme.okta.com", "sub": "00u1ada"})
+    );
+}

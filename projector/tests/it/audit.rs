@@ -37,6 +37,7 @@ fn trail() -> (tempfile::TempDir, AuditTrail, History) {
                 user_name: "alice".into(),
                 external_id: None,
                 email: Default::default(),
+                sso: Default::default(),
             },
         );
     for events in history.events.chunks(2) {

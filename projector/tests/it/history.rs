@@ -96,6 +96,7 @@ fn known_history() -> History {
                 user_name: "alice".into(),
                 external_id: None,
                 email: Default::default(),
+                sso: Default::default(),
             },
         )
         .at(
@@ -269,6 +270,7 @@ fn a_deleted_user_has_no_access_from_its_deletion_on() {
             user_name: "bob".into(),
             external_id: None,
             email: Default::default(),
+            sso: Default::default(),
         },
     );
     let (_dir, view) = view_of(&history, 3);

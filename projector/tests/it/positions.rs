@@ -119,6 +119,7 @@ fn deep_pages_through_the_index_equal_the_walk_under_creates_and_deletes() {
                             user_name: format!("u{id}"),
                             external_id: None,
                             email: Default::default(),
+                            sso: Default::default(),
                         },
                     );
                 }

@@ -102,7 +102,11 @@ fn apply_jit(state: &mut State, payload: &EventPayload) {
                 state.journal.touch(Touched::Tenant);
             }
         }
-        EventPayload::UserSsoLinked { user_id, subject } => {
+        EventPayload::UserSsoLinked {
+            user_id,
+            subject,
+            issuer,
+        } => {
             let Some(mut user) = state.user(user_id).cloned() else {
                 return;
             };
@@ -111,6 +115,7 @@ fn apply_jit(state: &mut State, payload: &EventPayload) {
             let claim_role = user.sso.take().and_then(|link| link.claim_role);
             user.sso = Some(SsoLink {
                 subject: subject.clone(),
+                issuer: issuer.clone(),
                 claim_role,
             });
             state.users.insert(*user_id, Some(user));

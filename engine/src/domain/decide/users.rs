@@ -86,6 +86,7 @@ pub(super) fn delete_user(
         user_name: current.profile.user_name.clone(),
         external_id: current.profile.external_id.clone(),
         email: current.profile.primary_email(),
+        sso: current.sso_identity(),
     });
     Ok(events)
 }

@@ -303,7 +303,8 @@ fn deleting_a_user_removes_its_memberships_as_events() {
                 user_id: uid(1),
                 user_name: "user-1".into(),
                 external_id: None,
-                email: Default::default()
+                email: Default::default(),
+                sso: Default::default()
             },
         ]
     );

@@ -187,7 +187,8 @@ fn a_first_login_creates_a_linked_user_with_a_derived_username_and_the_claim_rol
         events[1],
         EventPayload::UserSsoLinked {
             user_id: uid(1),
-            subject: "00u-alice".into()
+            subject: "00u-alice".into(),
+            issuer: Default::default()
         }
     );
     assert_eq!(
@@ -314,7 +315,8 @@ fn a_scim_user_is_linked_by_external_id_username_or_email_not_duplicated() {
         events[0],
         EventPayload::UserSsoLinked {
             user_id: uid(1),
-            subject: "00u-alice".into()
+            subject: "00u-alice".into(),
+            issuer: Default::default()
         }
     );
     assert!(
@@ -346,7 +348,8 @@ fn a_scim_user_is_linked_by_external_id_username_or_email_not_duplicated() {
         events[0],
         EventPayload::UserSsoLinked {
             user_id: uid(2),
-            subject: "oidc-bob".into()
+            subject: "oidc-bob".into(),
+            issuer: Default::default()
         }
     );
     // By userName equal to the subject.
@@ -362,7 +365,8 @@ fn a_scim_user_is_linked_by_external_id_username_or_email_not_duplicated() {
         events[0],
         EventPayload::UserSsoLinked {
             user_id: uid(3),
-            subject: "Carol-Sub".into()
+            subject: "Carol-Sub".into(),
+            issuer: Default::default()
         }
     );
     // An email match the caller claims but the user does not hold is not trusted.
@@ -722,7 +726,8 @@ fn several_users_holding_the_subject_as_external_id_are_ambiguous_not_guessed() 
         events[0],
         EventPayload::UserSsoLinked {
             user_id: uid(1),
-            subject: "00u-shared".into()
+            subject: "00u-shared".into(),
+            issuer: Default::default()
         }
     );
 }

@@ -243,7 +243,8 @@ fn deactivation_is_a_lifecycle_event_and_reversible() {
             user_id: uid(1),
             user_name: "alice".into(),
             external_id: None,
-            email: Default::default()
+            email: Default::default(),
+            sso: Default::default()
         }]
     );
     let scenario = scenario.after(Command::SetUserActive {
