@@ -938,7 +938,11 @@ fn subjects(sets: &[String], jwks: &JwkSet, client: &Client) -> Vec<String> {
 
 #[tokio::test]
 async fn a_receiver_down_for_a_while_gets_every_set_in_order() {
-    let stack = stack().await;
+    // A schedule longer than the outage (a used-up one pauses the stream).
+    let stack = Stack::start_with(|config| {
+        config.webhooks.retry_schedule = vec![Duration::from_millis(100); 30];
+    })
+    .await;
     let acme = stack.tenant("acme").await;
     let client = Client::new(&stack, "acme", "rp").await;
     let token = client.access_token(None).await;
