@@ -173,11 +173,17 @@ impl SsfStreamRecord {
     /// Whether a SET about `subject` (canonical JSON of a simple subject) goes out: not when a
     /// removed subject matches it.
     pub fn includes_subject(&self, subject: &serde_json::Value) -> bool {
-        !self.removed_subjects.iter().any(|removed| {
-            serde_json::from_str::<serde_json::Value>(removed)
-                .is_ok_and(|removed| subject_matches(&removed, subject))
-        })
+        includes_subject(&self.removed_subjects, subject)
     }
+}
+
+/// Whether a SET about `subject` goes out on a stream from which `removed` (canonical JSON)
+/// were removed.
+pub fn includes_subject(removed: &[String], subject: &serde_json::Value) -> bool {
+    !removed.iter().any(|removed| {
+        serde_json::from_str::<serde_json::Value>(removed)
+            .is_ok_and(|removed| subject_matches(&removed, subject))
+    })
 }
 
 /// The supported event types among `requested`, in roster's order.

@@ -125,6 +125,8 @@ struct Walk {
     through: u64,
     /// Whether the stream was disabled at `through`.
     disabled: bool,
+    /// The subjects removed from the stream at `through`.
+    removed: Vec<String>,
 }
 
 impl Transmitter {
@@ -394,13 +396,18 @@ impl Inner {
         changes
     }
 
-    /// The SETs of the events after `from` (one read's worth), for `stream` as it is now.
+    /// The SETs of the events after `from` (one read's worth), for `stream` as it is now, with
+    /// the stream's disabled state and removed subjects as of each event. Stops before an event
+    /// whose SETs would take the count past `max_sets` (unless it is the first with any), so the
+    /// state returned is exactly that at `through`.
     async fn walk(
         &self,
         tenant: &TenantName,
         stream: &SsfStreamRecord,
         from: u64,
         mut disabled: bool,
+        mut removed: Vec<String>,
+        max_sets: usize,
     ) -> Result<Walk, String> {
         let read = self.read(tenant, from).await?;
         let issuer = self.ssf.issuer(tenant);
@@ -408,41 +415,67 @@ impl Inner {
             engine: &self.engine,
             tenant,
         };
-        let mut sets = Vec::new();
+        let mut sets: Vec<(u64, SetDraft)> = Vec::new();
         let mut through = from.saturating_sub(1);
+        let mut complete = true;
         for event in &read.events {
-            through = event.sequence;
-            if let EventPayload::SsfStreamStatusChanged {
-                stream_id, status, ..
-            } = &event.payload
-                && *stream_id == stream.id
-            {
-                disabled = *status == SsfStreamStatus::Disabled;
+            let mine = |id: &SsfStreamId| *id == stream.id;
+            let drafts = match &event.payload {
                 // The announcement of a change by the transmitter goes out whatever it was.
-                for draft in super::set::drafts(stream, &issuer, event, &subjects, &[]) {
-                    sets.push((event.sequence, draft));
+                EventPayload::SsfStreamStatusChanged { stream_id, .. } if mine(stream_id) => {
+                    super::set::drafts(stream, &issuer, event, &subjects, &[])
                 }
-                continue;
-            }
-            // Disabled (then, or now): dropped.
-            if disabled || stream.status == SsfStreamStatus::Disabled {
-                continue;
-            }
-            let claims = self.claims_changes(event).await;
-            for draft in super::set::drafts(stream, &issuer, event, &subjects, &claims) {
-                let included = draft.event_type == roster_engine::domain::ssf::SSF_VERIFICATION
-                    || draft.event_type == roster_engine::domain::ssf::SSF_STREAM_UPDATED
-                    || stream.includes_subject(&draft.claims["sub_id"]);
-                if included {
-                    sets.push((event.sequence, draft));
+                EventPayload::SsfSubjectChanged { stream_id, .. } if mine(stream_id) => Vec::new(),
+                // Disabled (then, or now): dropped.
+                _ if disabled || stream.status == SsfStreamStatus::Disabled => Vec::new(),
+                _ => {
+                    let claims = self.claims_changes(event).await;
+                    super::set::drafts(stream, &issuer, event, &subjects, &claims)
+                        .into_iter()
+                        .filter(|draft| {
+                            draft.event_type == roster_engine::domain::ssf::SSF_VERIFICATION
+                                || draft.event_type
+                                    == roster_engine::domain::ssf::SSF_STREAM_UPDATED
+                                || roster_engine::domain::ssf::includes_subject(
+                                    &removed,
+                                    &draft.claims["sub_id"],
+                                )
+                        })
+                        .collect()
                 }
+            };
+            if !sets.is_empty() && sets.len() + drafts.len() > max_sets {
+                complete = false;
+                break;
             }
+            match &event.payload {
+                EventPayload::SsfStreamStatusChanged {
+                    stream_id, status, ..
+                } if mine(stream_id) => disabled = *status == SsfStreamStatus::Disabled,
+                EventPayload::SsfSubjectChanged {
+                    stream_id,
+                    subject,
+                    removed: removing,
+                } if mine(stream_id) => {
+                    removed.retain(|listed| listed != subject);
+                    if *removing {
+                        removed.push(subject.clone());
+                    }
+                }
+                _ => {}
+            }
+            through = event.sequence;
+            sets.extend(drafts.into_iter().map(|draft| (event.sequence, draft)));
         }
-        through = through.max(read.next.saturating_sub(1));
+        if complete {
+            // Past events of other tenants the read stepped over.
+            through = through.max(read.next.saturating_sub(1));
+        }
         Ok(Walk {
             sets,
             through,
             disabled,
+            removed,
         })
     }
 
@@ -586,7 +619,14 @@ impl Inner {
                 return Ok(None);
             }
             let walk = self
-                .walk(tenant, stream, from, delivery.stream_disabled)
+                .walk(
+                    tenant,
+                    stream,
+                    from,
+                    delivery.stream_disabled,
+                    delivery.removed_subjects.clone(),
+                    usize::MAX,
+                )
                 .await?;
             let mut delivered_through = from - 1;
             for (sequence, draft) in &walk.sets {
@@ -683,6 +723,7 @@ impl Inner {
             }
             delivery.delivered_through = walk.through;
             delivery.stream_disabled = walk.disabled;
+            delivery.removed_subjects = walk.removed;
             self.cursors
                 .put(tenant, &key, &delivery)
                 .await
@@ -775,44 +816,19 @@ impl Inner {
                     && delivery.delivered_through < head
                 {
                     let from = delivery.delivered_through + 1;
-                    let walk = self
-                        .walk(tenant, stream, from, delivery.stream_disabled)
-                        .await?;
+                    // Whole events only, so the cursor and the stream's state stay exact (one
+                    // event with more SETs than the room is sent whole).
                     let room = (max - answer.len()).min(PENDING_MAX - delivery.pending.len());
-                    if walk.sets.len() > room {
-                        // Take whole events only, so the cursor stays exact.
-                        let last = walk.sets[room].0;
-                        let mut taken = 0;
-                        for (sequence, draft) in &walk.sets {
-                            if *sequence >= last {
-                                break;
-                            }
-                            let set = self.sign(draft).await?;
-                            answer.push((draft.jti.clone(), set.clone()));
-                            delivery.pending.push(crate::webhooks::PendingSet {
-                                jti: draft.jti.clone(),
-                                set,
-                            });
-                            taken += 1;
-                        }
-                        if taken == 0 {
-                            // One event gives more SETs than the room: send them all.
-                            for (_, draft) in
-                                walk.sets.iter().filter(|(sequence, _)| *sequence == last)
-                            {
-                                let set = self.sign(draft).await?;
-                                answer.push((draft.jti.clone(), set.clone()));
-                                delivery.pending.push(crate::webhooks::PendingSet {
-                                    jti: draft.jti.clone(),
-                                    set,
-                                });
-                            }
-                            delivery.delivered_through = last;
-                        } else {
-                            delivery.delivered_through = last - 1;
-                        }
-                        break;
-                    }
+                    let walk = self
+                        .walk(
+                            tenant,
+                            stream,
+                            from,
+                            delivery.stream_disabled,
+                            delivery.removed_subjects.clone(),
+                            room,
+                        )
+                        .await?;
                     for (_, draft) in &walk.sets {
                         let set = self.sign(draft).await?;
                         answer.push((draft.jti.clone(), set.clone()));
@@ -821,8 +837,13 @@ impl Inner {
                             set,
                         });
                     }
-                    delivery.delivered_through = walk.through;
+                    let stopped_early = walk.through < from;
+                    delivery.delivered_through = walk.through.max(delivery.delivered_through);
                     delivery.stream_disabled = walk.disabled;
+                    delivery.removed_subjects = walk.removed;
+                    if stopped_early {
+                        break;
+                    }
                 }
             }
             let more = delivery.pending.len() > answer.len() || delivery.delivered_through < head;

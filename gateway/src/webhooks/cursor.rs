@@ -56,6 +56,10 @@ pub struct Delivery {
     /// enabled again are dropped, not held).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stream_disabled: bool,
+    /// SSF streams: the subjects removed from the stream at `delivered_through` (SETs about them
+    /// then are not sent, whatever the stream says later).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_subjects: Vec<String>,
     /// SSF poll streams: the SETs handed out and not acknowledged yet, in order, signed (each
     /// poll sends them again, unchanged, until acknowledged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

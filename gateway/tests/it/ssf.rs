@@ -1279,3 +1279,154 @@ async fn a_user_linked_by_sso_is_named_by_issuer_and_subject() {
         json!({"format": "iss_sub", "iss": "https://acme.okta.com", "sub": "00u1ada"})
     );
 }
+
+#[tokio::test]
+async fn streams_are_updated_replaced_and_filtered_by_subject() {
+    let stack = stack().await;
+    let acme = stack.tenant("acme").await;
+    let client = Client::new(&stack, "acme", "poller").await;
+    let token = client.access_token(None).await;
+    let (_, stream) = client
+        .call(
+            &token,
+            reqwest::Method::POST,
+            "/stream",
+            Some(json!({"events_requested": [DISABLED, REVOKED], "description": "first"})),
+        )
+        .await;
+    let stream_id = stream["stream_id"].as_str().unwrap().to_owned();
+    let endpoint = stream["delivery"]["endpoint_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // PATCH changes what it names only; PUT makes the body the whole configuration.
+    let (status, patched) = client
+        .call(
+            &token,
+            reqwest::Method::PATCH,
+            "/stream",
+            Some(json!({"stream_id": stream_id, "description": "second"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["description"], "second");
+    assert_eq!(patched["events_requested"], json!([DISABLED, REVOKED]));
+    let (status, replaced) = client
+        .call(
+            &token,
+            reqwest::Method::PUT,
+            "/stream",
+            Some(json!({"stream_id": stream_id, "events_requested": [DISABLED]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{replaced}");
+    assert!(replaced.get("description").is_none(), "{replaced}");
+    assert_eq!(replaced["events_delivered"], json!([DISABLED]));
+    assert_eq!(replaced["delivery"]["method"], POLL);
+    // Bad requests: no stream_id, an unknown one, a bad delivery method, not JSON.
+    for (body, expected) in [
+        (json!({"description": "x"}), 400),
+        (
+            json!({"stream_id": "0197a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b"}),
+            404,
+        ),
+        (
+            json!({"stream_id": stream_id, "delivery": {"method": "urn:example:carrier-pigeon"}}),
+            400,
+        ),
+        (
+            json!({"stream_id": stream_id, "delivery": {"method": PUSH, "endpoint_url": "ftp://x"}}),
+            400,
+        ),
+    ] {
+        let (status, error) = client
+            .call(&token, reqwest::Method::PATCH, "/stream", Some(body))
+            .await;
+        assert_eq!(status, expected, "{error}");
+        assert!(
+            error["err"].is_string() && error["description"].is_string(),
+            "{error}"
+        );
+    }
+    let not_json = client
+        .http
+        .post(format!("{}/stream", client.issuer()))
+        .bearer_auth(&token)
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+
+    // A removed subject gets no SETs until added back.
+    let alice = acme.create_user("alice").await;
+    let bob = acme.create_user("bob").await;
+    let subject = json!({"format": "opaque", "id": alice});
+    let (status, _) = client
+        .call(
+            &token,
+            reqwest::Method::POST,
+            "/subjects:remove",
+            Some(json!({"stream_id": stream_id, "subject": subject})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    deactivate(&acme, &alice).await;
+    deactivate(&acme, &bob).await;
+    let (status, _) = client
+        .call(
+            &token,
+            reqwest::Method::POST,
+            "/subjects:add",
+            Some(json!({"stream_id": stream_id, "subject": subject})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    acme.patch(
+        &format!("/Users/{alice}"),
+        &patch_op(json!([{"op": "replace", "value": {"active": true}}])),
+    )
+    .await
+    .expect(200);
+    deactivate(&acme, &alice).await;
+    let jwks = jwks(&client).await;
+    let mut named = Vec::new();
+    for _ in 0..50 {
+        let answer: Value = client
+            .http
+            .post(&endpoint)
+            .bearer_auth(&token)
+            .json(&json!({"returnImmediately": true}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sets = answer["sets"].as_object().unwrap();
+        named = sets
+            .values()
+            .map(|set| {
+                verify(
+                    set.as_str().unwrap(),
+                    &jwks,
+                    &client.issuer(),
+                    &client.client_id,
+                )["sub_id"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        if named.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    named.sort();
+    let mut expected = vec![alice.clone(), bob.clone()];
+    expected.sort();
+    // bob's deactivation, and alice's second one (after she was added back): not her first.
+    assert_eq!(named, expected);
+}
