@@ -127,6 +127,20 @@ struct Walk {
     disabled: bool,
     /// The subjects removed from the stream at `through`.
     removed: Vec<String>,
+    /// The stream's state after each of its own status or subject events on the way (sequence,
+    /// disabled, removed subjects): where a push stops midway, its state there is known.
+    changes: Vec<(u64, bool, Vec<String>)>,
+}
+
+impl Walk {
+    /// Whether the stream was disabled, and its removed subjects, at `sequence` (at least the
+    /// walk's start), given the state it started from.
+    fn state_at(&self, sequence: u64, start: (bool, &[String])) -> (bool, Vec<String>) {
+        match self.changes.iter().rev().find(|(at, _, _)| *at <= sequence) {
+            Some((_, disabled, removed)) => (*disabled, removed.clone()),
+            None => (start.0, start.1.to_vec()),
+        }
+    }
 }
 
 impl Transmitter {
@@ -416,6 +430,7 @@ impl Inner {
             tenant,
         };
         let mut sets: Vec<(u64, SetDraft)> = Vec::new();
+        let mut changes = Vec::new();
         let mut through = from.saturating_sub(1);
         let mut complete = true;
         for event in &read.events {
@@ -451,7 +466,10 @@ impl Inner {
             match &event.payload {
                 EventPayload::SsfStreamStatusChanged {
                     stream_id, status, ..
-                } if mine(stream_id) => disabled = *status == SsfStreamStatus::Disabled,
+                } if mine(stream_id) => {
+                    disabled = *status == SsfStreamStatus::Disabled;
+                    changes.push((event.sequence, disabled, removed.clone()));
+                }
                 EventPayload::SsfSubjectChanged {
                     stream_id,
                     subject,
@@ -461,6 +479,7 @@ impl Inner {
                     if *removing {
                         removed.push(subject.clone());
                     }
+                    changes.push((event.sequence, disabled, removed.clone()));
                 }
                 _ => {}
             }
@@ -476,6 +495,7 @@ impl Inner {
             through,
             disabled,
             removed,
+            changes,
         })
     }
 
@@ -664,7 +684,14 @@ impl Inner {
                         retry_after: None,
                     },
                 };
+                // Stopped midway: the cursor, and the stream's state with it, at the event before.
+                let (disabled, removed) = walk.state_at(
+                    delivered_through,
+                    (delivery.stream_disabled, &delivery.removed_subjects),
+                );
                 delivery.delivered_through = delivered_through;
+                delivery.stream_disabled = disabled;
+                delivery.removed_subjects = removed;
                 self.counts
                     .failed_attempts
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -997,5 +1024,26 @@ pub async fn poll(
             _ = durable.changed() => {}
             () = tokio::time::sleep_until(deadline) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_walk_knows_the_streams_state_at_each_point() {
+        let walk = Walk {
+            sets: Vec::new(),
+            through: 20,
+            disabled: false,
+            removed: vec!["b".into()],
+            changes: vec![(12, true, vec!["a".into()]), (15, false, vec!["b".into()])],
+        };
+        let start: (bool, &[String]) = (false, &[]);
+        assert_eq!(walk.state_at(10, start), (false, vec![]));
+        assert_eq!(walk.state_at(12, start), (true, vec!["a".to_owned()]));
+        assert_eq!(walk.state_at(14, start), (true, vec!["a".to_owned()]));
+        assert_eq!(walk.state_at(19, start), (false, vec!["b".to_owned()]));
     }
 }
