@@ -6,6 +6,7 @@ pub mod codec;
 pub mod domain;
 pub mod engine;
 pub mod log;
+pub mod resident;
 pub mod staging;
 pub mod store;
 #[cfg(feature = "testkit")]

@@ -36,7 +36,8 @@ use crate::domain::{
     Command, Event, Footprint, GroupId, GroupRecord, ResourceGroupId, ResourceGroupRecord, Role,
     State, TenantName, TenantRecord, TokenId, TokenRecord, Touched, UserId, UserRecord, apply,
 };
-use crate::write_behind::{Changes, Sink, WriteBehind};
+use crate::resident::{PersistPolicy, Resident, ResidentError};
+use crate::write_behind::{Changes, Sink, WriteBehind, prefix_end};
 
 const TENANT: u8 = b'T';
 const TOKEN: u8 = b'K';
@@ -71,6 +72,8 @@ pub enum StoreError {
     Behind(String),
     #[error("corrupt record under key {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error(transparent)]
+    Resident(#[from] ResidentError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -99,15 +102,26 @@ fn load_missing<K: Ord + Clone, V>(
 }
 
 /// A tenant's directory state in one sled tree, optionally written behind
-/// ([`StateStore::open_behind`]).
+/// ([`StateStore::open_behind`]) or held whole in memory ([`StateStore::open_resident`]).
 #[derive(Clone, Debug)]
 pub struct StateStore {
     tree: sled::Tree,
-    behind: Option<Arc<WriteBehind>>,
+    backend: Backend,
+}
+
+/// Where a store's entries are read and written.
+#[derive(Clone, Debug)]
+enum Backend {
+    /// The sled tree itself.
+    Direct,
+    /// Memory layers over the tree, written to it in coalesced batches.
+    Behind(Arc<WriteBehind>),
+    /// Every entry in memory, persisted to the tree in packed blocks now and then.
+    Resident(Arc<Resident>),
 }
 
 /// Entries of a scan, from the tree or merged with the write-behind layers.
-type Entries = Box<dyn DoubleEndedIterator<Item = Result<(IVec, IVec), sled::Error>> + Send>;
+pub type Entries = Box<dyn DoubleEndedIterator<Item = Result<(IVec, IVec), sled::Error>> + Send>;
 
 fn tenant_key(kind: u8, tenant: &TenantName) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + tenant.as_str().len());
@@ -250,7 +264,10 @@ impl StateStore {
     pub fn open(db: &sled::Db, tree: &str) -> StoreResult<Self> {
         let tree = db.open_tree(tree)?;
         migrate_external_ids(&tree)?;
-        Ok(Self { tree, behind: None })
+        Ok(Self {
+            tree,
+            backend: Backend::Direct,
+        })
     }
 
     /// Opens the store with its writes going through memory first ([`WriteBehind`]): changes
@@ -263,29 +280,64 @@ impl StateStore {
             .map_err(|error| StoreError::Behind(error.to_string()))?;
         Ok(Self {
             tree,
-            behind: Some(behind),
+            backend: Backend::Behind(behind),
+        })
+    }
+
+    /// Opens the store held whole in memory ([`Resident`]): reads and writes never touch sled;
+    /// [`Self::persist_if_due`] and [`Self::stop`] write what changed, in packed blocks. A tree
+    /// in the per-key layout is cleared (it is a cache of the log: its owner rebuilds it).
+    pub fn open_resident(db: &sled::Db, tree: &str, policy: PersistPolicy) -> StoreResult<Self> {
+        let tree = db.open_tree(tree)?;
+        let resident = Resident::open(tree.clone(), policy)?;
+        Ok(Self {
+            tree,
+            backend: Backend::Resident(resident),
         })
     }
 
     fn raw_get(&self, key: &[u8]) -> Result<Option<IVec>, sled::Error> {
-        match &self.behind {
-            Some(behind) => behind.get(key),
-            None => self.tree.get(key),
+        match &self.backend {
+            Backend::Direct => self.tree.get(key),
+            Backend::Behind(behind) => behind.get(key),
+            Backend::Resident(resident) => Ok(resident.get(key)),
         }
     }
 
     fn raw_scan(&self, prefix: impl AsRef<[u8]>) -> Entries {
         let prefix = prefix.as_ref();
-        match &self.behind {
-            Some(behind) => Box::new(behind.scan_prefix(prefix)),
-            None => Box::new(self.tree.scan_prefix(prefix)),
-        }
+        let end = prefix_end(prefix);
+        self.entries(prefix, end.as_deref())
     }
 
     fn raw_range_from(&self, start: &[u8]) -> Entries {
-        match &self.behind {
-            Some(behind) => Box::new(behind.range(start, None)),
-            None => Box::new(self.tree.range(IVec::from(start)..)),
+        self.entries(start, None)
+    }
+
+    /// Entries from `start` (inclusive) to `end` (exclusive; `None`: to the end), in key order
+    /// from either end: the raw key space, for views that keep their own keys beside the state.
+    pub fn entries(&self, start: &[u8], end: Option<&[u8]>) -> Entries {
+        match &self.backend {
+            Backend::Direct => match end {
+                Some(end) => Box::new(self.tree.range(IVec::from(start)..IVec::from(end))),
+                None => Box::new(self.tree.range(IVec::from(start)..)),
+            },
+            Backend::Behind(behind) => Box::new(behind.range(start, end)),
+            Backend::Resident(resident) => Box::new(resident.range(start, end)),
+        }
+    }
+
+    /// Entries whose keys start with `prefix`, in key order from either end.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Entries {
+        self.raw_scan(prefix)
+    }
+
+    /// Persists a resident store's changes when they are due (see [`PersistPolicy`]); a no-op
+    /// for the other backends.
+    pub fn persist_if_due(&self) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Resident(resident) => Ok(resident.persist_if_due()?),
+            _ => Ok(()),
         }
     }
 
@@ -754,9 +806,9 @@ impl StateStore {
     /// Writes `batch` to the tree at once. Not for a write-behind store, whose writes must all go
     /// through [`Self::apply_changes`] to stay in order.
     pub fn apply_batch(&self, batch: sled::Batch) -> StoreResult<()> {
-        if self.behind.is_some() {
+        if !matches!(self.backend, Backend::Direct) {
             return Err(StoreError::Behind(
-                "a write-behind store takes changes, not sled batches".into(),
+                "a store held in memory takes changes, not sled batches".into(),
             ));
         }
         Ok(self.tree.apply_batch(batch)?)
@@ -765,32 +817,38 @@ impl StateStore {
     /// Applies `changes` atomically: visible at once; on a write-behind store, written to sled
     /// later with the changes around them.
     pub fn apply_changes(&self, changes: Changes) -> StoreResult<()> {
-        match &self.behind {
-            Some(behind) => behind
+        match &self.backend {
+            Backend::Direct => Ok(self.tree.apply_batch(changes.to_batch())?),
+            Backend::Behind(behind) => behind
                 .add(changes)
                 .map_err(|error| StoreError::Behind(error.to_string())),
-            None => Ok(self.tree.apply_batch(changes.to_batch())?),
+            Backend::Resident(resident) => {
+                resident.apply(changes.into_entries());
+                Ok(())
+            }
         }
     }
 
     /// Waits until every change applied so far is in the sled tree (a no-op without
     /// write-behind).
     pub fn drain(&self) -> StoreResult<()> {
-        match &self.behind {
-            Some(behind) => behind
+        match &self.backend {
+            Backend::Direct => Ok(()),
+            Backend::Behind(behind) => behind
                 .drain()
                 .map_err(|error| StoreError::Behind(error.to_string())),
-            None => Ok(()),
+            Backend::Resident(resident) => Ok(resident.persist()?),
         }
     }
 
     /// Writes what is pending and stops the write-behind thread (a no-op without it).
     pub fn stop(&self) -> StoreResult<()> {
-        match &self.behind {
-            Some(behind) => behind
+        match &self.backend {
+            Backend::Direct => Ok(()),
+            Backend::Behind(behind) => behind
                 .stop()
                 .map_err(|error| StoreError::Behind(error.to_string())),
-            None => Ok(()),
+            Backend::Resident(resident) => Ok(resident.stop()?),
         }
     }
 
@@ -856,6 +914,16 @@ impl StateStore {
             .unwrap_or(0))
     }
 
+    /// The checkpoint stored in `tree`, whether the store keeps it per key or in a resident
+    /// tree's blocks; reads one key or one block and changes nothing (for `roster check`).
+    pub fn stored_checkpoint(tree: &sled::Tree) -> StoreResult<u64> {
+        let bytes = match crate::resident::persisted_get(tree, CHECKPOINT)? {
+            Some(value) => value,
+            None => tree.get(CHECKPOINT)?,
+        };
+        Ok(bytes.map(|bytes| decode_u64(&bytes)).unwrap_or(0))
+    }
+
     /// The last sequence of `tenant`'s events the store reflects.
     pub fn tenant_checkpoint(&self, tenant: &TenantName) -> StoreResult<u64> {
         Ok(self
@@ -866,15 +934,17 @@ impl StateStore {
 
     /// Empties the store (before a rebuild).
     pub fn clear(&self) -> StoreResult<()> {
-        match &self.behind {
-            Some(behind) => behind
+        match &self.backend {
+            Backend::Direct => Ok(self.tree.clear()?),
+            Backend::Behind(behind) => behind
                 .clear()
                 .map_err(|error| StoreError::Behind(error.to_string())),
-            None => Ok(self.tree.clear()?),
+            Backend::Resident(resident) => Ok(resident.clear()?),
         }
     }
 
-    /// The sled tree itself; for a write-behind store it lacks the changes not yet written.
+    /// The sled tree itself; for a write-behind store it lacks the changes not yet written, for
+    /// a resident one it holds packed blocks.
     pub fn tree(&self) -> &sled::Tree {
         &self.tree
     }

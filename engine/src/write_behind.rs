@@ -66,6 +66,11 @@ impl Changes {
         self.entries.is_empty()
     }
 
+    /// The changes, in key order (`None`: a removal).
+    pub fn into_entries(self) -> impl Iterator<Item = (IVec, Option<IVec>)> {
+        self.entries.into_iter()
+    }
+
     /// The same changes as one atomic sled batch.
     pub fn to_batch(&self) -> sled::Batch {
         let mut batch = sled::Batch::default();
@@ -353,7 +358,7 @@ impl WriteBehind {
 }
 
 /// The smallest key above every key starting with `prefix`, `None` when there is none.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {

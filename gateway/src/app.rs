@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::auth;
 use crate::state::AppState;
 use roster_engine::clock::SharedClock;
+use roster_engine::resident::PersistPolicy;
 
 /// Where roster keeps its data and listens.
 #[derive(Clone, Debug)]
@@ -49,6 +50,9 @@ pub struct Config {
     pub clock: SharedClock,
     /// How webhooks are delivered.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// How often the directory view, held in memory, writes its changes to disk: after a crash
+    /// the next start replays at most this much of the log into it.
+    pub view_persist_interval: std::time::Duration,
 }
 
 impl Config {
@@ -67,6 +71,7 @@ impl Config {
             streams: crate::grpc::StreamLimits::default(),
             clock: roster_engine::clock::system(),
             webhooks: crate::webhooks::WebhookSettings::default(),
+            view_persist_interval: PersistPolicy::default().interval,
         }
     }
 }
@@ -146,8 +151,16 @@ impl Running {
         let _ = self.projector.await;
         // Leave the views current with everything acknowledged.
         let projector = self.state.projector.clone();
-        match tokio::task::spawn_blocking(move || projector.step()).await {
-            Ok(Ok(progress)) => info!(progress, "projections caught up before stopping"),
+        match tokio::task::spawn_blocking(move || {
+            let progress = projector.step()?;
+            projector.persist().map(|()| progress)
+        })
+        .await
+        {
+            Ok(Ok(progress)) => info!(
+                progress,
+                "projections caught up and persisted before stopping"
+            ),
             Ok(Err(error)) => warn!(%error, "projections could not catch up before stopping"),
             Err(error) => warn!(%error, "projection task failed while stopping"),
         }
@@ -203,7 +216,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             config.clock.clone(),
         )?,
     };
-    let directory = DirectoryView::open(&db)?;
+    let directory = DirectoryView::open_with(
+        &db,
+        PersistPolicy {
+            interval: config.view_persist_interval,
+            ..PersistPolicy::default()
+        },
+    )?;
     let audit = AuditTrail::open(&db)?;
     let projections: Vec<Arc<dyn Projection>> =
         vec![Arc::new(directory.clone()), Arc::new(audit.clone())];
@@ -552,9 +571,7 @@ pub fn check(
         roster_engine::store::StateStore::open(&db, roster_engine::engine::AGGREGATE_TREE)
             .and_then(|store| store.checkpoint())
             .map_err(|error| error.to_string());
-    let directory = DirectoryView::open(&db)
-        .and_then(|view| view.checkpoint())
-        .map_err(|error| error.to_string());
+    let directory = DirectoryView::stored_checkpoint(&db).map_err(|error| error.to_string());
     let audit = AuditTrail::open(&db)
         .and_then(|trail| trail.checkpoint())
         .map_err(|error| error.to_string());

@@ -24,8 +24,9 @@ use roster_engine::domain::{
     self, Event, EventPayload, GroupId, GroupRecord, ResourceGroupId, Role, State, TenantName,
     Timestamp, UserId, UserRecord,
 };
+use roster_engine::resident::PersistPolicy;
 use roster_engine::store::{StateStore, StoreError, StoreResult};
-use sled::IVec;
+use roster_engine::write_behind::{Changes, Sink};
 
 use crate::access::{
     self, AccessRecord, Grant, ResourceGroupMember, default_role_key, history_key, history_prefix,
@@ -104,11 +105,25 @@ fn trailing<const N: usize>(key: &[u8]) -> Option<[u8; N]> {
 }
 
 impl DirectoryView {
+    /// Loads the view into memory, persisted every 5 s (see [`Self::open_with`]).
     pub fn open(db: &sled::Db) -> Result<Self, ProjectionError> {
+        Self::open_with(db, PersistPolicy::default())
+    }
+
+    /// Loads the view into memory; `policy` says how often its changes are written to sled
+    /// (what a crash makes the next start replay from the log).
+    pub fn open_with(db: &sled::Db, policy: PersistPolicy) -> Result<Self, ProjectionError> {
         Ok(Self {
-            store: StateStore::open(db, DIRECTORY_TREE)?,
+            store: StateStore::open_resident(db, DIRECTORY_TREE, policy)?,
             positions: Arc::new(Positions::default()),
         })
+    }
+
+    /// The checkpoint the view's tree holds, read without loading or changing it (`roster
+    /// check`).
+    pub fn stored_checkpoint(db: &sled::Db) -> Result<u64, ProjectionError> {
+        let tree = db.open_tree(DIRECTORY_TREE).map_err(StoreError::from)?;
+        Ok(StateStore::stored_checkpoint(&tree)?)
     }
 
     /// The position index (tests and diagnostics).
@@ -234,8 +249,12 @@ impl DirectoryView {
         &self.store
     }
 
-    fn tree(&self) -> &sled::Tree {
-        self.store.tree()
+    /// The view's own keys (beside the state) from `start` to `end`, both inclusive.
+    fn entries_through(&self, start: Vec<u8>, end: Vec<u8>) -> roster_engine::store::Entries {
+        // The smallest key above `end` is `end` followed by a zero byte.
+        let mut after_end = end;
+        after_end.push(0);
+        self.store.entries(&start, Some(&after_end))
     }
 
     /// Users with an email address (compared case-insensitively), with that email's `type`.
@@ -246,7 +265,7 @@ impl DirectoryView {
     ) -> Result<Vec<(UserId, String)>, ProjectionError> {
         let prefix = email_prefix(tenant, &email.to_lowercase());
         let mut users = Vec::new();
-        for entry in self.tree().scan_prefix(&prefix) {
+        for entry in self.store.scan_prefix(&prefix) {
             let (key, kind) = entry?;
             if let Some(id) = UserId::from_slice(&key[prefix.len()..]) {
                 users.push((id, String::from_utf8_lossy(&kind).into_owned()));
@@ -263,7 +282,7 @@ impl DirectoryView {
     ) -> Result<Vec<GroupId>, ProjectionError> {
         let prefix = group_external_id_prefix(tenant, external_id);
         let mut groups = Vec::new();
-        for entry in self.tree().scan_prefix(&prefix) {
+        for entry in self.store.scan_prefix(&prefix) {
             let (key, _) = entry?;
             if let Some(id) = GroupId::from_slice(&key[prefix.len()..]) {
                 groups.push(id);
@@ -287,11 +306,7 @@ impl DirectoryView {
             }
             None => end.extend_from_slice(&[0xff; 16]),
         }
-        match self
-            .tree()
-            .range(IVec::from(prefix.clone())..=IVec::from(end))
-            .next_back()
-        {
+        match self.entries_through(prefix, end).next_back() {
             Some(entry) => {
                 let (key, value) = entry?;
                 Ok(Some(decode(&key, &value)?))
@@ -307,8 +322,8 @@ impl DirectoryView {
         user: &UserId,
     ) -> Result<Option<AccessRecord>, ProjectionError> {
         match self
-            .tree()
-            .scan_prefix(history_prefix(tenant, user))
+            .store
+            .scan_prefix(&history_prefix(tenant, user))
             .next_back()
         {
             Some(entry) => {
@@ -354,11 +369,7 @@ impl DirectoryView {
     ) -> Result<Option<AccessRecord>, ProjectionError> {
         let prefix = history_prefix(tenant, user);
         let end = history_key(tenant, user, at, sequence);
-        let Some(entry) = self
-            .tree()
-            .range(IVec::from(prefix)..=IVec::from(end))
-            .next_back()
-        else {
+        let Some(entry) = self.entries_through(prefix, end).next_back() else {
             return Ok(None);
         };
         let (key, value) = entry?;
@@ -390,7 +401,7 @@ impl DirectoryView {
         }
         let moment = at.as_micros().max(0) as u64;
         let mut members: Vec<UserId> = Vec::new();
-        for entry in self.tree().range(IVec::from(start)..) {
+        for entry in self.store.entries(&start, None) {
             let (key, value) = entry?;
             if !key.starts_with(&prefix) {
                 break;
@@ -431,7 +442,7 @@ impl DirectoryView {
             start.push(0);
         }
         let mut members = Vec::new();
-        for entry in self.tree().range(IVec::from(start)..) {
+        for entry in self.store.entries(&start, None) {
             let (key, value) = entry?;
             if !key.starts_with(&prefix) || members.len() >= limit {
                 break;
@@ -551,7 +562,7 @@ impl<'a> Chunk<'a> {
         }
         let mut prefix = interval_prefix(tenant, &group);
         prefix.extend_from_slice(user.as_bytes());
-        let open = match self.view.tree().scan_prefix(&prefix).next_back() {
+        let open = match self.view.store.scan_prefix(&prefix).next_back() {
             Some(entry) => {
                 let (key, value) = entry?;
                 let until = <[u8; 8]>::try_from(value.as_ref())
@@ -791,8 +802,8 @@ impl<'a> Chunk<'a> {
         Ok(())
     }
 
-    fn finish(self) -> Result<sled::Batch, ProjectionError> {
-        let mut batch = sled::Batch::default();
+    fn finish(self) -> Result<Changes, ProjectionError> {
+        let mut batch = Changes::default();
         for (tenant, (mut state, last)) in self.slices {
             self.view.store.stage(&mut state, &mut batch)?;
             if last > 0 {
@@ -802,10 +813,7 @@ impl<'a> Chunk<'a> {
             }
         }
         for (key, value) in self.writes {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
+            batch.put_or_delete(key, value);
         }
         if self.last > 0 {
             self.view
@@ -834,10 +842,14 @@ impl Projection for DirectoryView {
         let batch = chunk.finish()?;
         self.positions.write(
             &changes,
-            || self.store.apply_batch(batch),
+            || self.store.apply_changes(batch),
             |tenant, listing, from, until| self.ids_between(tenant, listing, from, until).ok(),
         )?;
-        Ok(())
+        Ok(self.store.persist_if_due()?)
+    }
+
+    fn persist(&self) -> Result<(), ProjectionError> {
+        Ok(self.store.drain()?)
     }
 
     fn reset(&self) -> Result<(), ProjectionError> {

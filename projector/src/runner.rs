@@ -37,6 +37,11 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(&self, events: &[Event]) -> Result<(), ProjectionError>;
     /// Empties the view and its checkpoint, for a rebuild.
     fn reset(&self) -> Result<(), ProjectionError>;
+    /// Writes to storage whatever the view holds only in memory (at shutdown and after a
+    /// rebuild); views written at every `apply` have nothing to do.
+    fn persist(&self) -> Result<(), ProjectionError> {
+        Ok(())
+    }
 }
 
 /// How far the projections are behind the log.
@@ -155,6 +160,18 @@ impl Projector {
         }
     }
 
+    /// Writes what every projection holds only in memory (see [`Projection::persist`]).
+    pub fn persist(&self) -> Result<(), ProjectionError> {
+        let _stepping = self
+            .stepping
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for projection in self.projections.iter() {
+            projection.persist()?;
+        }
+        Ok(())
+    }
+
     /// Keeps the projections up with the log until the log stops.
     pub async fn run(self) {
         let mut durable = self.log.subscribe();
@@ -256,6 +273,7 @@ impl Projector {
             }
             Ok(applied)
         })?;
+        self.persist()?;
         self.progress.send_replace(head);
         Ok(applied)
     }

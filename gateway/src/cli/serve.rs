@@ -63,6 +63,10 @@ pub struct ServeArgs {
     streams: roster_gateway::grpc::StreamLimits,
     #[command(flatten)]
     webhooks: WebhookArgs,
+    /// How often the directory view, held in memory, writes its changes to disk (100ms to 1h):
+    /// after a crash the next start replays at most this much of the log into it.
+    #[arg(long, env = "ROSTER_VIEW_PERSIST_INTERVAL", default_value = "5s", value_parser = parse_view_persist_interval)]
+    view_persist_interval: std::time::Duration,
 }
 
 /// How webhooks are delivered.
@@ -121,6 +125,17 @@ fn parse_retry_wait(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{text:?} is longer than a week"));
     }
     Ok(wait)
+}
+
+/// `--view-persist-interval`: from 100 ms to an hour.
+fn parse_view_persist_interval(text: &str) -> Result<std::time::Duration, String> {
+    let interval = roster_gateway::grpc::parse_timeout(text)?;
+    if interval < std::time::Duration::from_millis(100)
+        || interval > std::time::Duration::from_secs(3600)
+    {
+        return Err(format!("{text:?} is not between 100ms and 1h"));
+    }
+    Ok(interval)
 }
 
 /// `--webhook-timeout`: a duration of at most 20 s.
@@ -184,6 +199,7 @@ pub async fn run(common: &Common, arguments: ServeArgs) -> Result<ExitCode> {
         connections,
         streams,
         webhooks,
+        view_persist_interval,
     } = arguments;
     let nats = nats.map(|url| roster_engine::log::JetStreamConfig {
         url,
@@ -205,6 +221,7 @@ pub async fn run(common: &Common, arguments: ServeArgs) -> Result<ExitCode> {
     config.connections = connections.limits();
     config.admin_http = admin_http.0;
     config.streams = streams;
+    config.view_persist_interval = view_persist_interval;
     config.webhooks = roster_gateway::webhooks::WebhookSettings {
         retry_schedule: webhooks.webhook_retry_schedule,
         timeout: webhooks.webhook_timeout,

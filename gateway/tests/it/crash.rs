@@ -123,34 +123,61 @@ async fn every_acknowledged_create_survives_sigkill_exactly_once_on_jetstream() 
 }
 
 /// How far the stopped roster's aggregate reached, and the log's head.
-fn aggregate_and_log_heads(data_dir: &Path) -> (u64, u64) {
+/// The checkpoint `stored_checkpoint` reads in a stopped roster's database, and the log's head.
+fn stored_and_log_heads(
+    data_dir: &Path,
+    stored_checkpoint: fn(&roster_engine::sled::Db) -> u64,
+) -> (u64, u64) {
     let db = crate::support::open_stopped_database(data_dir);
-    let aggregate =
-        roster_engine::store::StateStore::open(&db, roster_engine::engine::AGGREGATE_TREE)
-            .unwrap()
-            .checkpoint()
-            .unwrap();
+    let stored = stored_checkpoint(&db);
     let log = roster_engine::log::EmbeddedLog::inspect(
         &db,
         &data_dir.join(roster_engine::log::WATERMARK_FILE),
     )
     .unwrap();
-    (aggregate, log.head)
+    (stored, log.head)
 }
 
-/// The aggregate is written behind the acknowledgement, in coalesced batches by a background
-/// thread. Killed while such a batch may be in flight (three times, at different moments), the
-/// restarted roster catches the aggregate up from the log, loses no acknowledged create, and ends
-/// with an aggregate byte for byte equal to one rebuilt from the whole log.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kill_while_the_aggregate_is_written_behind_leaves_it_equal_to_a_rebuild() {
+fn aggregate_checkpoint(db: &roster_engine::sled::Db) -> u64 {
+    roster_engine::store::StateStore::open(db, roster_engine::engine::AGGREGATE_TREE)
+        .unwrap()
+        .checkpoint()
+        .unwrap()
+}
+
+fn directory_checkpoint(db: &roster_engine::sled::Db) -> u64 {
+    roster_projector::DirectoryView::stored_checkpoint(db).unwrap()
+}
+
+/// How the kills of [`kill_and_compare_with_a_rebuild`] found the tree.
+struct Kills {
+    /// Kills that found the tree's stored checkpoint behind the log.
+    behind: usize,
+    /// Kills that found it behind the log but past the previous start's catch-up: written to
+    /// while roster was serving, and killed with more held in memory.
+    written_while_serving: usize,
+}
+
+/// Kills `roster serve [arguments]` three times, at different moments, while 16 clients create
+/// users; then restarts it: every acknowledged create is there once, and `tree` (written behind
+/// the acknowledgement, caught up from the log at each start) ends byte for byte equal to the
+/// same tree rebuilt from the whole log.
+async fn kill_and_compare_with_a_rebuild(
+    tree: &str,
+    arguments: &[&str],
+    stored_checkpoint: fn(&roster_engine::sled::Db) -> u64,
+) -> Kills {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let mut token: Option<String> = None;
     let mut acknowledged: HashMap<String, String> = HashMap::new();
-    let mut caught_behind = 0;
+    let mut kills = Kills {
+        behind: 0,
+        written_while_serving: 0,
+    };
+    let mut head_at_start = 0;
     for (round, delay) in [700u64, 1100, 1500].into_iter().enumerate() {
-        let mut server = Process::spawn(&data_dir, None).await;
+        let mut server = Process::spawn_with(&data_dir, arguments).await;
         let tenant = match &token {
             Some(token) => server.tenant("behind", token),
             None => {
@@ -166,43 +193,75 @@ async fn a_kill_while_the_aggregate_is_written_behind_leaves_it_equal_to_a_rebui
             client.await.unwrap();
         }
         acknowledged.extend(acked.lock().unwrap().clone());
-        let (aggregate, head) = aggregate_and_log_heads(&data_dir);
-        assert!(
-            aggregate <= head,
-            "aggregate {aggregate} past the log {head}"
-        );
-        if aggregate < head {
-            caught_behind += 1;
+        let (stored, head) = stored_and_log_heads(&data_dir, stored_checkpoint);
+        assert!(stored <= head, "{tree} at {stored}, past the log {head}");
+        if stored < head {
+            kills.behind += 1;
+            if stored > head_at_start {
+                kills.written_while_serving += 1;
+            }
         }
+        head_at_start = head;
     }
-    assert!(
-        caught_behind > 0,
-        "no kill found the aggregate behind the log: the test did not exercise write-behind"
-    );
 
-    // Restart: every acknowledged create is there once; stop cleanly and keep the aggregate.
-    let mut server = Process::spawn(&data_dir, None).await;
+    // Restart: every acknowledged create is there once; stop cleanly and keep the tree.
+    let mut server = Process::spawn_with(&data_dir, arguments).await;
     let tenant = server.tenant("behind", token.as_deref().unwrap());
     assert_all_there_once(&tenant, &acknowledged).await;
     let exited = server.terminate().await;
     assert!(exited.success(), "{exited:?}");
-    let caught_up = crate::support::dump_tree(&data_dir, roster_engine::engine::AGGREGATE_TREE);
+    let caught_up = crate::support::dump_tree(&data_dir, tree);
 
-    // The same aggregate rebuilt from the whole log.
+    // The same tree rebuilt from the whole log.
     {
         let db = crate::support::open_stopped_database(&data_dir);
-        assert!(db.drop_tree(roster_engine::engine::AGGREGATE_TREE).unwrap());
+        assert!(db.drop_tree(tree).unwrap());
         db.flush().unwrap();
     }
-    let mut server = Process::spawn(&data_dir, None).await;
+    let mut server = Process::spawn_with(&data_dir, arguments).await;
     let exited = server.terminate().await;
     assert!(exited.success(), "{exited:?}");
-    let rebuilt = crate::support::dump_tree(&data_dir, roster_engine::engine::AGGREGATE_TREE);
-    assert!(caught_up.len() > 100, "the aggregate holds the history");
+    let rebuilt = crate::support::dump_tree(&data_dir, tree);
+    assert!(caught_up.len() > 100, "{tree} holds the history");
     assert!(
         caught_up == rebuilt,
-        "the caught-up aggregate ({} entries) differs from the rebuilt one ({} entries)",
+        "the caught-up {tree} ({} entries) differs from the rebuilt one ({} entries)",
         caught_up.len(),
         rebuilt.len()
+    );
+    kills
+}
+
+/// The aggregate is written behind the acknowledgement, in coalesced batches by a background
+/// thread; killed while such a batch may be in flight, it catches up and equals a rebuild.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_while_the_aggregate_is_written_behind_leaves_it_equal_to_a_rebuild() {
+    let kills = kill_and_compare_with_a_rebuild(
+        roster_engine::engine::AGGREGATE_TREE,
+        &[],
+        aggregate_checkpoint,
+    )
+    .await;
+    assert!(
+        kills.behind > 0,
+        "no kill found the aggregate behind the log: the test did not exercise write-behind"
+    );
+}
+
+/// The directory view lives in memory and is persisted in packed blocks every
+/// `--view-persist-interval` (200 ms here); killed between or during persists, it replays the
+/// log from its persisted checkpoint and equals a rebuild.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_between_persists_of_the_directory_view_leaves_it_equal_to_a_rebuild() {
+    let kills = kill_and_compare_with_a_rebuild(
+        roster_projector::DIRECTORY_TREE,
+        &["--view-persist-interval", "200ms"],
+        directory_checkpoint,
+    )
+    .await;
+    assert!(
+        kills.written_while_serving > 0,
+        "no kill found the view persisted while serving and behind the log: the test did not \
+         exercise the resident view's persists"
     );
 }

@@ -569,6 +569,13 @@ pub fn open_stopped_database(data_dir: &Path) -> roster_engine::sled::Db {
 pub fn dump_tree(data_dir: &Path, tree: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     let db = open_stopped_database(data_dir);
     let tree = db.open_tree(tree).unwrap();
+    // A view held in memory persists packed blocks: its entries are what they hold.
+    if let Some(entries) = roster_engine::resident::persisted_entries(&tree).unwrap() {
+        return entries
+            .into_iter()
+            .map(|(key, value)| (key.to_vec(), value.to_vec()))
+            .collect();
+    }
     tree.iter()
         .map(|entry| {
             let (key, value) = entry.unwrap();
