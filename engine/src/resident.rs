@@ -1,24 +1,38 @@
-//! A resident tree: a key space held whole in memory, persisted to its sled tree in packed
-//! blocks.
+//! A resident tree: a key space held whole in memory, persisted to its sled tree as deltas and
+//! packed blocks.
 //!
-//! sled costs ~20 µs of CPU per key written, batched or not, so a view that writes every record,
-//! index entry and history snapshot as its own key spends most of its time in sled. A resident
-//! tree keeps every entry in memory (reads and writes never touch sled) and persists now and then:
-//! the entries are cut into blocks, each block written as one sled value, and a persist writes
-//! only the blocks that changed since the last one, all in one atomic sled batch taken between
-//! two whole [`Resident::apply`] calls. Whatever sled holds is therefore a state the tree was in,
-//! checkpoint keys included: for a view, "the log up to its checkpoint", with the rest replayed
-//! from the log at the next start.
+//! sled costs ~20 µs of CPU per key written, batched or not, and an atomic batch holds sled's
+//! global write lock for its whole length (every other tree's writes wait, the log's included).
+//! A view that wrote every record, index entry and history snapshot as its own key spent most of
+//! its time in sled. A resident tree keeps every entry in memory (reads and writes never touch
+//! sled) and persists now and then, off the caller's thread:
 //!
-//! Where blocks start depends only on the keys present: a key starts a block when its hash has
-//! its low five bits clear (one key in 32 on average). The persisted bytes are thus a function
-//! of the entries alone, whatever order they were written in, so a view built incrementally and
-//! one rebuilt from the log persist byte for byte alike.
+//! - a **delta**: the entries changed since the previous delta (values, or removals), taken
+//!   between two whole [`Resident::apply`] calls and written as one sled value (one key, so no
+//!   global lock and no per-entry cost). Blocks plus every delta, replayed in order, are a state
+//!   the tree was in, checkpoint keys included: for a view, "the log up to its checkpoint";
+//! - now and then a **compaction**: the blocks changed since the previous compaction are written
+//!   again as of the latest delta, in small batches, then the deltas up to it are removed.
+//!
+//! Entries are cut into blocks where a key's hash has its low five bits clear (one key in 32 on
+//! average), so where blocks start depends only on the keys present and the persisted bytes, once
+//! compacted, are a function of the entries alone: a view built incrementally and one rebuilt
+//! from the log persist byte for byte alike.
+//!
+//! A compaction interrupted by a crash leaves some blocks at the new state and some at an older
+//! one; it never loses an entry. Blocks are written in descending key order (a block that shrinks
+//! because a new block starts inside it is written after that new block), blocks that no longer
+//! start anything are removed after every write, and deltas last. So every entry is always in a
+//! stored block at a state no older than the oldest delta kept, or in a delta; loading replays
+//! the deltas over the blocks, which settles every entry that changed since (several stored
+//! blocks may then hold one key: the deltas hold its newer value). This relies on sled recovering
+//! a prefix of the writes of one thread, which its log guarantees.
 //!
 //! Layout of the sled tree: `layout` → [`LAYOUT`] · `b` + block-start-key → the block's entries,
 //! each as key length (u32 LE), key, value length (u32 LE), value; the first block's start is the
-//! empty key. A tree without the layout key holds an older per-key layout: it is cleared at open
-//! (the owner rebuilds it from the log).
+//! empty key · `d` + generation (u64 BE) → a delta's entries, encoded alike, with value length
+//! `u32::MAX` (and no value) for a removal. A tree without the layout key holds an older per-key
+//! layout: it is cleared at open (the owner rebuilds it from the log).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
@@ -32,16 +46,23 @@ use sled::IVec;
 const LAYOUT_KEY: &[u8] = b"layout";
 pub const LAYOUT: &[u8] = b"resident-blocks-1";
 const BLOCK: u8 = b'b';
+const DELTA: u8 = b'd';
+/// The value length that marks a removal in a delta.
+const REMOVED: u32 = u32::MAX;
 /// A key starts a block when `hash & BOUNDARY_MASK == 0`.
 const BOUNDARY_MASK: u64 = 31;
 /// Entries fetched at a time by a range iterator (the read lock is held only for that long).
 const RANGE_CHUNK: usize = 128;
+/// Blocks written per sled batch by a compaction: short holds of sled's global write lock.
+const BLOCKS_PER_BATCH: usize = 128;
 
-/// When a persist is due: this many changed bytes, or this long since the last one.
+/// When a persist is due: this many changed bytes, or this long since the last one; and when a
+/// persist also compacts: after this many bytes of deltas.
 #[derive(Clone, Copy, Debug)]
 pub struct PersistPolicy {
     pub changed_bytes: usize,
     pub interval: Duration,
+    pub compact_after_bytes: usize,
 }
 
 impl Default for PersistPolicy {
@@ -49,6 +70,7 @@ impl Default for PersistPolicy {
         Self {
             changed_bytes: 64 << 20,
             interval: Duration::from_secs(5),
+            compact_after_bytes: 64 << 20,
         }
     }
 }
@@ -57,7 +79,7 @@ impl Default for PersistPolicy {
 pub enum ResidentError {
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
-    #[error("corrupt block under {key:?}: {reason}")]
+    #[error("corrupt entry under {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("persisting the resident tree failed: {0}")]
     Persist(String),
@@ -68,13 +90,13 @@ struct Map {
     entries: BTreeMap<IVec, IVec>,
     /// Present keys that start a block.
     boundaries: BTreeSet<IVec>,
-    /// Starts of the blocks changed since the last snapshot (the empty key: the first block). A
-    /// start that is no longer a boundary is a block to delete.
-    dirty: BTreeSet<IVec>,
-    /// Bytes of keys and values written since the last snapshot.
+    /// Keys written or removed since the last delta was taken.
+    changed: BTreeSet<IVec>,
+    /// Bytes of keys and values written since the last delta was taken.
     changed_bytes: usize,
-    /// Set when a persist failed: the next snapshot writes every block.
-    rewrite_all: bool,
+    /// Starts of the blocks changed since the last compaction was taken (the empty key: the
+    /// first block). A start that is no longer a boundary is a block to remove.
+    dirty: BTreeSet<IVec>,
 }
 
 /// 64-bit FNV-1a: stable across builds and platforms, so block boundaries are too.
@@ -98,6 +120,15 @@ fn block_key(start: &[u8]) -> Vec<u8> {
     key
 }
 
+fn delta_key(generation: u64) -> [u8; 9] {
+    let mut key = [DELTA; 9];
+    key[1..].copy_from_slice(&generation.to_be_bytes());
+    key
+}
+
+/// Entries of one block, to write (`Some`) or the block to remove (`None`).
+type BlockWrite = (IVec, Option<Vec<(IVec, IVec)>>);
+
 impl Map {
     /// The start of the block `key` falls in.
     fn block_of(&self, key: &[u8]) -> IVec {
@@ -108,8 +139,8 @@ impl Map {
             .unwrap_or_default()
     }
 
-    fn put(&mut self, key: IVec, value: IVec) {
-        self.changed_bytes += key.len() + value.len();
+    /// Sets `key` and marks its block for the next compaction.
+    fn put_entry(&mut self, key: IVec, value: IVec) {
         let start = self.block_of(&key);
         self.dirty.insert(start);
         if is_boundary(&key) && !self.boundaries.contains(&key) {
@@ -119,11 +150,11 @@ impl Map {
         self.entries.insert(key, value);
     }
 
-    fn remove(&mut self, key: &[u8]) {
+    /// Removes `key` and marks its block for the next compaction; false when it was absent.
+    fn remove_entry(&mut self, key: &[u8]) -> bool {
         if self.entries.remove(key).is_none() {
-            return;
+            return false;
         }
-        self.changed_bytes += key.len();
         if self.boundaries.remove(key) {
             // The block starting here goes; its entries join the block before it.
             self.dirty.insert(IVec::from(key));
@@ -133,10 +164,36 @@ impl Map {
             let start = self.block_of(key);
             self.dirty.insert(start);
         }
+        true
     }
 
-    /// The encoded entries of the block starting at `start`.
-    fn encode_block(&self, start: &IVec) -> Vec<u8> {
+    fn put(&mut self, key: IVec, value: IVec) {
+        self.changed_bytes += key.len() + value.len();
+        self.changed.insert(key.clone());
+        self.put_entry(key, value);
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        if self.remove_entry(key) {
+            self.changed_bytes += key.len();
+            self.changed.insert(IVec::from(key));
+        }
+    }
+
+    /// The entries changed since the last delta, with their values now; starts the next delta.
+    fn take_delta(&mut self) -> Vec<(IVec, Option<IVec>)> {
+        self.changed_bytes = 0;
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|key| {
+                let value = self.entries.get(&key).cloned();
+                (key, value)
+            })
+            .collect()
+    }
+
+    /// The entries of the block starting at `start`.
+    fn block_entries(&self, start: &IVec) -> Vec<(IVec, IVec)> {
         let end = self
             .boundaries
             .range::<IVec, _>((Bound::Excluded(start), Bound::Unbounded))
@@ -146,130 +203,314 @@ impl Map {
             Some(end) => Bound::Excluded(end),
             None => Bound::Unbounded,
         };
-        let mut bytes = Vec::new();
-        for (key, value) in self
-            .entries
+        self.entries
             .range::<IVec, _>((Bound::Included(start.clone()), upper))
-        {
-            // Keys and values are far below 4 GiB (sled's own limit is lower).
-            bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(key);
-            bytes.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(value);
-        }
-        bytes
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
     }
 
-    /// The writes that bring `tree` to this state, as one batch; clears the dirty marks. After
-    /// a failed persist (whose removals may not have landed) every block is written and every
-    /// stored block that no longer exists removed.
-    fn snapshot(&mut self, tree: &sled::Tree) -> Result<sled::Batch, ResidentError> {
-        let mut batch = sled::Batch::default();
-        let starts: Vec<IVec> = if self.rewrite_all {
-            self.dirty.clear();
-            for entry in tree.scan_prefix([BLOCK]) {
-                let (key, _) = entry?;
-                let start = &key[1..];
-                if !start.is_empty() && !self.boundaries.contains(start) {
-                    batch.remove(key);
-                }
-            }
-            std::iter::once(IVec::default())
-                .chain(self.boundaries.iter().cloned())
-                .collect()
-        } else {
-            std::mem::take(&mut self.dirty).into_iter().collect()
-        };
-        for start in starts {
-            if start.is_empty() || self.boundaries.contains(&start) {
-                batch.insert(block_key(&start), self.encode_block(&start));
-            } else {
-                batch.remove(block_key(&start));
+    /// Starts of the blocks that `stored` (start → hash of the stored bytes) lacks, holds
+    /// otherwise than the entries make them now, or holds while they no longer start a block.
+    fn blocks_unlike(&self, stored: &BTreeMap<IVec, u64>) -> BTreeSet<IVec> {
+        let mut unlike: BTreeSet<IVec> = stored
+            .keys()
+            .filter(|start| !start.is_empty() && !self.boundaries.contains(*start))
+            .cloned()
+            .collect();
+        for start in std::iter::once(IVec::default()).chain(self.boundaries.iter().cloned()) {
+            let now = key_hash(&encode_block(&self.block_entries(&start)));
+            if stored.get(&start) != Some(&now) {
+                unlike.insert(start);
             }
         }
-        self.changed_bytes = 0;
-        self.rewrite_all = false;
-        Ok(batch)
+        unlike
+    }
+
+    /// The blocks changed since the last compaction, as of now, in descending start order (see
+    /// the module docs); starts the next compaction.
+    fn take_compaction(&mut self) -> Vec<BlockWrite> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .rev()
+            .map(|start| {
+                if start.is_empty() || self.boundaries.contains(&start) {
+                    let entries = self.block_entries(&start);
+                    (start, Some(entries))
+                } else {
+                    (start, None)
+                }
+            })
+            .collect()
     }
 }
 
-/// Decodes one block's entries.
-fn decode_block(key: &[u8], bytes: &[u8]) -> Result<Vec<(IVec, IVec)>, ResidentError> {
+fn put_part(bytes: &mut Vec<u8>, part: &[u8]) {
+    // Keys and values are far below 4 GiB (sled's own limit is lower).
+    bytes.extend_from_slice(&(part.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(part);
+}
+
+fn encode_block(entries: &[(IVec, IVec)]) -> Vec<u8> {
+    let size = entries
+        .iter()
+        .map(|(key, value)| 8 + key.len() + value.len())
+        .sum();
+    let mut bytes = Vec::with_capacity(size);
+    for (key, value) in entries {
+        put_part(&mut bytes, key);
+        put_part(&mut bytes, value);
+    }
+    bytes
+}
+
+fn encode_delta(changes: &[(IVec, Option<IVec>)]) -> Vec<u8> {
+    let size = changes
+        .iter()
+        .map(|(key, value)| 8 + key.len() + value.as_ref().map_or(0, |value| value.len()))
+        .sum();
+    let mut bytes = Vec::with_capacity(size);
+    for (key, value) in changes {
+        put_part(&mut bytes, key);
+        match value {
+            Some(value) => put_part(&mut bytes, value),
+            None => bytes.extend_from_slice(&REMOVED.to_le_bytes()),
+        }
+    }
+    bytes
+}
+
+/// Decodes a block's or a delta's entries (`None`: a removal, in deltas only).
+fn decode_entries(
+    key: &[u8],
+    bytes: &[u8],
+    removals_allowed: bool,
+) -> Result<Vec<(IVec, Option<IVec>)>, ResidentError> {
     let corrupt = |reason: &str| ResidentError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         reason: reason.to_owned(),
     };
     let mut entries = Vec::new();
     let mut rest = bytes;
-    let take = |rest: &mut &[u8]| -> Result<IVec, ResidentError> {
+    let take = |rest: &mut &[u8], removal_allowed: bool| -> Result<Option<IVec>, ResidentError> {
         let (length, tail) = rest
             .split_first_chunk::<4>()
             .ok_or_else(|| corrupt("a length is cut short"))?;
-        let length = u32::from_le_bytes(*length) as usize;
+        let length = u32::from_le_bytes(*length);
+        if length == REMOVED {
+            *rest = tail;
+            return if removal_allowed {
+                Ok(None)
+            } else {
+                Err(corrupt("a removal outside a delta"))
+            };
+        }
+        let length = length as usize;
         if tail.len() < length {
             return Err(corrupt("an entry is cut short"));
         }
         let (part, tail) = tail.split_at(length);
         *rest = tail;
-        Ok(IVec::from(part))
+        Ok(Some(IVec::from(part)))
     };
     while !rest.is_empty() {
-        let entry_key = take(&mut rest)?;
-        let value = take(&mut rest)?;
+        let entry_key = take(&mut rest, false)?.ok_or_else(|| corrupt("a key without length"))?;
+        let value = take(&mut rest, removals_allowed)?;
         entries.push((entry_key, value));
     }
     Ok(entries)
 }
 
-/// The entries persisted in `tree`, in key order, or `None` when the tree is not in the block
-/// layout (for tools and tests that read a stopped roster's data directory).
+fn decode_block(key: &[u8], bytes: &[u8]) -> Result<Vec<(IVec, IVec)>, ResidentError> {
+    decode_entries(key, bytes, false).map(|entries| {
+        entries
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|value| (key, value)))
+            .collect()
+    })
+}
+
+/// What a tree holds, read back: its entries (blocks with the deltas replayed), its stored
+/// blocks' starts with a hash of their bytes, its deltas' last generation and total size.
+struct Stored {
+    entries: BTreeMap<IVec, IVec>,
+    /// How many deltas were replayed.
+    deltas: usize,
+    blocks: BTreeMap<IVec, u64>,
+    generation: u64,
+    delta_bytes: usize,
+}
+
+/// Reads a tree in the block layout (the caller checked the layout key).
+fn read_stored(tree: &sled::Tree) -> Result<Stored, ResidentError> {
+    let mut stored = Stored {
+        entries: BTreeMap::new(),
+        deltas: 0,
+        blocks: BTreeMap::new(),
+        generation: 0,
+        delta_bytes: 0,
+    };
+    for entry in tree.scan_prefix([BLOCK]) {
+        let (key, value) = entry?;
+        stored
+            .blocks
+            .insert(IVec::from(&key[1..]), key_hash(&value));
+        stored.entries.extend(decode_block(&key, &value)?);
+    }
+    for entry in tree.scan_prefix([DELTA]) {
+        let (key, value) = entry?;
+        let generation = <[u8; 8]>::try_from(&key[1..])
+            .map(u64::from_be_bytes)
+            .map_err(|_| ResidentError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: "a delta key without its generation".into(),
+            })?;
+        for (entry_key, entry_value) in decode_entries(&key, &value, true)? {
+            match entry_value {
+                Some(entry_value) => stored.entries.insert(entry_key, entry_value),
+                None => stored.entries.remove(&entry_key),
+            };
+        }
+        stored.deltas += 1;
+        stored.generation = generation;
+        stored.delta_bytes += value.len();
+    }
+    Ok(stored)
+}
+
+/// The entries persisted in `tree` (blocks, deltas replayed), in key order, or `None` when the
+/// tree is not in the block layout. Changes nothing: for tools and tests that read a stopped
+/// roster's data directory.
 pub fn persisted_entries(tree: &sled::Tree) -> Result<Option<Vec<(IVec, IVec)>>, ResidentError> {
     match tree.get(LAYOUT_KEY)? {
         Some(layout) if layout.as_ref() == LAYOUT => {}
         _ => return Ok(None),
     }
-    let mut entries = Vec::new();
-    for entry in tree.scan_prefix([BLOCK]) {
-        let (key, value) = entry?;
-        entries.extend(decode_block(&key, &value)?);
-    }
-    Ok(Some(entries))
+    Ok(Some(read_stored(tree)?.entries.into_iter().collect()))
 }
 
-/// The value of `key` as persisted in `tree`, reading only the block that holds it: `None` when
-/// the tree is not in the block layout, `Some(None)` when the key is absent. Changes nothing.
+/// The value of `key` as persisted in `tree`: `None` when the tree is not in the block layout,
+/// `Some(None)` when the key is absent. Changes nothing.
 pub fn persisted_get(tree: &sled::Tree, key: &[u8]) -> Result<Option<Option<IVec>>, ResidentError> {
     match tree.get(LAYOUT_KEY)? {
         Some(layout) if layout.as_ref() == LAYOUT => {}
         _ => return Ok(None),
     }
-    let Some(block) = tree.range(..=block_key(key)).next_back() else {
-        return Ok(Some(None));
-    };
-    let (block_key, bytes) = block?;
-    if block_key.first() != Some(&BLOCK) {
-        return Ok(Some(None));
-    }
-    Ok(Some(
-        decode_block(&block_key, &bytes)?
-            .into_iter()
-            .find(|(entry_key, _)| entry_key.as_ref() == key)
-            .map(|(_, value)| value),
-    ))
+    Ok(Some(read_stored(tree)?.entries.remove(key)))
 }
 
-/// A snapshot for the persist thread, and where to answer.
-type PersistJob = (sled::Batch, SyncSender<Result<(), String>>);
+/// One persist: a delta, then optionally a compaction as of that delta.
+struct Job {
+    generation: u64,
+    delta: Vec<(IVec, Option<IVec>)>,
+    compaction: Option<Vec<BlockWrite>>,
+}
+
+/// What a job took from the map, given back to it when the job fails.
+struct Taken {
+    changed: Vec<IVec>,
+    dirty: Vec<IVec>,
+    compacting: bool,
+}
+
+/// One sled write of a job, in the order they must land.
+#[derive(Clone)]
+enum Write {
+    /// A delta, as one value.
+    Delta(u64, Vec<u8>),
+    /// Blocks written or removed, in one small batch.
+    Blocks(sled::Batch),
+    /// The deltas up to this generation removed (the blocks hold their changes).
+    DeltasSpent(u64),
+}
+
+impl Write {
+    fn run(self, tree: &sled::Tree) -> Result<(), sled::Error> {
+        match self {
+            Write::Delta(generation, bytes) => tree.insert(delta_key(generation), bytes).map(drop),
+            Write::Blocks(batch) => tree.apply_batch(batch),
+            Write::DeltasSpent(generation) => {
+                let mut batch = sled::Batch::default();
+                for entry in tree.range(delta_key(0)..=delta_key(generation)) {
+                    batch.remove(entry?.0);
+                }
+                tree.apply_batch(batch)
+            }
+        }
+    }
+}
+
+impl Job {
+    fn taken(&self) -> Taken {
+        Taken {
+            changed: self.delta.iter().map(|(key, _)| key.clone()).collect(),
+            dirty: self
+                .compaction
+                .iter()
+                .flatten()
+                .map(|(start, _)| start.clone())
+                .collect(),
+            compacting: self.compaction.is_some(),
+        }
+    }
+
+    /// The job's sled writes: the delta, then the compaction's blocks in small batches (writes
+    /// in descending start order, then removals), then the removal of the deltas it covers.
+    fn writes(self) -> Vec<Write> {
+        let mut writes = Vec::new();
+        if !self.delta.is_empty() {
+            writes.push(Write::Delta(self.generation, encode_delta(&self.delta)));
+        }
+        let Some(blocks) = self.compaction else {
+            return writes;
+        };
+        let (stored, removed): (Vec<_>, Vec<_>) = blocks
+            .into_iter()
+            .partition(|(_, entries)| entries.is_some());
+        for chunk in stored.chunks(BLOCKS_PER_BATCH) {
+            let mut batch = sled::Batch::default();
+            for (start, entries) in chunk {
+                if let Some(entries) = entries {
+                    batch.insert(block_key(start), encode_block(entries));
+                }
+            }
+            writes.push(Write::Blocks(batch));
+        }
+        for chunk in removed.chunks(BLOCKS_PER_BATCH) {
+            let mut batch = sled::Batch::default();
+            for (start, _) in chunk {
+                batch.remove(block_key(start));
+            }
+            writes.push(Write::Blocks(batch));
+        }
+        writes.push(Write::DeltasSpent(self.generation));
+        writes
+    }
+
+    fn write(self, tree: &sled::Tree) -> Result<(), sled::Error> {
+        for write in self.writes() {
+            write.run(tree)?;
+        }
+        Ok(())
+    }
+}
+
+/// A job for the persist thread, and where to answer.
+type PersistJob = (Job, SyncSender<Result<(), String>>);
 
 struct Persister {
-    /// Snapshots for the persist thread, one at a time.
+    /// Jobs for the persist thread, one at a time.
     sender: Option<SyncSender<PersistJob>>,
-    /// Answers of snapshots sent and not yet confirmed.
-    in_flight: Option<Receiver<Result<(), String>>>,
+    /// The answer of the job sent and not yet confirmed, and what it took from the map.
+    in_flight: Option<(Receiver<Result<(), String>>, Taken)>,
     last: Instant,
+    /// The generation of the last delta taken.
+    generation: u64,
+    /// Bytes of the deltas taken since the last compaction was taken.
+    delta_bytes: usize,
 }
 
-/// A key space held in memory and persisted to a sled tree in packed blocks.
+/// A key space held in memory and persisted to a sled tree as deltas and packed blocks.
 pub struct Resident {
     tree: sled::Tree,
     map: RwLock<Map>,
@@ -288,16 +529,27 @@ impl Resident {
     /// the thread that persists it.
     pub fn open(tree: sled::Tree, policy: PersistPolicy) -> Result<Arc<Self>, ResidentError> {
         let mut map = Map::default();
+        let mut generation = 0;
+        let mut delta_bytes = 0;
         match tree.get(LAYOUT_KEY)? {
             Some(layout) if layout.as_ref() == LAYOUT => {
-                for entry in tree.scan_prefix([BLOCK]) {
-                    let (key, value) = entry?;
-                    for (entry_key, entry_value) in decode_block(&key, &value)? {
-                        if is_boundary(&entry_key) {
-                            map.boundaries.insert(entry_key.clone());
-                        }
-                        map.entries.insert(entry_key, entry_value);
-                    }
+                let stored = read_stored(&tree)?;
+                generation = stored.generation;
+                delta_bytes = stored.delta_bytes;
+                map.entries = stored.entries;
+                map.boundaries = map
+                    .entries
+                    .keys()
+                    .filter(|key| is_boundary(key))
+                    .cloned()
+                    .collect();
+                if stored.deltas > 0 {
+                    // Deltas were left (a crash, or a compaction still to come): every stored
+                    // block that differs from what the entries make now, and every missing or
+                    // stale one, is rewritten or removed by the next compaction.
+                    map.dirty = map.blocks_unlike(&stored.blocks);
+                    // Even when every block is current, the next compaction removes the deltas.
+                    map.dirty.insert(IVec::default());
                 }
             }
             Some(other) => {
@@ -325,8 +577,8 @@ impl Resident {
         std::thread::Builder::new()
             .name("roster-resident-persist".into())
             .spawn(move || {
-                for (batch, answer) in receiver {
-                    let result = writer.apply_batch(batch).map_err(|error| error.to_string());
+                for (job, answer) in receiver {
+                    let result = job.write(&writer).map_err(|error| error.to_string());
                     let _ = answer.send(result);
                 }
             })
@@ -338,6 +590,8 @@ impl Resident {
                 sender: Some(sender),
                 in_flight: None,
                 last: Instant::now(),
+                generation,
+                delta_bytes,
             }),
             policy,
         }))
@@ -407,101 +661,139 @@ impl Resident {
 
     /// Empties the tree, in memory and in sled.
     pub fn clear(&self) -> Result<(), ResidentError> {
-        self.wait_in_flight()?;
+        let mut persister = self.lock_persister();
+        // Whatever the job in flight did is cleared below.
+        let _ = self.wait_in_flight(&mut persister);
         let mut map = self.write_map();
         *map = Map::default();
+        persister.generation = 0;
+        persister.delta_bytes = 0;
         self.tree.clear()?;
         self.tree.insert(LAYOUT_KEY, LAYOUT)?;
         Ok(())
     }
 
+    /// The next job: the changes since the last delta, and the changed blocks when
+    /// `compact`; `None` when there is nothing to write.
+    fn take_job(&self, persister: &mut Persister, compact: bool) -> Option<Job> {
+        let mut map = self.write_map();
+        let blocks_to_write = compact && !map.dirty.is_empty();
+        if map.changed.is_empty() && !blocks_to_write {
+            return None;
+        }
+        persister.generation += 1;
+        persister.delta_bytes += map.changed_bytes;
+        let delta = map.take_delta();
+        let compaction = if compact {
+            persister.delta_bytes = 0;
+            Some(map.take_compaction())
+        } else {
+            None
+        };
+        Some(Job {
+            generation: persister.generation,
+            delta,
+            compaction,
+        })
+    }
+
     /// Starts a persist when the policy says one is due and none is running; never waits for
-    /// sled.
+    /// sled. It writes a delta, and compacts after [`PersistPolicy::compact_after_bytes`].
     pub fn persist_if_due(&self) -> Result<(), ResidentError> {
         let mut persister = self.lock_persister();
-        if let Some(in_flight) = &persister.in_flight {
-            match in_flight.try_recv() {
-                Ok(result) => {
-                    persister.in_flight = None;
-                    self.settle(result)?;
-                }
+        if let Some((in_flight, _)) = &persister.in_flight {
+            let result = match in_flight.try_recv() {
+                Ok(result) => result,
                 Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    persister.in_flight = None;
-                    self.settle(Err("the persist thread stopped".into()))?;
+                    Err("the persist thread stopped".into())
                 }
+            };
+            if let Some((_, taken)) = persister.in_flight.take() {
+                self.settle(&mut persister, result, taken)?;
             }
         }
-        let due = {
+        let (due, compact) = {
             let map = self.read_map();
-            !map.dirty.is_empty()
+            let due = !map.changed.is_empty()
                 && (map.changed_bytes >= self.policy.changed_bytes
-                    || persister.last.elapsed() >= self.policy.interval)
+                    || persister.last.elapsed() >= self.policy.interval);
+            let compact =
+                persister.delta_bytes + map.changed_bytes >= self.policy.compact_after_bytes;
+            (due, compact)
         };
         if !due {
             return Ok(());
         }
-        let batch = self.write_map().snapshot(&self.tree)?;
-        let (answer, in_flight) = std::sync::mpsc::sync_channel(1);
-        let Some(sender) = &persister.sender else {
-            return Err(ResidentError::Persist("the persist thread stopped".into()));
+        let Some(job) = self.take_job(&mut persister, compact) else {
+            return Ok(());
         };
-        match sender.try_send((batch, answer)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.write_map().rewrite_all = true;
-                return Err(ResidentError::Persist(
-                    "the persist thread is not taking work".into(),
-                ));
-            }
+        let taken = job.taken();
+        let (answer, in_flight) = std::sync::mpsc::sync_channel(1);
+        let sent = match &persister.sender {
+            Some(sender) => sender.try_send((job, answer)),
+            None => Err(TrySendError::Disconnected((job, answer))),
+        };
+        if sent.is_err() {
+            self.give_back(&mut persister, taken);
+            return Err(ResidentError::Persist(
+                "the persist thread is not taking work".into(),
+            ));
         }
-        persister.in_flight = Some(in_flight);
+        persister.in_flight = Some((in_flight, taken));
         persister.last = Instant::now();
         Ok(())
     }
 
-    /// Writes every change so far to sled and waits for it.
+    /// Writes every change so far to sled, compacted, and waits for it.
     pub fn persist(&self) -> Result<(), ResidentError> {
         let mut persister = self.lock_persister();
-        if let Some(in_flight) = persister.in_flight.take() {
-            let result = in_flight
-                .recv()
-                .unwrap_or_else(|_| Err("the persist thread stopped".into()));
-            self.settle(result)?;
-        }
-        let batch = {
-            let mut map = self.write_map();
-            if map.dirty.is_empty() && !map.rewrite_all {
-                return Ok(());
-            }
-            map.snapshot(&self.tree)?
+        self.wait_in_flight(&mut persister)?;
+        let Some(job) = self.take_job(&mut persister, true) else {
+            return Ok(());
         };
+        let taken = job.taken();
         persister.last = Instant::now();
-        self.tree.apply_batch(batch).map_err(|error| {
-            self.write_map().rewrite_all = true;
+        job.write(&self.tree).map_err(|error| {
+            self.give_back(&mut persister, taken);
             ResidentError::Sled(error)
         })
     }
 
-    /// Waits for the persist in flight, if any.
-    fn wait_in_flight(&self) -> Result<(), ResidentError> {
-        let mut persister = self.lock_persister();
-        if let Some(in_flight) = persister.in_flight.take() {
+    /// Waits for the job in flight, if any.
+    fn wait_in_flight(&self, persister: &mut Persister) -> Result<(), ResidentError> {
+        if let Some((in_flight, taken)) = persister.in_flight.take() {
             let result = in_flight
                 .recv()
                 .unwrap_or_else(|_| Err("the persist thread stopped".into()));
-            self.settle(result)?;
+            self.settle(persister, result, taken)?;
         }
         Ok(())
     }
 
-    /// Takes a persist's result: a failed one makes the next persist write every block.
-    fn settle(&self, result: Result<(), String>) -> Result<(), ResidentError> {
+    /// Takes a job's result: a failed job's changes and blocks go back to the map, for the next
+    /// job to write.
+    fn settle(
+        &self,
+        persister: &mut Persister,
+        result: Result<(), String>,
+        taken: Taken,
+    ) -> Result<(), ResidentError> {
         result.map_err(|reason| {
-            tracing::error!(%reason, "persisting a resident tree failed; the next persist writes it whole");
-            self.write_map().rewrite_all = true;
+            tracing::error!(%reason, "persisting a resident tree failed; the next persist writes its changes again");
+            self.give_back(persister, taken);
             ResidentError::Persist(reason)
         })
+    }
+
+    fn give_back(&self, persister: &mut Persister, taken: Taken) {
+        let mut map = self.write_map();
+        map.changed.extend(taken.changed);
+        map.dirty.extend(taken.dirty);
+        if taken.compacting {
+            // The deltas it was to replace are still there: compact again at the next persist.
+            persister.delta_bytes = persister.delta_bytes.max(self.policy.compact_after_bytes);
+        }
     }
 
     /// Persists what changed and stops the persist thread.
@@ -715,27 +1007,114 @@ mod tests {
     }
 
     #[test]
-    fn a_due_persist_runs_in_the_background() {
+    fn a_due_persist_writes_a_delta_in_the_background_and_a_stop_compacts() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let resident = Resident::open(
-            db.open_tree("r").unwrap(),
-            PersistPolicy {
-                changed_bytes: 10,
-                interval: Duration::from_secs(3600),
-            },
-        )
-        .unwrap();
+        let policy = PersistPolicy {
+            changed_bytes: 10,
+            interval: Duration::from_secs(3600),
+            compact_after_bytes: 1 << 30,
+        };
+        let resident = Resident::open(db.open_tree("r").unwrap(), policy).unwrap();
         put(&resident, b"a", b"1");
         resident.persist_if_due().unwrap();
         assert!(resident.lock_persister().in_flight.is_none(), "not due yet");
         put(&resident, b"bbbbbbbbbbbb", b"2");
         resident.persist_if_due().unwrap();
-        resident.wait_in_flight().unwrap();
+        {
+            let mut persister = resident.lock_persister();
+            resident.wait_in_flight(&mut persister).unwrap();
+        }
         let tree = db.open_tree("r").unwrap();
-        let blocks: usize = tree
-            .scan_prefix([BLOCK])
-            .map(|entry| decode_block(b"", &entry.unwrap().1).unwrap().len())
-            .sum();
-        assert_eq!(blocks, 2);
+        assert_eq!(tree.scan_prefix([DELTA]).count(), 1);
+        assert_eq!(tree.scan_prefix([BLOCK]).count(), 0);
+        assert_eq!(persisted_entries(&tree).unwrap().unwrap().len(), 2);
+        let loaded = Resident::open(tree.clone(), policy).unwrap();
+        assert_eq!(loaded.get(b"a").as_deref(), Some(b"1".as_slice()));
+        drop(loaded);
+        resident.stop().unwrap();
+        assert_eq!(tree.scan_prefix([DELTA]).count(), 0, "a stop compacts");
+        assert_eq!(persisted_entries(&tree).unwrap().unwrap().len(), 2);
+    }
+
+    /// The state every test of an interrupted compaction starts from: a compacted tree, then
+    /// two deltas of changes that start new blocks, end others and change values.
+    fn interrupted_state(db: &sled::Db, name: &str) -> (Arc<Resident>, Vec<Write>) {
+        let policy = PersistPolicy {
+            changed_bytes: 1,
+            interval: Duration::ZERO,
+            compact_after_bytes: 1 << 30,
+        };
+        let resident = Resident::open(db.open_tree(name).unwrap(), policy).unwrap();
+        for index in 0u32..2000 {
+            put(&resident, format!("key-{index:05}").as_bytes(), b"first");
+        }
+        resident.persist().unwrap();
+        for round in 0u32..2 {
+            for index in 0u32..2000 {
+                let key = format!("key-{index:05}");
+                if index % 5 == round {
+                    resident.apply([(IVec::from(key.as_bytes()), None)]);
+                } else if index % 3 == round {
+                    put(
+                        &resident,
+                        key.as_bytes(),
+                        format!("round {round}").as_bytes(),
+                    );
+                }
+                put(
+                    &resident,
+                    format!("key-{index:05}-{round}").as_bytes(),
+                    b"new",
+                );
+            }
+            resident.persist_if_due().unwrap();
+            let mut persister = resident.lock_persister();
+            resident.wait_in_flight(&mut persister).unwrap();
+        }
+        let mut persister = resident.lock_persister();
+        let job = resident.take_job(&mut persister, true).unwrap();
+        assert!(job.delta.is_empty(), "both deltas are written");
+        drop(persister);
+        (resident, job.writes())
+    }
+
+    #[test]
+    fn a_compaction_cut_short_anywhere_loses_nothing() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let (resident, writes) = interrupted_state(&db, "whole");
+        let expected: Vec<(IVec, IVec)> = resident
+            .range(&[], None)
+            .map(|entry| entry.unwrap())
+            .collect();
+        assert!(writes.len() > 3, "{} writes", writes.len());
+        for cut in 0..=writes.len() {
+            let name = format!("cut-{cut}");
+            let (cut_short, _) = interrupted_state(&db, &name);
+            drop(cut_short);
+            let tree = db.open_tree(&name).unwrap();
+            for write in writes.iter().take(cut).cloned() {
+                write.run(&tree).unwrap();
+            }
+            assert_eq!(
+                persisted_entries(&tree).unwrap().unwrap(),
+                expected,
+                "cut after {cut} writes"
+            );
+            let loaded = Resident::open(tree.clone(), PersistPolicy::default()).unwrap();
+            assert_eq!(loaded.len(), expected.len());
+            // Its next compaction leaves exactly the blocks of an uninterrupted one.
+            loaded.stop().unwrap();
+            let whole = db.open_tree("whole").unwrap();
+            let reference = Resident::open(whole.clone(), PersistPolicy::default()).unwrap();
+            reference.stop().unwrap();
+            let dump = |tree: &sled::Tree| -> Vec<(IVec, IVec)> {
+                tree.iter().map(|entry| entry.unwrap()).collect()
+            };
+            assert_eq!(
+                dump(&tree),
+                dump(&whole),
+                "cut after {cut} writes, compacted"
+            );
+        }
     }
 }
