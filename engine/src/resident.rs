@@ -8,9 +8,11 @@
 //! sled) and persists now and then, off the caller's thread:
 //!
 //! - a **delta**: the entries changed since the previous delta (values, or removals), taken
-//!   between two whole [`Resident::apply`] calls and written as one sled value (one key, so no
-//!   global lock and no per-entry cost). Blocks plus every delta, replayed in order, are a state
-//!   the tree was in, checkpoint keys included: for a view, "the log up to its checkpoint";
+//!   between two whole [`Resident::apply`] calls and written as sled values of ~64 KiB
+//!   (no global lock, no per-entry cost), paced so that the event log's flushes, which share
+//!   sled's one log, never wait for much of it. A delta counts once its last part is stored.
+//!   Blocks plus every whole delta, replayed in order, are a state the tree was in, checkpoint
+//!   keys included: for a view, "the log up to its checkpoint";
 //! - now and then a **compaction**: the blocks changed since the previous compaction are written
 //!   again as of the latest delta, in small batches, then the deltas up to it are removed.
 //!
@@ -30,7 +32,8 @@
 //!
 //! Layout of the sled tree: `layout` → [`LAYOUT`] · `b` + block-start-key → the block's entries,
 //! each as key length (u32 LE), key, value length (u32 LE), value; the first block's start is the
-//! empty key · `d` + generation (u64 BE) → a delta's entries, encoded alike, with value length
+//! empty key · `d` + generation (u64 BE) + part (u32 BE) → a flag byte (1 on the delta's last
+//! part, which makes it count) and the part's entries, encoded alike, with value length
 //! `u32::MAX` (and no value) for a removal. A tree without the layout key holds an older per-key
 //! layout: it is cleared at open (the owner rebuilds it from the log).
 
@@ -55,6 +58,17 @@ const BOUNDARY_MASK: u64 = 31;
 const RANGE_CHUNK: usize = 128;
 /// Blocks written per sled batch by a compaction: short holds of sled's global write lock.
 const BLOCKS_PER_BATCH: usize = 128;
+/// A delta is written in parts of about this size. sled stores a value above its segment size
+/// over four (128 KiB) as a blob file of its own, and the blobs of a 30 MiB delta held up the
+/// event log's flushes (churn's p999: 60-90 ms with 1 MiB parts, 20 ms with 64 KiB parts, as
+/// without persists); smaller values go through sled's log like any write.
+const DELTA_PART_BYTES: usize = 64 << 10;
+/// How fast the persist thread writes (deltas and compactions), so that each of the event log's
+/// flushes carries little of it.
+const PACED_BYTES_PER_SECOND: usize = 64 << 20;
+/// The first byte of a delta part: more parts follow, or this is the delta's last.
+const MORE_PARTS: u8 = 0;
+const LAST_PART: u8 = 1;
 
 /// When a persist is due: this many changed bytes, or this long since the last one; and when a
 /// persist also compacts: after this many bytes of deltas.
@@ -85,13 +99,20 @@ pub enum ResidentError {
     Persist(String),
 }
 
+/// The entries, in a persistent (copy-on-write) ordered map: a compaction takes a snapshot in
+/// constant time under the lock and reads it on the persist thread.
+type Entries = imbl::OrdMap<IVec, IVec>;
+/// Present keys that start a block, likewise.
+type Boundaries = imbl::OrdSet<IVec>;
+
 #[derive(Default)]
 struct Map {
-    entries: BTreeMap<IVec, IVec>,
+    entries: Entries,
     /// Present keys that start a block.
-    boundaries: BTreeSet<IVec>,
-    /// Keys written or removed since the last delta was taken.
-    changed: BTreeSet<IVec>,
+    boundaries: Boundaries,
+    /// Writes and removals since the last delta was taken, in order (a key may recur: the
+    /// delta keeps its last). Taking them is one swap, so a persist holds the lock briefly.
+    changes: Vec<(IVec, Option<IVec>)>,
     /// Bytes of keys and values written since the last delta was taken.
     changed_bytes: usize,
     /// Starts of the blocks changed since the last compaction was taken (the empty key: the
@@ -120,20 +141,42 @@ fn block_key(start: &[u8]) -> Vec<u8> {
     key
 }
 
-fn delta_key(generation: u64) -> [u8; 9] {
-    let mut key = [DELTA; 9];
-    key[1..].copy_from_slice(&generation.to_be_bytes());
+fn delta_key(generation: u64, part: u32) -> [u8; 13] {
+    let mut key = [DELTA; 13];
+    key[1..9].copy_from_slice(&generation.to_be_bytes());
+    key[9..].copy_from_slice(&part.to_be_bytes());
     key
 }
 
-/// Entries of one block, to write (`Some`) or the block to remove (`None`).
-type BlockWrite = (IVec, Option<Vec<(IVec, IVec)>>);
+/// A compaction as taken under the lock: a snapshot of the entries and boundaries, and the
+/// starts of the blocks to write or remove, in descending order (see the module docs).
+struct Compaction {
+    entries: Entries,
+    boundaries: Boundaries,
+    starts: Vec<IVec>,
+}
+
+/// The entries of the block starting at `start`.
+fn block_entries(entries: &Entries, boundaries: &Boundaries, start: &IVec) -> Vec<(IVec, IVec)> {
+    let end = boundaries
+        .range::<_, IVec>((Bound::Excluded(start), Bound::Unbounded))
+        .next()
+        .cloned();
+    let upper = match end {
+        Some(end) => Bound::Excluded(end),
+        None => Bound::Unbounded,
+    };
+    entries
+        .range::<_, IVec>((Bound::Included(start.clone()), upper))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
+}
 
 impl Map {
     /// The start of the block `key` falls in.
     fn block_of(&self, key: &[u8]) -> IVec {
         self.boundaries
-            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+            .range::<_, [u8]>((Bound::Unbounded, Bound::Included(key)))
             .next_back()
             .cloned()
             .unwrap_or_default()
@@ -155,7 +198,7 @@ impl Map {
         if self.entries.remove(key).is_none() {
             return false;
         }
-        if self.boundaries.remove(key) {
+        if self.boundaries.remove(key).is_some() {
             // The block starting here goes; its entries join the block before it.
             self.dirty.insert(IVec::from(key));
             let before = self.block_of(key);
@@ -169,44 +212,21 @@ impl Map {
 
     fn put(&mut self, key: IVec, value: IVec) {
         self.changed_bytes += key.len() + value.len();
-        self.changed.insert(key.clone());
+        self.changes.push((key.clone(), Some(value.clone())));
         self.put_entry(key, value);
     }
 
     fn remove(&mut self, key: &[u8]) {
         if self.remove_entry(key) {
             self.changed_bytes += key.len();
-            self.changed.insert(IVec::from(key));
+            self.changes.push((IVec::from(key), None));
         }
     }
 
-    /// The entries changed since the last delta, with their values now; starts the next delta.
+    /// The changes since the last delta; starts the next delta.
     fn take_delta(&mut self) -> Vec<(IVec, Option<IVec>)> {
         self.changed_bytes = 0;
-        std::mem::take(&mut self.changed)
-            .into_iter()
-            .map(|key| {
-                let value = self.entries.get(&key).cloned();
-                (key, value)
-            })
-            .collect()
-    }
-
-    /// The entries of the block starting at `start`.
-    fn block_entries(&self, start: &IVec) -> Vec<(IVec, IVec)> {
-        let end = self
-            .boundaries
-            .range::<IVec, _>((Bound::Excluded(start), Bound::Unbounded))
-            .next()
-            .cloned();
-        let upper = match end {
-            Some(end) => Bound::Excluded(end),
-            None => Bound::Unbounded,
-        };
-        self.entries
-            .range::<IVec, _>((Bound::Included(start.clone()), upper))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect()
+        std::mem::take(&mut self.changes)
     }
 
     /// Starts of the blocks that `stored` (start → hash of the stored bytes) lacks, holds
@@ -218,7 +238,11 @@ impl Map {
             .cloned()
             .collect();
         for start in std::iter::once(IVec::default()).chain(self.boundaries.iter().cloned()) {
-            let now = key_hash(&encode_block(&self.block_entries(&start)));
+            let now = key_hash(&encode_block(&block_entries(
+                &self.entries,
+                &self.boundaries,
+                &start,
+            )));
             if stored.get(&start) != Some(&now) {
                 unlike.insert(start);
             }
@@ -226,22 +250,14 @@ impl Map {
         unlike
     }
 
-    /// The blocks changed since the last compaction, as of now, in descending start order (see
-    /// the module docs); starts the next compaction.
-    fn take_compaction(&mut self) -> Vec<BlockWrite> {
-        let dirty = std::mem::take(&mut self.dirty);
-        dirty
-            .into_iter()
-            .rev()
-            .map(|start| {
-                if start.is_empty() || self.boundaries.contains(&start) {
-                    let entries = self.block_entries(&start);
-                    (start, Some(entries))
-                } else {
-                    (start, None)
-                }
-            })
-            .collect()
+    /// The blocks changed since the last compaction, as of now; starts the next compaction.
+    /// Constant time but for the list of starts: the entries are a snapshot.
+    fn take_compaction(&mut self) -> Compaction {
+        Compaction {
+            entries: self.entries.clone(),
+            boundaries: self.boundaries.clone(),
+            starts: std::mem::take(&mut self.dirty).into_iter().rev().collect(),
+        }
     }
 }
 
@@ -264,20 +280,33 @@ fn encode_block(entries: &[(IVec, IVec)]) -> Vec<u8> {
     bytes
 }
 
-fn encode_delta(changes: &[(IVec, Option<IVec>)]) -> Vec<u8> {
-    let size = changes
-        .iter()
-        .map(|(key, value)| 8 + key.len() + value.as_ref().map_or(0, |value| value.len()))
-        .sum();
-    let mut bytes = Vec::with_capacity(size);
-    for (key, value) in changes {
+/// A delta's parts: each a flag byte ([`MORE_PARTS`] or [`LAST_PART`]), then whole entries,
+/// about [`DELTA_PART_BYTES`] each.
+fn encode_delta(changes: &[(IVec, Option<IVec>)]) -> Vec<Vec<u8>> {
+    // A key changed several times is written once, with its last change.
+    let mut last: std::collections::HashMap<&[u8], usize> =
+        std::collections::HashMap::with_capacity(changes.len());
+    for (index, (key, _)) in changes.iter().enumerate() {
+        last.insert(key.as_ref(), index);
+    }
+    let mut parts = Vec::new();
+    let mut bytes = vec![MORE_PARTS];
+    for (index, (key, value)) in changes.iter().enumerate() {
+        if last.get(key.as_ref()) != Some(&index) {
+            continue;
+        }
+        if bytes.len() >= DELTA_PART_BYTES {
+            parts.push(std::mem::replace(&mut bytes, vec![MORE_PARTS]));
+        }
         put_part(&mut bytes, key);
         match value {
             Some(value) => put_part(&mut bytes, value),
             None => bytes.extend_from_slice(&REMOVED.to_le_bytes()),
         }
     }
-    bytes
+    bytes[0] = LAST_PART;
+    parts.push(bytes);
+    parts
 }
 
 /// Decodes a block's or a delta's entries (`None`: a removal, in deltas only).
@@ -357,23 +386,61 @@ fn read_stored(tree: &sled::Tree) -> Result<Stored, ResidentError> {
             .insert(IVec::from(&key[1..]), key_hash(&value));
         stored.entries.extend(decode_block(&key, &value)?);
     }
+    // A delta counts once its last part is there (parts are written in order); one cut short by
+    // a crash is ignored, and removed with the others by the next compaction.
+    let mut parts: Vec<(IVec, Option<IVec>)> = Vec::new();
+    let mut current: Option<(u64, u32)> = None;
+    let mut cut_short = false;
     for entry in tree.scan_prefix([DELTA]) {
         let (key, value) = entry?;
-        let generation = <[u8; 8]>::try_from(&key[1..])
-            .map(u64::from_be_bytes)
-            .map_err(|_| ResidentError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason: "a delta key without its generation".into(),
-            })?;
-        for (entry_key, entry_value) in decode_entries(&key, &value, true)? {
-            match entry_value {
-                Some(entry_value) => stored.entries.insert(entry_key, entry_value),
-                None => stored.entries.remove(&entry_key),
-            };
+        let corrupt = |reason: &str| ResidentError::Corrupt {
+            key: String::from_utf8_lossy(&key).into_owned(),
+            reason: reason.to_owned(),
+        };
+        let (generation, part) = match (key.get(1..9), key.get(9..)) {
+            (Some(generation), Some(part)) if key.len() == 13 => (
+                u64::from_be_bytes(generation.try_into().map_err(|_| corrupt("bad key"))?),
+                u32::from_be_bytes(part.try_into().map_err(|_| corrupt("bad key"))?),
+            ),
+            _ => return Err(corrupt("a delta key without its generation and part")),
+        };
+        let expected = match current {
+            Some((current_generation, last_part)) if current_generation == generation => {
+                last_part + 1
+            }
+            _ => {
+                cut_short |= !parts.is_empty();
+                parts.clear();
+                0
+            }
+        };
+        if part != expected {
+            return Err(corrupt("a delta part out of sequence"));
         }
-        stored.deltas += 1;
+        current = Some((generation, part));
         stored.generation = generation;
+        let (flag, body) = value
+            .split_first()
+            .ok_or_else(|| corrupt("an empty delta part"))?;
+        parts.extend(decode_entries(&key, body, true)?);
         stored.delta_bytes += value.len();
+        match *flag {
+            MORE_PARTS => {}
+            LAST_PART => {
+                for (entry_key, entry_value) in parts.drain(..) {
+                    match entry_value {
+                        Some(entry_value) => stored.entries.insert(entry_key, entry_value),
+                        None => stored.entries.remove(&entry_key),
+                    };
+                }
+                stored.deltas += 1;
+            }
+            _ => return Err(corrupt("a delta part with an unknown flag")),
+        }
+    }
+    if cut_short || !parts.is_empty() {
+        // Parts of a delta cut short: nothing to replay, but they are to be removed.
+        stored.deltas = stored.deltas.max(1);
     }
     Ok(stored)
 }
@@ -402,13 +469,13 @@ pub fn persisted_get(tree: &sled::Tree, key: &[u8]) -> Result<Option<Option<IVec
 /// One persist: a delta, then optionally a compaction as of that delta.
 struct Job {
     generation: u64,
-    delta: Vec<(IVec, Option<IVec>)>,
-    compaction: Option<Vec<BlockWrite>>,
+    delta: Arc<Vec<(IVec, Option<IVec>)>>,
+    compaction: Option<Compaction>,
 }
 
 /// What a job took from the map, given back to it when the job fails.
 struct Taken {
-    changed: Vec<IVec>,
+    changes: Arc<Vec<(IVec, Option<IVec>)>>,
     dirty: Vec<IVec>,
     compacting: bool,
 }
@@ -416,22 +483,33 @@ struct Taken {
 /// One sled write of a job, in the order they must land.
 #[derive(Clone)]
 enum Write {
-    /// A delta, as one value.
-    Delta(u64, Vec<u8>),
-    /// Blocks written or removed, in one small batch.
-    Blocks(sled::Batch),
+    /// One part of a delta: its generation, its index, its bytes.
+    DeltaPart(u64, u32, Vec<u8>),
+    /// Blocks written or removed, in one small batch, and its size in bytes.
+    Blocks(sled::Batch, usize),
     /// The deltas up to this generation removed (the blocks hold their changes).
     DeltasSpent(u64),
 }
 
 impl Write {
+    /// Bytes the write puts in sled's log, roughly.
+    fn size(&self) -> usize {
+        match self {
+            Write::DeltaPart(_, _, bytes) => bytes.len(),
+            Write::Blocks(_, size) => *size,
+            Write::DeltasSpent(_) => 0,
+        }
+    }
+
     fn run(self, tree: &sled::Tree) -> Result<(), sled::Error> {
         match self {
-            Write::Delta(generation, bytes) => tree.insert(delta_key(generation), bytes).map(drop),
-            Write::Blocks(batch) => tree.apply_batch(batch),
+            Write::DeltaPart(generation, part, bytes) => {
+                tree.insert(delta_key(generation, part), bytes).map(drop)
+            }
+            Write::Blocks(batch, _) => tree.apply_batch(batch),
             Write::DeltasSpent(generation) => {
                 let mut batch = sled::Batch::default();
-                for entry in tree.range(delta_key(0)..=delta_key(generation)) {
+                for entry in tree.range(delta_key(0, 0)..=delta_key(generation, u32::MAX)) {
                     batch.remove(entry?.0);
                 }
                 tree.apply_batch(batch)
@@ -443,13 +521,12 @@ impl Write {
 impl Job {
     fn taken(&self) -> Taken {
         Taken {
-            changed: self.delta.iter().map(|(key, _)| key.clone()).collect(),
+            changes: self.delta.clone(),
             dirty: self
                 .compaction
-                .iter()
-                .flatten()
-                .map(|(start, _)| start.clone())
-                .collect(),
+                .as_ref()
+                .map(|compaction| compaction.starts.clone())
+                .unwrap_or_default(),
             compacting: self.compaction.is_some(),
         }
     }
@@ -459,37 +536,55 @@ impl Job {
     fn writes(self) -> Vec<Write> {
         let mut writes = Vec::new();
         if !self.delta.is_empty() {
-            writes.push(Write::Delta(self.generation, encode_delta(&self.delta)));
+            for (part, bytes) in (0u32..).zip(encode_delta(&self.delta)) {
+                writes.push(Write::DeltaPart(self.generation, part, bytes));
+            }
         }
-        let Some(blocks) = self.compaction else {
+        let Some(Compaction {
+            entries,
+            boundaries,
+            starts,
+        }) = self.compaction
+        else {
             return writes;
         };
-        let (stored, removed): (Vec<_>, Vec<_>) = blocks
+        let (stored, removed): (Vec<_>, Vec<_>) = starts
             .into_iter()
-            .partition(|(_, entries)| entries.is_some());
+            .partition(|start| start.is_empty() || boundaries.contains(start));
         for chunk in stored.chunks(BLOCKS_PER_BATCH) {
             let mut batch = sled::Batch::default();
-            for (start, entries) in chunk {
-                if let Some(entries) = entries {
-                    batch.insert(block_key(start), encode_block(entries));
-                }
+            let mut size = 0;
+            for start in chunk {
+                let bytes = encode_block(&block_entries(&entries, &boundaries, start));
+                size += bytes.len();
+                batch.insert(block_key(start), bytes);
             }
-            writes.push(Write::Blocks(batch));
+            writes.push(Write::Blocks(batch, size));
         }
         for chunk in removed.chunks(BLOCKS_PER_BATCH) {
             let mut batch = sled::Batch::default();
-            for (start, _) in chunk {
+            for start in chunk {
                 batch.remove(block_key(start));
             }
-            writes.push(Write::Blocks(batch));
+            writes.push(Write::Blocks(batch, 0));
         }
         writes.push(Write::DeltasSpent(self.generation));
         writes
     }
 
-    fn write(self, tree: &sled::Tree) -> Result<(), sled::Error> {
+    /// Runs the job's writes in order; `paced`, at most [`PACED_BYTES_PER_SECOND`].
+    fn write(self, tree: &sled::Tree, paced: bool) -> Result<(), sled::Error> {
+        let started = Instant::now();
+        let mut written = 0usize;
         for write in self.writes() {
+            written += write.size();
             write.run(tree)?;
+            if paced {
+                let due = Duration::from_secs_f64(written as f64 / PACED_BYTES_PER_SECOND as f64);
+                if let Some(early) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(early);
+                }
+            }
         }
         Ok(())
     }
@@ -536,7 +631,7 @@ impl Resident {
                 let stored = read_stored(&tree)?;
                 generation = stored.generation;
                 delta_bytes = stored.delta_bytes;
-                map.entries = stored.entries;
+                map.entries = stored.entries.into_iter().collect();
                 map.boundaries = map
                     .entries
                     .keys()
@@ -578,7 +673,14 @@ impl Resident {
             .name("roster-resident-persist".into())
             .spawn(move || {
                 for (job, answer) in receiver {
-                    let result = job.write(&writer).map_err(|error| error.to_string());
+                    let started = Instant::now();
+                    let generation = job.generation;
+                    let result = job.write(&writer, true).map_err(|error| error.to_string());
+                    tracing::debug!(
+                        generation,
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "persist written"
+                    );
                     let _ = answer.send(result);
                 }
             })
@@ -676,20 +778,31 @@ impl Resident {
     /// The next job: the changes since the last delta, and the changed blocks when
     /// `compact`; `None` when there is nothing to write.
     fn take_job(&self, persister: &mut Persister, compact: bool) -> Option<Job> {
+        let started = Instant::now();
         let mut map = self.write_map();
         let blocks_to_write = compact && !map.dirty.is_empty();
-        if map.changed.is_empty() && !blocks_to_write {
+        if map.changes.is_empty() && !blocks_to_write {
             return None;
         }
         persister.generation += 1;
         persister.delta_bytes += map.changed_bytes;
-        let delta = map.take_delta();
+        let delta = Arc::new(map.take_delta());
         let compaction = if compact {
             persister.delta_bytes = 0;
             Some(map.take_compaction())
         } else {
             None
         };
+        drop(map);
+        tracing::debug!(
+            generation = persister.generation,
+            changed = delta.len(),
+            blocks = compaction
+                .as_ref()
+                .map_or(0, |compaction| compaction.starts.len()),
+            held_us = started.elapsed().as_micros() as u64,
+            "persist taken"
+        );
         Some(Job {
             generation: persister.generation,
             delta,
@@ -715,7 +828,7 @@ impl Resident {
         }
         let (due, compact) = {
             let map = self.read_map();
-            let due = !map.changed.is_empty()
+            let due = !map.changes.is_empty()
                 && (map.changed_bytes >= self.policy.changed_bytes
                     || persister.last.elapsed() >= self.policy.interval);
             let compact =
@@ -754,7 +867,7 @@ impl Resident {
         };
         let taken = job.taken();
         persister.last = Instant::now();
-        job.write(&self.tree).map_err(|error| {
+        job.write(&self.tree, false).map_err(|error| {
             self.give_back(&mut persister, taken);
             ResidentError::Sled(error)
         })
@@ -788,7 +901,10 @@ impl Resident {
 
     fn give_back(&self, persister: &mut Persister, taken: Taken) {
         let mut map = self.write_map();
-        map.changed.extend(taken.changed);
+        // Older than the changes made since: they go first.
+        let newer = std::mem::take(&mut map.changes);
+        map.changes = taken.changes.as_ref().clone();
+        map.changes.extend(newer);
         map.dirty.extend(taken.dirty);
         if taken.compacting {
             // The deltas it was to replace are still there: compact again at the next persist.
@@ -835,7 +951,7 @@ impl ResidentRange {
         let map = self.resident.read_map();
         let range = map
             .entries
-            .range::<IVec, _>((self.front.clone(), self.back.clone()));
+            .range::<_, IVec>((self.front.clone(), self.back.clone()));
         if from_back {
             for (key, value) in range.rev().take(RANGE_CHUNK) {
                 self.back_buffer.push_back((key.clone(), value.clone()));
@@ -1034,6 +1150,56 @@ mod tests {
         resident.stop().unwrap();
         assert_eq!(tree.scan_prefix([DELTA]).count(), 0, "a stop compacts");
         assert_eq!(persisted_entries(&tree).unwrap().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_delta_in_several_parts_counts_only_once_whole() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("r").unwrap();
+        let resident = Resident::open(tree.clone(), PersistPolicy::default()).unwrap();
+        put(&resident, b"before", b"1");
+        resident.persist().unwrap();
+        let before = persisted_entries(&tree).unwrap().unwrap();
+        let value = vec![7u8; 1000];
+        for index in 0u32..3000 {
+            put(&resident, format!("key-{index:05}").as_bytes(), &value);
+        }
+        resident.apply([(IVec::from(b"before".as_slice()), None)]);
+        let expected: Vec<(IVec, IVec)> = resident
+            .range(&[], None)
+            .map(|entry| entry.unwrap())
+            .collect();
+        let writes = {
+            let mut persister = resident.lock_persister();
+            resident.take_job(&mut persister, false).unwrap().writes()
+        };
+        assert!(writes.len() >= 3, "{} parts", writes.len());
+        let last = writes.len() - 1;
+        for write in writes.iter().take(last).cloned() {
+            write.run(&tree).unwrap();
+        }
+        assert_eq!(
+            persisted_entries(&tree).unwrap().unwrap(),
+            before,
+            "a delta cut short"
+        );
+        // Loaded, and written again later: the parts cut short go with the next compaction.
+        let loaded = Resident::open(tree.clone(), PersistPolicy::default()).unwrap();
+        assert_eq!(loaded.len(), 1);
+        put(&loaded, b"after", b"2");
+        loaded.stop().unwrap();
+        assert_eq!(tree.scan_prefix([DELTA]).count(), 0);
+        assert_eq!(persisted_entries(&tree).unwrap().unwrap().len(), 2);
+
+        // Whole, it counts.
+        let whole = db.open_tree("whole").unwrap();
+        let first = Resident::open(whole.clone(), PersistPolicy::default()).unwrap();
+        put(&first, b"before", b"1");
+        first.persist().unwrap();
+        for write in writes {
+            write.run(&whole).unwrap();
+        }
+        assert_eq!(persisted_entries(&whole).unwrap().unwrap(), expected);
     }
 
     /// The state every test of an interrupted compaction starts from: a compacted tree, then
