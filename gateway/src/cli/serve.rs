@@ -281,3 +281,24 @@ impl ShutdownSignal {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_persist_interval_outside_100ms_to_1h_is_refused_by_name() {
+        assert_eq!(
+            parse_view_persist_interval("200ms").unwrap(),
+            std::time::Duration::from_millis(200)
+        );
+        assert_eq!(
+            parse_view_persist_interval("1h").unwrap(),
+            std::time::Duration::from_secs(3600)
+        );
+        let refused = parse_view_persist_interval("50ms").unwrap_err();
+        assert!(refused.contains("between 100ms and 1h"), "{refused}");
+        assert!(parse_view_persist_interval("2h").is_err());
+        assert!(parse_view_persist_interval("5").is_err());
+    }
+}
