@@ -445,23 +445,28 @@ fn read_stored(tree: &sled::Tree) -> Result<Stored, ResidentError> {
     Ok(stored)
 }
 
+/// Whether `tree` is in the block layout (it holds the layout key with [`LAYOUT`]).
+fn in_block_layout(tree: &sled::Tree) -> Result<bool, ResidentError> {
+    Ok(tree
+        .get(LAYOUT_KEY)?
+        .is_some_and(|layout| layout.as_ref() == LAYOUT))
+}
+
 /// The entries persisted in `tree` (blocks, deltas replayed), in key order, or `None` when the
 /// tree is not in the block layout. Changes nothing: for tools and tests that read a stopped
 /// roster's data directory.
 pub fn persisted_entries(tree: &sled::Tree) -> Result<Option<Vec<(IVec, IVec)>>, ResidentError> {
-    match tree.get(LAYOUT_KEY)? {
-        Some(layout) if layout.as_ref() == LAYOUT => {}
-        _ => return Ok(None),
+    if !in_block_layout(tree)? {
+        return Ok(None);
     }
     Ok(Some(read_stored(tree)?.entries.into_iter().collect()))
 }
 
-/// The value of `key` as persisted in `tree`: `None` when the tree is not in the block layout,
-/// `Some(None)` when the key is absent. Changes nothing.
+/// The value of `key` as persisted in `tree` (it reads the whole tree): `None` when the tree is
+/// not in the block layout, `Some(None)` when the key is absent. Changes nothing.
 pub fn persisted_get(tree: &sled::Tree, key: &[u8]) -> Result<Option<Option<IVec>>, ResidentError> {
-    match tree.get(LAYOUT_KEY)? {
-        Some(layout) if layout.as_ref() == LAYOUT => {}
-        _ => return Ok(None),
+    if !in_block_layout(tree)? {
+        return Ok(None);
     }
     Ok(Some(read_stored(tree)?.entries.remove(key)))
 }
@@ -697,10 +702,6 @@ impl Resident {
             }),
             policy,
         }))
-    }
-
-    pub fn tree(&self) -> &sled::Tree {
-        &self.tree
     }
 
     fn read_map(&self) -> std::sync::RwLockReadGuard<'_, Map> {

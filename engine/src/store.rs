@@ -304,12 +304,6 @@ impl StateStore {
         }
     }
 
-    fn raw_scan(&self, prefix: impl AsRef<[u8]>) -> Entries {
-        let prefix = prefix.as_ref();
-        let end = prefix_end(prefix);
-        self.entries(prefix, end.as_deref())
-    }
-
     fn raw_range_from(&self, start: &[u8]) -> Entries {
         self.entries(start, None)
     }
@@ -328,8 +322,10 @@ impl StateStore {
     }
 
     /// Entries whose keys start with `prefix`, in key order from either end.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Entries {
-        self.raw_scan(prefix)
+    pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Entries {
+        let prefix = prefix.as_ref();
+        let end = prefix_end(prefix);
+        self.entries(prefix, end.as_deref())
     }
 
     /// Persists a resident store's changes when they are due (see [`PersistPolicy`]); a no-op
@@ -503,7 +499,7 @@ impl StateStore {
             (USER_HANDLE, &mut state.user_handles),
         ] {
             let prefix = key(kind, tenant, &[]);
-            for entry in self.raw_scan(&prefix) {
+            for entry in self.scan_prefix(&prefix) {
                 let (key, value) = entry?;
                 let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
                 let id = decode_id(&key, &value)?;
@@ -511,7 +507,7 @@ impl StateStore {
             }
         }
         let prefix = key(USER_EXTERNAL_ID, tenant, &[]);
-        for entry in self.raw_scan(&prefix) {
+        for entry in self.scan_prefix(&prefix) {
             let (key, _) = entry?;
             // `externalId \0 user`: the id is the last 16 bytes, the NUL just before them.
             let rest = &key[prefix.len()..];
@@ -526,14 +522,14 @@ impl StateStore {
             state.groups.entry(group.id).or_insert(Some(group));
         }
         let prefix = key(GROUP_NAME, tenant, &[]);
-        for entry in self.raw_scan(&prefix) {
+        for entry in self.scan_prefix(&prefix) {
             let (key, value) = entry?;
             let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
             let id = GroupId(decode_id(&key, &value)?.0);
             state.group_names.entry(name).or_insert(Some(id));
         }
         let prefix = key(MEMBER, tenant, &[]);
-        for entry in self.raw_scan(&prefix) {
+        for entry in self.scan_prefix(&prefix) {
             let (key, _) = entry?;
             if let Some((group, user)) = id_pair(&key[prefix.len()..]) {
                 state.know_membership(GroupId(group), UserId(user), true);
@@ -554,7 +550,7 @@ impl StateStore {
                 .or_insert(Some(resource_group));
         }
         let prefix = key(LINK, tenant, &[]);
-        for entry in self.raw_scan(&prefix) {
+        for entry in self.scan_prefix(&prefix) {
             let (key, value) = entry?;
             if let Some((group, resource_group)) = id_pair(&key[prefix.len()..]) {
                 let role = decode_role(&key, &value)?;
@@ -565,7 +561,7 @@ impl StateStore {
             }
         }
         let prefix = key(RESOURCE_GROUP_MEMBER, tenant, &[]);
-        for entry in self.raw_scan(&prefix) {
+        for entry in self.scan_prefix(&prefix) {
             let (key, value) = entry?;
             if let Some((resource_group, user)) = id_pair(&key[prefix.len()..]) {
                 let role = decode_role(&key, &value)?;
@@ -602,7 +598,7 @@ impl StateStore {
     ) -> StoreResult<()> {
         for kind in 0x21u8..=0x7e {
             batch.delete(tenant_key(kind, tenant));
-            for entry in self.raw_scan(key(kind, tenant, &[])) {
+            for entry in self.scan_prefix(key(kind, tenant, &[])) {
                 let (key, _) = entry?;
                 batch.delete(key);
             }
@@ -915,7 +911,7 @@ impl StateStore {
     }
 
     /// The checkpoint stored in `tree`, whether the store keeps it per key or in a resident
-    /// tree's blocks; reads one key or one block and changes nothing (for `roster check`).
+    /// tree's blocks and deltas; changes nothing (for `roster check`).
     pub fn stored_checkpoint(tree: &sled::Tree) -> StoreResult<u64> {
         let bytes = match crate::resident::persisted_get(tree, CHECKPOINT)? {
             Some(value) => value,
@@ -958,7 +954,7 @@ impl StateStore {
     /// Every tenant, by name.
     pub fn tenants(&self) -> StoreResult<Vec<(TenantName, TenantRecord)>> {
         let mut tenants = Vec::new();
-        for entry in self.raw_scan([TENANT]) {
+        for entry in self.scan_prefix([TENANT]) {
             let (key, value) = entry?;
             let name = String::from_utf8_lossy(&key[1..]).into_owned();
             if let Ok(name) = TenantName::parse(&name) {
@@ -982,7 +978,7 @@ impl StateStore {
     }
 
     pub fn tokens(&self, tenant: &TenantName) -> StoreResult<Vec<TokenRecord>> {
-        self.raw_scan(key(TOKEN, tenant, &[]))
+        self.scan_prefix(key(TOKEN, tenant, &[]))
             .map(|entry| {
                 let (key, value) = entry?;
                 decode(&key, &value)
@@ -1011,7 +1007,7 @@ impl StateStore {
     ) -> StoreResult<Vec<UserId>> {
         let prefix = external_id_prefix(tenant.as_str().as_bytes(), external_id);
         let mut users = Vec::new();
-        for entry in self.raw_scan(&prefix) {
+        for entry in self.scan_prefix(&prefix) {
             let (key, _) = entry?;
             // Exactly an id after the prefix: a longer rest belongs to another externalId that
             // starts with `external_id` and a NUL.
@@ -1120,7 +1116,7 @@ impl StateStore {
     /// Every group `user` belongs to.
     pub fn groups_of_user(&self, tenant: &TenantName, user: &UserId) -> StoreResult<Vec<GroupId>> {
         let mut groups = Vec::new();
-        for entry in self.raw_scan(key(MEMBER_OF, tenant, user.as_bytes())) {
+        for entry in self.scan_prefix(key(MEMBER_OF, tenant, user.as_bytes())) {
             let (key, _) = entry?;
             if let Some(id) = trailing_id(&key) {
                 groups.push(GroupId(uuid::Uuid::from_bytes(id)));
@@ -1148,7 +1144,7 @@ impl StateStore {
     /// Every group → org role mapping of a tenant.
     pub fn role_mappings(&self, tenant: &TenantName) -> StoreResult<Vec<(GroupId, Role)>> {
         let mut mappings = Vec::new();
-        for entry in self.raw_scan(key(ROLE_MAPPING, tenant, &[])) {
+        for entry in self.scan_prefix(key(ROLE_MAPPING, tenant, &[])) {
             let (key, value) = entry?;
             if let Some(id) = trailing_id(&key) {
                 mappings.push((
@@ -1191,7 +1187,7 @@ impl StateStore {
         group: &GroupId,
     ) -> StoreResult<Vec<(ResourceGroupId, Role)>> {
         let mut links = Vec::new();
-        for entry in self.raw_scan(key(LINK, tenant, group.as_bytes())) {
+        for entry in self.scan_prefix(key(LINK, tenant, group.as_bytes())) {
             let (key, value) = entry?;
             if let Some(id) = trailing_id(&key) {
                 links.push((
@@ -1226,7 +1222,7 @@ impl StateStore {
         resource_group: &ResourceGroupId,
     ) -> StoreResult<Vec<(UserId, Role)>> {
         let mut members = Vec::new();
-        for entry in self.raw_scan(key(
+        for entry in self.scan_prefix(key(
             RESOURCE_GROUP_MEMBER,
             tenant,
             resource_group.as_bytes(),
@@ -1249,7 +1245,7 @@ impl StateStore {
         user: &UserId,
     ) -> StoreResult<Vec<(ResourceGroupId, Role)>> {
         let mut memberships = Vec::new();
-        for entry in self.raw_scan(key(RESOURCE_GROUP_MEMBER_OF, tenant, user.as_bytes())) {
+        for entry in self.scan_prefix(key(RESOURCE_GROUP_MEMBER_OF, tenant, user.as_bytes())) {
             let (key, value) = entry?;
             if let Some(id) = trailing_id(&key) {
                 memberships.push((

@@ -323,7 +323,7 @@ impl DirectoryView {
     ) -> Result<Option<AccessRecord>, ProjectionError> {
         match self
             .store
-            .scan_prefix(&history_prefix(tenant, user))
+            .scan_prefix(history_prefix(tenant, user))
             .next_back()
         {
             Some(entry) => {
