@@ -1,5 +1,5 @@
-//! A resident tree: a key space held whole in memory, persisted to its sled tree as deltas and
-//! packed blocks.
+//! A resident tree: a key space held whole in memory as packed blocks, persisted to its sled
+//! tree as deltas and those blocks.
 //!
 //! sled costs ~20 µs of CPU per key written, batched or not, and an atomic batch holds sled's
 //! global write lock for its whole length (every other tree's writes wait, the log's included).
@@ -16,10 +16,16 @@
 //! - now and then a **compaction**: the blocks changed since the previous compaction are written
 //!   again as of the latest delta, in small batches, then the deltas up to it are removed.
 //!
-//! Entries are cut into blocks where a key's hash has its low five bits clear (one key in 32 on
-//! average), so where blocks start depends only on the keys present and the persisted bytes, once
-//! compacted, are a function of the entries alone: a view built incrementally and one rebuilt
-//! from the log persist byte for byte alike.
+//! In memory the entries are held as the blocks are persisted: ~32 entries packed back to back in
+//! one allocation, found by the block's first key in a copy-on-write ordered map and read by a
+//! scan of the block. An entry costs its bytes plus 8; held one map node per entry, it cost ~100
+//! bytes more (two `IVec`s and their allocations, and the map's share). A write copies its block.
+//!
+//! Entries are cut into blocks where a keyed hash of the key has its low five bits clear (one key
+//! in 32 on average). The hash's key is 16 random bytes made with the tree and stored in it:
+//! where blocks start depends only on the keys present (a view built incrementally and one
+//! rebuilt from the log persist byte for byte alike), and a client that chooses keys (user names)
+//! cannot choose ones that never start a block and make every write copy one huge block.
 //!
 //! A compaction interrupted by a crash leaves some blocks at the new state and some at an older
 //! one; it never loses an entry. Blocks are written in descending key order (a block that shrinks
@@ -28,14 +34,18 @@
 //! stored block at a state no older than the oldest delta kept, or in a delta; loading replays
 //! the deltas over the blocks, which settles every entry that changed since (several stored
 //! blocks may then hold one key: the deltas hold its newer value). This relies on sled recovering
-//! a prefix of the writes of one thread, which its log guarantees.
+//! a prefix of the writes of one thread, which its log guarantees. A tree without deltas whose
+//! blocks are cut as the key says is loaded block by block; any other is read entry by entry,
+//! cut again and its differing blocks rewritten by the next compaction.
 //!
-//! Layout of the sled tree: `layout` → [`LAYOUT`] · `b` + block-start-key → the block's entries,
-//! each as key length (u32 LE), key, value length (u32 LE), value; the first block's start is the
-//! empty key · `d` + generation (u64 BE) + part (u32 BE) → a flag byte (1 on the delta's last
-//! part, which makes it count) and the part's entries, encoded alike, with value length
-//! `u32::MAX` (and no value) for a removal. A tree without the layout key holds an older per-key
-//! layout: it is cleared at open (the owner rebuilds it from the log).
+//! Layout of the sled tree: `layout` → [`LAYOUT`] · `seed` → the boundary hash's 16-byte key ·
+//! `b` + block-start-key → the block's entries, each as key length (u32 LE), key, value length
+//! (u32 LE), value; the first block's start is the empty key · `d` + generation (u64 BE) + part
+//! (u32 BE) → a flag byte (1 on the delta's last part, which makes it count) and the part's
+//! entries, encoded alike, with value length `u32::MAX` (and no value) for a removal. A tree in
+//! [`LAYOUT_UNKEYED`] (blocks cut by an unkeyed hash) is read and cut again; a tree without the
+//! layout key holds an older per-key layout: it is cleared at open (the owner rebuilds it from
+//! the log).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
@@ -47,14 +57,18 @@ use sled::IVec;
 
 /// The layout key and its value.
 const LAYOUT_KEY: &[u8] = b"layout";
-pub const LAYOUT: &[u8] = b"resident-blocks-1";
+pub const LAYOUT: &[u8] = b"resident-blocks-2";
+/// The layout before block boundaries were keyed: blocks alike, cut by an unkeyed hash.
+pub const LAYOUT_UNKEYED: &[u8] = b"resident-blocks-1";
+/// The key holding the boundary hash's key.
+const SEED_KEY: &[u8] = b"seed";
 const BLOCK: u8 = b'b';
 const DELTA: u8 = b'd';
 /// The value length that marks a removal in a delta.
 const REMOVED: u32 = u32::MAX;
 /// A key starts a block when `hash & BOUNDARY_MASK == 0`.
 const BOUNDARY_MASK: u64 = 31;
-/// Entries fetched at a time by a range iterator (the read lock is held only for that long).
+/// Entries fetched at a time by a range iterator.
 const RANGE_CHUNK: usize = 128;
 /// Blocks written per sled batch by a compaction: short holds of sled's global write lock.
 const BLOCKS_PER_BATCH: usize = 128;
@@ -99,39 +113,177 @@ pub enum ResidentError {
     Persist(String),
 }
 
-/// The entries, in a persistent (copy-on-write) ordered map: a compaction takes a snapshot in
-/// constant time under the lock and reads it on the persist thread.
-type Entries = imbl::OrdMap<IVec, IVec>;
-/// Present keys that start a block, likewise.
-type Boundaries = imbl::OrdSet<IVec>;
+fn corrupt(key: &[u8], reason: &str) -> ResidentError {
+    ResidentError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: reason.to_owned(),
+    }
+}
 
-#[derive(Default)]
+/// The key of the hash that places block boundaries and fingerprints stored blocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Seed([u8; 16]);
+
+impl Seed {
+    fn random() -> Self {
+        Self(rand::random())
+    }
+
+    /// Whether `key` starts a block.
+    fn starts_block(&self, key: &[u8]) -> bool {
+        !key.is_empty()
+            && siphasher::sip::SipHasher13::new_with_key(&self.0).hash(key) & BOUNDARY_MASK == 0
+    }
+
+    /// A fingerprint of a stored block's bytes, to tell at load which blocks to write again.
+    fn fingerprint(&self, bytes: &[u8]) -> u128 {
+        siphasher::sip128::SipHasher13::new_with_key(&self.0)
+            .hash(bytes)
+            .into()
+    }
+}
+
+/// Takes one length-prefixed part off the front of `rest`; `None` when it is not there whole.
+fn take_part<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (length, tail) = rest.split_first_chunk::<4>()?;
+    let length = u32::from_le_bytes(*length) as usize;
+    if tail.len() < length {
+        return None;
+    }
+    let (part, tail) = tail.split_at(length);
+    *rest = tail;
+    Some(part)
+}
+
+fn put_part(bytes: &mut Vec<u8>, part: &[u8]) {
+    // Keys and values are far below 4 GiB (sled's own limit is lower).
+    bytes.extend_from_slice(&(part.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(part);
+}
+
+/// One block's entries in key order, packed as persisted: key length (u32 LE), key, value
+/// length (u32 LE), value. Always well formed: built here, or checked when loaded.
+#[derive(Clone)]
+struct Packed(Arc<[u8]>);
+
+/// The entries of a [`Packed`] block, in key order.
+struct PackedEntries<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for PackedEntries<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let key = take_part(&mut self.rest)?;
+        let value = take_part(&mut self.rest)?;
+        Some((key, value))
+    }
+}
+
+impl Packed {
+    fn empty() -> Self {
+        Self(Arc::from(&[][..]))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn entries(&self) -> PackedEntries<'_> {
+        PackedEntries { rest: &self.0 }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        for (entry_key, value) in self.entries() {
+            match entry_key.cmp(key) {
+                std::cmp::Ordering::Less => continue,
+                std::cmp::Ordering::Equal => return Some(value),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+
+    /// The block with `key` set to `value` (`None`: removed), and whether `key` was there.
+    fn with(&self, key: &[u8], value: Option<&[u8]>) -> (Self, bool) {
+        let mut bytes =
+            Vec::with_capacity(self.0.len() + 8 + key.len() + value.map_or(0, <[u8]>::len));
+        let mut was_there = false;
+        let mut placed = false;
+        for (entry_key, entry_value) in self.entries() {
+            if !placed && entry_key >= key {
+                placed = true;
+                was_there = entry_key == key;
+                if let Some(value) = value {
+                    put_part(&mut bytes, key);
+                    put_part(&mut bytes, value);
+                }
+                if was_there {
+                    continue;
+                }
+            }
+            put_part(&mut bytes, entry_key);
+            put_part(&mut bytes, entry_value);
+        }
+        if let (false, Some(value)) = (placed, value) {
+            put_part(&mut bytes, key);
+            put_part(&mut bytes, value);
+        }
+        (Self(Arc::from(bytes)), was_there)
+    }
+
+    /// The entries below `key`, and those from `key` on.
+    fn split_at(&self, key: &[u8]) -> (Self, Self) {
+        let mut rest: &[u8] = &self.0;
+        let total = rest.len();
+        loop {
+            let before = rest;
+            match take_part(&mut rest) {
+                Some(entry_key) if entry_key < key => {
+                    if take_part(&mut rest).is_none() {
+                        break;
+                    }
+                }
+                _ => {
+                    rest = before;
+                    break;
+                }
+            }
+        }
+        let cut = total - rest.len();
+        (
+            Self(Arc::from(&self.0[..cut])),
+            Self(Arc::from(&self.0[cut..])),
+        )
+    }
+
+    /// This block's entries followed by `after`'s (every key of `after` is greater).
+    fn followed_by(&self, after: &Packed) -> Self {
+        let mut bytes = Vec::with_capacity(self.0.len() + after.0.len());
+        bytes.extend_from_slice(&self.0);
+        bytes.extend_from_slice(&after.0);
+        Self(Arc::from(bytes))
+    }
+}
+
+/// Block start → block, in a persistent (copy-on-write) ordered map: a compaction or a range
+/// takes a snapshot in constant time. The first block (start: the empty key) is always there.
+type Blocks = imbl::OrdMap<IVec, Packed>;
+
 struct Map {
-    entries: Entries,
-    /// Present keys that start a block.
-    boundaries: Boundaries,
+    blocks: Blocks,
+    /// How many entries the blocks hold.
+    len: usize,
+    seed: Seed,
     /// Writes and removals since the last delta was taken, in order (a key may recur: the
     /// delta keeps its last). Taking them is one swap, so a persist holds the lock briefly.
     changes: Vec<(IVec, Option<IVec>)>,
     /// Bytes of keys and values written since the last delta was taken.
     changed_bytes: usize,
     /// Starts of the blocks changed since the last compaction was taken (the empty key: the
-    /// first block). A start that is no longer a boundary is a block to remove.
+    /// first block). A start that no longer starts a block is a block to remove.
     dirty: BTreeSet<IVec>,
-}
-
-/// 64-bit FNV-1a: stable across builds and platforms, so block boundaries are too.
-fn key_hash(key: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
-fn is_boundary(key: &[u8]) -> bool {
-    !key.is_empty() && key_hash(key) & BOUNDARY_MASK == 0
 }
 
 fn block_key(start: &[u8]) -> Vec<u8> {
@@ -148,63 +300,101 @@ fn delta_key(generation: u64, part: u32) -> [u8; 13] {
     key
 }
 
-/// A compaction as taken under the lock: a snapshot of the entries and boundaries, and the
-/// starts of the blocks to write or remove, in descending order (see the module docs).
+/// A compaction as taken under the lock: a snapshot of the blocks, and the starts of the blocks
+/// to write or remove, in descending order (see the module docs).
 struct Compaction {
-    entries: Entries,
-    boundaries: Boundaries,
+    blocks: Blocks,
     starts: Vec<IVec>,
 }
 
-/// The entries of the block starting at `start`.
-fn block_entries(entries: &Entries, boundaries: &Boundaries, start: &IVec) -> Vec<(IVec, IVec)> {
-    let end = boundaries
-        .range::<_, IVec>((Bound::Excluded(start), Bound::Unbounded))
-        .next()
-        .cloned();
-    let upper = match end {
-        Some(end) => Bound::Excluded(end),
-        None => Bound::Unbounded,
-    };
-    entries
-        .range::<_, IVec>((Bound::Included(start.clone()), upper))
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect()
-}
-
 impl Map {
-    /// The start of the block `key` falls in.
-    fn block_of(&self, key: &[u8]) -> IVec {
-        self.boundaries
-            .range::<_, [u8]>((Bound::Unbounded, Bound::Included(key)))
-            .next_back()
-            .cloned()
-            .unwrap_or_default()
+    fn empty(seed: Seed) -> Self {
+        Self {
+            blocks: std::iter::once((IVec::default(), Packed::empty())).collect(),
+            len: 0,
+            seed,
+            changes: Vec::new(),
+            changed_bytes: 0,
+            dirty: BTreeSet::new(),
+        }
     }
 
-    /// Sets `key` and marks its block for the next compaction.
-    fn put_entry(&mut self, key: IVec, value: IVec) {
-        let start = self.block_of(&key);
-        self.dirty.insert(start);
-        if is_boundary(&key) && !self.boundaries.contains(&key) {
-            self.boundaries.insert(key.clone());
-            self.dirty.insert(key.clone());
+    /// The map of `entries` (in strictly ascending key order), cut into blocks.
+    fn from_sorted(entries: impl IntoIterator<Item = (IVec, IVec)>, seed: Seed) -> Self {
+        let mut map = Self::empty(seed);
+        let mut start = IVec::default();
+        let mut bytes = Vec::new();
+        let mut blocks = Vec::new();
+        for (key, value) in entries {
+            if seed.starts_block(&key) {
+                let full = std::mem::take(&mut bytes);
+                blocks.push((
+                    std::mem::replace(&mut start, key.clone()),
+                    Packed(Arc::from(full)),
+                ));
+            }
+            put_part(&mut bytes, &key);
+            put_part(&mut bytes, &value);
+            map.len += 1;
         }
-        self.entries.insert(key, value);
+        blocks.push((start, Packed(Arc::from(bytes))));
+        map.blocks = blocks.into_iter().collect();
+        map
+    }
+
+    /// The block `key` falls in, and its start.
+    fn block_of(&self, key: &[u8]) -> (IVec, Packed) {
+        match self.blocks.get_prev(key) {
+            Some((start, block)) => (start.clone(), block.clone()),
+            // The first block starts at the empty key, which precedes every key.
+            None => (IVec::default(), Packed::empty()),
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<IVec> {
+        let (_, block) = self.blocks.get_prev(key)?;
+        block.get(key).map(IVec::from)
+    }
+
+    /// Sets `key` and marks its block (and a block it starts) for the next compaction.
+    fn put_entry(&mut self, key: IVec, value: IVec) {
+        let (start, block) = self.block_of(&key);
+        let (block, was_there) = block.with(&key, Some(&value));
+        self.dirty.insert(start.clone());
+        if was_there {
+            self.blocks.insert(start, block);
+            return;
+        }
+        self.len += 1;
+        if self.seed.starts_block(&key) {
+            // A new start: the entries from it on leave for a block of their own.
+            let (below, from) = block.split_at(&key);
+            self.blocks.insert(start, below);
+            self.dirty.insert(key.clone());
+            self.blocks.insert(key, from);
+        } else {
+            self.blocks.insert(start, block);
+        }
     }
 
     /// Removes `key` and marks its block for the next compaction; false when it was absent.
     fn remove_entry(&mut self, key: &[u8]) -> bool {
-        if self.entries.remove(key).is_none() {
+        let (start, block) = self.block_of(key);
+        let (block, was_there) = block.with(key, None);
+        if !was_there {
             return false;
         }
-        if self.boundaries.remove(key).is_some() {
-            // The block starting here goes; its entries join the block before it.
-            self.dirty.insert(IVec::from(key));
-            let before = self.block_of(key);
-            self.dirty.insert(before);
+        self.len -= 1;
+        if !start.is_empty() && start.as_ref() == key {
+            // The block starting here goes; its other entries join the block before it.
+            self.blocks.remove(key);
+            let (before_start, before) = self.block_of(key);
+            self.blocks
+                .insert(before_start.clone(), before.followed_by(&block));
+            self.dirty.insert(before_start);
+            self.dirty.insert(start);
         } else {
-            let start = self.block_of(key);
+            self.blocks.insert(start.clone(), block);
             self.dirty.insert(start);
         }
         true
@@ -229,55 +419,30 @@ impl Map {
         std::mem::take(&mut self.changes)
     }
 
-    /// Starts of the blocks that `stored` (start → hash of the stored bytes) lacks, holds
-    /// otherwise than the entries make them now, or holds while they no longer start a block.
-    fn blocks_unlike(&self, stored: &BTreeMap<IVec, u64>) -> BTreeSet<IVec> {
+    /// Starts of the blocks that `stored` (start → fingerprint of the stored bytes) lacks,
+    /// holds otherwise than they are now, or holds while they no longer start a block.
+    fn blocks_unlike(&self, stored: &BTreeMap<IVec, u128>) -> BTreeSet<IVec> {
         let mut unlike: BTreeSet<IVec> = stored
             .keys()
-            .filter(|start| !start.is_empty() && !self.boundaries.contains(*start))
+            .filter(|start| !self.blocks.contains_key(*start))
             .cloned()
             .collect();
-        for start in std::iter::once(IVec::default()).chain(self.boundaries.iter().cloned()) {
-            let now = key_hash(&encode_block(&block_entries(
-                &self.entries,
-                &self.boundaries,
-                &start,
-            )));
-            if stored.get(&start) != Some(&now) {
-                unlike.insert(start);
+        for (start, block) in self.blocks.iter() {
+            if stored.get(start) != Some(&self.seed.fingerprint(block.bytes())) {
+                unlike.insert(start.clone());
             }
         }
         unlike
     }
 
     /// The blocks changed since the last compaction, as of now; starts the next compaction.
-    /// Constant time but for the list of starts: the entries are a snapshot.
+    /// Constant time but for the list of starts: the blocks are a snapshot.
     fn take_compaction(&mut self) -> Compaction {
         Compaction {
-            entries: self.entries.clone(),
-            boundaries: self.boundaries.clone(),
+            blocks: self.blocks.clone(),
             starts: std::mem::take(&mut self.dirty).into_iter().rev().collect(),
         }
     }
-}
-
-fn put_part(bytes: &mut Vec<u8>, part: &[u8]) {
-    // Keys and values are far below 4 GiB (sled's own limit is lower).
-    bytes.extend_from_slice(&(part.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(part);
-}
-
-fn encode_block(entries: &[(IVec, IVec)]) -> Vec<u8> {
-    let size = entries
-        .iter()
-        .map(|(key, value)| 8 + key.len() + value.len())
-        .sum();
-    let mut bytes = Vec::with_capacity(size);
-    for (key, value) in entries {
-        put_part(&mut bytes, key);
-        put_part(&mut bytes, value);
-    }
-    bytes
 }
 
 /// A delta's parts: each a flag byte ([`MORE_PARTS`] or [`LAST_PART`]), then whole entries,
@@ -315,35 +480,26 @@ fn decode_entries(
     bytes: &[u8],
     removals_allowed: bool,
 ) -> Result<Vec<(IVec, Option<IVec>)>, ResidentError> {
-    let corrupt = |reason: &str| ResidentError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: reason.to_owned(),
-    };
     let mut entries = Vec::new();
     let mut rest = bytes;
     let take = |rest: &mut &[u8], removal_allowed: bool| -> Result<Option<IVec>, ResidentError> {
-        let (length, tail) = rest
-            .split_first_chunk::<4>()
-            .ok_or_else(|| corrupt("a length is cut short"))?;
-        let length = u32::from_le_bytes(*length);
-        if length == REMOVED {
+        if let Some((length, tail)) = rest.split_first_chunk::<4>()
+            && u32::from_le_bytes(*length) == REMOVED
+        {
             *rest = tail;
             return if removal_allowed {
                 Ok(None)
             } else {
-                Err(corrupt("a removal outside a delta"))
+                Err(corrupt(key, "a removal outside a delta"))
             };
         }
-        let length = length as usize;
-        if tail.len() < length {
-            return Err(corrupt("an entry is cut short"));
-        }
-        let (part, tail) = tail.split_at(length);
-        *rest = tail;
-        Ok(Some(IVec::from(part)))
+        take_part(rest)
+            .map(|part| Some(IVec::from(part)))
+            .ok_or_else(|| corrupt(key, "an entry is cut short"))
     };
     while !rest.is_empty() {
-        let entry_key = take(&mut rest, false)?.ok_or_else(|| corrupt("a key without length"))?;
+        let entry_key =
+            take(&mut rest, false)?.ok_or_else(|| corrupt(key, "a key without length"))?;
         let value = take(&mut rest, removals_allowed)?;
         entries.push((entry_key, value));
     }
@@ -359,22 +515,21 @@ fn decode_block(key: &[u8], bytes: &[u8]) -> Result<Vec<(IVec, IVec)>, ResidentE
     })
 }
 
-/// What a tree holds, read back: its entries (blocks with the deltas replayed), its stored
-/// blocks' starts with a hash of their bytes, its deltas' last generation and total size.
+/// What a tree holds, read entry by entry: its entries (blocks with the deltas replayed), its
+/// stored blocks' starts with a fingerprint of their bytes, its deltas' last generation and
+/// total size.
 struct Stored {
     entries: BTreeMap<IVec, IVec>,
-    /// How many deltas were replayed.
-    deltas: usize,
-    blocks: BTreeMap<IVec, u64>,
+    blocks: BTreeMap<IVec, u128>,
     generation: u64,
     delta_bytes: usize,
 }
 
-/// Reads a tree in the block layout (the caller checked the layout key).
-fn read_stored(tree: &sled::Tree) -> Result<Stored, ResidentError> {
+/// Reads a tree in a block layout (the caller checked the layout key), fingerprinting blocks
+/// with `seed`.
+fn read_stored(tree: &sled::Tree, seed: Seed) -> Result<Stored, ResidentError> {
     let mut stored = Stored {
         entries: BTreeMap::new(),
-        deltas: 0,
         blocks: BTreeMap::new(),
         generation: 0,
         delta_bytes: 0,
@@ -383,45 +538,43 @@ fn read_stored(tree: &sled::Tree) -> Result<Stored, ResidentError> {
         let (key, value) = entry?;
         stored
             .blocks
-            .insert(IVec::from(&key[1..]), key_hash(&value));
+            .insert(IVec::from(&key[1..]), seed.fingerprint(&value));
         stored.entries.extend(decode_block(&key, &value)?);
     }
     // A delta counts once its last part is there (parts are written in order); one cut short by
     // a crash is ignored, and removed with the others by the next compaction.
     let mut parts: Vec<(IVec, Option<IVec>)> = Vec::new();
     let mut current: Option<(u64, u32)> = None;
-    let mut cut_short = false;
     for entry in tree.scan_prefix([DELTA]) {
         let (key, value) = entry?;
-        let corrupt = |reason: &str| ResidentError::Corrupt {
-            key: String::from_utf8_lossy(&key).into_owned(),
-            reason: reason.to_owned(),
-        };
         let (generation, part) = match (key.get(1..9), key.get(9..)) {
             (Some(generation), Some(part)) if key.len() == 13 => (
-                u64::from_be_bytes(generation.try_into().map_err(|_| corrupt("bad key"))?),
-                u32::from_be_bytes(part.try_into().map_err(|_| corrupt("bad key"))?),
+                u64::from_be_bytes(
+                    generation
+                        .try_into()
+                        .map_err(|_| corrupt(&key, "bad key"))?,
+                ),
+                u32::from_be_bytes(part.try_into().map_err(|_| corrupt(&key, "bad key"))?),
             ),
-            _ => return Err(corrupt("a delta key without its generation and part")),
+            _ => return Err(corrupt(&key, "a delta key without its generation and part")),
         };
         let expected = match current {
             Some((current_generation, last_part)) if current_generation == generation => {
                 last_part + 1
             }
             _ => {
-                cut_short |= !parts.is_empty();
                 parts.clear();
                 0
             }
         };
         if part != expected {
-            return Err(corrupt("a delta part out of sequence"));
+            return Err(corrupt(&key, "a delta part out of sequence"));
         }
         current = Some((generation, part));
         stored.generation = generation;
         let (flag, body) = value
             .split_first()
-            .ok_or_else(|| corrupt("an empty delta part"))?;
+            .ok_or_else(|| corrupt(&key, "an empty delta part"))?;
         parts.extend(decode_entries(&key, body, true)?);
         stored.delta_bytes += value.len();
         match *flag {
@@ -433,23 +586,74 @@ fn read_stored(tree: &sled::Tree) -> Result<Stored, ResidentError> {
                         None => stored.entries.remove(&entry_key),
                     };
                 }
-                stored.deltas += 1;
             }
-            _ => return Err(corrupt("a delta part with an unknown flag")),
+            _ => return Err(corrupt(&key, "a delta part with an unknown flag")),
         }
-    }
-    if cut_short || !parts.is_empty() {
-        // Parts of a delta cut short: nothing to replay, but they are to be removed.
-        stored.deltas = stored.deltas.max(1);
     }
     Ok(stored)
 }
 
-/// Whether `tree` is in the block layout (it holds the layout key with [`LAYOUT`]).
+/// The stored blocks taken as they are, when the tree holds no delta and every block is cut as
+/// `seed` cuts (each starts with its start key, which starts a block, and holds no other key
+/// that does, in ascending order below the next block's start); `None` otherwise. A block that
+/// is not well formed is an error.
+fn read_blocks_as_cut(
+    tree: &sled::Tree,
+    seed: Seed,
+) -> Result<Option<(Blocks, usize)>, ResidentError> {
+    if tree.scan_prefix([DELTA]).next().transpose()?.is_some() {
+        return Ok(None);
+    }
+    let mut blocks = Vec::new();
+    let mut len = 0;
+    let mut previous_key: Option<IVec> = None;
+    let mut as_cut = true;
+    for entry in tree.scan_prefix([BLOCK]) {
+        let (key, value) = entry?;
+        let start = &key[1..];
+        let mut rest: &[u8] = &value;
+        let mut first = true;
+        while !rest.is_empty() {
+            let entry_key =
+                take_part(&mut rest).ok_or_else(|| corrupt(&key, "an entry is cut short"))?;
+            take_part(&mut rest).ok_or_else(|| corrupt(&key, "an entry is cut short"))?;
+            let in_order = previous_key
+                .as_ref()
+                .is_none_or(|previous| previous.as_ref() < entry_key);
+            let cut_here = if first && !start.is_empty() {
+                entry_key == start
+            } else {
+                true
+            };
+            let starts = seed.starts_block(entry_key);
+            if !in_order || !cut_here || starts != (first && !start.is_empty()) {
+                as_cut = false;
+            }
+            previous_key = Some(IVec::from(entry_key));
+            first = false;
+            len += 1;
+        }
+        if (first && !start.is_empty()) || (!start.is_empty() && !seed.starts_block(start)) {
+            as_cut = false;
+        }
+        blocks.push((IVec::from(start), Packed(Arc::from(value.as_ref()))));
+    }
+    if !as_cut {
+        return Ok(None);
+    }
+    let mut blocks: Blocks = blocks.into_iter().collect();
+    if !blocks.contains_key(&[][..]) {
+        blocks.insert(IVec::default(), Packed::empty());
+    }
+    Ok(Some((blocks, len)))
+}
+
+/// Whether `tree` is in a block layout (it holds the layout key with [`LAYOUT`] or
+/// [`LAYOUT_UNKEYED`], whose blocks read alike).
 fn in_block_layout(tree: &sled::Tree) -> Result<bool, ResidentError> {
     Ok(tree
         .get(LAYOUT_KEY)?
-        .is_some_and(|layout| layout.as_ref() == LAYOUT))
+        .is_some_and(|layout| layout.as_ref() == LAYOUT || layout.as_ref() == LAYOUT_UNKEYED))
 }
 
 /// The entries persisted in `tree` (blocks, deltas replayed), in key order, or `None` when the
@@ -459,7 +663,12 @@ pub fn persisted_entries(tree: &sled::Tree) -> Result<Option<Vec<(IVec, IVec)>>,
     if !in_block_layout(tree)? {
         return Ok(None);
     }
-    Ok(Some(read_stored(tree)?.entries.into_iter().collect()))
+    Ok(Some(
+        read_stored(tree, Seed::default())?
+            .entries
+            .into_iter()
+            .collect(),
+    ))
 }
 
 /// The value of `key` as persisted in `tree` (it reads the whole tree): `None` when the tree is
@@ -468,7 +677,44 @@ pub fn persisted_get(tree: &sled::Tree, key: &[u8]) -> Result<Option<Option<IVec
     if !in_block_layout(tree)? {
         return Ok(None);
     }
-    Ok(Some(read_stored(tree)?.entries.remove(key)))
+    Ok(Some(
+        read_stored(tree, Seed::default())?.entries.remove(key),
+    ))
+}
+
+/// Reads the tree's boundary key, making and storing one (with the layout) when the tree has
+/// none: a new tree, or one in [`LAYOUT_UNKEYED`].
+fn stored_seed(tree: &sled::Tree, new: Seed) -> Result<Seed, ResidentError> {
+    if let Some(bytes) = tree.get(SEED_KEY)? {
+        let bytes: [u8; 16] = bytes
+            .as_ref()
+            .try_into()
+            .map_err(|_| corrupt(SEED_KEY, "not 16 bytes"))?;
+        return Ok(Seed(bytes));
+    }
+    tree.insert(SEED_KEY, &new.0)?;
+    tree.insert(LAYOUT_KEY, LAYOUT)?;
+    Ok(new)
+}
+
+/// Loads a tree in a block layout: its map, its deltas' last generation and their size.
+fn load(tree: &sled::Tree, new_seed: Seed) -> Result<(Map, u64, usize), ResidentError> {
+    let seed = stored_seed(tree, new_seed)?;
+    if let Some((blocks, len)) = read_blocks_as_cut(tree, seed)? {
+        let mut map = Map::empty(seed);
+        map.blocks = blocks;
+        map.len = len;
+        return Ok((map, 0, 0));
+    }
+    // Deltas were left (a crash, or a compaction still to come), or blocks were cut otherwise:
+    // every stored block that differs from what the entries make now, and every missing or
+    // stale one, is rewritten or removed by the next compaction.
+    let stored = read_stored(tree, seed)?;
+    let mut map = Map::from_sorted(stored.entries, seed);
+    map.dirty = map.blocks_unlike(&stored.blocks);
+    // Even when every block is current, the next compaction removes the deltas.
+    map.dirty.insert(IVec::default());
+    Ok((map, stored.generation, stored.delta_bytes))
 }
 
 /// One persist: a delta, then optionally a compaction as of that delta.
@@ -545,24 +791,20 @@ impl Job {
                 writes.push(Write::DeltaPart(self.generation, part, bytes));
             }
         }
-        let Some(Compaction {
-            entries,
-            boundaries,
-            starts,
-        }) = self.compaction
-        else {
+        let Some(Compaction { blocks, starts }) = self.compaction else {
             return writes;
         };
         let (stored, removed): (Vec<_>, Vec<_>) = starts
             .into_iter()
-            .partition(|start| start.is_empty() || boundaries.contains(start));
+            .partition(|start| blocks.contains_key(start));
         for chunk in stored.chunks(BLOCKS_PER_BATCH) {
             let mut batch = sled::Batch::default();
             let mut size = 0;
             for start in chunk {
-                let bytes = encode_block(&block_entries(&entries, &boundaries, start));
-                size += bytes.len();
-                batch.insert(block_key(start), bytes);
+                if let Some(block) = blocks.get(start) {
+                    size += block.bytes().len();
+                    batch.insert(block_key(start), block.bytes());
+                }
             }
             writes.push(Write::Blocks(batch, size));
         }
@@ -628,29 +870,18 @@ impl Resident {
     /// Loads `tree` into memory (clearing it first when it holds an older layout) and starts
     /// the thread that persists it.
     pub fn open(tree: sled::Tree, policy: PersistPolicy) -> Result<Arc<Self>, ResidentError> {
-        let mut map = Map::default();
-        let mut generation = 0;
-        let mut delta_bytes = 0;
-        match tree.get(LAYOUT_KEY)? {
-            Some(layout) if layout.as_ref() == LAYOUT => {
-                let stored = read_stored(&tree)?;
-                generation = stored.generation;
-                delta_bytes = stored.delta_bytes;
-                map.entries = stored.entries.into_iter().collect();
-                map.boundaries = map
-                    .entries
-                    .keys()
-                    .filter(|key| is_boundary(key))
-                    .cloned()
-                    .collect();
-                if stored.deltas > 0 {
-                    // Deltas were left (a crash, or a compaction still to come): every stored
-                    // block that differs from what the entries make now, and every missing or
-                    // stale one, is rewritten or removed by the next compaction.
-                    map.dirty = map.blocks_unlike(&stored.blocks);
-                    // Even when every block is current, the next compaction removes the deltas.
-                    map.dirty.insert(IVec::default());
-                }
+        Self::open_seeded(tree, policy, Seed::random())
+    }
+
+    /// [`Resident::open`], with `new_seed` as the boundary key if the tree has none yet.
+    fn open_seeded(
+        tree: sled::Tree,
+        policy: PersistPolicy,
+        new_seed: Seed,
+    ) -> Result<Arc<Self>, ResidentError> {
+        let (map, generation, delta_bytes) = match tree.get(LAYOUT_KEY)? {
+            Some(layout) if layout.as_ref() == LAYOUT || layout.as_ref() == LAYOUT_UNKEYED => {
+                load(&tree, new_seed)?
             }
             Some(other) => {
                 return Err(ResidentError::Corrupt {
@@ -669,9 +900,9 @@ impl Resident {
                     );
                     tree.clear()?;
                 }
-                tree.insert(LAYOUT_KEY, LAYOUT)?;
+                (Map::empty(stored_seed(&tree, new_seed)?), 0, 0)
             }
-        }
+        };
         let (sender, receiver) = std::sync::mpsc::sync_channel::<PersistJob>(1);
         let writer = tree.clone();
         std::thread::Builder::new()
@@ -725,12 +956,12 @@ impl Resident {
     }
 
     pub fn get(&self, key: &[u8]) -> Option<IVec> {
-        self.read_map().entries.get(key).cloned()
+        self.read_map().get(key)
     }
 
     /// How many entries the tree holds.
     pub fn len(&self) -> usize {
-        self.read_map().entries.len()
+        self.read_map().len
     }
 
     pub fn is_empty(&self) -> bool {
@@ -750,11 +981,11 @@ impl Resident {
     }
 
     /// Entries from `start` (inclusive) to `end` (exclusive; `None`: to the end), in key order,
-    /// from either end. The read lock is taken a chunk of entries at a time, so a long scan
-    /// never holds writers off.
-    pub fn range(self: &Arc<Self>, start: &[u8], end: Option<&[u8]>) -> ResidentRange {
+    /// from either end, as they are now: the range reads a snapshot of the blocks (taken in
+    /// constant time), so it never holds writers off and sees no write made after it began.
+    pub fn range(&self, start: &[u8], end: Option<&[u8]>) -> ResidentRange {
         ResidentRange {
-            resident: self.clone(),
+            blocks: self.read_map().blocks.clone(),
             front: Bound::Included(IVec::from(start)),
             back: end.map_or(Bound::Unbounded, |end| Bound::Excluded(IVec::from(end))),
             front_buffer: VecDeque::new(),
@@ -768,10 +999,13 @@ impl Resident {
         // Whatever the job in flight did is cleared below.
         let _ = self.wait_in_flight(&mut persister);
         let mut map = self.write_map();
-        *map = Map::default();
+        let seed = map.seed;
+        *map = Map::empty(seed);
         persister.generation = 0;
         persister.delta_bytes = 0;
         self.tree.clear()?;
+        // The same boundary key: what is rebuilt persists as it would have incrementally.
+        self.tree.insert(SEED_KEY, &seed.0)?;
         self.tree.insert(LAYOUT_KEY, LAYOUT)?;
         Ok(())
     }
@@ -921,9 +1155,10 @@ impl Resident {
     }
 }
 
-/// Entries of a [`Resident::range`], fetched a chunk at a time from either end.
+/// Entries of a [`Resident::range`], read from a snapshot of the blocks taken when the range
+/// was made, a chunk at a time from either end.
 pub struct ResidentRange {
-    resident: Arc<Resident>,
+    blocks: Blocks,
     /// Lower bound of what neither end has fetched yet.
     front: Bound<IVec>,
     /// Upper bound of what neither end has fetched yet.
@@ -933,7 +1168,7 @@ pub struct ResidentRange {
     back_buffer: VecDeque<(IVec, IVec)>,
 }
 
-/// Whether `(lower, upper)` is a range `BTreeMap::range` accepts and that may hold keys.
+/// Whether `(lower, upper)` is a range that may hold keys.
 fn is_open(lower: &Bound<IVec>, upper: &Bound<IVec>) -> bool {
     match (lower, upper) {
         (Bound::Unbounded, _) | (_, Bound::Unbounded) => true,
@@ -944,25 +1179,77 @@ fn is_open(lower: &Bound<IVec>, upper: &Bound<IVec>) -> bool {
     }
 }
 
+fn above(key: &[u8], lower: &Bound<IVec>) -> bool {
+    match lower {
+        Bound::Unbounded => true,
+        Bound::Included(low) => key >= low.as_ref(),
+        Bound::Excluded(low) => key > low.as_ref(),
+    }
+}
+
+fn below(key: &[u8], upper: &Bound<IVec>) -> bool {
+    match upper {
+        Bound::Unbounded => true,
+        Bound::Included(high) => key <= high.as_ref(),
+        Bound::Excluded(high) => key < high.as_ref(),
+    }
+}
+
 impl ResidentRange {
+    /// The start of the block holding `bound`'s key (the first or the last block when unbounded).
+    fn block_start(&self, bound: &Bound<IVec>, last_when_unbounded: bool) -> IVec {
+        let found = match bound {
+            Bound::Included(key) | Bound::Excluded(key) => self.blocks.get_prev(key.as_ref()),
+            Bound::Unbounded if last_when_unbounded => {
+                self.blocks.get_max().map(|(start, block)| (start, block))
+            }
+            Bound::Unbounded => None,
+        };
+        found.map(|(start, _)| start.clone()).unwrap_or_default()
+    }
+
     fn fetch(&mut self, from_back: bool) {
         if !is_open(&self.front, &self.back) {
             return;
         }
-        let map = self.resident.read_map();
-        let range = map
-            .entries
-            .range::<_, IVec>((self.front.clone(), self.back.clone()));
         if from_back {
-            for (key, value) in range.rev().take(RANGE_CHUNK) {
-                self.back_buffer.push_back((key.clone(), value.clone()));
+            let start = self.block_start(&self.back, true);
+            'blocks: for (_, block) in self
+                .blocks
+                .range::<_, IVec>((Bound::Unbounded, Bound::Included(start)))
+                .rev()
+            {
+                let entries: Vec<_> = block.entries().collect();
+                for (key, value) in entries.into_iter().rev() {
+                    if !below(key, &self.back) {
+                        continue;
+                    }
+                    if !above(key, &self.front) || self.back_buffer.len() == RANGE_CHUNK {
+                        break 'blocks;
+                    }
+                    self.back_buffer
+                        .push_back((IVec::from(key), IVec::from(value)));
+                }
             }
             if let Some((key, _)) = self.back_buffer.back() {
                 self.back = Bound::Excluded(key.clone());
             }
         } else {
-            for (key, value) in range.take(RANGE_CHUNK) {
-                self.front_buffer.push_back((key.clone(), value.clone()));
+            let start = self.block_start(&self.front, false);
+            'blocks: for (_, block) in self
+                .blocks
+                .range::<_, IVec>((Bound::Included(start), Bound::Unbounded))
+            {
+                for (key, value) in block.entries() {
+                    if !above(key, &self.front) {
+                        continue;
+                    }
+                    if !below(key, &self.back) || self.front_buffer.len() == RANGE_CHUNK {
+                        break 'blocks;
+                    }
+                    self.front_buffer
+                        .push_back((IVec::from(key), IVec::from(value)));
+                }
             }
             if let Some((key, _)) = self.front_buffer.back() {
                 self.front = Bound::Excluded(key.clone());
@@ -1001,8 +1288,13 @@ impl DoubleEndedIterator for ResidentRange {
 mod tests {
     use super::*;
 
+    /// Opens with one boundary key for every tree, so that trees can be compared byte for byte.
+    fn open_fixed(tree: sled::Tree, policy: PersistPolicy) -> Result<Arc<Resident>, ResidentError> {
+        Resident::open_seeded(tree, policy, Seed([7; 16]))
+    }
+
     fn open(db: &sled::Db) -> Arc<Resident> {
-        Resident::open(db.open_tree("r").unwrap(), PersistPolicy::default()).unwrap()
+        open_fixed(db.open_tree("r").unwrap(), PersistPolicy::default()).unwrap()
     }
 
     fn keys(range: impl Iterator<Item = Result<(IVec, IVec), sled::Error>>) -> Vec<Vec<u8>> {
@@ -1057,9 +1349,8 @@ mod tests {
     #[test]
     fn what_is_persisted_is_loaded_again_and_depends_only_on_the_entries() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let first = Resident::open(db.open_tree("one").unwrap(), PersistPolicy::default()).unwrap();
-        let second =
-            Resident::open(db.open_tree("two").unwrap(), PersistPolicy::default()).unwrap();
+        let first = open_fixed(db.open_tree("one").unwrap(), PersistPolicy::default()).unwrap();
+        let second = open_fixed(db.open_tree("two").unwrap(), PersistPolicy::default()).unwrap();
         // The same final entries, reached in different orders and with different detours.
         for index in 0u32..3000 {
             put(&first, format!("key-{index}").as_bytes(), b"first value");
@@ -1101,7 +1392,7 @@ mod tests {
     }
 
     fn open_named(db: &sled::Db, name: &str) -> Arc<Resident> {
-        Resident::open(db.open_tree(name).unwrap(), PersistPolicy::default()).unwrap()
+        open_fixed(db.open_tree(name).unwrap(), PersistPolicy::default()).unwrap()
     }
 
     #[test]
@@ -1116,7 +1407,7 @@ mod tests {
         let tree = db.open_tree("old").unwrap();
         let (key, value) = tree.scan_prefix([BLOCK]).next().unwrap().unwrap();
         tree.insert(key, &value[..value.len() - 1]).unwrap();
-        let refused = Resident::open(tree, PersistPolicy::default()).unwrap_err();
+        let refused = open_fixed(tree, PersistPolicy::default()).unwrap_err();
         assert!(
             matches!(refused, ResidentError::Corrupt { .. }),
             "{refused}"
@@ -1131,7 +1422,7 @@ mod tests {
             interval: Duration::from_secs(3600),
             compact_after_bytes: 1 << 30,
         };
-        let resident = Resident::open(db.open_tree("r").unwrap(), policy).unwrap();
+        let resident = open_fixed(db.open_tree("r").unwrap(), policy).unwrap();
         put(&resident, b"a", b"1");
         resident.persist_if_due().unwrap();
         assert!(resident.lock_persister().in_flight.is_none(), "not due yet");
@@ -1145,7 +1436,7 @@ mod tests {
         assert_eq!(tree.scan_prefix([DELTA]).count(), 1);
         assert_eq!(tree.scan_prefix([BLOCK]).count(), 0);
         assert_eq!(persisted_entries(&tree).unwrap().unwrap().len(), 2);
-        let loaded = Resident::open(tree.clone(), policy).unwrap();
+        let loaded = open_fixed(tree.clone(), policy).unwrap();
         assert_eq!(loaded.get(b"a").as_deref(), Some(b"1".as_slice()));
         drop(loaded);
         resident.stop().unwrap();
@@ -1157,7 +1448,7 @@ mod tests {
     fn a_delta_in_several_parts_counts_only_once_whole() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = db.open_tree("r").unwrap();
-        let resident = Resident::open(tree.clone(), PersistPolicy::default()).unwrap();
+        let resident = open_fixed(tree.clone(), PersistPolicy::default()).unwrap();
         put(&resident, b"before", b"1");
         resident.persist().unwrap();
         let before = persisted_entries(&tree).unwrap().unwrap();
@@ -1185,7 +1476,7 @@ mod tests {
             "a delta cut short"
         );
         // Loaded, and written again later: the parts cut short go with the next compaction.
-        let loaded = Resident::open(tree.clone(), PersistPolicy::default()).unwrap();
+        let loaded = open_fixed(tree.clone(), PersistPolicy::default()).unwrap();
         assert_eq!(loaded.len(), 1);
         put(&loaded, b"after", b"2");
         loaded.stop().unwrap();
@@ -1194,7 +1485,7 @@ mod tests {
 
         // Whole, it counts.
         let whole = db.open_tree("whole").unwrap();
-        let first = Resident::open(whole.clone(), PersistPolicy::default()).unwrap();
+        let first = open_fixed(whole.clone(), PersistPolicy::default()).unwrap();
         put(&first, b"before", b"1");
         first.persist().unwrap();
         for write in writes {
@@ -1211,7 +1502,7 @@ mod tests {
             interval: Duration::ZERO,
             compact_after_bytes: 1 << 30,
         };
-        let resident = Resident::open(db.open_tree(name).unwrap(), policy).unwrap();
+        let resident = open_fixed(db.open_tree(name).unwrap(), policy).unwrap();
         for index in 0u32..2000 {
             put(&resident, format!("key-{index:05}").as_bytes(), b"first");
         }
@@ -1267,12 +1558,12 @@ mod tests {
                 expected,
                 "cut after {cut} writes"
             );
-            let loaded = Resident::open(tree.clone(), PersistPolicy::default()).unwrap();
+            let loaded = open_fixed(tree.clone(), PersistPolicy::default()).unwrap();
             assert_eq!(loaded.len(), expected.len());
             // Its next compaction leaves exactly the blocks of an uninterrupted one.
             loaded.stop().unwrap();
             let whole = db.open_tree("whole").unwrap();
-            let reference = Resident::open(whole.clone(), PersistPolicy::default()).unwrap();
+            let reference = open_fixed(whole.clone(), PersistPolicy::default()).unwrap();
             reference.stop().unwrap();
             let dump = |tree: &sled::Tree| -> Vec<(IVec, IVec)> {
                 tree.iter().map(|entry| entry.unwrap()).collect()
@@ -1283,5 +1574,129 @@ mod tests {
                 "cut after {cut} writes, compacted"
             );
         }
+    }
+
+    #[test]
+    fn random_writes_read_back_as_a_sorted_map_would_hold_them_and_persist_as_cut() {
+        use rand::{Rng, SeedableRng};
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("r").unwrap();
+        let resident = open_fixed(tree.clone(), PersistPolicy::default()).unwrap();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut random = rand::rngs::StdRng::seed_from_u64(12);
+        for round in 0..20 {
+            for _ in 0..500 {
+                // A small key space, so that starts come and go.
+                let key = format!("k{:03}", random.random_range(0..400u32)).into_bytes();
+                if random.random_bool(0.3) {
+                    resident.apply([(IVec::from(key.as_slice()), None)]);
+                    model.remove(&key);
+                } else {
+                    let value = vec![b'v'; random.random_range(0..40usize)];
+                    resident.apply([(
+                        IVec::from(key.as_slice()),
+                        Some(IVec::from(value.as_slice())),
+                    )]);
+                    model.insert(key, value);
+                }
+            }
+            let held: Vec<(Vec<u8>, Vec<u8>)> = resident
+                .range(&[], None)
+                .map(|entry| {
+                    entry
+                        .map(|(key, value)| (key.to_vec(), value.to_vec()))
+                        .unwrap()
+                })
+                .collect();
+            let expected: Vec<(Vec<u8>, Vec<u8>)> = model.clone().into_iter().collect();
+            assert_eq!(held, expected, "round {round}");
+            assert_eq!(resident.len(), model.len());
+            let low = format!("k{:03}", random.random_range(0..400u32)).into_bytes();
+            let high = format!("k{:03}", random.random_range(0..400u32)).into_bytes();
+            let backwards: Vec<Vec<u8>> = resident
+                .range(&low, Some(&high))
+                .rev()
+                .map(|entry| entry.unwrap().0.to_vec())
+                .collect();
+            let expected_backwards: Vec<Vec<u8>> = model
+                .keys()
+                .filter(|key| **key >= low && **key < high)
+                .rev()
+                .cloned()
+                .collect();
+            assert_eq!(backwards, expected_backwards, "round {round}");
+            for probe in 0..400u32 {
+                let key = format!("k{probe:03}").into_bytes();
+                assert_eq!(
+                    resident.get(&key).map(|value| value.to_vec()),
+                    model.get(&key).cloned()
+                );
+            }
+            if round % 5 == 4 {
+                resident.persist().unwrap();
+                let (blocks, len) = read_blocks_as_cut(&tree, Seed([7; 16]))
+                    .unwrap()
+                    .expect("a compacted tree is cut as its key says");
+                assert_eq!(len, model.len());
+                assert!(blocks.len() > 1, "{} blocks", blocks.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_tree_cut_by_the_unkeyed_hash_is_read_and_cut_again_by_its_key() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("r").unwrap();
+        // As the previous layout stored it, cut otherwise: here one block with every entry.
+        let entries: Vec<(IVec, IVec)> = (0u32..3000)
+            .map(|index| {
+                (
+                    IVec::from(format!("user-{index:05}").as_bytes()),
+                    IVec::from(b"record"),
+                )
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        for (key, value) in &entries {
+            put_part(&mut bytes, key);
+            put_part(&mut bytes, value);
+        }
+        tree.insert(LAYOUT_KEY, LAYOUT_UNKEYED).unwrap();
+        tree.insert(block_key(&[]), bytes).unwrap();
+        let resident = open_fixed(tree.clone(), PersistPolicy::default()).unwrap();
+        assert_eq!(resident.len(), 3000);
+        assert_eq!(
+            resident.get(b"user-02999").as_deref(),
+            Some(b"record".as_slice())
+        );
+        assert_eq!(tree.get(LAYOUT_KEY).unwrap().as_deref(), Some(LAYOUT));
+        resident.stop().unwrap();
+        let (blocks, len) = read_blocks_as_cut(&tree, Seed([7; 16])).unwrap().unwrap();
+        assert_eq!(len, 3000);
+        // One key in 32 starts a block, whatever keys a client chose.
+        assert!((40..200).contains(&blocks.len()), "{} blocks", blocks.len());
+        let again = open_fixed(tree.clone(), PersistPolicy::default()).unwrap();
+        let loaded: Vec<(IVec, IVec)> = again.range(&[], None).map(Result::unwrap).collect();
+        assert_eq!(loaded, entries);
+    }
+
+    #[test]
+    fn keys_chosen_never_to_start_a_block_under_one_key_still_do_under_another() {
+        let chosen_against = Seed([1; 16]);
+        let keys: Vec<Vec<u8>> = (0u32..)
+            .map(|index| format!("N acme evil-{index}").into_bytes())
+            .filter(|key| !chosen_against.starts_block(key))
+            .take(3000)
+            .collect();
+        let held_under = |seed: Seed| {
+            let mut map = Map::empty(seed);
+            for key in &keys {
+                map.put(IVec::from(key.as_slice()), IVec::from(b"x"));
+            }
+            map.blocks.len()
+        };
+        assert_eq!(held_under(chosen_against), 1);
+        let blocks = held_under(Seed([2; 16]));
+        assert!((40..200).contains(&blocks), "{blocks} blocks");
     }
 }
