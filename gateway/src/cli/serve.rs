@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// after a crash the next start replays at most this much of the log into it.
     #[arg(long, env = "ROSTER_VIEW_PERSIST_INTERVAL", default_value = "5s", value_parser = parse_view_persist_interval)]
     view_persist_interval: std::time::Duration,
+    /// The page cache of roster's sled database, in MiB (16 to 65536). Lower it to trade read
+    /// speed of the log, the aggregate and the audit trail for memory.
+    #[arg(long, env = "ROSTER_DB_CACHE_MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=65536))]
+    db_cache_mib: u64,
 }
 
 /// How webhooks are delivered.
@@ -200,6 +204,7 @@ pub async fn run(common: &Common, arguments: ServeArgs) -> Result<ExitCode> {
         streams,
         webhooks,
         view_persist_interval,
+        db_cache_mib,
     } = arguments;
     let nats = nats.map(|url| roster_engine::log::JetStreamConfig {
         url,
@@ -222,6 +227,7 @@ pub async fn run(common: &Common, arguments: ServeArgs) -> Result<ExitCode> {
     config.admin_http = admin_http.0;
     config.streams = streams;
     config.view_persist_interval = view_persist_interval;
+    config.cache_bytes = db_cache_mib << 20;
     config.webhooks = roster_gateway::webhooks::WebhookSettings {
         retry_schedule: webhooks.webhook_retry_schedule,
         timeout: webhooks.webhook_timeout,
