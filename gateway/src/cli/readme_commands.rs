@@ -351,3 +351,21 @@ fn tenant_set_takes_the_sso_switch_both_ways_and_not_both() {
         Err(ErrorKind::UnknownArgument)
     );
 }
+
+#[test]
+fn serve_takes_a_db_cache_from_16_mib_to_64_gib() {
+    use crate::Command;
+    let cache =
+        |value: &str| match Cli::try_parse_from(["roster", "serve", "--db-cache-mib", value])
+            .map(|cli| cli.command)
+        {
+            Ok(Command::Serve(arguments)) => Ok(arguments.db_cache_mib()),
+            Ok(other) => panic!("{other:?}"),
+            Err(error) => Err(error.kind()),
+        };
+    assert_eq!(cache("16"), Ok(16));
+    assert_eq!(cache("65536"), Ok(65536));
+    assert_eq!(cache("8"), Err(ErrorKind::ValueValidation));
+    assert_eq!(cache("65537"), Err(ErrorKind::ValueValidation));
+    assert_eq!(cache("lots"), Err(ErrorKind::ValueValidation));
+}

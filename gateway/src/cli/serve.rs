@@ -131,6 +131,14 @@ fn parse_retry_wait(text: &str) -> Result<std::time::Duration, String> {
     Ok(wait)
 }
 
+impl ServeArgs {
+    /// `--db-cache-mib`.
+    #[cfg(test)]
+    pub fn db_cache_mib(&self) -> u64 {
+        self.db_cache_mib
+    }
+}
+
 /// `--view-persist-interval`: from 100 ms to an hour.
 fn parse_view_persist_interval(text: &str) -> Result<std::time::Duration, String> {
     let interval = roster_gateway::grpc::parse_timeout(text)?;
