@@ -30,6 +30,7 @@ use crate::log::jetstream::MAX_BATCH;
 use crate::log::{
     AppendError, AppendRequest, EmbeddedLog, JetStreamConfig, JetStreamLog, LogError,
 };
+use crate::resident::PersistPolicy;
 use crate::store::{StateStore, StoreError};
 use crate::write_behind::Changes;
 
@@ -182,9 +183,10 @@ impl Engine {
         db: &sled::Db,
         watermark: Option<&std::path::Path>,
         clock: SharedClock,
+        aggregate_policy: PersistPolicy,
     ) -> Result<Self, OpenError> {
         let log = EmbeddedLog::open_with_clock(db, watermark, clock)?;
-        let aggregate = StateStore::open_behind(db, AGGREGATE_TREE)?;
+        let aggregate = StateStore::open_resident(db, AGGREGATE_TREE, aggregate_policy)?;
         catch_up(&log, &aggregate)?;
         Ok(Self::assemble(
             log,
@@ -201,9 +203,10 @@ impl Engine {
         db: &sled::Db,
         config: &JetStreamConfig,
         clock: SharedClock,
+        aggregate_policy: PersistPolicy,
     ) -> Result<Self, OpenError> {
         let log = EmbeddedLog::mirror_with_clock(db, clock)?;
-        let aggregate = StateStore::open_behind(db, AGGREGATE_TREE)?;
+        let aggregate = StateStore::open_resident(db, AGGREGATE_TREE, aggregate_policy)?;
         catch_up(&log, &aggregate)?;
         let jetstream = JetStreamLog::connect(config).await?;
         check_mirror(&log, &jetstream).await?;
@@ -977,7 +980,8 @@ mod tests {
     async fn a_dry_run_decides_like_execute_and_appends_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let engine = Engine::open(&db, None, crate::clock::system()).unwrap();
+        let engine =
+            Engine::open(&db, None, crate::clock::system(), PersistPolicy::default()).unwrap();
         let tenant = TenantName::parse("acme").unwrap();
         let create = Command::CreateTenant {
             default_role: Role::Read,

@@ -91,6 +91,10 @@ pub struct PersistPolicy {
     pub changed_bytes: usize,
     pub interval: Duration,
     pub compact_after_bytes: usize,
+    /// Memory for the blocks: above it, blocks whose stored copy is current are dropped from
+    /// memory (clock order) and read from disk when needed again. Blocks changed since the
+    /// last compaction stay, so the bound holds up to what changes between compactions.
+    pub held_bytes: usize,
 }
 
 impl Default for PersistPolicy {
@@ -99,6 +103,7 @@ impl Default for PersistPolicy {
             changed_bytes: 64 << 20,
             interval: Duration::from_secs(5),
             compact_after_bytes: 64 << 20,
+            held_bytes: usize::MAX,
         }
     }
 }
@@ -111,6 +116,20 @@ pub enum ResidentError {
     Corrupt { key: String, reason: String },
     #[error("persisting the resident tree failed: {0}")]
     Persist(String),
+}
+
+/// For readers whose errors are sled's (a range's items, a store's reads): a damaged block
+/// reads as invalid data.
+impl From<ResidentError> for sled::Error {
+    fn from(error: ResidentError) -> Self {
+        match error {
+            ResidentError::Sled(error) => error,
+            other => sled::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                other.to_string(),
+            )),
+        }
+    }
 }
 
 fn corrupt(key: &[u8], reason: &str) -> ResidentError {
@@ -267,14 +286,34 @@ impl Packed {
     }
 }
 
-/// Block start → block, in a persistent (copy-on-write) ordered map: a compaction or a range
-/// takes a snapshot in constant time. The first block (start: the empty key) is always there.
-type Blocks = imbl::OrdMap<IVec, Packed>;
+/// A block of the map: in memory, or dropped from memory because its stored copy (`b` + start)
+/// is byte for byte what it held (see [`PersistPolicy::held_bytes`]).
+#[derive(Clone)]
+enum Slot {
+    Held(Packed),
+    Stored,
+}
+
+/// Block start → block, in a persistent (copy-on-write) ordered map: a compaction takes a
+/// snapshot in constant time. The first block (start: the empty key) is always there.
+type Blocks = imbl::OrdMap<IVec, Slot>;
+
+/// A block a read had to take from disk: its start and contents, to hold again.
+type ReadBack = (IVec, Packed);
+
+/// Block slots visited at most by one eviction sweep.
+const EVICTION_SWEEP: usize = 8192;
 
 struct Map {
     blocks: Blocks,
     /// How many entries the blocks hold.
     len: usize,
+    /// Bytes of the blocks held in memory.
+    held_bytes: usize,
+    /// Above this many held bytes, clean blocks are dropped from memory.
+    held_bytes_max: usize,
+    /// Where the next eviction sweep starts (a clock hand over the block starts).
+    sweep_from: IVec,
     seed: Seed,
     /// Writes and removals since the last delta was taken, in order (a key may recur: the
     /// delta keeps its last). Taking them is one swap, so a persist holds the lock briefly.
@@ -284,6 +323,8 @@ struct Map {
     /// Starts of the blocks changed since the last compaction was taken (the empty key: the
     /// first block). A start that no longer starts a block is a block to remove.
     dirty: BTreeSet<IVec>,
+    /// Starts of the blocks a compaction in flight is writing: not yet on disk as they are.
+    writing: BTreeSet<IVec>,
 }
 
 fn block_key(start: &[u8]) -> Vec<u8> {
@@ -300,6 +341,21 @@ fn delta_key(generation: u64, part: u32) -> [u8; 13] {
     key
 }
 
+/// Reads the stored copy of the block starting at `start`, dropped from memory.
+fn read_stored_block(tree: &sled::Tree, start: &[u8]) -> Result<Packed, ResidentError> {
+    let key = block_key(start);
+    let bytes = tree
+        .get(&key)?
+        .ok_or_else(|| corrupt(&key, "a block dropped from memory is missing from disk"))?;
+    let mut rest: &[u8] = &bytes;
+    while !rest.is_empty() {
+        if take_part(&mut rest).is_none() || take_part(&mut rest).is_none() {
+            return Err(corrupt(&key, "an entry is cut short"));
+        }
+    }
+    Ok(Packed(Arc::from(bytes.as_ref())))
+}
+
 /// A compaction as taken under the lock: a snapshot of the blocks, and the starts of the blocks
 /// to write or remove, in descending order (see the module docs).
 struct Compaction {
@@ -308,78 +364,154 @@ struct Compaction {
 }
 
 impl Map {
-    fn empty(seed: Seed) -> Self {
+    fn empty(seed: Seed, held_bytes_max: usize) -> Self {
         Self {
-            blocks: std::iter::once((IVec::default(), Packed::empty())).collect(),
+            blocks: std::iter::once((IVec::default(), Slot::Held(Packed::empty()))).collect(),
             len: 0,
+            held_bytes: 0,
+            held_bytes_max,
+            sweep_from: IVec::default(),
             seed,
             changes: Vec::new(),
             changed_bytes: 0,
             dirty: BTreeSet::new(),
+            writing: BTreeSet::new(),
         }
     }
 
     /// The map of `entries` (in strictly ascending key order), cut into blocks.
-    fn from_sorted(entries: impl IntoIterator<Item = (IVec, IVec)>, seed: Seed) -> Self {
-        let mut map = Self::empty(seed);
+    fn from_sorted(
+        entries: impl IntoIterator<Item = (IVec, IVec)>,
+        seed: Seed,
+        held_bytes_max: usize,
+    ) -> Self {
+        let mut map = Self::empty(seed, held_bytes_max);
         let mut start = IVec::default();
         let mut bytes = Vec::new();
         let mut blocks = Vec::new();
         for (key, value) in entries {
             if seed.starts_block(&key) {
                 let full = std::mem::take(&mut bytes);
+                map.held_bytes += full.len();
                 blocks.push((
                     std::mem::replace(&mut start, key.clone()),
-                    Packed(Arc::from(full)),
+                    Slot::Held(Packed(Arc::from(full))),
                 ));
             }
             put_part(&mut bytes, &key);
             put_part(&mut bytes, &value);
             map.len += 1;
         }
-        blocks.push((start, Packed(Arc::from(bytes))));
+        map.held_bytes += bytes.len();
+        blocks.push((start, Slot::Held(Packed(Arc::from(bytes)))));
         map.blocks = blocks.into_iter().collect();
         map
     }
 
-    /// The block `key` falls in, and its start.
-    fn block_of(&self, key: &[u8]) -> (IVec, Packed) {
+    /// The start of the block `key` falls in, and its slot.
+    fn slot_of(&self, key: &[u8]) -> (IVec, Slot) {
         match self.blocks.get_prev(key) {
-            Some((start, block)) => (start.clone(), block.clone()),
+            Some((start, slot)) => (start.clone(), slot.clone()),
             // The first block starts at the empty key, which precedes every key.
-            None => (IVec::default(), Packed::empty()),
+            None => (IVec::default(), Slot::Held(Packed::empty())),
         }
     }
 
-    fn get(&self, key: &[u8]) -> Option<IVec> {
-        let (_, block) = self.blocks.get_prev(key)?;
-        block.get(key).map(IVec::from)
+    /// The block starting at `start` whose slot is `slot`, read from `tree` if it was dropped.
+    fn contents(tree: &sled::Tree, start: &[u8], slot: Slot) -> Result<Packed, ResidentError> {
+        match slot {
+            Slot::Held(block) => Ok(block),
+            Slot::Stored => read_stored_block(tree, start),
+        }
+    }
+
+    /// The value of `key`, and the block it was read from when that had to come from disk.
+    fn get(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+    ) -> Result<(Option<IVec>, Option<ReadBack>), ResidentError> {
+        let (start, slot) = self.slot_of(key);
+        let dropped = matches!(slot, Slot::Stored);
+        let block = Self::contents(tree, &start, slot)?;
+        let value = block.get(key).map(IVec::from);
+        Ok((value, dropped.then_some((start, block))))
+    }
+
+    /// Sets the block starting at `start`, held in memory.
+    fn hold(&mut self, start: IVec, block: Packed) {
+        self.held_bytes += block.bytes().len();
+        if let Some(Slot::Held(old)) = self.blocks.insert(start, Slot::Held(block)) {
+            self.held_bytes -= old.bytes().len();
+        }
+    }
+
+    fn drop_block(&mut self, start: &[u8]) {
+        if let Some(Slot::Held(old)) = self.blocks.remove(start) {
+            self.held_bytes -= old.bytes().len();
+        }
+    }
+
+    /// Takes back into memory, from `tree`, every dropped block that writing `key` (a value,
+    /// or a removal when `removal`) reads: its block and, for a removal, the block before.
+    fn hold_for_write(
+        &mut self,
+        tree: &sled::Tree,
+        key: &[u8],
+        removal: bool,
+    ) -> Result<(), ResidentError> {
+        let (start, slot) = self.slot_of(key);
+        if let Slot::Stored = slot {
+            let block = read_stored_block(tree, &start)?;
+            self.hold(start.clone(), block);
+        }
+        if removal && !start.is_empty() {
+            let before = self
+                .blocks
+                .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(start.as_ref())))
+                .next_back()
+                .map(|(before, slot)| (before.clone(), slot.clone()));
+            if let Some((before, Slot::Stored)) = before {
+                let block = read_stored_block(tree, &before)?;
+                self.hold(before, block);
+            }
+        }
+        Ok(())
+    }
+
+    /// The block `key` falls in and its start; it was taken back into memory by
+    /// [`Self::hold_for_write`], so an empty block stands in only if that was skipped.
+    fn held_block_of(&self, key: &[u8]) -> (IVec, Packed) {
+        match self.slot_of(key) {
+            (start, Slot::Held(block)) => (start, block),
+            (start, Slot::Stored) => (start, Packed::empty()),
+        }
     }
 
     /// Sets `key` and marks its block (and a block it starts) for the next compaction.
     fn put_entry(&mut self, key: IVec, value: IVec) {
-        let (start, block) = self.block_of(&key);
+        let (start, block) = self.held_block_of(&key);
         let (block, was_there) = block.with(&key, Some(&value));
         self.dirty.insert(start.clone());
         if was_there {
-            self.blocks.insert(start, block);
+            self.hold(start, block);
             return;
         }
         self.len += 1;
         if self.seed.starts_block(&key) {
             // A new start: the entries from it on leave for a block of their own.
             let (below, from) = block.split_at(&key);
-            self.blocks.insert(start, below);
+            self.hold(start, below);
             self.dirty.insert(key.clone());
-            self.blocks.insert(key, from);
+            self.hold(key, from);
         } else {
-            self.blocks.insert(start, block);
+            self.hold(start, block);
         }
     }
 
     /// Removes `key` and marks its block for the next compaction; false when it was absent.
     fn remove_entry(&mut self, key: &[u8]) -> bool {
-        let (start, block) = self.block_of(key);
+        let (start, block) = self.held_block_of(key);
         let (block, was_there) = block.with(key, None);
         if !was_there {
             return false;
@@ -387,14 +519,13 @@ impl Map {
         self.len -= 1;
         if !start.is_empty() && start.as_ref() == key {
             // The block starting here goes; its other entries join the block before it.
-            self.blocks.remove(key);
-            let (before_start, before) = self.block_of(key);
-            self.blocks
-                .insert(before_start.clone(), before.followed_by(&block));
+            self.drop_block(key);
+            let (before_start, before) = self.held_block_of(key);
+            self.hold(before_start.clone(), before.followed_by(&block));
             self.dirty.insert(before_start);
             self.dirty.insert(start);
         } else {
-            self.blocks.insert(start.clone(), block);
+            self.hold(start.clone(), block);
             self.dirty.insert(start);
         }
         true
@@ -413,6 +544,47 @@ impl Map {
         }
     }
 
+    /// Drops clean blocks (neither changed since the last compaction nor being written by one)
+    /// from memory while more than [`Self::held_bytes_max`] bytes are held, down to 7/8 of it;
+    /// visits at most [`EVICTION_SWEEP`] blocks, going on where the last sweep stopped.
+    fn evict(&mut self) {
+        if self.held_bytes <= self.held_bytes_max {
+            return;
+        }
+        let target = self.held_bytes_max / 8 * 7;
+        let mut freed = 0;
+        let mut victims = Vec::new();
+        let mut last = None;
+        let after = self
+            .blocks
+            .range::<_, IVec>((Bound::Excluded(self.sweep_from.clone()), Bound::Unbounded));
+        let from_start = self
+            .blocks
+            .range::<_, IVec>((Bound::Unbounded, Bound::Included(self.sweep_from.clone())));
+        for (start, slot) in after.chain(from_start).take(EVICTION_SWEEP) {
+            last = Some(start.clone());
+            if let Slot::Held(block) = slot
+                && !block.bytes().is_empty()
+                && !self.dirty.contains(start)
+                && !self.writing.contains(start)
+            {
+                freed += block.bytes().len();
+                victims.push(start.clone());
+                if self.held_bytes - freed <= target {
+                    break;
+                }
+            }
+        }
+        if let Some(last) = last {
+            self.sweep_from = last;
+        }
+        for start in victims {
+            if let Some(Slot::Held(block)) = self.blocks.insert(start, Slot::Stored) {
+                self.held_bytes -= block.bytes().len();
+            }
+        }
+    }
+
     /// The changes since the last delta; starts the next delta.
     fn take_delta(&mut self) -> Vec<(IVec, Option<IVec>)> {
         self.changed_bytes = 0;
@@ -420,15 +592,22 @@ impl Map {
     }
 
     /// Starts of the blocks that `stored` (start → fingerprint of the stored bytes) lacks,
-    /// holds otherwise than they are now, or holds while they no longer start a block.
+    /// holds otherwise than they are now, or holds while they no longer start a block. Every
+    /// block is held (this runs at load).
     fn blocks_unlike(&self, stored: &BTreeMap<IVec, u128>) -> BTreeSet<IVec> {
         let mut unlike: BTreeSet<IVec> = stored
             .keys()
             .filter(|start| !self.blocks.contains_key(*start))
             .cloned()
             .collect();
-        for (start, block) in self.blocks.iter() {
-            if stored.get(start) != Some(&self.seed.fingerprint(block.bytes())) {
+        for (start, slot) in self.blocks.iter() {
+            let same = match slot {
+                Slot::Held(block) => {
+                    stored.get(start) == Some(&self.seed.fingerprint(block.bytes()))
+                }
+                Slot::Stored => true,
+            };
+            if !same {
                 unlike.insert(start.clone());
             }
         }
@@ -438,9 +617,11 @@ impl Map {
     /// The blocks changed since the last compaction, as of now; starts the next compaction.
     /// Constant time but for the list of starts: the blocks are a snapshot.
     fn take_compaction(&mut self) -> Compaction {
+        let dirty = std::mem::take(&mut self.dirty);
+        self.writing.extend(dirty.iter().cloned());
         Compaction {
             blocks: self.blocks.clone(),
-            starts: std::mem::take(&mut self.dirty).into_iter().rev().collect(),
+            starts: dirty.into_iter().rev().collect(),
         }
     }
 }
@@ -600,12 +781,14 @@ fn read_stored(tree: &sled::Tree, seed: Seed) -> Result<Stored, ResidentError> {
 fn read_blocks_as_cut(
     tree: &sled::Tree,
     seed: Seed,
-) -> Result<Option<(Blocks, usize)>, ResidentError> {
+    held_bytes_max: usize,
+) -> Result<Option<(Blocks, usize, usize)>, ResidentError> {
     if tree.scan_prefix([DELTA]).next().transpose()?.is_some() {
         return Ok(None);
     }
     let mut blocks = Vec::new();
     let mut len = 0;
+    let mut held_bytes = 0;
     let mut previous_key: Option<IVec> = None;
     let mut as_cut = true;
     for entry in tree.scan_prefix([BLOCK]) {
@@ -636,16 +819,23 @@ fn read_blocks_as_cut(
         if (first && !start.is_empty()) || (!start.is_empty() && !seed.starts_block(start)) {
             as_cut = false;
         }
-        blocks.push((IVec::from(start), Packed(Arc::from(value.as_ref()))));
+        // Past the memory budget, blocks stay on disk until read.
+        let slot = if held_bytes + value.len() <= held_bytes_max || value.is_empty() {
+            held_bytes += value.len();
+            Slot::Held(Packed(Arc::from(value.as_ref())))
+        } else {
+            Slot::Stored
+        };
+        blocks.push((IVec::from(start), slot));
     }
     if !as_cut {
         return Ok(None);
     }
     let mut blocks: Blocks = blocks.into_iter().collect();
     if !blocks.contains_key(&[][..]) {
-        blocks.insert(IVec::default(), Packed::empty());
+        blocks.insert(IVec::default(), Slot::Held(Packed::empty()));
     }
-    Ok(Some((blocks, len)))
+    Ok(Some((blocks, len, held_bytes)))
 }
 
 /// Whether `tree` is in a block layout (it holds the layout key with [`LAYOUT`] or
@@ -698,22 +888,29 @@ fn stored_seed(tree: &sled::Tree, new: Seed) -> Result<Seed, ResidentError> {
 }
 
 /// Loads a tree in a block layout: its map, its deltas' last generation and their size.
-fn load(tree: &sled::Tree, new_seed: Seed) -> Result<(Map, u64, usize), ResidentError> {
+fn load(
+    tree: &sled::Tree,
+    new_seed: Seed,
+    held_bytes_max: usize,
+) -> Result<(Map, u64, usize), ResidentError> {
     let seed = stored_seed(tree, new_seed)?;
-    if let Some((blocks, len)) = read_blocks_as_cut(tree, seed)? {
-        let mut map = Map::empty(seed);
+    if let Some((blocks, len, held_bytes)) = read_blocks_as_cut(tree, seed, held_bytes_max)? {
+        let mut map = Map::empty(seed, held_bytes_max);
         map.blocks = blocks;
         map.len = len;
+        map.held_bytes = held_bytes;
         return Ok((map, 0, 0));
     }
     // Deltas were left (a crash, or a compaction still to come), or blocks were cut otherwise:
     // every stored block that differs from what the entries make now, and every missing or
     // stale one, is rewritten or removed by the next compaction.
     let stored = read_stored(tree, seed)?;
-    let mut map = Map::from_sorted(stored.entries, seed);
+    let mut map = Map::from_sorted(stored.entries, seed, held_bytes_max);
     map.dirty = map.blocks_unlike(&stored.blocks);
     // Even when every block is current, the next compaction removes the deltas.
     map.dirty.insert(IVec::default());
+    // Blocks stored as they are now may leave memory at once.
+    map.evict();
     Ok((map, stored.generation, stored.delta_bytes))
 }
 
@@ -801,7 +998,8 @@ impl Job {
             let mut batch = sled::Batch::default();
             let mut size = 0;
             for start in chunk {
-                if let Some(block) = blocks.get(start) {
+                // A block to write is held: changed blocks are never dropped from memory.
+                if let Some(Slot::Held(block)) = blocks.get(start) {
                     size += block.bytes().len();
                     batch.insert(block_key(start), block.bytes());
                 }
@@ -881,7 +1079,7 @@ impl Resident {
     ) -> Result<Arc<Self>, ResidentError> {
         let (map, generation, delta_bytes) = match tree.get(LAYOUT_KEY)? {
             Some(layout) if layout.as_ref() == LAYOUT || layout.as_ref() == LAYOUT_UNKEYED => {
-                load(&tree, new_seed)?
+                load(&tree, new_seed, policy.held_bytes)?
             }
             Some(other) => {
                 return Err(ResidentError::Corrupt {
@@ -900,9 +1098,20 @@ impl Resident {
                     );
                     tree.clear()?;
                 }
-                (Map::empty(stored_seed(&tree, new_seed)?), 0, 0)
+                (
+                    Map::empty(stored_seed(&tree, new_seed)?, policy.held_bytes),
+                    0,
+                    0,
+                )
             }
         };
+        tracing::info!(
+            tree = %String::from_utf8_lossy(&tree.name()),
+            entries = map.len,
+            blocks = map.blocks.len(),
+            held_mib = map.held_bytes >> 20,
+            "resident tree loaded"
+        );
         let (sender, receiver) = std::sync::mpsc::sync_channel::<PersistJob>(1);
         let writer = tree.clone();
         std::thread::Builder::new()
@@ -955,8 +1164,18 @@ impl Resident {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn get(&self, key: &[u8]) -> Option<IVec> {
-        self.read_map().get(key)
+    /// The value of `key`. A block dropped from memory is read from disk and taken back.
+    pub fn get(&self, key: &[u8]) -> Result<Option<IVec>, ResidentError> {
+        let (value, dropped) = self.read_map().get(&self.tree, key)?;
+        if let Some((start, block)) = dropped {
+            let mut map = self.write_map();
+            // Taken back only if still dropped: a write may have taken it back since.
+            if let Some(Slot::Stored) = map.blocks.get(&start) {
+                map.hold(start, block);
+                map.evict();
+            }
+        }
+        Ok(value)
     }
 
     /// How many entries the tree holds.
@@ -968,28 +1187,45 @@ impl Resident {
         self.len() == 0
     }
 
+    /// Bytes of blocks held in memory.
+    pub fn held_bytes(&self) -> usize {
+        self.read_map().held_bytes
+    }
+
     /// Applies `writes` (a value, or `None` to remove) as one change: a persist never sees part
-    /// of it.
-    pub fn apply(&self, writes: impl IntoIterator<Item = (IVec, Option<IVec>)>) {
+    /// of it. The blocks they touch that were dropped from memory are read back first; when
+    /// that fails, nothing is applied.
+    pub fn apply(
+        &self,
+        writes: impl IntoIterator<Item = (IVec, Option<IVec>)>,
+    ) -> Result<(), ResidentError> {
+        let writes: Vec<(IVec, Option<IVec>)> = writes.into_iter().collect();
         let mut map = self.write_map();
+        for (key, value) in &writes {
+            map.hold_for_write(&self.tree, key, value.is_none())?;
+        }
         for (key, value) in writes {
             match value {
                 Some(value) => map.put(key, value),
                 None => map.remove(&key),
             }
         }
+        map.evict();
+        Ok(())
     }
 
     /// Entries from `start` (inclusive) to `end` (exclusive; `None`: to the end), in key order,
-    /// from either end, as they are now: the range reads a snapshot of the blocks (taken in
-    /// constant time), so it never holds writers off and sees no write made after it began.
-    pub fn range(&self, start: &[u8], end: Option<&[u8]>) -> ResidentRange {
+    /// from either end. The read lock is taken a chunk of entries at a time, so a long scan
+    /// never holds writers off; blocks dropped from memory are read from disk under it (their
+    /// stored copy cannot change while it is held).
+    pub fn range(self: &Arc<Self>, start: &[u8], end: Option<&[u8]>) -> ResidentRange {
         ResidentRange {
-            blocks: self.read_map().blocks.clone(),
+            resident: self.clone(),
             front: Bound::Included(IVec::from(start)),
             back: end.map_or(Bound::Unbounded, |end| Bound::Excluded(IVec::from(end))),
             front_buffer: VecDeque::new(),
             back_buffer: VecDeque::new(),
+            failed: None,
         }
     }
 
@@ -1000,7 +1236,7 @@ impl Resident {
         let _ = self.wait_in_flight(&mut persister);
         let mut map = self.write_map();
         let seed = map.seed;
-        *map = Map::empty(seed);
+        *map = Map::empty(seed, self.policy.held_bytes);
         persister.generation = 0;
         persister.delta_bytes = 0;
         self.tree.clear()?;
@@ -1105,7 +1341,9 @@ impl Resident {
         job.write(&self.tree, false).map_err(|error| {
             self.give_back(&mut persister, taken);
             ResidentError::Sled(error)
-        })
+        })?;
+        self.written();
+        Ok(())
     }
 
     /// Waits for the job in flight, if any.
@@ -1127,11 +1365,24 @@ impl Resident {
         result: Result<(), String>,
         taken: Taken,
     ) -> Result<(), ResidentError> {
-        result.map_err(|reason| {
-            tracing::error!(%reason, "persisting a resident tree failed; the next persist writes its changes again");
-            self.give_back(persister, taken);
-            ResidentError::Persist(reason)
-        })
+        match result {
+            Ok(()) => {
+                self.written();
+                Ok(())
+            }
+            Err(reason) => {
+                tracing::error!(%reason, "persisting a resident tree failed; the next persist writes its changes again");
+                self.give_back(persister, taken);
+                Err(ResidentError::Persist(reason))
+            }
+        }
+    }
+
+    /// A job's blocks are on disk as held: they may leave memory.
+    fn written(&self) {
+        let mut map = self.write_map();
+        map.writing.clear();
+        map.evict();
     }
 
     fn give_back(&self, persister: &mut Persister, taken: Taken) {
@@ -1141,6 +1392,7 @@ impl Resident {
         map.changes = taken.changes.as_ref().clone();
         map.changes.extend(newer);
         map.dirty.extend(taken.dirty);
+        map.writing.clear();
         if taken.compacting {
             // The deltas it was to replace are still there: compact again at the next persist.
             persister.delta_bytes = persister.delta_bytes.max(self.policy.compact_after_bytes);
@@ -1155,10 +1407,9 @@ impl Resident {
     }
 }
 
-/// Entries of a [`Resident::range`], read from a snapshot of the blocks taken when the range
-/// was made, a chunk at a time from either end.
+/// Entries of a [`Resident::range`], fetched a chunk at a time from either end.
 pub struct ResidentRange {
-    blocks: Blocks,
+    resident: Arc<Resident>,
     /// Lower bound of what neither end has fetched yet.
     front: Bound<IVec>,
     /// Upper bound of what neither end has fetched yet.
@@ -1166,6 +1417,8 @@ pub struct ResidentRange {
     front_buffer: VecDeque<(IVec, IVec)>,
     /// In descending key order.
     back_buffer: VecDeque<(IVec, IVec)>,
+    /// A block that could not be read from disk: reported once, then the range ends.
+    failed: Option<sled::Error>,
 }
 
 /// Whether `(lower, upper)` is a range that may hold keys.
@@ -1196,65 +1449,83 @@ fn below(key: &[u8], upper: &Bound<IVec>) -> bool {
 }
 
 impl ResidentRange {
-    /// The start of the block holding `bound`'s key (the first or the last block when unbounded).
-    fn block_start(&self, bound: &Bound<IVec>, last_when_unbounded: bool) -> IVec {
-        let found = match bound {
-            Bound::Included(key) | Bound::Excluded(key) => self.blocks.get_prev(key.as_ref()),
-            Bound::Unbounded if last_when_unbounded => {
-                self.blocks.get_max().map(|(start, block)| (start, block))
-            }
-            Bound::Unbounded => None,
-        };
-        found.map(|(start, _)| start.clone()).unwrap_or_default()
-    }
-
     fn fetch(&mut self, from_back: bool) {
         if !is_open(&self.front, &self.back) {
             return;
         }
-        if from_back {
-            let start = self.block_start(&self.back, true);
-            'blocks: for (_, block) in self
-                .blocks
-                .range::<_, IVec>((Bound::Unbounded, Bound::Included(start)))
-                .rev()
-            {
-                let entries: Vec<_> = block.entries().collect();
-                for (key, value) in entries.into_iter().rev() {
-                    if !below(key, &self.back) {
-                        continue;
-                    }
-                    if !above(key, &self.front) || self.back_buffer.len() == RANGE_CHUNK {
-                        break 'blocks;
-                    }
-                    self.back_buffer
-                        .push_back((IVec::from(key), IVec::from(value)));
-                }
-            }
-            if let Some((key, _)) = self.back_buffer.back() {
-                self.back = Bound::Excluded(key.clone());
-            }
+        let resident = self.resident.clone();
+        let map = resident.read_map();
+        let fetched = if from_back {
+            self.fetch_back(&map, &resident.tree)
         } else {
-            let start = self.block_start(&self.front, false);
-            'blocks: for (_, block) in self
-                .blocks
-                .range::<_, IVec>((Bound::Included(start), Bound::Unbounded))
-            {
-                for (key, value) in block.entries() {
-                    if !above(key, &self.front) {
-                        continue;
-                    }
-                    if !below(key, &self.back) || self.front_buffer.len() == RANGE_CHUNK {
-                        break 'blocks;
-                    }
-                    self.front_buffer
-                        .push_back((IVec::from(key), IVec::from(value)));
+            self.fetch_front(&map, &resident.tree)
+        };
+        if let Err(error) = fetched {
+            self.failed = Some(error.into());
+            // Nothing more: the range ends after the error.
+            self.front = Bound::Excluded(IVec::default());
+            self.back = Bound::Included(IVec::default());
+        }
+    }
+
+    fn fetch_front(&mut self, map: &Map, tree: &sled::Tree) -> Result<(), ResidentError> {
+        let start = match &self.front {
+            Bound::Included(key) | Bound::Excluded(key) => map.slot_of(key).0,
+            Bound::Unbounded => IVec::default(),
+        };
+        'blocks: for (start, slot) in map
+            .blocks
+            .range::<_, IVec>((Bound::Included(start), Bound::Unbounded))
+        {
+            let block = Map::contents(tree, start, slot.clone())?;
+            for (key, value) in block.entries() {
+                if !above(key, &self.front) {
+                    continue;
                 }
-            }
-            if let Some((key, _)) = self.front_buffer.back() {
-                self.front = Bound::Excluded(key.clone());
+                if !below(key, &self.back) || self.front_buffer.len() == RANGE_CHUNK {
+                    break 'blocks;
+                }
+                self.front_buffer
+                    .push_back((IVec::from(key), IVec::from(value)));
             }
         }
+        if let Some((key, _)) = self.front_buffer.back() {
+            self.front = Bound::Excluded(key.clone());
+        }
+        Ok(())
+    }
+
+    fn fetch_back(&mut self, map: &Map, tree: &sled::Tree) -> Result<(), ResidentError> {
+        let start = match &self.back {
+            Bound::Included(key) | Bound::Excluded(key) => map.slot_of(key).0,
+            Bound::Unbounded => map
+                .blocks
+                .get_max()
+                .map(|(start, _)| start.clone())
+                .unwrap_or_default(),
+        };
+        'blocks: for (start, slot) in map
+            .blocks
+            .range::<_, IVec>((Bound::Unbounded, Bound::Included(start)))
+            .rev()
+        {
+            let block = Map::contents(tree, start, slot.clone())?;
+            let entries: Vec<_> = block.entries().collect();
+            for (key, value) in entries.into_iter().rev() {
+                if !below(key, &self.back) {
+                    continue;
+                }
+                if !above(key, &self.front) || self.back_buffer.len() == RANGE_CHUNK {
+                    break 'blocks;
+                }
+                self.back_buffer
+                    .push_back((IVec::from(key), IVec::from(value)));
+            }
+        }
+        if let Some((key, _)) = self.back_buffer.back() {
+            self.back = Bound::Excluded(key.clone());
+        }
+        Ok(())
     }
 }
 
@@ -1264,6 +1535,11 @@ impl Iterator for ResidentRange {
     fn next(&mut self) -> Option<Self::Item> {
         if self.front_buffer.is_empty() {
             self.fetch(false);
+        }
+        if self.front_buffer.is_empty()
+            && let Some(error) = self.failed.take()
+        {
+            return Some(Err(error));
         }
         self.front_buffer
             .pop_front()
@@ -1276,6 +1552,11 @@ impl DoubleEndedIterator for ResidentRange {
     fn next_back(&mut self) -> Option<Self::Item> {
         if self.back_buffer.is_empty() {
             self.fetch(true);
+        }
+        if self.back_buffer.is_empty()
+            && let Some(error) = self.failed.take()
+        {
+            return Some(Err(error));
         }
         self.back_buffer
             .pop_front()
@@ -1302,7 +1583,9 @@ mod tests {
     }
 
     fn put(resident: &Resident, key: &[u8], value: &[u8]) {
-        resident.apply([(IVec::from(key), Some(IVec::from(value)))]);
+        resident
+            .apply([(IVec::from(key), Some(IVec::from(value)))])
+            .unwrap();
     }
 
     #[test]
@@ -1363,10 +1646,16 @@ mod tests {
         second.persist().unwrap();
         for index in 0u32..3000 {
             put(&second, format!("key-{index}").as_bytes(), b"first value");
-            second.apply([(IVec::from(format!("gone-{index}").as_bytes()), None)]);
+            second
+                .apply([(IVec::from(format!("gone-{index}").as_bytes()), None)])
+                .unwrap();
             if index % 7 == 0 {
-                first.apply([(IVec::from(format!("key-{index}").as_bytes()), None)]);
-                second.apply([(IVec::from(format!("key-{index}").as_bytes()), None)]);
+                first
+                    .apply([(IVec::from(format!("key-{index}").as_bytes()), None)])
+                    .unwrap();
+                second
+                    .apply([(IVec::from(format!("key-{index}").as_bytes()), None)])
+                    .unwrap();
             }
         }
         first.persist().unwrap();
@@ -1385,10 +1674,10 @@ mod tests {
         let loaded = open_named(&db, "one");
         assert_eq!(loaded.len(), 3000 - 429);
         assert_eq!(
-            loaded.get(b"key-1").as_deref(),
+            loaded.get(b"key-1").unwrap().as_deref(),
             Some(b"first value".as_slice())
         );
-        assert_eq!(loaded.get(b"key-7"), None);
+        assert_eq!(loaded.get(b"key-7").unwrap(), None);
     }
 
     fn open_named(db: &sled::Db, name: &str) -> Arc<Resident> {
@@ -1421,6 +1710,7 @@ mod tests {
             changed_bytes: 10,
             interval: Duration::from_secs(3600),
             compact_after_bytes: 1 << 30,
+            ..PersistPolicy::default()
         };
         let resident = open_fixed(db.open_tree("r").unwrap(), policy).unwrap();
         put(&resident, b"a", b"1");
@@ -1437,7 +1727,7 @@ mod tests {
         assert_eq!(tree.scan_prefix([BLOCK]).count(), 0);
         assert_eq!(persisted_entries(&tree).unwrap().unwrap().len(), 2);
         let loaded = open_fixed(tree.clone(), policy).unwrap();
-        assert_eq!(loaded.get(b"a").as_deref(), Some(b"1".as_slice()));
+        assert_eq!(loaded.get(b"a").unwrap().as_deref(), Some(b"1".as_slice()));
         drop(loaded);
         resident.stop().unwrap();
         assert_eq!(tree.scan_prefix([DELTA]).count(), 0, "a stop compacts");
@@ -1456,7 +1746,9 @@ mod tests {
         for index in 0u32..3000 {
             put(&resident, format!("key-{index:05}").as_bytes(), &value);
         }
-        resident.apply([(IVec::from(b"before".as_slice()), None)]);
+        resident
+            .apply([(IVec::from(b"before".as_slice()), None)])
+            .unwrap();
         let expected: Vec<(IVec, IVec)> = resident
             .range(&[], None)
             .map(|entry| entry.unwrap())
@@ -1501,6 +1793,7 @@ mod tests {
             changed_bytes: 1,
             interval: Duration::ZERO,
             compact_after_bytes: 1 << 30,
+            ..PersistPolicy::default()
         };
         let resident = open_fixed(db.open_tree(name).unwrap(), policy).unwrap();
         for index in 0u32..2000 {
@@ -1511,7 +1804,9 @@ mod tests {
             for index in 0u32..2000 {
                 let key = format!("key-{index:05}");
                 if index % 5 == round {
-                    resident.apply([(IVec::from(key.as_bytes()), None)]);
+                    resident
+                        .apply([(IVec::from(key.as_bytes()), None)])
+                        .unwrap();
                 } else if index % 3 == round {
                     put(
                         &resident,
@@ -1578,10 +1873,27 @@ mod tests {
 
     #[test]
     fn random_writes_read_back_as_a_sorted_map_would_hold_them_and_persist_as_cut() {
+        random_writes_read_back(usize::MAX);
+    }
+
+    #[test]
+    fn with_little_memory_blocks_leave_it_and_are_read_back_from_disk() {
+        random_writes_read_back(2048);
+    }
+
+    /// Random writes and removals, checked against a `BTreeMap` after every round (reads, ranges
+    /// both ways, persists, a reload), with `held_bytes` of memory for blocks.
+    fn random_writes_read_back(held_bytes: usize) {
         use rand::{Rng, SeedableRng};
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = db.open_tree("r").unwrap();
-        let resident = open_fixed(tree.clone(), PersistPolicy::default()).unwrap();
+        let policy = PersistPolicy {
+            changed_bytes: 4096,
+            interval: Duration::from_secs(3600),
+            compact_after_bytes: 16384,
+            held_bytes,
+        };
+        let mut resident = open_fixed(tree.clone(), policy).unwrap();
         let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut random = rand::rngs::StdRng::seed_from_u64(12);
         for round in 0..20 {
@@ -1589,14 +1901,18 @@ mod tests {
                 // A small key space, so that starts come and go.
                 let key = format!("k{:03}", random.random_range(0..400u32)).into_bytes();
                 if random.random_bool(0.3) {
-                    resident.apply([(IVec::from(key.as_slice()), None)]);
+                    resident
+                        .apply([(IVec::from(key.as_slice()), None)])
+                        .unwrap();
                     model.remove(&key);
                 } else {
                     let value = vec![b'v'; random.random_range(0..40usize)];
-                    resident.apply([(
-                        IVec::from(key.as_slice()),
-                        Some(IVec::from(value.as_slice())),
-                    )]);
+                    resident
+                        .apply([(
+                            IVec::from(key.as_slice()),
+                            Some(IVec::from(value.as_slice())),
+                        )])
+                        .unwrap();
                     model.insert(key, value);
                 }
             }
@@ -1628,13 +1944,35 @@ mod tests {
             for probe in 0..400u32 {
                 let key = format!("k{probe:03}").into_bytes();
                 assert_eq!(
-                    resident.get(&key).map(|value| value.to_vec()),
+                    resident.get(&key).unwrap().map(|value| value.to_vec()),
                     model.get(&key).cloned()
                 );
             }
+            resident.persist_if_due().unwrap();
+            if held_bytes < usize::MAX && round > 0 && round % 5 == 0 {
+                // Written and compacted: every block may leave memory but what changes next.
+                resident.persist().unwrap();
+                assert!(
+                    resident.held_bytes() <= held_bytes,
+                    "{} bytes held",
+                    resident.held_bytes()
+                );
+                let dropped = resident
+                    .read_map()
+                    .blocks
+                    .values()
+                    .filter(|slot| matches!(slot, Slot::Stored))
+                    .count();
+                assert!(dropped > 3, "{dropped} blocks dropped from memory");
+            }
+            if round % 7 == 6 {
+                resident.stop().unwrap();
+                resident = open_fixed(tree.clone(), policy).unwrap();
+                assert_eq!(resident.len(), model.len());
+            }
             if round % 5 == 4 {
                 resident.persist().unwrap();
-                let (blocks, len) = read_blocks_as_cut(&tree, Seed([7; 16]))
+                let (blocks, len, _) = read_blocks_as_cut(&tree, Seed([7; 16]), usize::MAX)
                     .unwrap()
                     .expect("a compacted tree is cut as its key says");
                 assert_eq!(len, model.len());
@@ -1666,12 +2004,14 @@ mod tests {
         let resident = open_fixed(tree.clone(), PersistPolicy::default()).unwrap();
         assert_eq!(resident.len(), 3000);
         assert_eq!(
-            resident.get(b"user-02999").as_deref(),
+            resident.get(b"user-02999").unwrap().as_deref(),
             Some(b"record".as_slice())
         );
         assert_eq!(tree.get(LAYOUT_KEY).unwrap().as_deref(), Some(LAYOUT));
         resident.stop().unwrap();
-        let (blocks, len) = read_blocks_as_cut(&tree, Seed([7; 16])).unwrap().unwrap();
+        let (blocks, len, _) = read_blocks_as_cut(&tree, Seed([7; 16]), usize::MAX)
+            .unwrap()
+            .unwrap();
         assert_eq!(len, 3000);
         // One key in 32 starts a block, whatever keys a client chose.
         assert!((40..200).contains(&blocks.len()), "{} blocks", blocks.len());
@@ -1689,7 +2029,7 @@ mod tests {
             .take(3000)
             .collect();
         let held_under = |seed: Seed| {
-            let mut map = Map::empty(seed);
+            let mut map = Map::empty(seed, usize::MAX);
             for key in &keys {
                 map.put(IVec::from(key.as_slice()), IVec::from(b"x"));
             }

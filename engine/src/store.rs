@@ -300,7 +300,7 @@ impl StateStore {
         match &self.backend {
             Backend::Direct => self.tree.get(key),
             Backend::Behind(behind) => behind.get(key),
-            Backend::Resident(resident) => Ok(resident.get(key)),
+            Backend::Resident(resident) => Ok(resident.get(key)?),
         }
     }
 
@@ -819,7 +819,12 @@ impl StateStore {
                 .add(changes)
                 .map_err(|error| StoreError::Behind(error.to_string())),
             Backend::Resident(resident) => {
-                resident.apply(changes.into_entries());
+                resident.apply(changes.into_entries())?;
+                // The changes are applied whether or not a persist can start; a persist that
+                // fails gives its changes back to the next one.
+                if let Err(error) = resident.persist_if_due() {
+                    tracing::warn!(%error, "persisting a resident store failed; retried at the next change");
+                }
                 Ok(())
             }
         }

@@ -53,7 +53,15 @@ pub struct Config {
     /// How often the directory view, held in memory, writes its changes to disk: after a crash
     /// the next start replays at most this much of the log into it.
     pub view_persist_interval: std::time::Duration,
+    /// Memory for the directory view's blocks: above it, blocks already on disk leave memory
+    /// and are read back when needed.
+    pub view_memory_bytes: usize,
+    /// Likewise for the engine's aggregate.
+    pub aggregate_memory_bytes: usize,
 }
+
+/// The default of [`Config::view_memory_bytes`] and of [`Config::aggregate_memory_bytes`].
+pub const RESIDENT_MEMORY_DEFAULT_MIB: usize = 256;
 
 impl Config {
     pub fn new(data_dir: impl Into<PathBuf>, http: SocketAddr, grpc: SocketAddr) -> Self {
@@ -72,6 +80,16 @@ impl Config {
             clock: roster_engine::clock::system(),
             webhooks: crate::webhooks::WebhookSettings::default(),
             view_persist_interval: PersistPolicy::default().interval,
+            view_memory_bytes: RESIDENT_MEMORY_DEFAULT_MIB << 20,
+            aggregate_memory_bytes: RESIDENT_MEMORY_DEFAULT_MIB << 20,
+        }
+    }
+
+    /// How the engine's aggregate is held and persisted.
+    pub fn aggregate_policy(&self) -> PersistPolicy {
+        PersistPolicy {
+            held_bytes: self.aggregate_memory_bytes,
+            ..PersistPolicy::default()
         }
     }
 }
@@ -209,17 +227,22 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let engine = match &config.nats {
-        Some(nats) => Engine::open_jetstream(&db, nats, config.clock.clone()).await?,
+        Some(nats) => {
+            Engine::open_jetstream(&db, nats, config.clock.clone(), config.aggregate_policy())
+                .await?
+        }
         None => Engine::open(
             &db,
             Some(&config.data_dir.join(WATERMARK_FILE)),
             config.clock.clone(),
+            config.aggregate_policy(),
         )?,
     };
     let directory = DirectoryView::open_with(
         &db,
         PersistPolicy {
             interval: config.view_persist_interval,
+            held_bytes: config.view_memory_bytes,
             ..PersistPolicy::default()
         },
     )?;
@@ -476,6 +499,7 @@ pub fn rebuild(
         &db,
         Some(&data_dir.join(WATERMARK_FILE)),
         roster_engine::clock::system(),
+        PersistPolicy::default(),
     )?;
     let aggregate_elapsed = started.elapsed();
     let aggregate_events = if aggregate {
@@ -567,10 +591,11 @@ pub fn check(
         None
     };
     let log = EmbeddedLog::inspect(&db, &watermark).map_err(log_error)?;
-    let aggregate =
-        roster_engine::store::StateStore::open(&db, roster_engine::engine::AGGREGATE_TREE)
-            .and_then(|store| store.checkpoint())
-            .map_err(|error| error.to_string());
+    let aggregate = db
+        .open_tree(roster_engine::engine::AGGREGATE_TREE)
+        .map_err(roster_engine::store::StoreError::from)
+        .and_then(|tree| roster_engine::store::StateStore::stored_checkpoint(&tree))
+        .map_err(|error| error.to_string());
     let directory = DirectoryView::stored_checkpoint(&db).map_err(|error| error.to_string());
     let audit = AuditTrail::open(&db)
         .and_then(|trail| trail.checkpoint())

@@ -84,6 +84,7 @@ pub async fn seed(data_dir: &Path, target: u64, tenants: usize) -> Result<Seeded
         &db,
         Some(&data_dir.join(roster_engine::log::WATERMARK_FILE)),
         roster_engine::clock::system(),
+        roster_engine::resident::PersistPolicy::default(),
     )
     .map_err(|error| error.to_string())?;
     let started = Instant::now();

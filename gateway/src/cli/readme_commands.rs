@@ -369,3 +369,18 @@ fn serve_takes_a_db_cache_from_16_mib_to_64_gib() {
     assert_eq!(cache("65537"), Err(ErrorKind::ValueValidation));
     assert_eq!(cache("lots"), Err(ErrorKind::ValueValidation));
 }
+
+#[test]
+fn serve_takes_memory_for_the_view_and_the_aggregate_from_16_mib() {
+    let parsed = |flag: &str, value: &str| {
+        Cli::try_parse_from(["roster", "serve", flag, value])
+            .map(drop)
+            .map_err(|error| error.kind())
+    };
+    for flag in ["--view-memory-mib", "--aggregate-memory-mib"] {
+        assert_eq!(parsed(flag, "16"), Ok(()));
+        assert_eq!(parsed(flag, "4096"), Ok(()));
+        assert_eq!(parsed(flag, "15"), Err(ErrorKind::ValueValidation));
+        assert_eq!(parsed(flag, "-1"), Err(ErrorKind::UnknownArgument));
+    }
+}

@@ -71,6 +71,13 @@ pub struct ServeArgs {
     /// speed of the log, the aggregate and the audit trail for memory.
     #[arg(long, env = "ROSTER_DB_CACHE_MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=65536))]
     db_cache_mib: u64,
+    /// Memory for the directory view's blocks, in MiB (16 to 1048576): above it, blocks already
+    /// written to disk leave memory and are read back when needed.
+    #[arg(long, env = "ROSTER_VIEW_MEMORY_MIB", default_value_t = roster_gateway::app::RESIDENT_MEMORY_DEFAULT_MIB as u64, value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
+    view_memory_mib: u64,
+    /// Memory for the engine's aggregate, in MiB (16 to 1048576), likewise.
+    #[arg(long, env = "ROSTER_AGGREGATE_MEMORY_MIB", default_value_t = roster_gateway::app::RESIDENT_MEMORY_DEFAULT_MIB as u64, value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
+    aggregate_memory_mib: u64,
 }
 
 /// How webhooks are delivered.
@@ -213,6 +220,8 @@ pub async fn run(common: &Common, arguments: ServeArgs) -> Result<ExitCode> {
         webhooks,
         view_persist_interval,
         db_cache_mib,
+        view_memory_mib,
+        aggregate_memory_mib,
     } = arguments;
     let nats = nats.map(|url| roster_engine::log::JetStreamConfig {
         url,
@@ -236,6 +245,10 @@ pub async fn run(common: &Common, arguments: ServeArgs) -> Result<ExitCode> {
     config.streams = streams;
     config.view_persist_interval = view_persist_interval;
     config.cache_bytes = db_cache_mib << 20;
+    // At most 2^40 bytes (the range above): fits a usize on the 64-bit targets roster builds for.
+    config.view_memory_bytes = usize::try_from(view_memory_mib << 20).unwrap_or(usize::MAX);
+    config.aggregate_memory_bytes =
+        usize::try_from(aggregate_memory_mib << 20).unwrap_or(usize::MAX);
     config.webhooks = roster_gateway::webhooks::WebhookSettings {
         retry_schedule: webhooks.webhook_retry_schedule,
         timeout: webhooks.webhook_timeout,

@@ -139,10 +139,10 @@ fn stored_and_log_heads(
 }
 
 fn aggregate_checkpoint(db: &roster_engine::sled::Db) -> u64 {
-    roster_engine::store::StateStore::open(db, roster_engine::engine::AGGREGATE_TREE)
-        .unwrap()
-        .checkpoint()
-        .unwrap()
+    roster_engine::store::StateStore::stored_checkpoint(
+        &db.open_tree(roster_engine::engine::AGGREGATE_TREE).unwrap(),
+    )
+    .unwrap()
 }
 
 fn directory_checkpoint(db: &roster_engine::sled::Db) -> u64 {

@@ -222,3 +222,70 @@ async fn a_rebuild_killed_halfway_leaves_roster_answering_exactly_as_before() {
     }
     drop(dir);
 }
+
+/// Gives the aggregate and the directory view 4 KiB of memory for their blocks: the rest
+/// stays on disk and is read back when a request needs it.
+fn little_memory(config: &mut roster_gateway::app::Config) {
+    config.view_memory_bytes = 4096;
+    config.aggregate_memory_bytes = 4096;
+}
+
+/// With almost no memory for blocks, roster reads and writes through blocks read back from disk
+/// and answers as it did with everything in memory, across restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_almost_no_memory_for_blocks_everything_reads_and_writes_from_disk() {
+    let stack = Stack::start_with(little_memory).await;
+    let tenant = stack.tenant("acme").await;
+    let mut ids = Vec::new();
+    for index in 0..200 {
+        ids.push(tenant.create_user(&format!("user-{index:03}")).await);
+    }
+    let group = tenant.create_group("engineering", &ids[..50]).await;
+    // Stopped cleanly, everything is written; started again, blocks past 4 KiB stay on disk.
+    let stack = stack.restart_with(little_memory).await;
+    let tenant = tenant.via(stack.running.http_addr);
+    assert_eq!(tenant.all_users().await.len(), 200);
+    for id in ids.iter().step_by(17) {
+        tenant.get(&format!("/Users/{id}")).await.expect(200);
+    }
+    let found = tenant.find("userName eq \"user-123\"").await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["id"], ids[123].as_str());
+    // Writes into blocks that were on disk: decided against them, applied to them.
+    for id in &ids[150..] {
+        tenant
+            .patch(
+                &format!("/Users/{id}"),
+                &patch_op(json!([{"op": "replace", "path": "active", "value": false}])),
+            )
+            .await
+            .expect(200);
+    }
+    tenant
+        .delete(&format!("/Users/{}", ids[0]))
+        .await
+        .expect(204);
+    let added: Vec<_> = ids[60..70].iter().map(|id| json!({"value": id})).collect();
+    tenant
+        .patch(
+            &format!("/Groups/{group}"),
+            &patch_op(json!([{"op": "add", "path": "members", "value": added}])),
+        )
+        .await
+        .expect(204);
+    // A name freed by the delete is free in the aggregate too.
+    tenant.create_user("user-000").await;
+    let users = tenant.all_users().await;
+    let members = tenant.group_members(&group).await;
+    assert_eq!(users.len(), 200);
+    assert_eq!(members.len(), 59);
+    assert_eq!(
+        tenant.find("active eq false").await.len(),
+        50,
+        "the deactivated users"
+    );
+    let stack = stack.restart_with(little_memory).await;
+    let tenant = tenant.via(stack.running.http_addr);
+    assert_eq!(tenant.all_users().await, users);
+    assert_eq!(tenant.group_members(&group).await, members);
+}

@@ -88,11 +88,16 @@ impl Stack {
 
     /// Stops roster cleanly and starts it again on the same data directory.
     pub async fn restart(self) -> Stack {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like [`Self::restart`], with `configure` applied to the new configuration.
+    pub async fn restart_with(self, configure: impl FnOnce(&mut Config)) -> Stack {
         let Stack {
             running, dir, nats, ..
         } = self;
         running.shutdown().await;
-        Self::start_in(dir, nats).await
+        Self::start_configured(dir, nats, configure).await
     }
 
     pub fn data_dir(&self) -> std::path::PathBuf {
