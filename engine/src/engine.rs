@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::changes::Changes;
 use crate::domain::{
     Actor, Command, Event, Rejection, Source, State, TenantName, Timestamp, apply, decide,
 };
@@ -32,7 +33,6 @@ use crate::log::{
 };
 use crate::resident::PersistPolicy;
 use crate::store::{StateStore, StoreError};
-use crate::write_behind::Changes;
 
 /// Who, when and where, for the envelope of the events a command produces.
 #[derive(Clone, Debug)]
@@ -366,8 +366,8 @@ impl Engine {
                 task.abort();
             }
         }
-        // The aggregate is written behind: write what is pending before the last flush (what
-        // does not make it is replayed from the log at the next start).
+        // The aggregate is persisted behind the log: write what changed before the last flush
+        // (what does not make it is replayed from the log at the next start).
         if let Err(error) = self.inner.aggregate.stop() {
             warn!(%error, "writing the aggregate before stopping failed");
         }

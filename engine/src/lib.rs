@@ -1,6 +1,7 @@
 //! roster's engine: the pure directory domain, the event log (embedded sled, JetStream), the
 //! aggregate store the engine decides against, and the per-tenant command pipeline.
 
+pub mod changes;
 pub mod clock;
 pub mod codec;
 pub mod domain;
@@ -12,7 +13,6 @@ pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod workload;
-pub mod write_behind;
 
 pub use sled;
 

@@ -314,6 +314,9 @@ struct Map {
     held_bytes_max: usize,
     /// Where the next eviction sweep starts (a clock hand over the block starts).
     sweep_from: IVec,
+    /// No sweep below this many held bytes: set when a sweep found too few clean blocks (most
+    /// changed since the last compaction), cleared when a compaction is written.
+    sweep_at: usize,
     seed: Seed,
     /// Writes and removals since the last delta was taken, in order (a key may recur: the
     /// delta keeps its last). Taking them is one swap, so a persist holds the lock briefly.
@@ -371,6 +374,7 @@ impl Map {
             held_bytes: 0,
             held_bytes_max,
             sweep_from: IVec::default(),
+            sweep_at: 0,
             seed,
             changes: Vec::new(),
             changed_bytes: 0,
@@ -548,7 +552,7 @@ impl Map {
     /// from memory while more than [`Self::held_bytes_max`] bytes are held, down to 7/8 of it;
     /// visits at most [`EVICTION_SWEEP`] blocks, going on where the last sweep stopped.
     fn evict(&mut self) {
-        if self.held_bytes <= self.held_bytes_max {
+        if self.held_bytes <= self.held_bytes_max || self.held_bytes < self.sweep_at {
             return;
         }
         let target = self.held_bytes_max / 8 * 7;
@@ -583,6 +587,13 @@ impl Map {
                 self.held_bytes -= block.bytes().len();
             }
         }
+        // Short of the target: the rest is changed and waits for a compaction. Sweeping again
+        // at every write would visit the same changed blocks over and over.
+        self.sweep_at = if self.held_bytes > target {
+            self.held_bytes + (self.held_bytes_max / 16).max(1 << 20)
+        } else {
+            0
+        };
     }
 
     /// The changes since the last delta; starts the next delta.
@@ -1382,6 +1393,7 @@ impl Resident {
     fn written(&self) {
         let mut map = self.write_map();
         map.writing.clear();
+        map.sweep_at = 0;
         map.evict();
     }
 

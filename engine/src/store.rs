@@ -32,12 +32,12 @@ use serde::de::DeserializeOwned;
 use sled::IVec;
 use thiserror::Error;
 
+use crate::changes::{Changes, Sink, prefix_end};
 use crate::domain::{
     Command, Event, Footprint, GroupId, GroupRecord, ResourceGroupId, ResourceGroupRecord, Role,
     State, TenantName, TenantRecord, TokenId, TokenRecord, Touched, UserId, UserRecord, apply,
 };
 use crate::resident::{PersistPolicy, Resident, ResidentError};
-use crate::write_behind::{Changes, Sink, WriteBehind, prefix_end};
 
 const TENANT: u8 = b'T';
 const TOKEN: u8 = b'K';
@@ -69,7 +69,7 @@ pub enum StoreError {
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
     #[error("{0}")]
-    Behind(String),
+    Unsupported(String),
     #[error("corrupt record under key {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
     #[error(transparent)]
@@ -101,8 +101,8 @@ fn load_missing<K: Ord + Clone, V>(
     Ok(())
 }
 
-/// A tenant's directory state in one sled tree, optionally written behind
-/// ([`StateStore::open_behind`]) or held whole in memory ([`StateStore::open_resident`]).
+/// A tenant's directory state in one sled tree, written key by key ([`StateStore::open`]) or held
+/// in memory as packed blocks ([`StateStore::open_resident`]).
 #[derive(Clone, Debug)]
 pub struct StateStore {
     tree: sled::Tree,
@@ -114,13 +114,11 @@ pub struct StateStore {
 enum Backend {
     /// The sled tree itself.
     Direct,
-    /// Memory layers over the tree, written to it in coalesced batches.
-    Behind(Arc<WriteBehind>),
     /// Every entry in memory, persisted to the tree in packed blocks now and then.
     Resident(Arc<Resident>),
 }
 
-/// Entries of a scan, from the tree or merged with the write-behind layers.
+/// Entries of a scan, from the tree or a resident tree's blocks.
 pub type Entries = Box<dyn DoubleEndedIterator<Item = Result<(IVec, IVec), sled::Error>> + Send>;
 
 fn tenant_key(kind: u8, tenant: &TenantName) -> Vec<u8> {
@@ -270,20 +268,6 @@ impl StateStore {
         })
     }
 
-    /// Opens the store with its writes going through memory first ([`WriteBehind`]): changes
-    /// are readable at once and reach sled in coalesced batches. Call [`Self::stop`] before the
-    /// database closes.
-    pub fn open_behind(db: &sled::Db, tree: &str) -> StoreResult<Self> {
-        let tree = db.open_tree(tree)?;
-        migrate_external_ids(&tree)?;
-        let behind = WriteBehind::start(tree.clone())
-            .map_err(|error| StoreError::Behind(error.to_string()))?;
-        Ok(Self {
-            tree,
-            backend: Backend::Behind(behind),
-        })
-    }
-
     /// Opens the store held whole in memory ([`Resident`]): reads and writes never touch sled;
     /// [`Self::persist_if_due`] and [`Self::stop`] write what changed, in packed blocks. A tree
     /// in the per-key layout is cleared (it is a cache of the log: its owner rebuilds it).
@@ -299,7 +283,6 @@ impl StateStore {
     fn raw_get(&self, key: &[u8]) -> Result<Option<IVec>, sled::Error> {
         match &self.backend {
             Backend::Direct => self.tree.get(key),
-            Backend::Behind(behind) => behind.get(key),
             Backend::Resident(resident) => Ok(resident.get(key)?),
         }
     }
@@ -316,7 +299,6 @@ impl StateStore {
                 Some(end) => Box::new(self.tree.range(IVec::from(start)..IVec::from(end))),
                 None => Box::new(self.tree.range(IVec::from(start)..)),
             },
-            Backend::Behind(behind) => Box::new(behind.range(start, end)),
             Backend::Resident(resident) => Box::new(resident.range(start, end)),
         }
     }
@@ -799,25 +781,22 @@ impl StateStore {
         batch.put(CHECKPOINT, sequence.to_be_bytes().as_slice());
     }
 
-    /// Writes `batch` to the tree at once. Not for a write-behind store, whose writes must all go
-    /// through [`Self::apply_changes`] to stay in order.
+    /// Writes `batch` to the tree at once. Not for a resident store, whose tree holds blocks:
+    /// its writes go through [`Self::apply_changes`].
     pub fn apply_batch(&self, batch: sled::Batch) -> StoreResult<()> {
         if !matches!(self.backend, Backend::Direct) {
-            return Err(StoreError::Behind(
+            return Err(StoreError::Unsupported(
                 "a store held in memory takes changes, not sled batches".into(),
             ));
         }
         Ok(self.tree.apply_batch(batch)?)
     }
 
-    /// Applies `changes` atomically: visible at once; on a write-behind store, written to sled
-    /// later with the changes around them.
+    /// Applies `changes` atomically: visible at once; on a resident store, written to sled later
+    /// with the changes around them (a persist is started here when one is due).
     pub fn apply_changes(&self, changes: Changes) -> StoreResult<()> {
         match &self.backend {
             Backend::Direct => Ok(self.tree.apply_batch(changes.to_batch())?),
-            Backend::Behind(behind) => behind
-                .add(changes)
-                .map_err(|error| StoreError::Behind(error.to_string())),
             Backend::Resident(resident) => {
                 resident.apply(changes.into_entries())?;
                 // The changes are applied whether or not a persist can start; a persist that
@@ -830,25 +809,20 @@ impl StateStore {
         }
     }
 
-    /// Waits until every change applied so far is in the sled tree (a no-op without
-    /// write-behind).
+    /// Waits until every change applied so far is in the sled tree (a no-op for a store written
+    /// key by key).
     pub fn drain(&self) -> StoreResult<()> {
         match &self.backend {
             Backend::Direct => Ok(()),
-            Backend::Behind(behind) => behind
-                .drain()
-                .map_err(|error| StoreError::Behind(error.to_string())),
             Backend::Resident(resident) => Ok(resident.persist()?),
         }
     }
 
-    /// Writes what is pending and stops the write-behind thread (a no-op without it).
+    /// Writes what is pending and stops a resident store's persist thread (a no-op for a store
+    /// written key by key).
     pub fn stop(&self) -> StoreResult<()> {
         match &self.backend {
             Backend::Direct => Ok(()),
-            Backend::Behind(behind) => behind
-                .stop()
-                .map_err(|error| StoreError::Behind(error.to_string())),
             Backend::Resident(resident) => Ok(resident.stop()?),
         }
     }
@@ -937,15 +911,11 @@ impl StateStore {
     pub fn clear(&self) -> StoreResult<()> {
         match &self.backend {
             Backend::Direct => Ok(self.tree.clear()?),
-            Backend::Behind(behind) => behind
-                .clear()
-                .map_err(|error| StoreError::Behind(error.to_string())),
             Backend::Resident(resident) => Ok(resident.clear()?),
         }
     }
 
-    /// The sled tree itself; for a write-behind store it lacks the changes not yet written, for
-    /// a resident one it holds packed blocks.
+    /// The sled tree itself; a resident store's holds packed blocks and deltas.
     pub fn tree(&self) -> &sled::Tree {
         &self.tree
     }
@@ -1630,32 +1600,30 @@ mod tests {
         let checkpoint = store.checkpoint().unwrap();
         drop(store);
 
-        for open in [StateStore::open, StateStore::open_behind] {
-            let store = open(&db, "aggregate").unwrap();
-            assert!(
-                store
-                    .tree()
-                    .scan_prefix([OLD_USER_EXTERNAL_ID])
-                    .next()
-                    .is_none()
-            );
-            let mut both = vec![alice, bob];
-            both.sort();
-            assert_eq!(
-                store.user_ids_by_external_id(&acme, "ext-shared").unwrap(),
-                both
-            );
-            assert_eq!(
-                store.user_ids_by_external_id(&acme, "ext-shared2").unwrap(),
-                [carol]
-            );
-            assert_eq!(
-                store.user_ids_by_external_id(&other, "ext-shared").unwrap(),
-                [dave]
-            );
-            assert_eq!(store.checkpoint().unwrap(), checkpoint);
-            store.stop().unwrap();
-        }
+        let store = StateStore::open(&db, "aggregate").unwrap();
+        assert!(
+            store
+                .tree()
+                .scan_prefix([OLD_USER_EXTERNAL_ID])
+                .next()
+                .is_none()
+        );
+        let mut both = vec![alice, bob];
+        both.sort();
+        assert_eq!(
+            store.user_ids_by_external_id(&acme, "ext-shared").unwrap(),
+            both
+        );
+        assert_eq!(
+            store.user_ids_by_external_id(&acme, "ext-shared2").unwrap(),
+            [carol]
+        );
+        assert_eq!(
+            store.user_ids_by_external_id(&other, "ext-shared").unwrap(),
+            [dave]
+        );
+        assert_eq!(store.checkpoint().unwrap(), checkpoint);
+        store.stop().unwrap();
     }
 
     #[test]

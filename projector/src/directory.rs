@@ -20,13 +20,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use roster_engine::changes::{Changes, Sink};
 use roster_engine::domain::{
     self, Event, EventPayload, GroupId, GroupRecord, ResourceGroupId, Role, State, TenantName,
     Timestamp, UserId, UserRecord,
 };
 use roster_engine::resident::PersistPolicy;
 use roster_engine::store::{StateStore, StoreError, StoreResult};
-use roster_engine::write_behind::{Changes, Sink};
 
 use crate::access::{
     self, AccessRecord, Grant, ResourceGroupMember, default_role_key, history_key, history_prefix,

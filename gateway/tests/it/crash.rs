@@ -232,8 +232,9 @@ async fn kill_and_compare_with_a_rebuild(
     kills
 }
 
-/// The aggregate is written behind the acknowledgement, in coalesced batches by a background
-/// thread; killed while such a batch may be in flight, it catches up and equals a rebuild.
+/// The aggregate is held in memory and persisted behind the acknowledgement, as deltas and
+/// packed blocks written by a background thread; killed while one may be in flight, it catches
+/// up and equals a rebuild.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_while_the_aggregate_is_written_behind_leaves_it_equal_to_a_rebuild() {
     let kills = kill_and_compare_with_a_rebuild(

@@ -177,6 +177,11 @@ struct PushReceiver {
     address: SocketAddr,
     sets: Arc<Mutex<Vec<String>>>,
     status: Arc<std::sync::atomic::AtomicU16>,
+    /// When set, every other request is answered 503 (each SET gets through on a retry).
+    fail_every_other: Arc<std::sync::atomic::AtomicBool>,
+    /// SETs accepted at most; past it, 503.
+    accept_at_most: Arc<std::sync::atomic::AtomicUsize>,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl PushReceiver {
@@ -186,6 +191,9 @@ impl PushReceiver {
             address: listener.local_addr().unwrap(),
             sets: Arc::default(),
             status: Arc::new(std::sync::atomic::AtomicU16::new(202)),
+            fail_every_other: Arc::default(),
+            accept_at_most: Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)),
+            requests: Arc::default(),
         };
         let state = receiver.clone();
         let app = axum::Router::new().route(
@@ -203,11 +211,25 @@ impl PushReceiver {
                         return StatusCode::UNAUTHORIZED;
                     }
                     assert_eq!(headers["content-type"], "application/secevent+jwt");
-                    state
-                        .sets
-                        .lock()
-                        .unwrap()
-                        .push(String::from_utf8(body.to_vec()).unwrap());
+                    let request = state
+                        .requests
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if state
+                        .fail_every_other
+                        .load(std::sync::atomic::Ordering::SeqCst)
+                        && request % 2 == 0
+                    {
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let mut sets = state.sets.lock().unwrap();
+                    if sets.len()
+                        >= state
+                            .accept_at_most
+                            .load(std::sync::atomic::Ordering::SeqCst)
+                    {
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    sets.push(String::from_utf8(body.to_vec()).unwrap());
                     StatusCode::ACCEPTED
                 }
             }),
@@ -1020,21 +1042,14 @@ async fn a_roster_killed_mid_delivery_pushes_every_set_after_restart() {
     client
         .push_stream(&token, &receiver.url(), &[DISABLED])
         .await;
-    // The receiver fails half the time, so pushes are mid-retry when roster dies.
-    let flip = {
-        let status = Arc::clone(&receiver.status);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let next = if status.load(std::sync::atomic::Ordering::SeqCst) == 202 {
-                    503
-                } else {
-                    202
-                };
-                status.store(next, std::sync::atomic::Ordering::SeqCst);
-            }
-        })
-    };
+    // The receiver fails every other request and takes at most 5 SETs, so pushes are
+    // mid-retry when roster dies, however fast it delivers.
+    receiver
+        .fail_every_other
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    receiver
+        .accept_at_most
+        .store(5, std::sync::atomic::Ordering::SeqCst);
     let mut users = Vec::new();
     for n in 0..30 {
         let user = acme.create_user(&format!("user{n}")).await;
@@ -1049,10 +1064,12 @@ async fn a_roster_killed_mid_delivery_pushes_every_set_after_restart() {
     );
 
     let process = crate::support::Process::spawn_with(&data_dir, &arguments).await;
-    flip.abort();
     receiver
-        .status
-        .store(202, std::sync::atomic::Ordering::SeqCst);
+        .fail_every_other
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    receiver
+        .accept_at_most
+        .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
     let client = Client::from_token(&format!("http://{}", process.http), "acme", &secret);
     let jwks = jwks(&client).await;
     let mut first_seen: Vec<String> = Vec::new();
