@@ -217,7 +217,7 @@ impl PushReceiver {
                     if state
                         .fail_every_other
                         .load(std::sync::atomic::Ordering::SeqCst)
-                        && request % 2 == 0
+                        && request.is_multiple_of(2)
                     {
                         return StatusCode::SERVICE_UNAVAILABLE;
                     }
